@@ -1,0 +1,24 @@
+//! Embed the libtorch library directory as a RUNPATH so that `target/release/gcl-repro`
+//! runs from a plain shell with no LD_LIBRARY_PATH. RUNPATH (not RPATH) is used on purpose:
+//! on a GPU host, `LD_LIBRARY_PATH` pointing at that host's libtorch takes precedence.
+use std::env;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    if let Ok(lib) = env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+        println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB={lib}");
+    } else {
+        println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB=");
+    }
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=GCL_GIT_COMMIT={commit}");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+}

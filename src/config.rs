@@ -1,0 +1,492 @@
+//! The resolved settings of one run: everything that determines its result.
+//!
+//! A manifest (see `manifest`) is expanded into one [`RunSpec`] per cell and seed. A spec is
+//! plain data: a method is a combination of settings, never a code path of its own. Every field
+//! has a default equal to the *released GCL code's* CIFAR recipe, so a spec written with or
+//! without its defaults resolves to the same value, and hence the same cache key (`cache`).
+//!
+//! All structs deny unknown fields: a misspelt key is an error, never silently ignored.
+use serde::{Deserialize, Serialize};
+
+/// One run: a stage-1 training and, optionally, a stage-2 classifier re-balancing on top.
+/// The cache stores the two stages as separate runs so that stage-2 variants share stage 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSpec {
+    pub dataset: DatasetSpec,
+    pub model: ModelSpec,
+    pub stage1: Stage1Spec,
+    /// `None`: the run ends after stage 1 ("without re-training").
+    pub stage2: Option<Stage2Spec>,
+    /// Seed of everything random in the run (init, sampling, augmentation, noise, mixup).
+    pub seed: u64,
+    /// Smoke scale: epochs shrunk for CPU pipeline checks; results are labelled as such.
+    pub scale: Scale,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            dataset: DatasetSpec::default(),
+            model: ModelSpec::default(),
+            stage1: Stage1Spec::default(),
+            stage2: None,
+            seed: 123,
+            scale: Scale::Full,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    #[default]
+    Full,
+    Smoke,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetName {
+    #[default]
+    Cifar10,
+    Cifar100,
+    /// Built-in, deterministic, CIFAR-shaped long-tailed set (no files).
+    Synthetic,
+    ImagenetLt,
+    PlacesLt,
+    Inat2018,
+}
+
+/// Class-size profile of the long-tailed train split (Cao et al. 2019).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// `n_i = int(n_max * (1/gamma)^(i/(C-1)))`, truncated.
+    #[default]
+    Exp,
+    /// The first `C/2` classes keep `n_max`, the rest `int(n_max / gamma)`.
+    Step,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetSpec {
+    pub name: DatasetName,
+    /// gamma = n_max / n_min. 1 keeps the balanced set.
+    pub imbalance: f64,
+    pub profile: Profile,
+    /// Seed of the subset selection; 0 reproduces the published protocol (numpy's RandomState(0)).
+    pub subset_seed: u64,
+    /// Synthetic set only: number of classes, images of the largest class, test images per class.
+    pub classes: usize,
+    pub max_per_class: usize,
+    pub test_per_class: usize,
+    /// List-file datasets: list files relative to the data root, and an optional path remap
+    /// `["from_prefix", "to_prefix"]` (Places-LT ships with two path conventions).
+    pub train_list: Option<String>,
+    pub test_list: Option<String>,
+    pub path_remap: Option<(String, String)>,
+}
+
+impl Default for DatasetSpec {
+    fn default() -> Self {
+        DatasetSpec {
+            name: DatasetName::Cifar10,
+            imbalance: 100.0,
+            profile: Profile::Exp,
+            subset_seed: 0,
+            classes: 10,
+            max_per_class: 500,
+            test_per_class: 100,
+            train_list: None,
+            test_list: None,
+            path_remap: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// CIFAR ResNet-32 (3 x 5 basic blocks, 16/32/64 channels, option-A shortcut).
+    #[default]
+    Resnet32,
+    /// A small CIFAR ResNet (3 x 1 basic blocks) for the CPU quick start.
+    ResnetSmall,
+    Resnet50,
+    Resnet152,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Head {
+    /// Plain linear classifier with bias.
+    Linear,
+    /// Cosine classifier: normalised features times normalised anchors, no bias (GCL).
+    #[default]
+    Normed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSpec {
+    pub arch: Arch,
+    pub head: Head,
+    /// BBN: bilateral branches (conventional + re-balancing) with cumulative learning.
+    pub bbn: bool,
+    /// Start from ImageNet-pretrained weights (safetensors file under the data root).
+    pub pretrained: Option<String>,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec { arch: Arch::Resnet32, head: Head::Normed, bbn: false, pretrained: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    #[default]
+    Ce,
+    Focal,
+    /// LDAM (Cao et al. 2019); with `drw_epoch` in the stage it becomes LDAM-DRW.
+    Ldam,
+    /// Logit-adjusted cross-entropy (Menon et al. 2021): logits + tau * log prior.
+    LogitAdjusted,
+    /// Balanced softmax (Ren et al. 2020): logits + log prior.
+    BalancedSoftmax,
+    /// Label-aware smoothing (MisLAS, Zhong et al. 2021).
+    LabelAwareSmoothing,
+    /// Gaussian clouded logit (this paper).
+    Gcl,
+}
+
+/// How the cloud size grows from head (0) to tail (1) classes; Table 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudSchedule {
+    /// `log n_max - log n_j` (default).
+    #[default]
+    Log,
+    /// `n_max^(1/3) - n_j^(1/3)`.
+    PowThird,
+    /// `n_max^(1/4) - n_j^(1/4)`.
+    PowQuarter,
+    /// `cos(n_j / n_max * pi/2)`.
+    Cos,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossSpec {
+    pub kind: LossKind,
+    /// Logit scale `s` for cosine logits (GCL: 30 in stage 1, 20 in stage 2; LDAM: 30).
+    pub scale: f64,
+    /// GCL: noise multiplier `c` (released code 0.5; the paper's text implies 1.0).
+    pub noise_mul: f64,
+    /// GCL: standard deviation of the Gaussian noise before clamping to [-1, 1].
+    pub noise_std: f64,
+    /// Additive margin subtracted from the target class's logit (GCL stage 2: 0.1).
+    pub margin: f64,
+    pub cloud: CloudSchedule,
+    /// Focal exponent; 0 means plain CE. GCL stage 2 wraps its loss in a focal term, gamma 1.
+    pub focal_gamma: f64,
+    /// LDAM: largest margin (tail class).
+    pub ldam_max_margin: f64,
+    /// Logit adjustment: tau.
+    pub tau: f64,
+    /// Label-aware smoothing: smoothing of the head and of the tail class.
+    pub las_head: f64,
+    pub las_tail: f64,
+}
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        LossSpec {
+            kind: LossKind::Ce,
+            scale: 30.0,
+            noise_mul: 0.5,
+            noise_std: 1.0 / 3.0,
+            margin: 0.0,
+            cloud: CloudSchedule::Log,
+            focal_gamma: 0.0,
+            ldam_max_margin: 0.5,
+            tau: 1.0,
+            las_head: 0.4,
+            las_tail: 0.1,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerKind {
+    /// Instance-balanced: every image once per epoch, shuffled.
+    #[default]
+    Ib,
+    /// Class-balanced: weight 1/n_j per sample.
+    Cb,
+    /// Effective number with one beta (Cui et al. 2019).
+    En,
+    /// Class-based effective number (this paper, eq. 13-14).
+    Cben,
+    /// Class-aware: pick a class uniformly, then an image of it.
+    ClassAware,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerSpec {
+    pub kind: SamplerKind,
+    /// EN: the one beta.
+    pub beta: f64,
+    /// CBEN: `beta_j = b * (delta_j - delta_min)/(delta_max - delta_min) + a`.
+    /// Released code: a = 0.9999, b = 1e-5; paper: a = 0.999, b = 0.0009.
+    pub a: f64,
+    pub b: f64,
+}
+
+impl Default for SamplerSpec {
+    fn default() -> Self {
+        SamplerSpec { kind: SamplerKind::Ib, beta: 0.9999, a: 0.9999, b: 1e-5 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// Linear warm-up, then step decays at `milestones` (the CIFAR recipe).
+    #[default]
+    WarmupStep,
+    /// `0.5 * lr * (1 + cos(pi * epoch / epochs))`.
+    Cosine,
+}
+
+/// Optimiser and learning-rate schedule of one stage (SGD with momentum).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: LrSchedule,
+    pub warmup_epochs: usize,
+    pub milestones: Vec<usize>,
+    pub lr_decay: f64,
+}
+
+impl Default for OptimSpec {
+    fn default() -> Self {
+        OptimSpec {
+            epochs: 200,
+            batch_size: 64,
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 2e-4,
+            schedule: LrSchedule::WarmupStep,
+            warmup_epochs: 5,
+            milestones: vec![160, 180],
+            lr_decay: 0.1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stage1Spec {
+    // Optimiser and schedule (serde's `flatten` cannot be combined with deny_unknown_fields,
+    // so the fields are spelled out here and gathered by `optim()`).
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: LrSchedule,
+    pub warmup_epochs: usize,
+    pub milestones: Vec<usize>,
+    pub lr_decay: f64,
+    pub loss: LossSpec,
+    pub sampler: SamplerSpec,
+    /// Mixup with `lam ~ Beta(alpha, alpha)` once per batch; on in the released GCL code.
+    pub mixup: bool,
+    pub mixup_alpha: f64,
+    /// Deferred re-weighting (LDAM-DRW): from this epoch on, the loss is weighted per class by
+    /// the effective number with beta 0.9999.
+    pub drw_epoch: Option<usize>,
+    /// Standard CIFAR augmentation (pad 4 + random crop + flip).
+    pub augment: bool,
+}
+
+impl Default for Stage1Spec {
+    fn default() -> Self {
+        let o = OptimSpec::default();
+        Stage1Spec {
+            epochs: o.epochs,
+            batch_size: o.batch_size,
+            lr: o.lr,
+            momentum: o.momentum,
+            weight_decay: o.weight_decay,
+            schedule: o.schedule,
+            warmup_epochs: o.warmup_epochs,
+            milestones: o.milestones,
+            lr_decay: o.lr_decay,
+            loss: LossSpec::default(),
+            sampler: SamplerSpec::default(),
+            mixup: false,
+            mixup_alpha: 1.0,
+            drw_epoch: None,
+            augment: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Rebalance {
+    /// Classifier re-training on the frozen backbone.
+    #[default]
+    Crt,
+    /// Learnable weight scaling: one learnable scale per class on the frozen classifier.
+    Lws,
+    /// Post-hoc `w_j / ||w_j||^tau`; no training.
+    TauNorm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierInit {
+    /// Start from the stage-1 classifier (released GCL code).
+    #[default]
+    Finetune,
+    /// Re-initialise the classifier (Kang et al. 2020).
+    Reinit,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stage2Spec {
+    pub method: Rebalance,
+    pub init: ClassifierInit,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: LrSchedule,
+    pub warmup_epochs: usize,
+    pub milestones: Vec<usize>,
+    pub lr_decay: f64,
+    pub loss: LossSpec,
+    pub sampler: SamplerSpec,
+    pub mixup: bool,
+    pub mixup_alpha: f64,
+    /// tau-normalisation exponent.
+    pub tau: f64,
+    /// MisLAS: learn the BatchNorm shift (beta) parameters in stage 2 as well.
+    pub bn_shift: bool,
+    /// Which stage-1 checkpoint stage 2 starts from: the final epoch or the best on test
+    /// (the released code's choice, which is model selection on the test set).
+    pub from_checkpoint: CheckpointChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointChoice {
+    #[default]
+    Final,
+    BestOnTest,
+}
+
+impl Default for Stage2Spec {
+    fn default() -> Self {
+        Stage2Spec {
+            method: Rebalance::Crt,
+            init: ClassifierInit::Finetune,
+            epochs: 30,
+            batch_size: 64,
+            // Released code: 0.1 * lr_max * (1 + cos) * 0.1 => peak 0.002 with lr_max 0.1.
+            lr: 0.002,
+            momentum: 0.9,
+            weight_decay: 2e-4,
+            schedule: LrSchedule::Cosine,
+            warmup_epochs: 0,
+            milestones: vec![],
+            lr_decay: 0.1,
+            loss: LossSpec {
+                kind: LossKind::Gcl,
+                scale: 20.0,
+                margin: 0.1,
+                focal_gamma: 1.0,
+                ..LossSpec::default()
+            },
+            sampler: SamplerSpec { kind: SamplerKind::Cben, ..SamplerSpec::default() },
+            mixup: true,
+            mixup_alpha: 1.0,
+            tau: 1.0,
+            bn_shift: false,
+            from_checkpoint: CheckpointChoice::Final,
+        }
+    }
+}
+
+macro_rules! optim_of {
+    ($t:ty) => {
+        impl $t {
+            pub fn optim(&self) -> OptimSpec {
+                OptimSpec {
+                    epochs: self.epochs,
+                    batch_size: self.batch_size,
+                    lr: self.lr,
+                    momentum: self.momentum,
+                    weight_decay: self.weight_decay,
+                    schedule: self.schedule,
+                    warmup_epochs: self.warmup_epochs,
+                    milestones: self.milestones.clone(),
+                    lr_decay: self.lr_decay,
+                }
+            }
+        }
+    };
+}
+optim_of!(Stage1Spec);
+optim_of!(Stage2Spec);
+
+impl RunSpec {
+    /// The spec of this run's stage 1 alone (what the stage-1 cache key is computed from).
+    pub fn stage1_only(&self) -> RunSpec {
+        RunSpec { stage2: None, ..self.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_toml_gives_released_recipe() {
+        let spec: RunSpec = toml::from_str("").unwrap();
+        assert_eq!(spec, RunSpec::default());
+        assert_eq!(spec.stage1.epochs, 200);
+        assert_eq!(spec.stage1.milestones, vec![160, 180]);
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let err = toml::from_str::<RunSpec>("[stage1]\nsampeler = 'cb'\n").unwrap_err();
+        assert!(err.to_string().contains("sampeler"), "{err}");
+    }
+
+    #[test]
+    fn round_trip_through_toml() {
+        let mut spec = RunSpec::default();
+        spec.stage2 = Some(Stage2Spec::default());
+        spec.stage1.loss.kind = LossKind::Gcl;
+        let text = toml::to_string(&spec).unwrap();
+        let back: RunSpec = toml::from_str(&text).unwrap();
+        assert_eq!(spec, back);
+    }
+}
