@@ -9,6 +9,8 @@ pub mod data;
 pub mod device;
 pub mod doctor;
 pub mod metrics;
+pub mod losses;
+pub mod models;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
 pub const ENGINE_VERSION: u32 = 1;
