@@ -42,6 +42,13 @@ impl Backbone {
         }
     }
 
+    fn last_block_name(&self) -> String {
+        match self {
+            Backbone::Cifar(m) => m.last_block_name(),
+            Backbone::ImageNet(m) => m.last_block_name().to_string(),
+        }
+    }
+
     fn dim(&self) -> i64 {
         match self {
             Backbone::Cifar(_) => ResNetCifar::FEATURE_DIM,
@@ -136,9 +143,9 @@ impl Network {
         let mut vars: Vec<(String, Tensor)> = backbone_vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, var) in vars {
-            let source_name = match (name.strip_prefix("rb_block."), &self.backbone) {
-                (Some(rest), Backbone::ImageNet(m)) => format!("{}.{rest}", m.last_block_name()),
-                _ => name.clone(),
+            let source_name = match name.strip_prefix("rb_block.") {
+                Some(rest) => format!("{}.{rest}", self.backbone.last_block_name()),
+                None => name.clone(),
             };
             let Some(src) = file.get(&source_name) else {
                 bail!(
@@ -211,5 +218,205 @@ pub fn unfreeze_bn_shift(backbone_vs: &nn::VarStore) {
                 let _ = var.set_requires_grad(true);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn build(arch: Arch, head: Head, bbn: bool, classes: i64) -> (nn::VarStore, nn::VarStore, Network) {
+        let bvs = nn::VarStore::new(Device::Cpu);
+        let hvs = nn::VarStore::new(Device::Cpu);
+        let spec = ModelSpec { arch, head, bbn, pretrained: None };
+        let net = Network::new(&bvs.root(), &hvs.root(), &spec, classes);
+        (bvs, hvs, net)
+    }
+
+    fn trainable_count(vs: &nn::VarStore) -> i64 {
+        vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    /// Counts printed by `python scripts/resnet_cifar.py` for the released PyTorch definition.
+    #[test]
+    fn cifar_parameter_counts_equal_pytorch_definition() {
+        let cases = [
+            (Arch::Resnet32, Head::Linear, 10, 464_154),
+            (Arch::Resnet32, Head::Normed, 10, 464_144),
+            (Arch::Resnet32, Head::Linear, 100, 470_004),
+            (Arch::ResnetSmall, Head::Linear, 10, 75_290),
+        ];
+        for (arch, head, classes, expected) in cases {
+            let (bvs, hvs, _) = build(arch, head, false, classes);
+            assert_eq!(trainable_count(&bvs) + trainable_count(&hvs), expected, "{arch:?} {head:?} {classes}");
+        }
+    }
+
+    #[test]
+    fn resnet32_shapes_and_cosine_range() {
+        tch::manual_seed(0);
+        let (_b, _h, net) = build(Arch::Resnet32, Head::Normed, false, 10);
+        let x = Tensor::randn([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let f = net.features(&x, true);
+        assert_eq!(f.size(), vec![3, 64]);
+        assert_eq!(net.feature_dim(), 64);
+        let cos = net.logits(&f);
+        assert_eq!(cos.size(), vec![3, 10]);
+        assert!(cos.abs().max().double_value(&[]) <= 1.0 + 1e-6);
+        // Anchors start at unit norm (uniform(-1, 1), then renormalised per class).
+        let w = _h.variables()["linear.weight"].shallow_clone();
+        assert_eq!(w.size(), vec![64, 10]);
+        let norms = w.norm_scalaropt_dim(2.0, [0], false);
+        assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    fn fixture_keys(arch: &str) -> Vec<(String, Vec<i64>)> {
+        let path = format!("{}/tests/fixtures/torchvision_{arch}_keys.txt", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines()
+            .filter(|l| !l.contains("num_batches_tracked"))
+            .map(|l| {
+                let (name, shape) = l.split_once(' ').unwrap();
+                (name.to_string(), shape.split('x').map(|d| d.parse().unwrap()).collect())
+            })
+            .collect()
+    }
+
+    fn our_keys(bvs: &nn::VarStore, hvs: &nn::VarStore) -> Vec<(String, Vec<i64>)> {
+        let mut keys: Vec<(String, Vec<i64>)> =
+            bvs.variables().iter().chain(hvs.variables().iter()).map(|(k, v)| (k.clone(), v.size())).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Names and shapes equal torchvision's state_dict (fixture written by
+    /// scripts/torchvision_keys.py), except `num_batches_tracked`, a counter tch does not keep.
+    #[test]
+    fn resnet50_and_152_match_torchvision_state_dict() {
+        for (arch, name) in [(Arch::Resnet50, "resnet50"), (Arch::Resnet152, "resnet152")] {
+            let (bvs, hvs, _) = build(arch, Head::Linear, false, 1000);
+            let mut expected = fixture_keys(name);
+            expected.sort();
+            assert_eq!(our_keys(&bvs, &hvs), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn resnet50_forward_224_gives_1000_logits() {
+        tch::manual_seed(0);
+        let (_b, _h, net) = build(Arch::Resnet50, Head::Linear, false, 1000);
+        let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
+        let out = tch::no_grad(|| net.logits(&net.features(&x, false)));
+        assert_eq!(out.size(), vec![1, 1000]);
+        assert_eq!(net.feature_dim(), 2048);
+    }
+
+    #[test]
+    fn bbn_branches_mix_and_eval_concatenates() {
+        tch::manual_seed(0);
+        let (bvs, _h, net) = build(Arch::ResnetSmall, Head::Linear, true, 10);
+        assert_eq!(net.feature_dim(), 128);
+        assert!(bvs.variables().contains_key("rb_block.conv1.weight"));
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let y = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let eval = net.features(&x, false);
+        assert_eq!(eval.size(), vec![2, 128]);
+        // alpha = 1/2 on the same input is the plain concatenation used at test time.
+        let half = net.bbn_features(&x, &x, 0.5, false);
+        assert!(eval.allclose(&half, 1e-6, 1e-6, false));
+        // alpha = 1: only the conventional branch (on x) survives, doubled.
+        let one = net.bbn_features(&x, &y, 1.0, false);
+        assert!(one.narrow(1, 0, 64).allclose(&(eval.narrow(1, 0, 64) * 2.0), 1e-5, 1e-6, false));
+        assert_eq!(one.narrow(1, 64, 64).abs().max().double_value(&[]), 0.0);
+        assert_eq!(bbn::cumulative_alpha(0, 200), 1.0);
+        assert!((bbn::cumulative_alpha(100, 200) - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tau_normalize_linear_and_cosine() {
+        tch::manual_seed(1);
+        let (_b, hvs, net) = build(Arch::ResnetSmall, Head::Linear, false, 5);
+        let w = hvs.variables()["linear.weight"].shallow_clone();
+        let before = w.norm_scalaropt_dim(2.0, [1], false);
+        net.tau_normalize(0.5);
+        let after = w.norm_scalaropt_dim(2.0, [1], false);
+        // ||w / ||w||^tau|| = ||w||^(1 - tau).
+        assert!(after.allclose(&before.pow_tensor_scalar(0.5), 1e-5, 1e-6, false));
+
+        let (_b, hvs, net) = build(Arch::ResnetSmall, Head::Normed, false, 5);
+        let w = hvs.variables()["linear.weight"].shallow_clone();
+        tch::no_grad(|| {
+            let _ = w.shallow_clone().narrow(1, 0, 1).fill_(2.0); // anchor 0: norm 16 (64 entries of 2)
+        });
+        let f = Tensor::randn([4, 64], (Kind::Float, Device::Cpu));
+        let plain = net.logits(&f);
+        net.tau_normalize(0.0);
+        let unnormalised = net.logits(&f);
+        // tau = 0: anchors not normalised at all, so class 0's output is 16 times its cosine.
+        assert!(unnormalised.narrow(1, 0, 1).allclose(&(plain.narrow(1, 0, 1) * 16.0), 1e-4, 1e-5, false));
+        net.tau_normalize(1.0);
+        assert!(net.logits(&f).allclose(&plain, 1e-6, 1e-6, false));
+    }
+
+    #[test]
+    fn reset_head_reinitialises_in_place_and_lws_scales_outputs() {
+        tch::manual_seed(2);
+        let (_b, hvs, mut net) = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        let w = hvs.variables()["linear.weight"].shallow_clone();
+        let before = w.copy();
+        net.reset_head(&hvs.root(), 10);
+        assert_eq!(hvs.variables().len(), 2, "no stale head copies");
+        assert!(!w.allclose(&before, 1e-6, 1e-6, false));
+
+        let f = Tensor::randn([3, 64], (Kind::Float, Device::Cpu));
+        let plain = net.logits(&f);
+        let lws_vs = nn::VarStore::new(Device::Cpu);
+        let s = net.lws_scales(&lws_vs.root());
+        assert_eq!(s.size(), vec![10]);
+        assert!(net.logits(&f).allclose(&plain, 1e-6, 1e-6, false));
+        tch::no_grad(|| {
+            let _ = s.shallow_clone().fill_(3.0);
+        });
+        assert!(net.logits(&f).allclose(&(plain * 3.0), 1e-5, 1e-6, false));
+    }
+
+    #[test]
+    fn unfreeze_bn_shift_touches_exactly_batchnorm_biases() {
+        let (mut bvs, _h, _net) = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        bvs.freeze();
+        unfreeze_bn_shift(&bvs);
+        let vars = bvs.variables();
+        let trainable: Vec<&String> = vars.iter().filter(|(_, v)| v.requires_grad()).map(|(k, _)| k).collect();
+        // stem bn1 + 3 blocks x (bn1, bn2).
+        assert_eq!(trainable.len(), 7, "{trainable:?}");
+        assert!(trainable.iter().all(|k| k.contains(".bn") || k.starts_with("bn")));
+        assert!(trainable.iter().all(|k| k.ends_with(".bias")));
+    }
+
+    #[test]
+    fn load_pretrained_round_trip_bbn_twin_and_errors() {
+        tch::manual_seed(3);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("small.safetensors");
+        let (src_vs, _h, src) = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        src_vs.save(&file).unwrap();
+
+        let (dst_vs, _h2, dst) = build(Arch::ResnetSmall, Head::Linear, true, 10);
+        dst.load_pretrained(&dst_vs, &file).unwrap();
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let want = src.features(&x, false);
+        let got = dst.features(&x, false);
+        // Both BBN branches start as the pretrained last block.
+        assert!(got.narrow(1, 0, 64).allclose(&want, 1e-5, 1e-6, false));
+        assert!(got.narrow(1, 64, 64).allclose(&want, 1e-5, 1e-6, false));
+
+        let (r32_vs, _h3, r32) = build(Arch::Resnet32, Head::Linear, false, 10);
+        let err = r32.load_pretrained(&r32_vs, &file).unwrap_err().to_string();
+        assert!(err.contains("small.safetensors") && err.contains("layer1.1."), "{err}");
+
+        let missing = dir.path().join("absent.safetensors");
+        let err = format!("{:#}", src.load_pretrained(&src_vs, &missing).unwrap_err());
+        assert!(err.contains("absent.safetensors"), "{err}");
     }
 }

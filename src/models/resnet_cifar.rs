@@ -88,6 +88,7 @@ pub struct ResNetCifar {
     bn1: nn::BatchNorm,
     /// All residual blocks in order (`layer1.0` ... `layer3.{n-1}`).
     blocks: Vec<BasicBlock>,
+    blocks_per_stage: usize,
 }
 
 impl ResNetCifar {
@@ -108,7 +109,13 @@ impl ResNetCifar {
             conv1: conv3x3(p / "conv1", 3, 16, 1),
             bn1: nn::batch_norm2d(p / "bn1", 16, Default::default()),
             blocks,
+            blocks_per_stage,
         }
+    }
+
+    /// Var-store name of the last block (`layer3.{n-1}`).
+    pub fn last_block_name(&self) -> String {
+        format!("layer3.{}", self.blocks_per_stage - 1)
     }
 
     /// Stem and every block but the last (the part BBN's two branches share).
