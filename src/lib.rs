@@ -8,8 +8,13 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod doctor;
+pub mod bench;
+pub mod losses;
 pub mod metrics;
+pub mod models;
+pub mod runner;
 pub mod samplers;
+pub mod training;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
 pub const ENGINE_VERSION: u32 = 1;

@@ -1,0 +1,233 @@
+//! Training losses, built from `config::LossSpec` and the training split's class counts.
+//!
+//! Every loss is a softmax cross-entropy on adjusted logits, except label-aware smoothing.
+//! Notation: `o` is the head output (a cosine for the normed head, raw logits for the linear
+//! one), `y` the target, `n_j` the class counts, `s` the logit scale.
+//!
+//! - CE: `CE(s' o, y)`; focal: `mean((1 - p_y)^gamma * CE_i)` with `p_y = exp(-CE_i)`.
+//! - LDAM (Cao et al. 2019): `CE(s (o - m_y 1_y), y)`, `m_j ∝ n_j^(-1/4)` with max `ldam_max_margin`.
+//! - Logit-adjusted CE (Menon et al. 2021): `CE(s' o + tau log pi, y)`, `pi_j = n_j / N`.
+//! - Balanced softmax (Ren et al. 2020): `CE(s' o + log pi, y)`.
+//! - Label-aware smoothing (MisLAS, Zhong et al. 2021), shape "linear" of the MisLAS code:
+//!   `eps_j = las_tail + (las_head - las_tail) (n_j - n_min) / (n_max - n_min)`, loss
+//!   `(1 - eps_y) (-log p_y) + eps_y mean_j(-log p_j)`.
+//! - GCL (this paper, notes §1): `z_j = s (o_j - c delta_j |eps_ij| - m 1_{j=y})`,
+//!   `eps_ij ~ N(0, noise_std^2)` clamped to [-1, 1], drawn afresh per forward pass in training
+//!   only; `delta` = `cloud_sizes`.
+//!
+//! The scale: GCL and LDAM always multiply the head output by `s` (as the released code, which
+//! pairs them with the cosine head). The other kinds use `s' = s` when the head is the cosine
+//! head (declare it with `Criterion::with_head`) and `s' = 1` otherwise (raw linear logits).
+//!
+//! `focal_gamma > 0` wraps any kind's per-sample loss `l_i` as `(1 - exp(-l_i))^gamma l_i`
+//! (GCL stage 2 uses gamma = 1; `LossKind::Focal` is CE with this wrapper).
+//! Class weights (LDAM-DRW): without the focal wrapper the batch mean is weighted like torch's
+//! `cross_entropy(weight=w)`, `sum(w_y l_i) / sum(w_y)`; with it, `l_i` is first multiplied by
+//! `w_y` (as the LDAM code's `FocalLoss`).
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{CloudSchedule, Head, LossKind, LossSpec};
+
+/// A loss with its per-class constants precomputed.
+#[derive(Debug)]
+pub struct Criterion {
+    kind: LossKind,
+    scale: f64,
+    /// Whether `scale` multiplies the head output for CE-like kinds (cosine head).
+    scale_plain_kinds: bool,
+    noise_mul: f64,
+    noise_std: f64,
+    margin: f64,
+    focal_gamma: f64,
+    tau: f64,
+    /// `[C]` GCL cloud sizes `delta_j` in [0, 1].
+    cloud: Tensor,
+    /// `[C]` LDAM margins.
+    ldam_margins: Tensor,
+    /// `[C]` `log(n_j / N)`.
+    log_prior: Tensor,
+    /// `[C]` MisLAS smoothing per class.
+    las_smoothing: Tensor,
+    class_weights: Option<Tensor>,
+}
+
+fn vec_tensor(v: &[f64], device: Device) -> Tensor {
+    Tensor::from_slice(v).to_kind(Kind::Float).to_device(device)
+}
+
+impl Criterion {
+    pub fn new(spec: &LossSpec, class_counts: &[usize], device: Device) -> Criterion {
+        assert!(
+            !class_counts.is_empty() && class_counts.iter().all(|&n| n > 0),
+            "the loss needs a positive training count for every class, got {class_counts:?}"
+        );
+        let total: usize = class_counts.iter().sum();
+        let log_prior: Vec<f64> = class_counts.iter().map(|&n| (n as f64 / total as f64).ln()).collect();
+        Criterion {
+            kind: spec.kind,
+            scale: spec.scale,
+            scale_plain_kinds: false,
+            noise_mul: spec.noise_mul,
+            noise_std: spec.noise_std,
+            margin: spec.margin,
+            focal_gamma: spec.focal_gamma,
+            tau: spec.tau,
+            cloud: vec_tensor(&cloud_sizes(spec.cloud, class_counts), device),
+            ldam_margins: vec_tensor(&ldam_margins(class_counts, spec.ldam_max_margin), device),
+            log_prior: vec_tensor(&log_prior, device),
+            las_smoothing: vec_tensor(&las_smoothing_linear(class_counts, spec.las_head, spec.las_tail), device),
+            class_weights: None,
+        }
+    }
+
+    /// Declare the head the outputs come from: with the cosine head the CE-like kinds scale
+    /// the cosine by `s` as well (GCL and LDAM always do).
+    pub fn with_head(mut self, head: Head) -> Criterion {
+        self.scale_plain_kinds = head == Head::Normed;
+        self
+    }
+
+    /// Mean loss over the batch. `train` controls the GCL noise (never at evaluation).
+    pub fn loss(&self, head_out: &Tensor, targets: &Tensor, train: bool) -> Tensor {
+        let noise = (train && self.kind == LossKind::Gcl)
+            .then(|| Tensor::randn(head_out.size(), (head_out.kind(), head_out.device())) * self.noise_std);
+        self.loss_impl(head_out, targets, noise.as_ref())
+    }
+
+    /// The loss with GCL's Gaussian sample `eps` `[B, C]` supplied (before clamping and
+    /// `abs`), for tests and parity checks. Other kinds ignore `eps`.
+    pub fn loss_with_noise(&self, head_out: &Tensor, targets: &Tensor, eps: &Tensor) -> Tensor {
+        self.loss_impl(head_out, targets, Some(eps))
+    }
+
+    /// Mixup: `lam * L(y_a) + (1 - lam) * L(y_b)` (usable with any loss). As in the released
+    /// code, each term draws its own GCL noise.
+    pub fn mixup_loss(&self, head_out: &Tensor, y_a: &Tensor, y_b: &Tensor, lam: f64, train: bool) -> Tensor {
+        self.loss(head_out, y_a, train) * lam + self.loss(head_out, y_b, train) * (1.0 - lam)
+    }
+
+    /// Optional per-class weights `[C]` (LDAM-DRW's deferred re-weighting).
+    pub fn set_class_weights(&mut self, w: Option<Tensor>) {
+        self.class_weights = w;
+    }
+
+    /// Logits used for prediction at evaluation: the plain head output (cosine) for GCL and
+    /// LDAM, the scaled logits without any training-time adjustment otherwise.
+    pub fn eval_logits(&self, head_out: &Tensor) -> Tensor {
+        match self.kind {
+            LossKind::Gcl | LossKind::Ldam => head_out.shallow_clone(),
+            _ => head_out * self.plain_scale(),
+        }
+    }
+
+    fn plain_scale(&self) -> f64 {
+        if self.scale_plain_kinds {
+            self.scale
+        } else {
+            1.0
+        }
+    }
+
+    /// A `[C]` constant as a `[1, C]` row of `like`'s kind and device.
+    fn row(&self, t: &Tensor, like: &Tensor) -> Tensor {
+        t.to_kind(like.kind()).to_device(like.device()).unsqueeze(0)
+    }
+
+    fn loss_impl(&self, out: &Tensor, targets: &Tensor, eps: Option<&Tensor>) -> Tensor {
+        let classes = out.size()[1];
+        let one_hot = targets.one_hot(classes).to_kind(out.kind());
+        let s_plain = self.plain_scale();
+        let logits = match self.kind {
+            LossKind::Ce | LossKind::Focal | LossKind::LabelAwareSmoothing => out * s_plain,
+            LossKind::Ldam => (out - one_hot * self.row(&self.ldam_margins, out)) * self.scale,
+            LossKind::LogitAdjusted => out * s_plain + self.row(&self.log_prior, out) * self.tau,
+            LossKind::BalancedSoftmax => out * s_plain + self.row(&self.log_prior, out),
+            LossKind::Gcl => {
+                let mut cos = out.shallow_clone();
+                if let Some(eps) = eps {
+                    let cloud = self.row(&self.cloud, out);
+                    cos = cos - cloud * eps.clamp(-1.0, 1.0).abs() * self.noise_mul;
+                }
+                (cos - one_hot * self.margin) * self.scale
+            }
+        };
+        let log_p = logits.log_softmax(1, None::<Kind>);
+        let nll = -log_p.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+        let per_sample = if self.kind == LossKind::LabelAwareSmoothing {
+            let eps_y = self.las_smoothing.to_kind(out.kind()).to_device(out.device()).index_select(0, targets);
+            let smooth = -log_p.mean_dim(1, false, None::<Kind>);
+            (-&eps_y + 1.0) * nll + eps_y * smooth
+        } else {
+            nll
+        };
+        self.reduce(&per_sample, targets)
+    }
+
+    /// Batch reduction with the optional class weights and focal wrapper (module docs).
+    fn reduce(&self, per_sample: &Tensor, targets: &Tensor) -> Tensor {
+        let w_y = self
+            .class_weights
+            .as_ref()
+            .map(|w| w.to_kind(per_sample.kind()).to_device(per_sample.device()).index_select(0, targets));
+        if self.focal_gamma > 0.0 {
+            let l = match &w_y {
+                Some(w) => per_sample * w,
+                None => per_sample.shallow_clone(),
+            };
+            let p = (-&l).exp();
+            ((-p + 1.0).pow_tensor_scalar(self.focal_gamma) * l).mean(None::<Kind>)
+        } else {
+            match &w_y {
+                Some(w) => (per_sample * w).sum(None::<Kind>) / w.sum(None::<Kind>),
+                None => per_sample.mean(None::<Kind>),
+            }
+        }
+    }
+}
+
+/// GCL's noise magnitudes `|clamp(eps, -1, 1)|`, `eps ~ N(0, std^2)`, of the given shape.
+pub fn cloud_noise(shape: &[i64], std: f64, kind: Kind, device: Device) -> Tensor {
+    (Tensor::randn(shape, (kind, device)) * std).clamp(-1.0, 1.0).abs()
+}
+
+/// Cloud size per class (paper Table 3), normalised so the largest is 1 (head class: 0).
+/// A balanced set (all sizes 0) gives all zeros.
+pub fn cloud_sizes(schedule: CloudSchedule, counts: &[usize]) -> Vec<f64> {
+    let n_max = counts.iter().copied().max().unwrap_or(0) as f64;
+    let raw: Vec<f64> = counts
+        .iter()
+        .map(|&n| {
+            let n = n as f64;
+            match schedule {
+                CloudSchedule::Log => n_max.ln() - n.ln(),
+                CloudSchedule::PowThird => n_max.powf(1.0 / 3.0) - n.powf(1.0 / 3.0),
+                CloudSchedule::PowQuarter => n_max.powf(0.25) - n.powf(0.25),
+                CloudSchedule::Cos => (n / n_max * std::f64::consts::FRAC_PI_2).cos(),
+            }
+        })
+        .collect();
+    let max = raw.iter().cloned().fold(0.0, f64::max);
+    raw.iter().map(|&d| if max > 0.0 { d / max } else { 0.0 }).collect()
+}
+
+/// LDAM margins `m_j = C n_j^(-1/4)` with `C` chosen so that the largest margin is `max_margin`.
+pub fn ldam_margins(counts: &[usize], max_margin: f64) -> Vec<f64> {
+    let raw: Vec<f64> = counts.iter().map(|&n| (n as f64).powf(-0.25)).collect();
+    let max = raw.iter().cloned().fold(0.0, f64::max);
+    raw.iter().map(|m| m * max_margin / max).collect()
+}
+
+/// MisLAS label-aware smoothing, the code's `shape = 'linear'`: linear in the class count,
+/// `las_head` for the largest class and `las_tail` for the smallest. A balanced set gives
+/// every class `las_head`.
+pub fn las_smoothing_linear(counts: &[usize], las_head: f64, las_tail: f64) -> Vec<f64> {
+    let n_max = counts.iter().copied().max().unwrap_or(0) as f64;
+    let n_min = counts.iter().copied().min().unwrap_or(0) as f64;
+    counts
+        .iter()
+        .map(|&n| {
+            let t = if n_max > n_min { (n as f64 - n_min) / (n_max - n_min) } else { 1.0 };
+            las_tail + (las_head - las_tail) * t
+        })
+        .collect()
+}

@@ -1,0 +1,422 @@
+//! Networks: a backbone (CIFAR ResNet-32 / small, torchvision ResNet-50 / 152, optionally with
+//! BBN's two branches) and a classifier head, built from `config::ModelSpec`.
+//!
+//! The backbone's variables live in one var store and the head's in another, so stage 2 can
+//! freeze the backbone (`VarStore::freeze`) and the optimiser can take either set. An optimiser
+//! must step only the variables with `requires_grad()`: tch keeps frozen variables in
+//! `trainable_variables()`.
+pub mod bbn;
+pub mod heads;
+pub mod resnet;
+pub mod resnet_cifar;
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+use crate::config::{Arch, Head, ModelSpec};
+use heads::{Classifier, LinearInit};
+use resnet::ResNet;
+use resnet_cifar::ResNetCifar;
+
+#[derive(Debug)]
+enum Backbone {
+    Cifar(ResNetCifar),
+    ImageNet(ResNet),
+}
+
+impl Backbone {
+    fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Backbone::Cifar(m) => m.trunk(x, train),
+            Backbone::ImageNet(m) => m.trunk(x, train),
+        }
+    }
+
+    fn last_block(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Backbone::Cifar(m) => m.last_block().forward_t(x, train),
+            Backbone::ImageNet(m) => m.last_block().forward_t(x, train),
+        }
+    }
+
+    fn last_block_name(&self) -> String {
+        match self {
+            Backbone::Cifar(m) => m.last_block_name(),
+            Backbone::ImageNet(m) => m.last_block_name().to_string(),
+        }
+    }
+
+    fn dim(&self) -> i64 {
+        match self {
+            Backbone::Cifar(_) => ResNetCifar::FEATURE_DIM,
+            Backbone::ImageNet(_) => ResNet::FEATURE_DIM,
+        }
+    }
+}
+
+/// Global average pooling `[B, C, H, W] -> [B, C]`.
+fn pool(x: &Tensor) -> Tensor {
+    x.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>)
+}
+
+/// Backbone + classifier head.
+#[derive(Debug)]
+pub struct Network {
+    backbone: Backbone,
+    /// BBN's re-balancing branch (a twin of the backbone's last block), if `spec.bbn`.
+    rb_block: Option<Box<dyn ModuleT>>,
+    head: Classifier,
+    head_kind: Head,
+    head_name: &'static str,
+    linear_init: LinearInit,
+}
+
+impl Network {
+    /// Build under two var-store paths so stage 2 can freeze the backbone: the backbone's
+    /// variables under `backbone_vs`, the classifier's under `head_vs` (as `linear.*` for the
+    /// CIFAR nets, the released code's name, and `fc.*` for the torchvision nets).
+    pub fn new(backbone_vs: &nn::Path, head_vs: &nn::Path, spec: &ModelSpec, num_classes: i64) -> Network {
+        let (backbone, head_name, linear_init) = match spec.arch {
+            Arch::Resnet32 => (Backbone::Cifar(ResNetCifar::new(backbone_vs, 5)), "linear", LinearInit::KaimingNormal),
+            Arch::ResnetSmall => (Backbone::Cifar(ResNetCifar::new(backbone_vs, 1)), "linear", LinearInit::KaimingNormal),
+            Arch::Resnet50 => (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET50)), "fc", LinearInit::TorchDefault),
+            Arch::Resnet152 => (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET152)), "fc", LinearInit::TorchDefault),
+        };
+        let rb_block: Option<Box<dyn ModuleT>> = spec.bbn.then(|| {
+            let p = backbone_vs / "rb_block";
+            match &backbone {
+                Backbone::Cifar(m) => Box::new(m.twin_of_last_block(&p)) as Box<dyn ModuleT>,
+                Backbone::ImageNet(m) => Box::new(m.twin_of_last_block(&p)) as Box<dyn ModuleT>,
+            }
+        });
+        let dim = backbone.dim() * if spec.bbn { 2 } else { 1 };
+        let head = Classifier::new(&(head_vs / head_name), spec.head, dim, num_classes, linear_init);
+        Network { backbone, rb_block, head, head_kind: spec.head, head_name, linear_init }
+    }
+
+    /// Pooled features `[B, D]` (BBN: both branches on `x`, concatenated, `D` = twice the
+    /// backbone's width).
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        let t = self.backbone.trunk(x, train);
+        let f = pool(&self.backbone.last_block(&t, train));
+        match &self.rb_block {
+            Some(rb) => Tensor::cat(&[f, pool(&rb.forward_t(&t, train))], 1),
+            None => f,
+        }
+    }
+
+    /// BBN's cumulative-learning features: the conventional branch on `x_conv`, the
+    /// re-balancing branch on `x_rebal`, mixed by `alpha` (see `bbn` for the training loop).
+    /// Panics if the network was not built with `bbn = true`.
+    pub fn bbn_features(&self, x_conv: &Tensor, x_rebal: &Tensor, alpha: f64, train: bool) -> Tensor {
+        let rb = self.rb_block.as_ref().expect("bbn_features needs a network built with model.bbn = true");
+        let f_c = pool(&self.backbone.last_block(&self.backbone.trunk(x_conv, train), train));
+        let f_r = pool(&rb.forward_t(&self.backbone.trunk(x_rebal, train), train));
+        bbn::mix_branches(&f_c, &f_r, alpha)
+    }
+
+    /// Head output: cosine in [-1, 1] for `Head::Normed` (unscaled; the loss applies `scale`),
+    /// raw logits for `Head::Linear`.
+    pub fn logits(&self, features: &Tensor) -> Tensor {
+        self.head.forward(features)
+    }
+
+    pub fn feature_dim(&self) -> i64 {
+        self.backbone.dim() * if self.rb_block.is_some() { 2 } else { 1 }
+    }
+
+    pub fn num_classes(&self) -> i64 {
+        self.head.num_classes()
+    }
+
+    /// Load ImageNet-pretrained torchvision weights (safetensors, torchvision names; see
+    /// `resnet` for the conversion one-liner) into the backbone. `fc.*` and
+    /// `num_batches_tracked` entries are ignored; BBN's `rb_block.*` is initialised from the
+    /// backbone's last block.
+    pub fn load_pretrained(&self, backbone_vs: &nn::VarStore, path: &Path) -> anyhow::Result<()> {
+        let tensors = Tensor::read_safetensors(path)
+            .with_context(|| format!("reading pretrained weights {} (a safetensors file)", path.display()))?;
+        let file: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+        let mut vars: Vec<(String, Tensor)> = backbone_vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, var) in vars {
+            let source_name = match name.strip_prefix("rb_block.") {
+                Some(rest) => format!("{}.{rest}", self.backbone.last_block_name()),
+                None => name.clone(),
+            };
+            let Some(src) = file.get(&source_name) else {
+                bail!(
+                    "pretrained weights {}: no tensor `{source_name}` (needed by this {} backbone); \
+                     the file must hold a torchvision state_dict of the same architecture",
+                    path.display(),
+                    arch_name(&self.backbone)
+                );
+            };
+            if src.size() != var.size() {
+                bail!(
+                    "pretrained weights {}: tensor `{source_name}` has shape {:?}, the model expects {:?}",
+                    path.display(),
+                    src.size(),
+                    var.size()
+                );
+            }
+            tch::no_grad(|| {
+                var.shallow_clone().copy_(&src.to_kind(var.kind()).to_device(var.device()));
+            });
+        }
+        Ok(())
+    }
+
+    /// Replace the classifier by a freshly initialised one under `head_vs` (cRT "reinit"). With
+    /// an unchanged class count the existing head variables are re-initialised in place (so the
+    /// head var store holds no stale copies); otherwise new ones are created.
+    pub fn reset_head(&mut self, head_vs: &nn::Path, num_classes: i64) {
+        let dim = self.feature_dim();
+        let scratch = nn::VarStore::new(head_vs.device());
+        let fresh = Classifier::new(&(scratch.root() / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
+        if self.head.same_shape(&fresh) {
+            self.head.copy_values_from(&fresh);
+        } else {
+            self.head = Classifier::new(&(head_vs / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
+        }
+    }
+
+    /// tau-normalisation (Kang et al. 2020): from now on the classifier uses
+    /// `w_j / ||w_j||^tau`. Linear head: the weights are replaced in place (applying it twice
+    /// compounds). Normed head: the cosine head normalises `w_j` by `||w_j||^tau` instead of
+    /// `||w_j||` (tau = 1 is the plain cosine head; on a cosine classifier tau-norm would
+    /// otherwise be a no-op).
+    pub fn tau_normalize(&self, tau: f64) {
+        self.head.tau_normalize(tau);
+    }
+
+    /// LWS: create a learnable per-class scale vector (`lws_scale`, init 1) under `path`, which
+    /// from now on multiplies the head output, and return it (the only tensor to optimise).
+    pub fn lws_scales(&mut self, path: &nn::Path) -> Tensor {
+        self.head.enable_lws(path)
+    }
+}
+
+fn arch_name(b: &Backbone) -> &'static str {
+    match b {
+        Backbone::Cifar(_) => "CIFAR ResNet",
+        Backbone::ImageNet(_) => "torchvision ResNet",
+    }
+}
+
+/// MisLAS stage 2: make the BatchNorm shift (bias/beta) parameters of a frozen backbone
+/// trainable again (set requires_grad on exactly those variables). A BatchNorm shift is a
+/// `*.bias` variable with a `*.running_mean` sibling (the backbones' convolutions have no bias).
+pub fn unfreeze_bn_shift(backbone_vs: &nn::VarStore) {
+    let vars = backbone_vs.variables();
+    for (name, var) in &vars {
+        if let Some(prefix) = name.strip_suffix(".bias") {
+            if vars.contains_key(&format!("{prefix}.running_mean")) {
+                let _ = var.set_requires_grad(true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn build(arch: Arch, head: Head, bbn: bool, classes: i64) -> (nn::VarStore, nn::VarStore, Network) {
+        let bvs = nn::VarStore::new(Device::Cpu);
+        let hvs = nn::VarStore::new(Device::Cpu);
+        let spec = ModelSpec { arch, head, bbn, pretrained: None };
+        let net = Network::new(&bvs.root(), &hvs.root(), &spec, classes);
+        (bvs, hvs, net)
+    }
+
+    fn trainable_count(vs: &nn::VarStore) -> i64 {
+        vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    /// Counts printed by `python scripts/resnet_cifar.py` for the released PyTorch definition.
+    #[test]
+    fn cifar_parameter_counts_equal_pytorch_definition() {
+        let cases = [
+            (Arch::Resnet32, Head::Linear, 10, 464_154),
+            (Arch::Resnet32, Head::Normed, 10, 464_144),
+            (Arch::Resnet32, Head::Linear, 100, 470_004),
+            (Arch::ResnetSmall, Head::Linear, 10, 75_290),
+        ];
+        for (arch, head, classes, expected) in cases {
+            let (bvs, hvs, _) = build(arch, head, false, classes);
+            assert_eq!(trainable_count(&bvs) + trainable_count(&hvs), expected, "{arch:?} {head:?} {classes}");
+        }
+    }
+
+    #[test]
+    fn resnet32_shapes_and_cosine_range() {
+        tch::manual_seed(0);
+        let (_b, _h, net) = build(Arch::Resnet32, Head::Normed, false, 10);
+        let x = Tensor::randn([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let f = net.features(&x, true);
+        assert_eq!(f.size(), vec![3, 64]);
+        assert_eq!(net.feature_dim(), 64);
+        let cos = net.logits(&f);
+        assert_eq!(cos.size(), vec![3, 10]);
+        assert!(cos.abs().max().double_value(&[]) <= 1.0 + 1e-6);
+        // Anchors start at unit norm (uniform(-1, 1), then renormalised per class).
+        let w = _h.variables()["linear.weight"].shallow_clone();
+        assert_eq!(w.size(), vec![64, 10]);
+        let norms = w.norm_scalaropt_dim(2.0, [0], false);
+        assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
+    }
+
+    fn fixture_keys(arch: &str) -> Vec<(String, Vec<i64>)> {
+        let path = format!("{}/tests/fixtures/torchvision_{arch}_keys.txt", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        text.lines()
+            .filter(|l| !l.contains("num_batches_tracked"))
+            .map(|l| {
+                let (name, shape) = l.split_once(' ').unwrap();
+                (name.to_string(), shape.split('x').map(|d| d.parse().unwrap()).collect())
+            })
+            .collect()
+    }
+
+    fn our_keys(bvs: &nn::VarStore, hvs: &nn::VarStore) -> Vec<(String, Vec<i64>)> {
+        let mut keys: Vec<(String, Vec<i64>)> =
+            bvs.variables().iter().chain(hvs.variables().iter()).map(|(k, v)| (k.clone(), v.size())).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Names and shapes equal torchvision's state_dict (fixture written by
+    /// scripts/torchvision_keys.py), except `num_batches_tracked`, a counter tch does not keep.
+    #[test]
+    fn resnet50_and_152_match_torchvision_state_dict() {
+        for (arch, name) in [(Arch::Resnet50, "resnet50"), (Arch::Resnet152, "resnet152")] {
+            let (bvs, hvs, _) = build(arch, Head::Linear, false, 1000);
+            let mut expected = fixture_keys(name);
+            expected.sort();
+            assert_eq!(our_keys(&bvs, &hvs), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn resnet50_forward_224_gives_1000_logits() {
+        tch::manual_seed(0);
+        let (_b, _h, net) = build(Arch::Resnet50, Head::Linear, false, 1000);
+        let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
+        let out = tch::no_grad(|| net.logits(&net.features(&x, false)));
+        assert_eq!(out.size(), vec![1, 1000]);
+        assert_eq!(net.feature_dim(), 2048);
+    }
+
+    #[test]
+    fn bbn_branches_mix_and_eval_concatenates() {
+        tch::manual_seed(0);
+        let (bvs, _h, net) = build(Arch::ResnetSmall, Head::Linear, true, 10);
+        assert_eq!(net.feature_dim(), 128);
+        assert!(bvs.variables().contains_key("rb_block.conv1.weight"));
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let y = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let eval = net.features(&x, false);
+        assert_eq!(eval.size(), vec![2, 128]);
+        // alpha = 1/2 on the same input is the plain concatenation used at test time.
+        let half = net.bbn_features(&x, &x, 0.5, false);
+        assert!(eval.allclose(&half, 1e-6, 1e-6, false));
+        // alpha = 1: only the conventional branch (on x) survives, doubled.
+        let one = net.bbn_features(&x, &y, 1.0, false);
+        assert!(one.narrow(1, 0, 64).allclose(&(eval.narrow(1, 0, 64) * 2.0), 1e-5, 1e-6, false));
+        assert_eq!(one.narrow(1, 64, 64).abs().max().double_value(&[]), 0.0);
+        assert_eq!(bbn::cumulative_alpha(0, 200), 1.0);
+        assert!((bbn::cumulative_alpha(100, 200) - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn tau_normalize_linear_and_cosine() {
+        tch::manual_seed(1);
+        let (_b, hvs, net) = build(Arch::ResnetSmall, Head::Linear, false, 5);
+        let w = hvs.variables()["linear.weight"].shallow_clone();
+        let before = w.norm_scalaropt_dim(2.0, [1], false);
+        net.tau_normalize(0.5);
+        let after = w.norm_scalaropt_dim(2.0, [1], false);
+        // ||w / ||w||^tau|| = ||w||^(1 - tau).
+        assert!(after.allclose(&before.pow_tensor_scalar(0.5), 1e-5, 1e-6, false));
+
+        let (_b, hvs, net) = build(Arch::ResnetSmall, Head::Normed, false, 5);
+        let w = hvs.variables()["linear.weight"].shallow_clone();
+        tch::no_grad(|| {
+            let _ = w.shallow_clone().narrow(1, 0, 1).fill_(2.0); // anchor 0: norm 16 (64 entries of 2)
+        });
+        let f = Tensor::randn([4, 64], (Kind::Float, Device::Cpu));
+        let plain = net.logits(&f);
+        net.tau_normalize(0.0);
+        let unnormalised = net.logits(&f);
+        // tau = 0: anchors not normalised at all, so class 0's output is 16 times its cosine.
+        assert!(unnormalised.narrow(1, 0, 1).allclose(&(plain.narrow(1, 0, 1) * 16.0), 1e-4, 1e-5, false));
+        net.tau_normalize(1.0);
+        assert!(net.logits(&f).allclose(&plain, 1e-6, 1e-6, false));
+    }
+
+    #[test]
+    fn reset_head_reinitialises_in_place_and_lws_scales_outputs() {
+        tch::manual_seed(2);
+        let (_b, hvs, mut net) = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        let w = hvs.variables()["linear.weight"].shallow_clone();
+        let before = w.copy();
+        net.reset_head(&hvs.root(), 10);
+        assert_eq!(hvs.variables().len(), 2, "no stale head copies");
+        assert!(!w.allclose(&before, 1e-6, 1e-6, false));
+
+        let f = Tensor::randn([3, 64], (Kind::Float, Device::Cpu));
+        let plain = net.logits(&f);
+        let lws_vs = nn::VarStore::new(Device::Cpu);
+        let s = net.lws_scales(&lws_vs.root());
+        assert_eq!(s.size(), vec![10]);
+        assert!(net.logits(&f).allclose(&plain, 1e-6, 1e-6, false));
+        tch::no_grad(|| {
+            let _ = s.shallow_clone().fill_(3.0);
+        });
+        assert!(net.logits(&f).allclose(&(plain * 3.0), 1e-5, 1e-6, false));
+    }
+
+    #[test]
+    fn unfreeze_bn_shift_touches_exactly_batchnorm_biases() {
+        let (mut bvs, _h, _net) = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        bvs.freeze();
+        unfreeze_bn_shift(&bvs);
+        let vars = bvs.variables();
+        let trainable: Vec<&String> = vars.iter().filter(|(_, v)| v.requires_grad()).map(|(k, _)| k).collect();
+        // stem bn1 + 3 blocks x (bn1, bn2).
+        assert_eq!(trainable.len(), 7, "{trainable:?}");
+        assert!(trainable.iter().all(|k| k.contains(".bn") || k.starts_with("bn")));
+        assert!(trainable.iter().all(|k| k.ends_with(".bias")));
+    }
+
+    #[test]
+    fn load_pretrained_round_trip_bbn_twin_and_errors() {
+        tch::manual_seed(3);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("small.safetensors");
+        let (src_vs, _h, src) = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        src_vs.save(&file).unwrap();
+
+        let (dst_vs, _h2, dst) = build(Arch::ResnetSmall, Head::Linear, true, 10);
+        dst.load_pretrained(&dst_vs, &file).unwrap();
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let want = src.features(&x, false);
+        let got = dst.features(&x, false);
+        // Both BBN branches start as the pretrained last block.
+        assert!(got.narrow(1, 0, 64).allclose(&want, 1e-5, 1e-6, false));
+        assert!(got.narrow(1, 64, 64).allclose(&want, 1e-5, 1e-6, false));
+
+        let (r32_vs, _h3, r32) = build(Arch::Resnet32, Head::Linear, false, 10);
+        let err = r32.load_pretrained(&r32_vs, &file).unwrap_err().to_string();
+        assert!(err.contains("small.safetensors") && err.contains("layer1.1."), "{err}");
+
+        let missing = dir.path().join("absent.safetensors");
+        let err = format!("{:#}", src.load_pretrained(&src_vs, &missing).unwrap_err());
+        assert!(err.contains("absent.safetensors"), "{err}");
+    }
+}
