@@ -1,0 +1,121 @@
+//! Real libtorch training on the built-in synthetic set: the engine learns, stage 2 builds on
+//! stage 1, and a run resumed from its checkpoint ends bit-identical to an uninterrupted one.
+use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, LossKind, Rebalance, RunSpec, Stage2Spec};
+use gcl_repro::training::{self, Context};
+use std::sync::atomic::AtomicBool;
+use tch::{Device, Tensor};
+
+/// libtorch's random generator is process-wide: trainings in one test process must not overlap.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn small_spec(epochs: usize) -> RunSpec {
+    let mut s = RunSpec::default();
+    s.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 4, max_per_class: 96, imbalance: 8.0, test_per_class: 24, ..DatasetSpec::default() };
+    s.model.arch = Arch::ResnetSmall;
+    s.model.head = Head::Normed;
+    s.stage1.loss.kind = LossKind::Gcl;
+    s.stage1.mixup = true;
+    s.stage1.epochs = epochs;
+    s.stage1.batch_size = 32;
+    s.stage1.warmup_epochs = 1;
+    s.stage1.milestones = vec![2];
+    s.seed = 7;
+    s
+}
+
+fn ctx<'a>(dir: &std::path::Path, stop: &'a AtomicBool) -> Context<'a> {
+    Context { device: Device::Cpu, dir: dir.to_path_buf(), stop, progress: None, label: "test".into() }
+}
+
+fn weights(dir: &std::path::Path) -> Vec<(String, Tensor)> {
+    Tensor::read_safetensors(dir.join(training::FINAL_MODEL)).unwrap()
+}
+
+#[test]
+fn resume_after_interruption_equals_uninterrupted_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spec = small_spec(3);
+    let data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap();
+    let stop = AtomicBool::new(false);
+    let a = tempfile::tempdir().unwrap();
+    let full = training::run_stage1(&spec, &data, "k", &ctx(a.path(), &stop)).unwrap();
+    assert_eq!(full.epochs.len(), 3);
+
+    // The same run stopped after its first epoch (its checkpoint holds epoch 1) ...
+    let b = tempfile::tempdir().unwrap();
+    training::run_stage1(&small_spec(1), &data, "k", &ctx(b.path(), &stop)).unwrap();
+    // ... and started again: it resumes at epoch 2 (warm-up/step schedules do not depend on
+    // the total epoch count, so the first epoch is the same as in the 3-epoch run).
+    let resumed = training::run_stage1(&spec, &data, "k", &ctx(b.path(), &stop)).unwrap();
+    assert_eq!(resumed.epochs.len(), 3);
+    assert_eq!(resumed.final_eval, full.final_eval);
+    for (ra, rb) in full.epochs.iter().zip(&resumed.epochs) {
+        assert_eq!(ra.train_loss, rb.train_loss, "epoch {}", ra.epoch);
+        assert_eq!(ra.test_top1, rb.test_top1);
+    }
+    let (mut wa, mut wb) = (weights(a.path()), weights(b.path()));
+    wa.sort_by(|x, y| x.0.cmp(&y.0));
+    wb.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(wa.len(), wb.len());
+    for ((na, ta), (nb, tb)) in wa.iter().zip(wb.iter()) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "weights differ at {na}");
+    }
+    // The log was cut back to the checkpoint and continued: one line per epoch.
+    let log = std::fs::read_to_string(b.path().join(training::LOG)).unwrap();
+    assert_eq!(log.lines().count(), 3);
+}
+
+#[test]
+fn stop_flag_interrupts_and_keeps_the_last_checkpoint() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spec = small_spec(2);
+    let data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap();
+    let stop = AtomicBool::new(true);
+    let d = tempfile::tempdir().unwrap();
+    let err = training::run_stage1(&spec, &data, "k", &ctx(d.path(), &stop)).unwrap_err();
+    assert!(err.to_string().contains("interrupted"), "{err}");
+    assert!(!d.path().join(training::FINAL_MODEL).exists());
+}
+
+#[test]
+fn engine_learns_and_stage2_rebalances() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut spec = small_spec(8);
+    spec.stage1.milestones = vec![];
+    eprintln!("learning check");
+    let data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap();
+    let stop = AtomicBool::new(false);
+    let d1 = tempfile::tempdir().unwrap();
+    let r1 = training::run_stage1(&spec, &data, "s1", &ctx(d1.path(), &stop)).unwrap();
+    let first = &r1.epochs[0];
+    let last = r1.epochs.last().unwrap();
+    assert!(last.train_loss < first.train_loss, "loss did not fall: {} -> {}", first.train_loss, last.train_loss);
+    for e in &r1.epochs {
+        eprintln!("epoch {} loss {:.3} train {:.1} test {:.1}", e.epoch, e.train_loss, e.train_acc, e.test_top1);
+    }
+    assert!(r1.final_eval.top1 > 100.0 / 4.0 + 10.0, "stage 1 top-1 {} is near chance", r1.final_eval.top1);
+    assert!(d1.path().join(training::EMBEDDINGS).exists());
+    let emb = Tensor::read_safetensors(d1.path().join(training::EMBEDDINGS)).unwrap();
+    let train_f = &emb.iter().find(|(n, _)| n == "train_features").unwrap().1;
+    assert_eq!(train_f.size()[0] as usize, data.train.labels.len());
+
+    for method in [Rebalance::Crt, Rebalance::Lws, Rebalance::TauNorm] {
+        let mut s2 = spec.clone();
+        s2.stage2 = Some(Stage2Spec { method, epochs: 2, ..Stage2Spec::default() });
+        let d2 = tempfile::tempdir().unwrap();
+        let r2 = training::run_stage2(&s2, &data, "s2", "s1", d1.path(), &ctx(d2.path(), &stop)).unwrap();
+        assert_eq!(r2.stage, 2);
+        assert_eq!(r2.parent.as_deref(), Some("s1"));
+        assert!(r2.final_eval.top1 > 30.0, "{method:?}: {}", r2.final_eval.top1);
+        // The backbone is frozen: stage 2 leaves its weights untouched.
+        if method != Rebalance::TauNorm {
+            let w1 = weights(d1.path());
+            let best2 = Tensor::read_safetensors(d2.path().join(training::BEST_MODEL)).unwrap();
+            for (n, t) in w1.iter().filter(|(n, _)| n.starts_with("backbone.")) {
+                let t2 = &best2.iter().find(|(m, _)| m == n).unwrap().1;
+                assert!(t.equal(t2), "{method:?} changed backbone weight {n}");
+            }
+        }
+    }
+}
