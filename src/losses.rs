@@ -438,8 +438,8 @@ mod tests {
         let yb = Tensor::from_slice(&[1i64, 1, 0, 0]);
         let got = value(&c.mixup_loss(&out_tensor(), &y_tensor(), &yb, 0.3, true));
         let yb_v = [1usize, 1, 0, 0];
-        let want = 0.3 * mean_over_rows(|_, o, y| ce(o, y))
-            + 0.7 * (0..4).map(|i| ce(&OUT[i], yb_v[i])).sum::<f64>() / 4.0;
+        let want =
+            0.3 * mean_over_rows(|_, o, y| ce(o, y)) + 0.7 * (0..4).map(|i| ce(&OUT[i], yb_v[i])).sum::<f64>() / 4.0;
         close(got, want);
     }
 }

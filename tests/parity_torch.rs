@@ -25,11 +25,7 @@ fn python() -> Option<PathBuf> {
     }
     candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
     candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import torch, numpy"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        Command::new(p).args(["-c", "import torch, numpy"]).output().map(|o| o.status.success()).unwrap_or(false)
     })
 }
 
@@ -76,7 +72,8 @@ fn tch_matches_pytorch_forward_backward() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let reference: HashMap<String, Tensor> = Tensor::read_npz(dir.path().join("out.npz")).unwrap().into_iter().collect();
+    let reference: HashMap<String, Tensor> =
+        Tensor::read_npz(dir.path().join("out.npz")).unwrap().into_iter().collect();
 
     let counts: Vec<usize> = COUNTS.iter().map(|&n| n as usize).collect();
     let gcl = LossSpec { kind: LossKind::Gcl, ..LossSpec::default() };
