@@ -2,7 +2,8 @@
 //! (Li, Cheung, Lu; CVPR 2022) from declarative TOML manifests.
 //!
 //! Module map (one concept each): `config` (the settings of one run), `data` (datasets and
-//! long-tailed subsets), `device`, `doctor`, `metrics` (evaluation and stored results).
+//! long-tailed subsets), `device`, `doctor`, `metrics` (evaluation and stored results),
+//! `models` (backbones and classifier heads), `losses` (GCL and the baseline losses).
 pub mod cache;
 pub mod config;
 pub mod data;

@@ -52,7 +52,8 @@ pub struct Criterion {
 }
 
 fn vec_tensor(v: &[f64], device: Device) -> Tensor {
-    Tensor::from_slice(v).to_kind(Kind::Float).to_device(device)
+    // Kept in f64; converted to the outputs' kind where used.
+    Tensor::from_slice(v).to_device(device)
 }
 
 impl Criterion {
@@ -230,4 +231,215 @@ pub fn las_smoothing_linear(counts: &[usize], las_head: f64, las_tail: f64) -> V
             las_tail + (las_head - las_tail) * t
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each loss against an independent f64 evaluation of its formula, row by row.
+    use super::*;
+
+    const COUNTS: [usize; 3] = [100, 10, 1];
+    const OUT: [[f64; 3]; 4] = [[0.9, -0.2, 0.1], [0.3, 0.5, -0.7], [-0.4, 0.8, 0.2], [0.05, -0.6, 0.65]];
+    const Y: [i64; 4] = [0, 2, 1, 2];
+
+    fn out_tensor() -> Tensor {
+        Tensor::from_slice(&OUT.concat()).view([4, 3])
+    }
+
+    fn y_tensor() -> Tensor {
+        Tensor::from_slice(&Y)
+    }
+
+    fn value(t: &Tensor) -> f64 {
+        t.double_value(&[])
+    }
+
+    /// `-log softmax(z)_y`.
+    fn ce(z: &[f64], y: usize) -> f64 {
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        lse - z[y]
+    }
+
+    /// Mean over the batch of `f(row, adjusted logits, target)`.
+    fn mean_over_rows(f: impl Fn(usize, &[f64; 3], usize) -> f64) -> f64 {
+        (0..4).map(|i| f(i, &OUT[i], Y[i] as usize)).sum::<f64>() / 4.0
+    }
+
+    fn spec(kind: LossKind) -> LossSpec {
+        LossSpec { kind, ..LossSpec::default() }
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    }
+
+    #[test]
+    fn ce_linear_and_cosine_scaling() {
+        let c = Criterion::new(&spec(LossKind::Ce), &COUNTS, Device::Cpu);
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), mean_over_rows(|_, o, y| ce(o, y)));
+        let c = c.with_head(Head::Normed);
+        let want = mean_over_rows(|_, o, y| ce(&o.map(|v| 30.0 * v), y));
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), want);
+        assert!(c.eval_logits(&out_tensor()).allclose(&(out_tensor() * 30.0), 1e-12, 1e-12, false));
+    }
+
+    #[test]
+    fn focal_and_class_weights() {
+        let s = LossSpec { focal_gamma: 2.0, ..spec(LossKind::Focal) };
+        let c = Criterion::new(&s, &COUNTS, Device::Cpu);
+        let want = mean_over_rows(|_, o, y| {
+            let l = ce(o, y);
+            (1.0 - (-l).exp()).powi(2) * l
+        });
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), want);
+
+        // Weighted CE: sum(w_y l) / sum(w_y), as torch's cross_entropy(weight=w).
+        let w = [0.5, 1.0, 4.0];
+        let mut c = Criterion::new(&spec(LossKind::Ce), &COUNTS, Device::Cpu);
+        c.set_class_weights(Some(Tensor::from_slice(&w)));
+        let num: f64 = (0..4).map(|i| w[Y[i] as usize] * ce(&OUT[i], Y[i] as usize)).sum();
+        let den: f64 = (0..4).map(|i| w[Y[i] as usize]).sum();
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), num / den);
+    }
+
+    #[test]
+    fn ldam_margins_and_loss() {
+        let m = ldam_margins(&COUNTS, 0.5);
+        close(m[2], 0.5);
+        close(m[0], 0.5 * 100f64.powf(-0.25));
+        let c = Criterion::new(&spec(LossKind::Ldam), &COUNTS, Device::Cpu);
+        let want = mean_over_rows(|_, o, y| {
+            let mut z = *o;
+            z[y] -= m[y];
+            ce(&z.map(|v| 30.0 * v), y)
+        });
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), want);
+        assert!(c.eval_logits(&out_tensor()).equal(&out_tensor()));
+    }
+
+    #[test]
+    fn logit_adjusted_and_balanced_softmax() {
+        let n: f64 = COUNTS.iter().sum::<usize>() as f64;
+        let prior: Vec<f64> = COUNTS.iter().map(|&c| c as f64 / n).collect();
+        let s = LossSpec { tau: 1.5, ..spec(LossKind::LogitAdjusted) };
+        let c = Criterion::new(&s, &COUNTS, Device::Cpu);
+        let want = mean_over_rows(|_, o, y| ce(&[0, 1, 2].map(|j| o[j] + 1.5 * prior[j].ln()), y));
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), want);
+        // Prediction uses the raw logits, without the prior.
+        assert!(c.eval_logits(&out_tensor()).equal(&out_tensor()));
+
+        let c = Criterion::new(&spec(LossKind::BalancedSoftmax), &COUNTS, Device::Cpu);
+        let want = mean_over_rows(|_, o, y| ce(&[0, 1, 2].map(|j| o[j] + prior[j].ln()), y));
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), want);
+    }
+
+    #[test]
+    fn label_aware_smoothing_linear() {
+        let eps = las_smoothing_linear(&COUNTS, 0.4, 0.1);
+        close(eps[0], 0.4);
+        close(eps[2], 0.1);
+        close(eps[1], 0.1 + 0.3 * 9.0 / 99.0);
+        assert_eq!(las_smoothing_linear(&[5, 5], 0.4, 0.1), vec![0.4, 0.4]);
+        let c = Criterion::new(&spec(LossKind::LabelAwareSmoothing), &COUNTS, Device::Cpu);
+        let want = mean_over_rows(|_, o, y| {
+            let mean_nll = (0..3).map(|j| ce(o, j)).sum::<f64>() / 3.0;
+            (1.0 - eps[y]) * ce(o, y) + eps[y] * mean_nll
+        });
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), want);
+    }
+
+    /// Fixed noise sample, including entries beyond the [-1, 1] clamp.
+    const EPS: [[f64; 3]; 4] = [[0.3, -1.7, 0.2], [-0.1, 0.6, -0.45], [1.2, -0.05, 0.9], [0.0, 0.33, -2.5]];
+
+    fn gcl_reference(s: f64, c: f64, m: f64, gamma: f64, eps: Option<&[[f64; 3]; 4]>) -> f64 {
+        let delta = cloud_sizes(CloudSchedule::Log, &COUNTS);
+        mean_over_rows(|i, o, y| {
+            let z: Vec<f64> = (0..3)
+                .map(|j| {
+                    let noise = eps.map_or(0.0, |e| e[i][j].clamp(-1.0, 1.0).abs());
+                    let margin = if j == y { m } else { 0.0 };
+                    s * (o[j] - c * delta[j] * noise - margin)
+                })
+                .collect();
+            let l = ce(&z, y);
+            if gamma > 0.0 {
+                (1.0 - (-l).exp()).powf(gamma) * l
+            } else {
+                l
+            }
+        })
+    }
+
+    #[test]
+    fn gcl_with_explicit_noise_stage1_and_stage2() {
+        let eps = Tensor::from_slice(&EPS.concat()).view([4, 3]);
+        let c = Criterion::new(&spec(LossKind::Gcl), &COUNTS, Device::Cpu);
+        let got = value(&c.loss_with_noise(&out_tensor(), &y_tensor(), &eps));
+        close(got, gcl_reference(30.0, 0.5, 0.0, 0.0, Some(&EPS)));
+
+        let s2 = LossSpec { scale: 20.0, margin: 0.1, focal_gamma: 1.0, ..spec(LossKind::Gcl) };
+        let c = Criterion::new(&s2, &COUNTS, Device::Cpu);
+        let got = value(&c.loss_with_noise(&out_tensor(), &y_tensor(), &eps));
+        close(got, gcl_reference(20.0, 0.5, 0.1, 1.0, Some(&EPS)));
+        assert!(c.eval_logits(&out_tensor()).equal(&out_tensor()));
+    }
+
+    #[test]
+    fn gcl_no_noise_at_eval_fresh_noise_in_training() {
+        let c = Criterion::new(&spec(LossKind::Gcl), &COUNTS, Device::Cpu);
+        let eval1 = value(&c.loss(&out_tensor(), &y_tensor(), false));
+        let eval2 = value(&c.loss(&out_tensor(), &y_tensor(), false));
+        close(eval1, gcl_reference(30.0, 0.5, 0.0, 0.0, None));
+        assert_eq!(eval1, eval2);
+        tch::manual_seed(7);
+        let t1 = value(&c.loss(&out_tensor(), &y_tensor(), true));
+        let t2 = value(&c.loss(&out_tensor(), &y_tensor(), true));
+        assert!(t1 != t2 && t1 != eval1, "training draws fresh noise: {t1} {t2} {eval1}");
+    }
+
+    #[test]
+    fn cloud_noise_statistics() {
+        tch::manual_seed(11);
+        let n = 1_000_000;
+        let e = cloud_noise(&[n], 1.0 / 3.0, Kind::Double, Device::Cpu);
+        assert!(value(&e.min()) >= 0.0 && value(&e.max()) <= 1.0);
+        // E|clamp(X, -1, 1)| for X ~ N(0, s^2), s = 1/3:
+        // s sqrt(2/pi) (1 - exp(-1/(2 s^2))) + P(|X| > 1) = 0.265706...
+        let s: f64 = 1.0 / 3.0;
+        let tail = 0.002699796063260; // P(|Z| > 3)
+        let expected = s * (2.0 / std::f64::consts::PI).sqrt() * (1.0 - (-4.5f64).exp()) + tail;
+        let mean = value(&e.mean(None::<Kind>));
+        assert!((mean - expected).abs() < 1e-3, "mean {mean} vs {expected}");
+        // The clamp: about 0.27% of the draws land exactly on 1.
+        let at_one = value(&e.eq(1.0).to_kind(Kind::Double).mean(None::<Kind>));
+        assert!((at_one - tail).abs() < 3e-4, "{at_one}");
+    }
+
+    #[test]
+    fn cloud_schedules_known_values() {
+        let close_all = |a: Vec<f64>, b: &[f64]| {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");
+            }
+        };
+        close_all(cloud_sizes(CloudSchedule::Log, &[100, 10, 1]), &[0.0, 0.5, 1.0]);
+        close_all(cloud_sizes(CloudSchedule::PowThird, &[1000, 125, 8, 1]), &[0.0, 5.0 / 9.0, 8.0 / 9.0, 1.0]);
+        close_all(cloud_sizes(CloudSchedule::PowQuarter, &[10000, 625, 16, 1]), &[0.0, 5.0 / 9.0, 8.0 / 9.0, 1.0]);
+        // cos(pi/2) = 0, cos(pi/4), cos(pi/6); divided by cos(pi/6).
+        close_all(cloud_sizes(CloudSchedule::Cos, &[6, 3, 2]), &[0.0, (2.0f64 / 3.0).sqrt(), 1.0]);
+        close_all(cloud_sizes(CloudSchedule::Log, &[7, 7]), &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn mixup_is_the_convex_combination() {
+        let c = Criterion::new(&spec(LossKind::Ce), &COUNTS, Device::Cpu);
+        let yb = Tensor::from_slice(&[1i64, 1, 0, 0]);
+        let got = value(&c.mixup_loss(&out_tensor(), &y_tensor(), &yb, 0.3, true));
+        let yb_v = [1usize, 1, 0, 0];
+        let want =
+            0.3 * mean_over_rows(|_, o, y| ce(o, y)) + 0.7 * (0..4).map(|i| ce(&OUT[i], yb_v[i])).sum::<f64>() / 4.0;
+        close(got, want);
+    }
 }

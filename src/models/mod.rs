@@ -81,9 +81,15 @@ impl Network {
     pub fn new(backbone_vs: &nn::Path, head_vs: &nn::Path, spec: &ModelSpec, num_classes: i64) -> Network {
         let (backbone, head_name, linear_init) = match spec.arch {
             Arch::Resnet32 => (Backbone::Cifar(ResNetCifar::new(backbone_vs, 5)), "linear", LinearInit::KaimingNormal),
-            Arch::ResnetSmall => (Backbone::Cifar(ResNetCifar::new(backbone_vs, 1)), "linear", LinearInit::KaimingNormal),
-            Arch::Resnet50 => (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET50)), "fc", LinearInit::TorchDefault),
-            Arch::Resnet152 => (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET152)), "fc", LinearInit::TorchDefault),
+            Arch::ResnetSmall => {
+                (Backbone::Cifar(ResNetCifar::new(backbone_vs, 1)), "linear", LinearInit::KaimingNormal)
+            }
+            Arch::Resnet50 => {
+                (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET50)), "fc", LinearInit::TorchDefault)
+            }
+            Arch::Resnet152 => {
+                (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET152)), "fc", LinearInit::TorchDefault)
+            }
         };
         let rb_block: Option<Box<dyn ModuleT>> = spec.bbn.then(|| {
             let p = backbone_vs / "rb_block";
@@ -176,11 +182,13 @@ impl Network {
     pub fn reset_head(&mut self, head_vs: &nn::Path, num_classes: i64) {
         let dim = self.feature_dim();
         let scratch = nn::VarStore::new(head_vs.device());
-        let fresh = Classifier::new(&(scratch.root() / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
+        let fresh =
+            Classifier::new(&(scratch.root() / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
         if self.head.same_shape(&fresh) {
             self.head.copy_values_from(&fresh);
         } else {
-            self.head = Classifier::new(&(head_vs / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
+            self.head =
+                Classifier::new(&(head_vs / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
         }
     }
 

@@ -21,13 +21,8 @@ const KAIMING_NORMAL_FAN_OUT: nn::Init = nn::Init::Kaiming {
 };
 
 fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
-        stride,
-        padding: k / 2,
-        bias: false,
-        ws_init: KAIMING_NORMAL_FAN_OUT,
-        ..Default::default()
-    };
+    let cfg =
+        nn::ConvConfig { stride, padding: k / 2, bias: false, ws_init: KAIMING_NORMAL_FAN_OUT, ..Default::default() };
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 

@@ -20,13 +20,7 @@ pub(crate) const KAIMING_NORMAL_FAN_IN: nn::Init = nn::Init::Kaiming {
 };
 
 fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
-        stride,
-        padding: 1,
-        bias: false,
-        ws_init: KAIMING_NORMAL_FAN_IN,
-        ..Default::default()
-    };
+    let cfg = nn::ConvConfig { stride, padding: 1, bias: false, ws_init: KAIMING_NORMAL_FAN_IN, ..Default::default() };
     nn::conv2d(p, c_in, c_out, 3, cfg)
 }
 

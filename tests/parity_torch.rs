@@ -1,0 +1,111 @@
+//! Parity with PyTorch: one forward/backward of a small CIFAR ResNet with the cosine head, batch
+//! 4, in f64, on weights exported from tch, for CE (s = 30), GCL stage 1 (s = 30, c = 0.5) and
+//! GCL stage 2 (s = 20, margin 0.1, focal gamma 1) with the noise sample supplied explicitly.
+//! The PyTorch side is scripts/torch_parity.py (the released code's model and loss). Loss and
+//! every parameter gradient must agree to 1e-5.
+//!
+//! Needs a Python with torch and numpy: `GCL_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else
+//! `.venv/bin/python` in the crate root; the test is skipped (with a message) when none works.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use gcl_repro::config::{Arch, Head, LossKind, LossSpec, ModelSpec};
+use gcl_repro::losses::Criterion;
+use gcl_repro::models::Network;
+use tch::{nn, Device, Kind, Tensor};
+
+fn python() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("GCL_PYTHON") {
+        candidates.push(p.into());
+    }
+    if let Ok(v) = std::env::var("VIRTUAL_ENV") {
+        candidates.push(PathBuf::from(v).join("bin/python"));
+    }
+    candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
+    candidates.into_iter().find(|p| {
+        Command::new(p).args(["-c", "import torch, numpy"]).output().map(|o| o.status.success()).unwrap_or(false)
+    })
+}
+
+const BATCH: i64 = 4;
+const COUNTS: [i64; 10] = [500, 300, 180, 108, 65, 39, 23, 14, 8, 5];
+
+#[test]
+fn tch_matches_pytorch_forward_backward() {
+    let Some(py) = python() else {
+        eprintln!("SKIPPED parity_torch: no python with torch+numpy (set GCL_PYTHON or VIRTUAL_ENV)");
+        return;
+    };
+    tch::manual_seed(42);
+    let mut bvs = nn::VarStore::new(Device::Cpu);
+    let mut hvs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec { arch: Arch::ResnetSmall, head: Head::Normed, bbn: false, pretrained: None };
+    let net = Network::new(&bvs.root(), &hvs.root(), &spec, COUNTS.len() as i64);
+    bvs.double();
+    hvs.double();
+
+    let x = Tensor::randn([BATCH, 3, 32, 32], (Kind::Double, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 9, 3, 9]);
+    // Wide enough that some entries exceed the [-1, 1] clamp.
+    let eps = Tensor::randn([BATCH, COUNTS.len() as i64], (Kind::Double, Device::Cpu)) * 0.8;
+
+    let dir = tempfile::tempdir().unwrap();
+    let vars: Vec<(String, Tensor)> = bvs.variables().into_iter().chain(hvs.variables()).collect();
+    Tensor::write_npz(&vars, dir.path().join("weights.npz")).unwrap();
+    let inputs = [
+        ("x", x.shallow_clone()),
+        ("y", y.shallow_clone()),
+        ("eps", eps.shallow_clone()),
+        ("counts", Tensor::from_slice(&COUNTS)),
+        ("blocks", Tensor::from_slice(&[1i64])),
+    ];
+    Tensor::write_npz(&inputs, dir.path().join("inputs.npz")).unwrap();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/torch_parity.py");
+    let out = Command::new(&py)
+        .arg(script)
+        .arg(dir.path().join("weights.npz"))
+        .arg(dir.path().join("inputs.npz"))
+        .arg(dir.path().join("out.npz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let reference: HashMap<String, Tensor> =
+        Tensor::read_npz(dir.path().join("out.npz")).unwrap().into_iter().collect();
+
+    let counts: Vec<usize> = COUNTS.iter().map(|&n| n as usize).collect();
+    let gcl = LossSpec { kind: LossKind::Gcl, ..LossSpec::default() };
+    let cases = [
+        ("ce", LossSpec { kind: LossKind::Ce, scale: 30.0, ..LossSpec::default() }),
+        ("gcl1", gcl.clone()),
+        ("gcl2", LossSpec { scale: 20.0, margin: 0.1, focal_gamma: 1.0, ..gcl }),
+    ];
+    let trainable: Vec<(String, Tensor)> =
+        vars.iter().filter(|(_, t)| t.requires_grad()).map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    // Stem conv + BN (3), three blocks of 2 convs + 2 BNs (18), cosine anchors (1).
+    assert_eq!(trainable.len(), 22);
+    for (case, loss_spec) in cases {
+        let criterion = Criterion::new(&loss_spec, &counts, Device::Cpu).with_head(Head::Normed);
+        for (_, t) in &trainable {
+            let mut g = t.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        let out = net.logits(&net.features(&x, true));
+        let loss = criterion.loss_with_noise(&out, &y, &eps);
+        loss.backward();
+        let want = reference[&format!("loss/{case}")].double_value(&[0]);
+        let got = loss.double_value(&[]);
+        assert!((got - want).abs() < 1e-5, "{case}: loss {got} vs PyTorch {want}");
+        for (name, t) in &trainable {
+            let want = &reference[&format!("grad/{case}/{name}")];
+            let diff = (t.grad() - want).abs().max().double_value(&[]);
+            let scale = want.abs().max().double_value(&[]).max(1.0);
+            assert!(diff <= 1e-5 * scale, "{case}: gradient of {name} differs by {diff}");
+        }
+        eprintln!("parity {case}: loss {got:.6} (PyTorch {want:.6}), {} gradients agree", trainable.len());
+    }
+}
