@@ -88,6 +88,12 @@ pub fn write(data: &LtData, spec: &DatasetSpec, train_indices: Option<Vec<usize>
     bar.finish_and_clear();
     tmp.as_file().sync_all()?;
     tmp.persist(out).map_err(|e| anyhow::anyhow!("cannot write {}: {}", out.display(), e.error))?;
+    // The temporary file was private (0600); a prepared file is ordinary shared data.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644))?;
+    }
     Ok(std::fs::metadata(out)?.len())
 }
 
