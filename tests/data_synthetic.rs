@@ -77,3 +77,19 @@ fn bad_synthetic_settings_are_one_clear_error() {
     let err = data::load(&spec, Path::new("/nonexistent")).unwrap_err().to_string();
     assert!(err.contains("would get no training image"), "{err}");
 }
+
+#[test]
+fn prepared_form_round_trips_without_cifar() {
+    let spec = quick_start();
+    let d = data::load(&spec, Path::new("/nonexistent")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join(data::prepared_file_name(&spec).unwrap());
+    assert!(out.ends_with("synthetic-c10-m500-t100-exp-50-seed0.gcl"));
+    let size = data::prepare::prepare(&spec, tmp.path(), &out).unwrap();
+    assert!(size < (d.train.len() + d.test.len()) as u64 * 3072, "compressed: {size} bytes");
+    let back = data::prepare::read(&out, &spec).unwrap();
+    assert_eq!(digest(&back), digest(&d));
+    assert_eq!((back.identity, back.mean, back.class_counts), (d.identity, d.mean, d.class_counts));
+    let err = data::prepare::read(&out, &DatasetSpec { classes: 5, ..spec }).unwrap_err().to_string();
+    assert!(err.contains("not the requested"), "{err}");
+}
