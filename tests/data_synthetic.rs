@@ -85,8 +85,8 @@ fn prepared_form_round_trips_without_cifar() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join(data::prepared_file_name(&spec).unwrap());
     assert!(out.ends_with("synthetic-c10-m500-t100-exp-50-seed0.gcl"));
-    let size = data::prepare::prepare(&spec, tmp.path(), &out).unwrap();
-    assert!(size < (d.train.len() + d.test.len()) as u64 * 3072, "compressed: {size} bytes");
+    // Strong pixel noise does not compress; only the round trip matters here.
+    data::prepare::prepare(&spec, tmp.path(), &out).unwrap();
     let back = data::prepare::read(&out, &spec).unwrap();
     assert_eq!(digest(&back), digest(&d));
     assert_eq!((back.identity, back.mean, back.class_counts), (d.identity, d.mean, d.class_counts));
