@@ -183,9 +183,13 @@ pub fn profile_name(p: Profile) -> &'static str {
 }
 
 /// File name of the prepared form of a spec, e.g. `cifar10-exp-100-seed0.gcl`.
+/// Synthetic: `synthetic-c10-m500-t100-exp-50-seed0.gcl`.
 pub fn prepared_file_name(spec: &DatasetSpec) -> Result<String> {
-    let kind = cifar_kind(spec.name).ok_or_else(|| anyhow::anyhow!("only CIFAR-10/100 have a prepared form (got {:?})", spec.name))?;
-    Ok(format!("{}-{}-{}-seed{}.gcl", kind.name(), profile_name(spec.profile), spec.imbalance, spec.subset_seed))
+    let name = match spec.name {
+        DatasetName::Synthetic => format!("synthetic-c{}-m{}-t{}", spec.classes, spec.max_per_class, spec.test_per_class),
+        other => cifar_kind(other).ok_or_else(|| list_file_error(spec))?.name().to_string(),
+    };
+    Ok(format!("{name}-{}-{}-seed{}.gcl", profile_name(spec.profile), spec.imbalance, spec.subset_seed))
 }
 
 /// `<data_root>/prepared/<prepared_file_name>`.

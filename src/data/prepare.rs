@@ -42,7 +42,9 @@ pub fn prepare(spec: &DatasetSpec, data_root: &Path, out: &Path) -> Result<u64> 
     let data = match spec.name {
         crate::config::DatasetName::Cifar10 => super::load_cifar(super::cifar::Cifar::C10, spec, data_root)?,
         crate::config::DatasetName::Cifar100 => super::load_cifar(super::cifar::Cifar::C100, spec, data_root)?,
-        other => bail!("only CIFAR-10/100 have a prepared form (got {other:?}); the synthetic set is generated on the fly"),
+        // Generated on the fly by `load`; a prepared copy serves inspection from other tools.
+        crate::config::DatasetName::Synthetic => super::synthetic::generate(spec)?,
+        other => bail!("{other:?} is a list-file dataset, streamed from its images; it has no prepared form"),
     };
     let indices = super::split_info(spec, data_root)?.indices;
     write(&data, spec, indices, out)
@@ -88,6 +90,12 @@ pub fn write(data: &LtData, spec: &DatasetSpec, train_indices: Option<Vec<usize>
     bar.finish_and_clear();
     tmp.as_file().sync_all()?;
     tmp.persist(out).map_err(|e| anyhow::anyhow!("cannot write {}: {}", out.display(), e.error))?;
+    // The temporary file was private (0600); a prepared file is ordinary shared data.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644))?;
+    }
     Ok(std::fs::metadata(out)?.len())
 }
 
@@ -116,9 +124,11 @@ pub fn read_header(path: &Path) -> Result<Header> {
     Ok(open_header(path)?.0)
 }
 
-/// Settings that select the data (the others do not apply to CIFAR).
+/// Settings that select the data (the synthetic-only ones do not apply to CIFAR).
 fn same_split(a: &DatasetSpec, b: &DatasetSpec) -> bool {
-    a.name == b.name && a.profile == b.profile && a.imbalance == b.imbalance && a.subset_seed == b.subset_seed
+    let synthetic_same = a.name != crate::config::DatasetName::Synthetic
+        || (a.classes == b.classes && a.max_per_class == b.max_per_class && a.test_per_class == b.test_per_class);
+    a.name == b.name && a.profile == b.profile && a.imbalance == b.imbalance && a.subset_seed == b.subset_seed && synthetic_same
 }
 
 /// Read a prepared file, checking that it holds the split `spec` asks for and is intact.
