@@ -2,3 +2,4 @@
 pub mod key;
 pub mod store;
 pub use store::{Cache, RunLock, RunState};
+pub mod commands;

@@ -120,7 +120,7 @@ impl Cache {
         fs::write(partial.join(SPEC), spec_toml)?;
         fs::write(partial.join(KEY_MATERIAL), serde_json::to_string_pretty(key_material)?)?;
         // The checkpoint is only needed to resume; a complete run keeps its final weights.
-        let _ = fs::remove_file(partial.join("checkpoint.safetensors"));
+        let _ = fs::remove_file(partial.join(crate::training::CHECKPOINT));
         let mut lines = String::new();
         for name in sorted_files(&partial)? {
             if name != HASHES {

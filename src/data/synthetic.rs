@@ -29,7 +29,7 @@ pub const GENERATOR_VERSION: &str = "synthetic/v1";
 /// Number of shared smooth textures all classes mix from.
 const SHARED_TEXTURES: usize = 4;
 /// Pixel noise standard deviation, in units of the [0, 1] intensity range.
-const NOISE_STD: f32 = 0.22;
+const NOISE_STD: f32 = 0.14;
 /// Largest cyclic shift of an image, in pixels.
 const MAX_SHIFT: i64 = 4;
 
@@ -151,9 +151,9 @@ fn render_split(templates: &[Vec<f32>], counts: &[usize], seed: u64, split: u64)
 
 fn render_image(templates: &[Vec<f32>], class: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
     let (dx, dy) = (rng.gen_range(-MAX_SHIFT..=MAX_SHIFT), rng.gen_range(-MAX_SHIFT..=MAX_SHIFT));
-    let contrast: f32 = rng.gen_range(0.35..1.0);
+    let contrast: f32 = rng.gen_range(0.6..1.0);
     let other = rng.gen_range(0..templates.len());
-    let mix: f32 = rng.gen_range(0.0..0.45);
+    let mix: f32 = rng.gen_range(0.0..0.3);
     let gain: [f32; 3] = [rng.gen_range(0.7..1.3), rng.gen_range(0.7..1.3), rng.gen_range(0.7..1.3)];
     let offset: [f32; 3] = [rng.gen_range(-0.12..0.12), rng.gen_range(-0.12..0.12), rng.gen_range(-0.12..0.12)];
     let noise = Normal::new(0f32, NOISE_STD).expect("valid std");

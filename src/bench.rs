@@ -1,0 +1,110 @@
+//! `gcl-repro bench step`: the stage-1 training step (ResNet-32, cosine classifier, GCL loss,
+//! mixup, SGD) timed beside PyTorch eager doing the same step on the same device in the same
+//! call, so the result is a ratio rather than an absolute time that varies from host to host.
+use crate::config::{Arch, Head, LossKind, LossSpec, ModelSpec, RunSpec};
+use crate::losses::Criterion;
+use crate::training::augment::DeviceImages;
+use crate::training::sgd::Sgd;
+use crate::training::Model;
+use anyhow::{bail, Context, Result};
+use rand::SeedableRng;
+use rand_distr::Distribution;
+use std::path::Path;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+pub struct StepTiming {
+    pub ms_per_step: f64,
+    pub images_per_sec: f64,
+}
+
+/// Time `steps` training steps of our engine after `warmup` untimed ones.
+pub fn time_our_step(device: Device, batch: usize, steps: usize, warmup: usize, arch: Arch) -> Result<StepTiming> {
+    tch::manual_seed(0);
+    let classes = 10usize;
+    let counts: Vec<usize> = (0..classes).map(|i| (5000.0 * 0.01f64.powf(i as f64 / 9.0)) as usize).collect();
+    let n: usize = counts.iter().sum();
+    let spec = RunSpec { model: ModelSpec { arch, head: Head::Normed, ..ModelSpec::default() }, ..RunSpec::default() };
+    let model = Model::new(&spec, classes, device);
+    let mut params: Vec<Tensor> = model.backbone.trainable_variables();
+    params.extend(model.head.trainable_variables());
+    let mut opt = Sgd::new(params, 0.9, 2e-4);
+    let criterion = Criterion::new(&LossSpec { kind: LossKind::Gcl, ..LossSpec::default() }, &counts, device);
+    let images = Tensor::randint(256, [n as i64, 3, 32, 32], (Kind::Uint8, Device::Cpu));
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % classes as i64).collect();
+    let data = DeviceImages::new(&images, &labels, [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010], device);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let beta = rand_distr::Beta::new(1.0, 1.0)?;
+    let mut step = || {
+        let idx = Tensor::randint(n as i64, [batch as i64], (Kind::Int64, device));
+        let (x, y) = data.batch(&idx, true);
+        let lam: f64 = beta.sample(&mut rng);
+        let perm = Tensor::randperm(batch as i64, (Kind::Int64, device));
+        let x = &x * lam + x.index_select(0, &perm) * (1.0 - lam);
+        let out = model.net.logits(&model.net.features(&x, true));
+        let loss = criterion.mixup_loss(&out, &y, &y.index_select(0, &perm), lam, true);
+        opt.zero_grad();
+        loss.backward();
+        opt.step(0.1);
+    };
+    for _ in 0..warmup {
+        step();
+    }
+    sync(device);
+    let t = Instant::now();
+    for _ in 0..steps {
+        step();
+    }
+    sync(device);
+    let el = t.elapsed().as_secs_f64();
+    Ok(StepTiming { ms_per_step: el * 1000.0 / steps as f64, images_per_sec: (steps * batch) as f64 / el })
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Run the PyTorch reference script with the given python and parse its JSON line.
+pub fn time_torch_step(python: &Path, script: &Path, device: Device, batch: usize, steps: usize, warmup: usize) -> Result<StepTiming> {
+    let dev = crate::device::device_label(device);
+    let threads = tch::get_num_threads().to_string();
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([dev.as_str(), &batch.to_string(), &steps.to_string(), &warmup.to_string(), &threads])
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !out.status.success() {
+        bail!("the PyTorch reference failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().context("the PyTorch reference printed nothing")?;
+    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))?;
+    Ok(StepTiming {
+        ms_per_step: v["ms_per_step"].as_f64().context("ms_per_step missing")?,
+        images_per_sec: v["images_per_sec"].as_f64().context("images_per_sec missing")?,
+    })
+}
+
+/// The report of `gcl-repro bench step`.
+pub fn step_report(device: Device, batch: usize, steps: usize, warmup: usize, python: &Path, script: &Path) -> Result<String> {
+    let ours = time_our_step(device, batch, steps, warmup, Arch::Resnet32)?;
+    let torch = time_torch_step(python, script, device, batch, steps, warmup)?;
+    let machine = crate::runner::device_name(device);
+    Ok(format!(
+        "stage-1 step, ResNet-32 + cosine head + GCL loss + mixup + SGD, batch {batch}, {steps} timed steps after {warmup} warm-up\n\
+         device: {} ({machine}), {} threads\n\
+         | implementation | ms/step | images/s |\n|---|---|---|\n\
+         | gcl-repro (tch) | {:.2} | {:.0} |\n| PyTorch eager {} | {:.2} | {:.0} |\n\
+         ratio (gcl-repro time / PyTorch time): {:.3}\n",
+        crate::device::device_label(device),
+        tch::get_num_threads(),
+        ours.ms_per_step,
+        ours.images_per_sec,
+        crate::device::libtorch_version(),
+        torch.ms_per_step,
+        torch.images_per_sec,
+        ours.ms_per_step / torch.ms_per_step
+    ))
+}

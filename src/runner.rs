@@ -1,0 +1,343 @@
+//! Executes runs: what is missing from the cache, in dependency order (stage 1 before the
+//! stage-2 runs built on it), each under a lock so that concurrent runners never train the
+//! same run twice, with an overall progress bar and a summary at the end.
+//!
+//! `--jobs N` runs N runs at once per device as separate processes (`gcl-repro run --only KEY`
+//! children); with one job everything runs in this process.
+use crate::cache::{key, Cache, RunState};
+use crate::config::RunSpec;
+use crate::data::LtData;
+use crate::device::device_label;
+use crate::metrics::RunResult;
+use crate::training::{self, Context, TrainError};
+use anyhow::{Context as _, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tch::Device;
+
+/// One run to execute: a stage-1 run, or a stage-2 run on top of its parent stage-1 run.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub key: String,
+    pub stage: u8,
+    pub parent: Option<String>,
+    /// The full spec (for stage 1, its stage-2 part is ignored).
+    pub spec: RunSpec,
+    pub data_identity: String,
+    /// Where the run appears (manifest cells), for messages.
+    pub label: String,
+}
+
+impl Job {
+    /// Jobs of one planned run: its stage-1 job and, if it has one, its stage-2 job.
+    pub fn from_spec(spec: &RunSpec, data_identity: &str, label: &str) -> Vec<Job> {
+        let (k1, k2) = key::run_keys(spec, data_identity);
+        let mut jobs = vec![Job {
+            key: k1.clone(),
+            stage: 1,
+            parent: None,
+            spec: spec.stage1_only(),
+            data_identity: data_identity.to_string(),
+            label: label.to_string(),
+        }];
+        if let Some(k2) = k2 {
+            jobs.push(Job {
+                key: k2,
+                stage: 2,
+                parent: Some(k1),
+                spec: spec.clone(),
+                data_identity: data_identity.to_string(),
+                label: label.to_string(),
+            });
+        }
+        jobs
+    }
+
+    fn key_material(&self) -> serde_json::Value {
+        match (&self.parent, self.stage) {
+            (Some(parent), 2) => key::stage2_material(&self.spec, parent).expect("stage-2 job has a stage 2"),
+            _ => key::stage1_material(&self.spec, &self.data_identity),
+        }
+    }
+
+    fn short(&self) -> &str {
+        &self.key[..12.min(self.key.len())]
+    }
+}
+
+/// Merge job lists from several cells: stage-1 runs shared by stage-2 variants appear once.
+pub fn dedup(jobs: Vec<Job>) -> Vec<Job> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<Job> = Vec::new();
+    for j in jobs {
+        match seen.get(&j.key) {
+            Some(&i) => {
+                if !out[i].label.split(", ").any(|l| l == j.label) {
+                    out[i].label = format!("{}, {}", out[i].label, j.label);
+                }
+            }
+            None => {
+                seen.insert(j.key.clone(), out.len());
+                out.push(j);
+            }
+        }
+    }
+    out
+}
+
+pub struct Options {
+    pub cache_dir: PathBuf,
+    pub data_root: PathBuf,
+    pub devices: Vec<Device>,
+    pub jobs_per_device: usize,
+    pub force: bool,
+    /// Re-invocation of this binary for child processes (`--jobs` > 1): the manifest arguments.
+    pub child_args: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub trained: Vec<String>,
+    pub cached: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    pub skipped: Vec<(String, String)>,
+    pub interrupted: bool,
+}
+
+impl Summary {
+    pub fn print(&self) {
+        eprintln!(
+            "runs: {} trained, {} cached, {} failed, {} skipped{}",
+            self.trained.len(),
+            self.cached.len(),
+            self.failed.len(),
+            self.skipped.len(),
+            if self.interrupted { " (interrupted: partial runs resume on the next `run`)" } else { "" }
+        );
+        for (label, why) in &self.failed {
+            eprintln!("  failed  {label}: {why}");
+        }
+        for (label, why) in &self.skipped {
+            eprintln!("  skipped {label}: {why}");
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
+    }
+}
+
+/// Run every job that is not cached. Stage-2 jobs wait for their parent; a failed parent
+/// skips its children (with the reason in the summary).
+pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<Summary> {
+    let cache = Cache::open(&opts.cache_dir)?;
+    if opts.force {
+        for j in jobs {
+            cache.remove(&j.key)?;
+        }
+    }
+    let multi = MultiProgress::new();
+    let overall = multi.add(ProgressBar::new(jobs.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template("runs [{bar:30}] {pos}/{len} {msg} elapsed {elapsed} ETA {eta}").unwrap().progress_chars("=> "),
+    );
+    let mut summary = Summary::default();
+    let mut failed_keys: HashSet<String> = HashSet::new();
+    let mut pending: Vec<&Job> = jobs.iter().collect();
+    let slots = opts.devices.len() * opts.jobs_per_device.max(1);
+    let mut running: Vec<(std::process::Child, &Job, Instant)> = Vec::new();
+    let mut data_cache: HashMap<String, Arc<LtData>> = HashMap::new();
+    let status = |s: &Summary, running: usize| {
+        format!("done {} · running {} · cached {} · failed {}", s.trained.len(), running, s.cached.len(), s.failed.len())
+    };
+    while !pending.is_empty() || !running.is_empty() {
+        if stop.load(Ordering::SeqCst) {
+            summary.interrupted = true;
+            for (mut child, _, _) in running.drain(..) {
+                // Children got the same SIGINT from the terminal; wait for their clean stop.
+                let _ = child.wait();
+            }
+            break;
+        }
+        // Reap finished children.
+        let mut i = 0;
+        while i < running.len() {
+            if let Some(st) = running[i].0.try_wait()? {
+                let (_, job, _) = running.remove(i);
+                if st.success() && cache.state(&job.key) == RunState::Cached {
+                    summary.trained.push(job.label.clone());
+                } else {
+                    failed_keys.insert(job.key.clone());
+                    summary.failed.push((job.label.clone(), format!("worker exited with {st}; see its log in {}", cache.partial_dir(&job.key).display())));
+                }
+                overall.inc(1);
+            } else {
+                i += 1;
+            }
+        }
+        overall.set_message(status(&summary, running.len()));
+        // Pick the next job whose parent is done.
+        let mut progressed = false;
+        let mut next = 0;
+        while next < pending.len() {
+            let job = pending[next];
+            if let Some(p) = &job.parent {
+                if failed_keys.contains(p) {
+                    pending.remove(next);
+                    failed_keys.insert(job.key.clone());
+                    summary.skipped.push((job.label.clone(), format!("its stage-1 run {} failed", &p[..12])));
+                    overall.inc(1);
+                    progressed = true;
+                    continue;
+                }
+                if cache.state(p) != RunState::Cached {
+                    next += 1;
+                    continue;
+                }
+            }
+            if cache.state(&job.key) == RunState::Cached {
+                pending.remove(next);
+                summary.cached.push(job.label.clone());
+                overall.inc(1);
+                progressed = true;
+                continue;
+            }
+            if slots > 1 {
+                if running.len() >= slots {
+                    break;
+                }
+                // A child process per run; the lock inside the child keeps runners apart.
+                let device = opts.devices[running.len() % opts.devices.len()];
+                let child = spawn_child(opts, job, device)?;
+                pending.remove(next);
+                running.push((child, job, Instant::now()));
+                progressed = true;
+                continue;
+            }
+            let Some(lock) = cache.try_lock(&job.key)? else {
+                next += 1; // another process trains it; come back later
+                continue;
+            };
+            pending.remove(next);
+            progressed = true;
+            if cache.state(&job.key) == RunState::Cached {
+                summary.cached.push(job.label.clone());
+                overall.inc(1);
+                continue;
+            }
+            let outcome = run_one(job, &cache, opts, opts.devices[0], &multi, stop, &mut data_cache);
+            drop(lock);
+            match outcome {
+                Ok(_) => summary.trained.push(job.label.clone()),
+                Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::Interrupted)) => {
+                    summary.interrupted = true;
+                    overall.abandon();
+                    return Ok(summary);
+                }
+                Err(e) => {
+                    failed_keys.insert(job.key.clone());
+                    tracing::error!("{} ({}) failed: {e:#}", job.label, job.short());
+                    summary.failed.push((format!("{} ({})", job.label, job.short()), format!("{e:#}")));
+                }
+            }
+            overall.inc(1);
+            overall.set_message(status(&summary, running.len()));
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    overall.finish_and_clear();
+    Ok(summary)
+}
+
+fn spawn_child(opts: &Options, job: &Job, device: Device) -> Result<std::process::Child> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("run")
+        .args(&opts.child_args)
+        .args(["--only", &job.key, "--jobs", "1", "--device", &device_label(device)])
+        .arg("--cache-dir")
+        .arg(&opts.cache_dir)
+        .arg("--data-root")
+        .arg(&opts.data_root)
+        .arg("--quiet")
+        .stdin(std::process::Stdio::null());
+    cmd.spawn().context("starting a worker process")
+}
+
+/// Train one job in this process and publish it in the cache.
+fn run_one(
+    job: &Job,
+    cache: &Cache,
+    opts: &Options,
+    device: Device,
+    multi: &MultiProgress,
+    stop: &Arc<AtomicBool>,
+    data_cache: &mut HashMap<String, Arc<LtData>>,
+) -> Result<RunResult> {
+    training::check_spec(&job.spec)?;
+    let data = match data_cache.get(&job.data_identity) {
+        Some(d) => d.clone(),
+        None => {
+            let d = Arc::new(crate::data::load(&job.spec.dataset, &opts.data_root)?);
+            data_cache.insert(job.data_identity.clone(), d.clone());
+            d
+        }
+    };
+    let ctx = Context {
+        device,
+        dir: cache.partial_dir(&job.key),
+        stop,
+        progress: Some(multi),
+        label: format!("{} [{}]", job.label, job.short()),
+    };
+    let mut result = match (&job.parent, job.stage) {
+        (Some(parent), 2) => training::run_stage2(&job.spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
+        _ => training::run_stage1(&job.spec, &data, &job.key, &ctx)?,
+    };
+    result.provenance.device = device_label(device);
+    result.provenance.device_name = device_name(device);
+    result.provenance.cuda = tch::Cuda::is_available().then(|| "available".to_string());
+    let spec_toml = toml::to_string(&job.spec).context("serialising the resolved spec")?;
+    cache.commit(&job.key, &result, &spec_toml, &job.key_material())?;
+    Ok(result)
+}
+
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => crate::doctor::gpu_name(i),
+        _ => cpu_name(),
+    }
+}
+
+/// CPU model name from /proc/cpuinfo, with the core count.
+pub fn cpu_name() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{model} ({cores} cores)")
+}
+
+/// Install a Ctrl-C handler that asks running training to stop after the current step.
+pub fn install_stop_handler() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            std::process::exit(130); // a second Ctrl-C: stop now
+        }
+        eprintln!("\nstopping after the current step (Ctrl-C again to quit at once)...");
+    });
+    stop
+}
+
+pub fn is_relative_to_cwd(p: &Path) -> bool {
+    p.is_relative()
+}
