@@ -27,6 +27,42 @@ struct Cli {
 enum Command {
     /// Check the toolchain (libtorch, CUDA) and list the datasets found under the data root.
     Doctor,
+    /// Benchmarks (timings against a reference measured in the same run).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Images/s of the JPEG loader against torchvision's DataLoader on the same files.
+    Loader(BenchLoaderArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchLoaderArgs {
+    /// Image root (list paths are relative to it).
+    #[arg(long)]
+    root: PathBuf,
+    /// List file (`path label` per line); default with --generate: ROOT/bench_list.txt.
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// First write N random ~500x375 JPEGs and their list file into ROOT.
+    #[arg(long, value_name = "N")]
+    generate: Option<usize>,
+    /// Timed batches (after one untimed warm-up batch).
+    #[arg(long, default_value_t = 20)]
+    batches: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Decoding threads (ours) and DataLoader workers (torchvision); default: all cores.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Time the evaluation transforms instead of the training ones.
+    #[arg(long)]
+    eval: bool,
+    /// Python with torchvision for the reference (default $VIRTUAL_ENV/bin/python, else python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -60,6 +96,30 @@ fn run(cli: Cli) -> Result<()> {
             if !ok {
                 anyhow::bail!("the toolchain is not usable (see above)");
             }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Loader(a)) => {
+            use gcl_repro::data::images::bench;
+            let list = match (a.generate, a.list) {
+                (Some(n), list) => {
+                    let written = bench::generate_images(&a.root, n, 0)?;
+                    list.unwrap_or(written)
+                }
+                (None, Some(list)) => list,
+                (None, None) => anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set"),
+            };
+            let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let spec = bench::LoaderBench {
+                root: a.root,
+                list,
+                batches: a.batches,
+                batch_size: a.batch_size,
+                workers,
+                train: !a.eval,
+                python: a.python,
+                script: None,
+            };
+            print!("{}", bench::run(&spec)?);
             Ok(())
         }
     }
