@@ -60,6 +60,9 @@ struct BenchLoaderArgs {
     /// Time the evaluation transforms instead of the training ones.
     #[arg(long)]
     eval: bool,
+    /// Alternating rounds (ours, torchvision); the median ratio is reported.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
     /// Python with torchvision for the reference (default $VIRTUAL_ENV/bin/python, else python3).
     #[arg(long)]
     python: Option<PathBuf>,
@@ -116,6 +119,7 @@ fn run(cli: Cli) -> Result<()> {
                 batch_size: a.batch_size,
                 workers,
                 train: !a.eval,
+                repeats: a.repeats,
                 python: a.python,
                 script: None,
             };

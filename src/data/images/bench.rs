@@ -26,6 +26,9 @@ pub struct LoaderBench {
     pub workers: usize,
     /// Training transforms (random-resized-crop, flip, jitter) or evaluation ones.
     pub train: bool,
+    /// Rounds, each timing ours then torchvision; the report gives every round's ratio and
+    /// the median, which resists load from other processes on a shared machine.
+    pub repeats: usize,
     /// Interpreter for the torchvision reference; `None`: `$VIRTUAL_ENV/bin/python`, else `python3`.
     pub python: Option<PathBuf>,
     /// The reference script; `None`: `scripts/bench_loader_torchvision.py` of this crate.
@@ -163,30 +166,37 @@ fn parse_result_line(stdout: &str) -> Option<Rate> {
     Some(Rate { images: field("images")?.parse().ok()?, seconds: field("seconds")?.parse().ok()? })
 }
 
-/// Run both sides and return the report text.
+/// Run both sides `repeats` times, alternating, and return the report text.
 pub fn run(b: &LoaderBench) -> Result<String> {
-    let ours = measure_ours(b)?;
-    let theirs = measure_torchvision(b)?;
     let mode = if b.train { "train (random-resized-crop 224, flip, colour jitter 0.4)" } else { "eval (resize 256, centre crop 224)" };
-    Ok(format!(
-        "machine: {}\nimages: {} ({}), transforms: {mode}, batch {}, {} workers, {} timed batches\n\
-         gcl-repro loader:       {:>8.1} images/s ({} images in {:.2} s)\n\
-         torchvision DataLoader: {:>8.1} images/s ({} images in {:.2} s)\n\
-         ratio (ours / torchvision): {:.2}x\n",
+    let mut text = format!(
+        "machine: {}\nimages: {} (root {}), transforms: {mode}, batch {}, {} workers, {} timed batches per round\n",
         machine_description(),
         b.list.display(),
         b.root.display(),
         b.batch_size,
         b.workers,
         b.batches,
-        ours.per_second(),
-        ours.images,
-        ours.seconds,
-        theirs.per_second(),
-        theirs.images,
-        theirs.seconds,
-        ours.per_second() / theirs.per_second(),
-    ))
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=b.repeats.max(1) {
+        let ours = measure_ours(b)?;
+        let theirs = measure_torchvision(b)?;
+        let ratio = ours.per_second() / theirs.per_second();
+        text += &format!(
+            "round {round}: gcl-repro loader {:>7.1} images/s ({} in {:.2} s), torchvision DataLoader {:>7.1} images/s ({} in {:.2} s), ratio {ratio:.2}x\n",
+            ours.per_second(),
+            ours.images,
+            ours.seconds,
+            theirs.per_second(),
+            theirs.images,
+            theirs.seconds,
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    text += &format!("ratio (ours / torchvision), median of {} rounds: {:.2}x\n", ratios.len(), ratios[ratios.len() / 2]);
+    Ok(text)
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {
