@@ -9,7 +9,8 @@
 //! Resampling is Pillow's antialiased bilinear filter (what torchvision applies to PIL images):
 //! a triangle kernel widened by the downscale factor, separable, horizontal pass first. We keep
 //! intermediate values in f32 where Pillow rounds to u8 after each pass and after each jitter
-//! step, so outputs differ from torchvision's by at most about 1/255 before normalisation.
+//! step. Against torchvision 0.26 + Pillow 13 on the evaluation transform of 16 generated
+//! JPEGs the largest difference was 2/255 (mean 0.3/255), JPEG decoder differences included.
 //!
 //! [`loader`] runs these transforms in parallel and batches the results into tensors.
 use anyhow::{Context, Result};

@@ -48,6 +48,11 @@ impl PathRemap {
         }
     }
 
+    /// The remap of a manifest's `dataset.path_remap`, if it sets one.
+    pub fn from_config(path_remap: Option<&(String, String)>) -> Option<PathRemap> {
+        path_remap.map(|(from, to)| PathRemap::from_spec(from, to))
+    }
+
     /// Rewrite one list path. `None` when a named rewrite does not recognise the path's form.
     pub fn apply(&self, path: &str) -> Option<String> {
         match self {
