@@ -197,9 +197,10 @@ struct InatAnnotation {
 /// one `file_name category_id` line per image, in the order of `images`. Returns the number of
 /// lines written. Every image must have exactly one annotation.
 pub fn convert_inat_json(json_path: &Path, out_list: &Path) -> Result<usize> {
-    let file = std::fs::File::open(json_path)
-        .with_context(|| format!("cannot open iNaturalist annotations {}", json_path.display()))?;
-    let json: InatJson = serde_json::from_reader(std::io::BufReader::new(file)).with_context(|| {
+    // Whole-file read: serde_json parses a slice much faster than a reader.
+    let bytes = std::fs::read(json_path)
+        .with_context(|| format!("cannot read iNaturalist annotations {}", json_path.display()))?;
+    let json: InatJson = serde_json::from_slice(&bytes).with_context(|| {
         format!("{} is not iNaturalist JSON with `images` [{{id, file_name}}] and `annotations` [{{image_id, category_id}}]", json_path.display())
     })?;
     let lines = inat_list_lines(&json).with_context(|| format!("in {}", json_path.display()))?;
