@@ -6,6 +6,8 @@
 pub mod catalog;
 pub mod cifar;
 pub mod fetch;
+pub mod images;
+pub mod listfile;
 pub mod longtail;
 pub mod mt19937;
 pub mod prepare;

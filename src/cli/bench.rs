@@ -1,0 +1,116 @@
+//! `gcl-repro bench ...`: timings beside a reference measured in the same call.
+use anyhow::Result;
+use clap::Subcommand;
+use gcl_repro::device::DeviceChoice;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Images/s of the JPEG loader against torchvision's DataLoader on the same files.
+    Loader(BenchLoaderArgs),
+    /// ms/step of the stage-1 training step (ResNet-32 + GCL, batch 64) beside PyTorch eager.
+    Step(BenchStepArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BenchLoaderArgs {
+    /// Image root (list paths are relative to it).
+    #[arg(long)]
+    root: PathBuf,
+    /// List file (`path label` per line); default with --generate: ROOT/bench_list.txt.
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// First write N random ~500x375 JPEGs and their list file into ROOT.
+    #[arg(long, value_name = "N")]
+    generate: Option<usize>,
+    /// Timed batches (after one untimed warm-up batch).
+    #[arg(long, default_value_t = 20)]
+    batches: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Decoding threads (ours) and DataLoader workers (torchvision); default: all cores.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Time the evaluation transforms instead of the training ones.
+    #[arg(long)]
+    eval: bool,
+    /// Alternating rounds (ours, torchvision); the median ratio is reported.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
+    /// Python with torchvision for the reference (default $VIRTUAL_ENV/bin/python, else python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+}
+
+
+
+#[derive(clap::Args)]
+pub struct BenchStepArgs {
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Timed steps (after --warmup untimed ones).
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Python with torch 2.11 for the reference (default $VIRTUAL_ENV/bin/python, else ./.venv/bin/python, else python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The PyTorch reference script.
+    #[arg(long, default_value = "scripts/torch_step_reference.py")]
+    script: PathBuf,
+}
+
+/// The python that has torch: explicit, the active virtualenv, the project's, or python3.
+pub fn find_python(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p;
+    }
+    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
+        let p = PathBuf::from(v).join("bin/python");
+        if p.exists() {
+            return p;
+        }
+    }
+    let local = PathBuf::from(".venv/bin/python");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("python3")
+}
+
+pub fn run(cmd: BenchCommand, device: DeviceChoice) -> Result<()> {
+    match cmd {
+        BenchCommand::Loader(a) => {
+            use gcl_repro::data::images::bench;
+            let list = match (a.generate, a.list) {
+                (Some(n), list) => {
+                    let written = bench::generate_images(&a.root, n, 0)?;
+                    list.unwrap_or(written)
+                }
+                (None, Some(list)) => list,
+                (None, None) => anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set"),
+            };
+            let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let spec = bench::LoaderBench {
+                root: a.root,
+                list,
+                batches: a.batches,
+                batch_size: a.batch_size,
+                workers,
+                train: !a.eval,
+                repeats: a.repeats,
+                python: a.python,
+                script: None,
+            };
+            print!("{}", bench::run(&spec)?);
+            Ok(())
+        }
+        BenchCommand::Step(a) => {
+            let device = device.resolve()?;
+            let python = find_python(a.python);
+            print!("{}", gcl_repro::bench::step_report(device, a.batch_size, a.steps, a.warmup, &python, &a.script)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `gcl-repro data ...`: inspect, download and prepare datasets.
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Per-class counts of the long-tailed train split (and, for CIFAR, its kept indices).
+    Info {
+        #[command(flatten)]
+        dataset: DatasetArgs,
+        /// Write the kept train indices here, one per line (class 0's in shuffled order, then class 1's, ...).
+        #[arg(long)]
+        indices_out: Option<PathBuf>,
+    },
+    /// Download the official CIFAR archive into the data root (verified, unpacked atomically).
+    Fetch {
+        /// cifar10 or cifar100.
+        #[arg(value_parser = parse_cifar)]
+        dataset: gcl_repro::data::cifar::Cifar,
+        /// A mirror of the archive (default: the official cs.toronto.edu URL).
+        #[arg(long)]
+        url: Option<String>,
+        /// Expected MD5 of the archive at --url (default: the official archive's).
+        #[arg(long)]
+        md5: Option<String>,
+    },
+    /// Write the long-tailed split and its test set as one compressed file (for GPU hosts).
+    Prepare {
+        #[command(flatten)]
+        dataset: DatasetArgs,
+        /// Output file (default: <data-root>/prepared/<name>-<profile>-<imbalance>-seed<seed>.gcl, where `load` finds it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The dataset settings of `config::DatasetSpec` as flags.
+#[derive(clap::Args)]
+pub struct DatasetArgs {
+    /// cifar10, cifar100 or synthetic.
+    #[arg(long, default_value = "cifar10", value_parser = parse_snake::<gcl_repro::config::DatasetName>)]
+    dataset: gcl_repro::config::DatasetName,
+    /// gamma = n_max / n_min.
+    #[arg(long, default_value_t = 100.0)]
+    imbalance: f64,
+    /// exp or step.
+    #[arg(long, default_value = "exp", value_parser = parse_snake::<gcl_repro::config::Profile>)]
+    profile: gcl_repro::config::Profile,
+    /// Seed of the subset selection (0: the published protocol); for synthetic, the generator seed.
+    #[arg(long, default_value_t = 0)]
+    subset_seed: u64,
+    /// Synthetic only: number of classes.
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    /// Synthetic only: train images of the largest class.
+    #[arg(long, default_value_t = 500)]
+    max_per_class: usize,
+    /// Synthetic only: test images per class.
+    #[arg(long, default_value_t = 100)]
+    test_per_class: usize,
+}
+
+impl DatasetArgs {
+    fn spec(&self) -> gcl_repro::config::DatasetSpec {
+        gcl_repro::config::DatasetSpec {
+            name: self.dataset,
+            imbalance: self.imbalance,
+            profile: self.profile,
+            subset_seed: self.subset_seed,
+            classes: self.classes,
+            max_per_class: self.max_per_class,
+            test_per_class: self.test_per_class,
+            ..Default::default()
+        }
+    }
+}
+
+/// Parse a snake_case setting name the way manifests spell it.
+pub fn parse_snake<T: serde::de::DeserializeOwned>(s: &str) -> std::result::Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
+}
+
+fn parse_cifar(s: &str) -> std::result::Result<gcl_repro::data::cifar::Cifar, String> {
+    match s {
+        "cifar10" => Ok(gcl_repro::data::cifar::Cifar::C10),
+        "cifar100" => Ok(gcl_repro::data::cifar::Cifar::C100),
+        _ => Err(format!("unknown dataset '{s}': fetch knows cifar10 and cifar100")),
+    }
+}
+
+pub fn run(cmd: DataCommand, data_root: &std::path::Path) -> Result<()> {
+    use gcl_repro::data;
+    match cmd {
+        DataCommand::Info { dataset, indices_out } => {
+            let spec = dataset.spec();
+            let info = data::split_info(&spec, data_root)?;
+            print!("{}", data::format_info(&spec, &info));
+            if let Some(path) = indices_out {
+                let indices = info.indices.ok_or_else(|| anyhow::anyhow!("--indices-out: the {:?} set is generated, it has no selected indices", spec.name))?;
+                let text: String = indices.iter().map(|i| format!("{i}\n")).collect();
+                std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                println!("wrote {} indices to {}", indices.len(), path.display());
+            }
+            Ok(())
+        }
+        DataCommand::Fetch { dataset, url, md5 } => {
+            let dir = data::fetch::fetch(dataset, data_root, url.as_deref(), md5.as_deref())?;
+            data::cifar::verify_files(dataset, data_root)?;
+            println!("installed and verified {}", dir.display());
+            Ok(())
+        }
+        DataCommand::Prepare { dataset, out } => {
+            let spec = dataset.spec();
+            let out = match out {
+                Some(p) => p,
+                None => data::prepared_path(&spec, data_root)?,
+            };
+            let size = data::prepare::prepare(&spec, data_root, &out)?;
+            println!("wrote {} ({:.1} MiB)", out.display(), size as f64 / (1u64 << 20) as f64);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Argument structs and handlers of the subcommand groups (binary-only code).
+pub mod bench;
+pub mod data;
+pub mod experiments;
