@@ -2,13 +2,17 @@
 //! (Li, Cheung, Lu; CVPR 2022) from declarative TOML manifests.
 //!
 //! Module map (one concept each): `config` (the settings of one run), `data` (datasets and
-//! long-tailed subsets), `device`, `doctor`, `metrics` (evaluation and stored results).
+//! long-tailed subsets), `device`, `doctor`, `metrics` (evaluation and stored results),
+//! `manifest` (paper tables as TOML: validation and expansion into runs), `plan` (the run graph
+//! of manifests, its cache state and Slurm job scripts).
 pub mod cache;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod doctor;
+pub mod manifest;
 pub mod metrics;
+pub mod plan;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
 pub const ENGINE_VERSION: u32 = 1;
