@@ -169,7 +169,10 @@ pub fn load(path: &Path) -> Result<Manifest> {
     if v.errors.is_empty() {
         Ok(manifest)
     } else {
-        Err(anyhow!("{}", v.errors.join("\n")))
+        v.errors.sort_by_key(|(line, col, _)| (*line, *col));
+        v.errors.dedup();
+        let lines: Vec<String> = v.errors.into_iter().map(|(_, _, text)| text).collect();
+        Err(anyhow!("{}", lines.join("\n")))
     }
 }
 
@@ -236,10 +239,18 @@ fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) ->
     Ok(cells)
 }
 
+/// One row of a published-tables file.
+struct PublishedRow {
+    id: String,
+    quoted: bool,
+    values: HashMap<String, f64>,
+}
+
 /// Collects every problem of one manifest file.
 struct Validator {
     src: Source,
-    errors: Vec<String>,
+    /// (line, column, message): reported in file order.
+    errors: Vec<(usize, usize, String)>,
     shape: Shape,
 }
 
@@ -258,8 +269,9 @@ fn fragment_of(t: &Table, own: &[&str]) -> Table {
 
 impl Validator {
     fn err(&mut self, path: Vec<String>, msg: impl std::fmt::Display) {
-        let line = self.src.error(&path, msg);
-        self.errors.push(line);
+        let (line, col) = self.src.position(&path);
+        let text = self.src.error(&path, msg);
+        self.errors.push((line, col, text));
     }
 
     fn problems(&mut self, problems: Vec<Problem>) {
@@ -348,11 +360,16 @@ impl Validator {
 
     /// A reference `name` to one of `known` ids; reports a dangling one with a did-you-mean.
     fn reference(&mut self, path: Vec<String>, what: &str, name: &str, known: &[&str]) -> bool {
+        self.reference_in(path, what, name, "", known)
+    }
+
+    /// Same, naming where the ids live (`in FILE`).
+    fn reference_in(&mut self, path: Vec<String>, what: &str, name: &str, place: &str, known: &[&str]) -> bool {
         if known.contains(&name) {
             return true;
         }
         let hint = did_you_mean(name, known).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-        self.err(path, format!("no {what} `{name}`{hint} (known: {})", known.join(", ")));
+        self.err(path, format!("no {what} `{name}`{place}{hint} (known: {})", known.join(", ")));
         false
     }
 
@@ -397,20 +414,20 @@ impl Validator {
             let quoted = self.boolean(t, &at, "quoted");
             if let Some(file_rows) = &file_rows {
                 let id = pub_row.clone().unwrap_or_else(|| row.id.clone());
-                match file_rows.get(&id) {
-                    Some((file_quoted, values)) => {
-                        row.quoted = quoted.unwrap_or(*file_quoted);
+                match file_rows.iter().find(|r| r.id == id) {
+                    Some(found) => {
+                        row.quoted = quoted.unwrap_or(found.quoted);
                         for (ci, col) in columns.iter().enumerate() {
-                            if let Some(v) = values.get(&published_columns[ci]) {
+                            if let Some(v) = found.values.get(&published_columns[ci]) {
                                 published.insert(cell_id(&row.id, &col.id), *v);
                             }
                         }
                     }
                     None if pub_row.is_some() => {
-                        let known: Vec<&str> = file_rows.keys().map(|s| s.as_str()).collect();
+                        let known: Vec<&str> = file_rows.iter().map(|r| r.id.as_str()).collect();
                         let mut p = at.clone();
                         p.push("published_row".into());
-                        self.reference(p, "row in the published table", &id, &known);
+                        self.reference_in(p, "row", &id, " in the published table", &known);
                     }
                     None => row.quoted = quoted.unwrap_or(false),
                 }
@@ -671,8 +688,7 @@ impl Validator {
     }
 
     /// The rows of the referenced published table: id -> (quoted, column -> value).
-    #[allow(clippy::type_complexity)]
-    fn published_file(&mut self, head: &Table) -> Option<HashMap<String, (bool, HashMap<String, f64>)>> {
+    fn published_file(&mut self, head: &Table) -> Option<Vec<PublishedRow>> {
         let at = key_path(&["manifest", "published"]);
         let r = self.table(head, &key_path(&["manifest"]), "published")?.clone();
         self.check_keys(&r, &at, PUBLISHED_REF_KEYS);
@@ -701,10 +717,10 @@ impl Validator {
         let mut pt = at.clone();
         pt.push("table".into());
         let names: Vec<&str> = doc.keys().map(|s| s.as_str()).collect();
-        if !self.reference(pt.clone(), &format!("table in {}", file_path.display()), &table, &names) {
+        if !self.reference_in(pt.clone(), "table", &table, &format!(" in {}", file_path.display()), &names) {
             return None;
         }
-        let mut out = HashMap::new();
+        let mut out = Vec::new();
         if let Some(Value::Table(rows)) = doc.get(&table).and_then(|t| t.get("rows")) {
             for (id, row) in rows {
                 let quoted = row.get("quoted").and_then(Value::as_bool).unwrap_or(false);
@@ -716,7 +732,7 @@ impl Validator {
                         }
                     }
                 }
-                out.insert(id.clone(), (quoted, values));
+                out.push(PublishedRow { id: id.clone(), quoted, values });
             }
         } else {
             self.err(pt, format!("table `{table}` in {} has no [{table}.rows.ID] entries", file_path.display()));
@@ -820,4 +836,36 @@ impl Validator {
             }
         }
     }
+}
+
+/// `gcl-repro validate`: one `ok FILE (N cells, M runs)` line per good manifest, every problem
+/// of the bad ones, and whether all were good. Manifest names must be unique across the files
+/// (results and reports are filed under them).
+pub fn validate_files(paths: &[PathBuf]) -> (String, bool) {
+    let mut out = String::new();
+    let mut ok = true;
+    let mut names: HashMap<String, PathBuf> = HashMap::new();
+    for path in paths {
+        match load(path).and_then(|m| summary(&m).map(|s| (m, s))) {
+            Ok((m, (cells, runs))) => {
+                if let Some(first) = names.get(&m.name) {
+                    ok = false;
+                    out.push_str(&format!(
+                        "{}: duplicate manifest name `{}` (also {}); set a distinct `name` in [manifest]\n",
+                        path.display(),
+                        m.name,
+                        first.display()
+                    ));
+                } else {
+                    names.insert(m.name.clone(), path.clone());
+                    out.push_str(&format!("ok {} ({cells} cells, {runs} runs)\n", path.display()));
+                }
+            }
+            Err(e) => {
+                ok = false;
+                out.push_str(&format!("{e:#}\n"));
+            }
+        }
+    }
+    (out, ok)
 }

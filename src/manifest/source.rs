@@ -21,7 +21,7 @@ impl Source {
             Ok(t) => t,
             Err(e) => {
                 let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
-                let msg = e.message().trim().to_string();
+                let msg = e.message().trim().lines().map(str::trim).collect::<Vec<_>>().join(": ");
                 return Err(format!("{}:{line}:{col}: {msg}", path.display()));
             }
         };
@@ -31,8 +31,13 @@ impl Source {
 
     /// `FILE:LINE:COL: msg`, located at the key `path` (or the nearest enclosing key found).
     pub fn error(&self, path: &[String], msg: impl std::fmt::Display) -> String {
-        let (line, col) = self.span_of(path).map(|s| line_col(&self.text, s.start)).unwrap_or((1, 1));
+        let (line, col) = self.position(path);
         format!("{}:{line}:{col}: {msg}", self.path.display())
+    }
+
+    /// 1-based line and column of the key `path` (or the nearest enclosing key found).
+    pub fn position(&self, path: &[String]) -> (usize, usize) {
+        self.span_of(path).map(|s| line_col(&self.text, s.start)).unwrap_or((1, 1))
     }
 
     /// Byte span of the deepest key of `path` present in the document. Array elements are
