@@ -131,7 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(dir) = emit {
                 let slurm = gcl_repro::plan::SlurmOptions { command: args.slurm_command, sbatch: args.sbatch };
                 let written = gcl_repro::plan::emit_slurm(&plan, &options, &slurm, &dir)?;
-                println!("wrote {} (submit with: sh {})", written.join(", "), dir.join("submit.sh").display());
+                println!("wrote {} (submit with: bash {})", written.join(", "), dir.join("submit.sh").display());
             }
             Ok(())
         }
