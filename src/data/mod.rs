@@ -83,6 +83,25 @@ fn list_file_error(spec: &DatasetSpec) -> anyhow::Error {
     )
 }
 
+/// Identity of a list-file dataset: the SHA-256 of its train and test list files (the lists fix
+/// which images and labels are used) and the path remap.
+fn list_identity(spec: &DatasetSpec, data_root: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut parts = vec![format!("{:?}", spec.name).to_lowercase()];
+    for (what, list) in [("train_list", &spec.train_list), ("test_list", &spec.test_list)] {
+        let rel = list.as_ref().ok_or_else(|| anyhow::anyhow!("dataset {:?} needs `{what}` (a list file relative to the data root)", spec.name))?;
+        let path = data_root.join(rel);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            anyhow::anyhow!("cannot read the {what} {} ({e}); put the split lists under the data root (see README: datasets)", path.display())
+        })?;
+        parts.push(format!("{what}={rel}:sha256={}", hex::encode(Sha256::digest(&bytes))));
+    }
+    if let Some((from, to)) = &spec.path_remap {
+        parts.push(format!("remap={from}->{to}"));
+    }
+    Ok(parts.join(" "))
+}
+
 /// Load the dataset a spec names (cifar10, cifar100, synthetic) from `data_root`.
 ///
 /// CIFAR: a prepared file `<data_root>/prepared/<name>` ([`prepared_file_name`]) is used when
@@ -151,7 +170,7 @@ pub fn identity(spec: &DatasetSpec, data_root: &Path) -> Result<String> {
     if spec.name == DatasetName::Synthetic {
         return Ok(synthetic::identity(spec));
     }
-    let kind = cifar_kind(spec.name).ok_or_else(|| list_file_error(spec))?;
+    let Some(kind) = cifar_kind(spec.name) else { return list_identity(spec, data_root) };
     let prepared = prepared_path(spec, data_root)?;
     if prepared.is_file() && !kind.dir(data_root).is_dir() {
         return Ok(prepare::read_header(&prepared)?.identity);

@@ -1,0 +1,139 @@
+//! Manifest expansion: resolution order, published values, quoted rows, keys, seeds.
+use gcl_repro::config::{LossKind, SamplerKind, Scale, Stage2Spec};
+use gcl_repro::manifest::{self, Cell, FigureKind};
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests").join(name)
+}
+
+fn cell<'a>(cells: &'a [Cell], id: &str) -> &'a Cell {
+    cells.iter().find(|c| c.id() == id).unwrap_or_else(|| panic!("no cell {id}"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn good_manifest_loads_with_file_order_and_labels() {
+    let m = manifest::load(&fixture("good.toml")).unwrap();
+    assert_eq!(m.name, "tiny");
+    let rows: Vec<(&str, &str, bool)> = m.rows.iter().map(|r| (r.id.as_str(), r.label.as_str(), r.quoted)).collect();
+    assert_eq!(
+        rows,
+        vec![("ce", "CE loss", false), ("tde", "tde", true), ("gcl", "gcl", false), ("gcl_crt", "gcl_crt", false), ("gcl_cb", "gcl_cb", false)],
+        "file order; label defaults to the id; quoted comes from the published file"
+    );
+    let cols: Vec<(&str, &str)> = m.columns.iter().map(|c| (c.id.as_str(), c.label.as_str())).collect();
+    assert_eq!(cols, vec![("c10", "γ=10"), ("c100", "c100")]);
+    assert_eq!(m.figures.len(), 1);
+    assert_eq!(m.figures[0].kind, FigureKind::Tsne);
+    assert_eq!(m.figures[0].splits, vec!["train", "test"]);
+    // Per seed, stage 1: ce x2 columns, gcl.c10 (shared by gcl_crt.c10 and gcl_cb.c10),
+    // gcl.c100 (300 epochs), gcl_crt.c100; stage 2: gcl_crt x2, gcl_cb.c10.
+    assert_eq!(manifest::summary(&m).unwrap(), (9, 2 * (5 + 3)));
+}
+
+#[test]
+fn resolution_order_and_published_values() {
+    let m = manifest::load(&fixture("good.toml")).unwrap();
+    let cells = manifest::expand(&m, Scale::Full, Path::new("/nonexistent")).unwrap();
+    // gcl_cb is restricted to c10 and has no published value for c100: no cell there.
+    assert_eq!(cells.len(), 9);
+    let ce = cell(&cells, "ce.c10");
+    assert_eq!(ce.published, Some(70.70));
+    assert_eq!(ce.runs.len(), 2, "one run per seed");
+    assert_eq!(ce.runs.iter().map(|r| r.seed).collect::<Vec<_>>(), vec![1, 2]);
+    let s = &ce.runs[0].spec;
+    assert_eq!(s.dataset.imbalance, 10.0, "column over defaults");
+    assert_eq!(s.dataset.classes, 4, "defaults kept where the column is silent");
+    assert!(s.stage1.mixup);
+    assert_eq!(s.stage1.epochs, 200, "RunSpec default");
+    assert_eq!(s.stage2, None);
+
+    let tde = cell(&cells, "tde.c10");
+    assert!(tde.quoted && tde.runs.is_empty());
+    assert_eq!(tde.published, Some(80.60));
+    assert_eq!(cell(&cells, "tde.c100").published, None);
+
+    // Inline published values override the file; the cell fragment overrides the row.
+    let gcl100 = cell(&cells, "gcl.c100");
+    assert_eq!(gcl100.published, Some(50.0));
+    assert_eq!(gcl100.runs[0].spec.stage1.epochs, 300);
+    assert_eq!(gcl100.runs[0].spec.stage1.loss.kind, LossKind::Gcl);
+    // published_row borrows another row's numbers.
+    assert_eq!(cell(&cells, "gcl_crt.c10").published, Some(82.68));
+    assert_eq!(cell(&cells, "gcl_crt.c10").runs[0].spec.stage2, Some(Stage2Spec::default()));
+    assert_eq!(cell(&cells, "gcl_cb.c10").runs[0].spec.stage2.as_ref().unwrap().sampler.kind, SamplerKind::Cb);
+}
+
+#[test]
+fn stage2_variants_share_stage1_and_dotted_keys_equal_inline_tables() {
+    let m = manifest::load(&fixture("good.toml")).unwrap();
+    let cells = manifest::expand(&m, Scale::Full, Path::new("/x")).unwrap();
+    let gcl = &cell(&cells, "gcl.c10").runs[0];
+    let crt = &cell(&cells, "gcl_crt.c10").runs[0];
+    let cb = &cell(&cells, "gcl_cb.c10").runs[0];
+    // gcl_crt writes `stage1.loss.kind = "gcl"`, gcl writes an inline table: same stage 1.
+    assert_eq!(gcl.stage1_key, crt.stage1_key);
+    assert_eq!(crt.stage1_key, cb.stage1_key);
+    assert_eq!(gcl.stage2_key, None);
+    assert_eq!(gcl.key(), gcl.stage1_key);
+    assert_ne!(crt.stage2_key, cb.stage2_key);
+    assert_eq!(crt.key(), crt.stage2_key.as_deref().unwrap());
+    // Different seeds, different runs.
+    assert_ne!(cell(&cells, "gcl.c10").runs[1].stage1_key, gcl.stage1_key);
+}
+
+#[test]
+fn equal_settings_written_differently_give_the_same_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.toml", "[columns.c]\ndataset = { name = 'synthetic', imbalance = 10 }\n[rows.r]\nstage1 = { lr = 0.1, epochs = 200 }\n");
+    let b = write(
+        dir.path(),
+        "b.toml",
+        "[defaults]\ndataset.imbalance = 10.0\n[columns.c]\n[columns.c.dataset]\nname = \"synthetic\"\n[rows.r]\nseed = 123\n",
+    );
+    let ka = &manifest::expand(&manifest::load(&a).unwrap(), Scale::Full, Path::new("/d")).unwrap()[0].runs[0];
+    let kb = &manifest::expand(&manifest::load(&b).unwrap(), Scale::Full, Path::new("/d")).unwrap()[0].runs[0];
+    assert_eq!(ka.spec, kb.spec);
+    assert_eq!(ka.stage1_key, kb.stage1_key);
+}
+
+#[test]
+fn smoke_scale_applies_last_and_changes_keys() {
+    let m = manifest::load(&fixture("good.toml")).unwrap();
+    let full = manifest::expand(&m, Scale::Full, Path::new("/x")).unwrap();
+    let smoke = manifest::expand(&m, Scale::Smoke, Path::new("/x")).unwrap();
+    let f = &cell(&full, "gcl.c100").runs[0];
+    let s = &cell(&smoke, "gcl.c100").runs[0];
+    assert_eq!(s.spec.stage1.epochs, 2, "smoke overrides even the cell's 300 epochs");
+    assert_eq!(s.spec.scale, Scale::Smoke);
+    assert_eq!(s.spec.stage2, None, "smoke never adds a stage 2");
+    assert_ne!(f.stage1_key, s.stage1_key);
+    assert_eq!(cell(&smoke, "gcl_crt.c10").runs[0].spec.stage2.as_ref().unwrap().epochs, 1);
+}
+
+#[test]
+fn quickstart_and_every_experiment_manifest_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipping: no experiments/ directory");
+        return;
+    };
+    let mut n = 0;
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let m = manifest::load(&p).unwrap_or_else(|e| panic!("{}:\n{e:#}", p.display()));
+            let (cells, runs) = manifest::summary(&m).unwrap();
+            assert!(cells > 0 && runs > 0, "{}", p.display());
+            manifest::expand(&m, Scale::Smoke, Path::new("/x")).unwrap();
+            n += 1;
+        }
+    }
+    eprintln!("validated {n} manifest(s) in experiments/");
+}

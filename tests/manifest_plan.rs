@@ -1,0 +1,122 @@
+//! `plan`: the run graph (stage-1 runs shared by their stage-2 variants), cache states, and the
+//! Slurm scripts written by `--emit slurm` (file contents; the real scheduler is in slurm_local.rs).
+use gcl_repro::cache::RunState;
+use gcl_repro::config::Scale;
+use gcl_repro::plan::{self, PlanOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn good() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/good.toml")
+}
+
+fn options(cache: &Path) -> PlanOptions {
+    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data") }
+}
+
+#[test]
+fn graph_dedups_stage1_and_reads_cache_states() {
+    let cache = tempfile::tempdir().unwrap();
+    let p = plan::build(&[good()], &options(cache.path())).unwrap();
+    assert_eq!(p.nodes.len(), 16);
+    assert!(p.nodes.iter().all(|n| n.state == RunState::Missing));
+    // Every stage-2 node directly follows its parent or a sibling, and names its parent.
+    for (i, n) in p.nodes.iter().enumerate() {
+        if n.stage == 2 {
+            let parent = n.parent.as_deref().unwrap();
+            let prev = &p.nodes[i - 1];
+            assert!(prev.key == parent || prev.parent.as_deref() == Some(parent));
+        }
+    }
+    let shared = p.nodes.iter().find(|n| n.cells.len() == 3).expect("gcl.c10 shared by three cells");
+    assert_eq!(shared.cells, ["gcl.c10@1", "gcl_crt.c10@1", "gcl_cb.c10@1"]);
+    assert_eq!(p.nodes.iter().filter(|n| n.parent.as_deref() == Some(&shared.key)).count(), 2);
+
+    // Mark one run cached and one partial, exactly as the cache store lays them out.
+    let k_cached = p.nodes[0].key.clone();
+    let k_partial = p.nodes.iter().find(|n| n.stage == 2).unwrap().key.clone();
+    std::fs::create_dir_all(cache.path().join("runs").join(&k_cached)).unwrap();
+    std::fs::write(cache.path().join("runs").join(&k_cached).join("metrics.json"), "{}").unwrap();
+    std::fs::create_dir_all(cache.path().join("partial").join(&k_partial)).unwrap();
+    let p = plan::build(&[good()], &options(cache.path())).unwrap();
+    let state = |k: &str| p.nodes.iter().find(|n| n.key == k).unwrap().state;
+    assert_eq!(state(&k_cached), RunState::Cached);
+    assert_eq!(state(&k_partial), RunState::Partial);
+    let text = p.render();
+    assert!(text.contains("16 runs (10 stage 1, 6 stage 2): 1 cached, 1 partial, 14 to run"), "{text}");
+    let row = text.lines().find(|l| l.starts_with(&k_cached[..12])).unwrap();
+    assert!(row.contains("cached") && row.contains("ce.c10@1"), "{row}");
+    // ce.c10: synthetic 4 classes, gamma 10, 500 images max: 500+232+107+50 = 889 images x 200 epochs.
+    assert!(row.contains(" 889 ") && row.contains("178K"), "{row}");
+}
+
+#[test]
+fn emit_slurm_writes_arrays_chained_by_afterok() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("jobs");
+    let run = Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
+        .arg("plan")
+        .arg(good())
+        .args(["--scale", "smoke", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--data-root", "/data", "--sbatch=--time=10", "--emit", "slurm"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    // At smoke scale gcl.c100's 300 epochs shrink to 2, so it shares gcl_crt.c100's stage 1.
+    assert!(stdout.contains("14 runs (8 stage 1, 6 stage 2): 0 cached, 0 partial, 14 to run"), "{stdout}");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let keys1 = read("keys1.txt");
+    let keys2 = read("keys2.txt");
+    assert_eq!((keys1.lines().count(), keys2.lines().count()), (8, 6));
+    for line in keys1.lines().chain(keys2.lines()) {
+        let (key, manifest) = line.split_once('\t').unwrap();
+        assert_eq!(key.len(), 64);
+        assert_eq!(Path::new(manifest), good().as_path());
+        assert!(stdout.contains(&key[..12]), "every emitted key is in the plan");
+    }
+    let s1 = read("stage1.sbatch");
+    assert!(s1.contains("#SBATCH --array=0-7\n"), "{s1}");
+    assert!(s1.contains("#SBATCH --time=10\n"), "{s1}");
+    assert!(s1.contains(&format!("#SBATCH --output={}/logs/stage1-%A_%a.out", dir.display())), "{s1}");
+    let exe = Path::new(env!("CARGO_BIN_EXE_gcl-repro"));
+    let expected = format!(
+        "'{}' run \"$MANIFEST\" --only \"$KEY\" --scale smoke --cache-dir '{}' --data-root '/data'",
+        exe.display(),
+        cache.path().display()
+    );
+    assert!(s1.lines().last() == Some(expected.as_str()), "{s1}");
+    assert!(read("stage2.sbatch").contains("#SBATCH --array=0-5\n"));
+    let submit = read("submit.sh");
+    let i1 = submit.find("stage1.sbatch").unwrap();
+    let i2 = submit.find("stage2.sbatch").unwrap();
+    assert!(i1 < i2 && submit.contains("DEP=(--dependency=afterok:$JOB)"), "{submit}");
+    // The keys file is read by array index in a plain shell, exactly as a task does it.
+    let task = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "SLURM_ARRAY_TASK_ID=3; LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" '{}'); KEY=${{LINE%%$'\\t'*}}; MANIFEST=${{LINE#*$'\\t'}}; echo \"$KEY|$MANIFEST\"",
+            dir.join("keys1.txt").display()
+        ))
+        .output()
+        .unwrap();
+    let line4 = keys1.lines().nth(3).unwrap().replace('\t', "|");
+    assert_eq!(String::from_utf8_lossy(&task.stdout).trim(), line4);
+}
+
+#[test]
+fn slurm_command_without_key_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
+        .arg("plan")
+        .arg(good())
+        .args(["--slurm-command", "echo hi", "--emit", "slurm"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("has no {key} placeholder"));
+}
