@@ -9,6 +9,9 @@ pub mod data;
 pub mod device;
 pub mod doctor;
 pub mod metrics;
+pub mod plot;
+pub mod report;
+pub mod tsne;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
 pub const ENGINE_VERSION: u32 = 1;
