@@ -27,6 +27,33 @@ struct Cli {
 enum Command {
     /// Check the toolchain (libtorch, CUDA) and list the datasets found under the data root.
     Doctor,
+    /// Timing benchmarks against reference implementations (not tests).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Our Barnes-Hut t-SNE against scikit-learn's TSNE on the same synthetic data.
+    Tsne {
+        /// Number of points (10 Gaussian clusters).
+        #[arg(long, default_value_t = 10_000)]
+        points: usize,
+        /// Dimension of the points.
+        #[arg(long, default_value_t = 64)]
+        dim: usize,
+        /// Threads for both implementations (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Python with scikit-learn (default: $VIRTUAL_ENV/bin/python, else python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The scikit-learn side of the benchmark.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_tsne_sklearn.py"))]
+        script: PathBuf,
+    },
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -60,6 +87,15 @@ fn run(cli: Cli) -> Result<()> {
             if !ok {
                 anyhow::bail!("the toolchain is not usable (see above)");
             }
+            Ok(())
+        }
+        Command::Bench { what: BenchWhat::Tsne { points, dim, threads, python, script } } => {
+            let python = python.unwrap_or_else(|| match std::env::var_os("VIRTUAL_ENV") {
+                Some(v) => PathBuf::from(v).join("bin/python"),
+                None => PathBuf::from("python3"),
+            });
+            let result = gcl_repro::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?;
+            println!("{result}");
             Ok(())
         }
     }
