@@ -6,11 +6,12 @@
 //! floor, Barnes-Hut angle 0.5, and PCA initialisation scaled so the first coordinate has a
 //! standard deviation of 1e-4.
 //!
-//! Why our own code and not the `bhtsne` crate: it sums floats with rayon reductions, whose
-//! split points depend on work stealing, so its output is not bit-identical across runs; it
-//! also has no PCA initialisation. Here every per-point quantity is computed by one thread in a
-//! fixed order and all cross-point sums are sequential, so the output is identical for a seed
-//! whatever the thread count.
+//! Why our own code and not the `bhtsne` crate (0.7): it has no built-in PCA initialisation
+//! (random, spectral or a user-given start), and it uses parallel float reductions (e.g.
+//! `par_iter().sum()`), whose grouping rayon may vary between runs, so bit-identical output is
+//! not guaranteed. Here every per-point quantity is computed by one thread in a fixed order and
+//! all cross-point sums are sequential, so the output is identical for a seed whatever the
+//! thread count.
 //!
 //! Neighbours are found exactly (brute force, `3 * perplexity` per point, as scikit-learn): for
 //! the embedding sizes of this project (<= ~20k points, 64-d) that costs a second or two and a
