@@ -234,7 +234,7 @@ impl PaperTable {
     fn text_grid(&self, shots: bool, style: Style) -> (Vec<String>, Vec<Vec<String>>) {
         let mut header = vec!["Method".to_string()];
         for (_, label) in &self.columns {
-            header.push(format!("{label}"));
+            header.push(label.clone());
             header.push(format!("{label} paper"));
             header.push(format!("{label} Δ"));
             if shots {
