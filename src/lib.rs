@@ -20,9 +20,12 @@ pub mod manifest;
 pub mod metrics;
 pub mod models;
 pub mod plan;
+pub mod plot;
 pub mod runner;
+pub mod report;
 pub mod samplers;
 pub mod training;
+pub mod tsne;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
 pub const ENGINE_VERSION: u32 = 1;

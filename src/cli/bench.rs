@@ -10,6 +10,24 @@ pub enum BenchCommand {
     Loader(BenchLoaderArgs),
     /// ms/step of the stage-1 training step (ResNet-32 + GCL, batch 64) beside PyTorch eager.
     Step(BenchStepArgs),
+    /// Our Barnes-Hut t-SNE against scikit-learn's TSNE on the same synthetic data.
+    Tsne {
+        /// Number of points (10 Gaussian clusters).
+        #[arg(long, default_value_t = 10_000)]
+        points: usize,
+        /// Dimension of the points.
+        #[arg(long, default_value_t = 64)]
+        dim: usize,
+        /// Threads for both implementations (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Python with scikit-learn (default: $VIRTUAL_ENV/bin/python, else ./.venv/bin/python, else python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The scikit-learn side of the benchmark.
+        #[arg(long, default_value = "scripts/bench_tsne_sklearn.py")]
+        script: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -104,6 +122,11 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice) -> Result<()> {
                 script: None,
             };
             print!("{}", bench::run(&spec)?);
+            Ok(())
+        }
+        BenchCommand::Tsne { points, dim, threads, python, script } => {
+            let python = find_python(python);
+            println!("{}", gcl_repro::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?);
             Ok(())
         }
         BenchCommand::Step(a) => {

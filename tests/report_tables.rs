@@ -1,0 +1,201 @@
+//! Report tables: exact cell text, labelling, LaTeX rules, CSV and parquet round trips.
+use gcl_repro::metrics::{EpochRecord, Evaluation, Provenance, RunResult};
+use gcl_repro::report::*;
+use polars::prelude::*;
+
+fn result(final_top1: f64, best_top1: f64, many: f64) -> RunResult {
+    let eval = |top1: f64| Evaluation {
+        top1,
+        top5: 99.0,
+        many: Some(many),
+        medium: Some(50.0),
+        few: None,
+        per_class: vec![top1; 3],
+        confusion: vec![vec![1; 3]; 3],
+    };
+    RunResult {
+        key: "k".into(),
+        stage: 1,
+        parent: None,
+        final_eval: eval(final_top1),
+        best_top1,
+        best_epoch: 150,
+        best_eval: eval(best_top1),
+        selection_rule: "final".into(),
+        shot_rule: "rule".into(),
+        train_class_counts: vec![500, 50, 5],
+        epochs: vec![EpochRecord {
+            stage: 1, epoch: 1, lr: 0.1, train_loss: 2.0, train_acc: 20.0, test_top1: final_top1, test_top5: 90.0,
+            many: None, medium: None, few: None, images_per_sec: 1000.0, seconds: 3.0,
+        }],
+        provenance: Provenance {
+            crate_version: "0.1.0".into(),
+            git_commit: "abcdef1234567890".into(),
+            libtorch_version: "2.11.0".into(),
+            cuda: Some("12.8".into()),
+            device: "cuda:0".into(),
+            device_name: "NVIDIA H100".into(),
+            threads: 16,
+            started: "2026-05-01T10:00:00Z".into(),
+            finished: "2026-05-01T11:02:00Z".into(),
+            wall_seconds: 3720.0,
+            engine_version: 1,
+        },
+    }
+}
+
+fn cell(row: &str, column: &str, published: Option<f64>, runs: &[(f64, f64)], expected: usize) -> CellInput {
+    CellInput {
+        manifest: "table1".into(),
+        table_title: "Table 1: CIFAR-LT".into(),
+        row: row.into(),
+        row_label: row.to_uppercase(),
+        quoted: false,
+        column: column.into(),
+        column_label: format!("CIFAR-10-LT γ={column}"),
+        published,
+        smoke: false,
+        runs: runs
+            .iter()
+            .enumerate()
+            .map(|(i, &(f, b))| RunInput { seed: i as u64, key: format!("{row}-{column}-s{i}"), result: result(f, b, 80.0 + i as f64) })
+            .collect(),
+        expected_seeds: expected,
+    }
+}
+
+fn fixture() -> Vec<CellInput> {
+    let mut quoted = cell("ldam", "100", Some(77.03), &[], 3);
+    quoted.quoted = true;
+    let mut smoke = cell("ce", "50", Some(80.0), &[(40.0, 41.0)], 1);
+    smoke.smoke = true;
+    vec![
+        // 79.0, 79.3, 79.6: mean 79.30, sample std 0.30; best 80.0 each.
+        cell("gcl", "100", Some(82.68), &[(79.0, 80.0), (79.3, 80.0), (79.6, 80.0)], 3),
+        cell("gcl", "50", Some(85.46), &[], 3),
+        quoted,
+        cell("ce", "100", Some(70.36), &[(71.5, 71.5)], 3),
+        smoke,
+    ]
+}
+
+#[test]
+fn markdown_cells_show_mean_std_best_and_delta() {
+    let tables = paper_tables(&fixture()).unwrap();
+    assert_eq!(tables.len(), 1);
+    let t = &tables[0];
+    // Rows and columns keep manifest order.
+    assert_eq!(t.rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["gcl", "ldam", "ce"]);
+    assert_eq!(t.columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["100", "50"]);
+    let md = t.markdown(false);
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(
+        lines[0],
+        "| Method | CIFAR-10-LT γ=100 | CIFAR-10-LT γ=100 paper | CIFAR-10-LT γ=100 Δ | CIFAR-10-LT γ=50 | CIFAR-10-LT γ=50 paper | CIFAR-10-LT γ=50 Δ |"
+    );
+    assert_eq!(lines[2], "| GCL | 79.30 ± 0.30 (best 80.00) | 82.68 | -3.38 | not run | 85.46 | – |");
+    assert_eq!(lines[3], "| LDAM | quoted | 77.03 | – | – | – | – |");
+    // One seed of three, best equal to final: no std, no "(best ..)", a partial-seed label.
+    // The smoke cell: labelled, and no delta against the full-scale published value.
+    assert_eq!(lines[4], "| CE | 71.50 (1/3 seeds) | 70.36 | +1.14 | 40.00 (best 41.00) (smoke) | 80.00 | – |");
+    let s = t.cell("ce", "50").unwrap();
+    assert!(s.smoke && s.delta.is_none());
+    assert_eq!(t.cell("gcl", "100").unwrap().std.map(|x| (x * 1e6).round() / 1e6), Some(0.3));
+}
+
+#[test]
+fn shot_columns_are_optional() {
+    let t = &paper_tables(&fixture()).unwrap()[0];
+    let md = t.markdown(true);
+    let lines: Vec<&str> = md.lines().collect();
+    assert!(lines[0].contains("CIFAR-10-LT γ=100 many / med / few"));
+    // Seeds have many = 80, 81, 82 -> 81.00; medium 50; few missing (no few-shot class).
+    assert!(lines[2].starts_with("| GCL | 79.30 ± 0.30 (best 80.00) | 82.68 | -3.38 | 81.00 / 50.00 / – |"), "{}", lines[2]);
+    assert!(!t.markdown(false).contains("many / med / few"));
+}
+
+#[test]
+fn latex_uses_booktabs_and_escapes() {
+    let t = &paper_tables(&fixture()).unwrap()[0];
+    let tex = t.latex(false);
+    for rule in ["\\toprule", "\\midrule", "\\bottomrule", "\\cmidrule(lr){2-4}", "\\cmidrule(lr){5-7}"] {
+        assert!(tex.contains(rule), "missing {rule} in\n{tex}");
+    }
+    assert!(tex.contains("\\multicolumn{3}{c}{CIFAR-10-LT $\\gamma$=100}"));
+    assert!(tex.contains("GCL & 79.30 $\\pm$ 0.30 (best 80.00) & 82.68 & $-3.38$ & not run & 85.46 & -- \\\\"), "{tex}");
+    assert!(tex.contains("LDAM & \\textit{quoted} & 77.03 & --"));
+    assert!(tex.contains("\\begin{tabular}{l ccc ccc}"));
+}
+
+#[test]
+fn duplicate_cells_are_rejected_by_name() {
+    let mut cells = fixture();
+    cells.push(cells[0].clone());
+    let err = paper_tables(&cells).err().expect("duplicate accepted");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("table1") && msg.contains("\"gcl\"") && msg.contains("\"100\""), "{msg}");
+}
+
+#[test]
+fn files_round_trip_through_polars() {
+    let dir = tempfile::tempdir().unwrap();
+    let cells = fixture();
+    let files = write_tables(&cells, dir.path(), true).unwrap();
+    assert_eq!(files.tables.len(), 1);
+    let f = &files.tables[0];
+    assert!(std::fs::read_to_string(&f.markdown).unwrap().starts_with("## Table 1: CIFAR-LT\n\n| Method |"));
+    assert!(std::fs::read_to_string(&f.latex).unwrap().contains("\\bottomrule"));
+
+    // The table CSV holds exactly the Markdown cell texts.
+    let table = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0)) // everything as strings
+        .try_into_reader_with_file_path(Some(f.csv.clone()))
+        .unwrap()
+        .finish()
+        .unwrap();
+    let expected = paper_tables(&cells).unwrap()[0].frame(true).unwrap();
+    assert!(table.equals(&expected), "csv:\n{table}\nexpected:\n{expected}");
+    assert_eq!(table.column("CIFAR-10-LT γ=100").unwrap().str().unwrap().get(0), Some("79.30 ± 0.30 (best 80.00)"));
+
+    // runs.parquet re-reads to the same frame: one row per run (3 + 1 + 1).
+    let runs = runs_frame(&cells).unwrap();
+    assert_eq!(runs.height(), 5);
+    let back = ParquetReader::new(std::fs::File::open(&files.runs_parquet).unwrap()).finish().unwrap();
+    assert!(back.equals_missing(&runs), "parquet:\n{back}\nexpected:\n{runs}");
+    let delta = back.column("delta").unwrap().f64().unwrap();
+    assert!((delta.get(0).unwrap() - (79.0 - 82.68)).abs() < 1e-9);
+    assert_eq!(delta.get(4), None, "smoke run has a delta");
+    let smoke = back.column("smoke").unwrap().bool().unwrap();
+    assert_eq!(smoke.get(4), Some(true));
+    assert_eq!(back.column("device_name").unwrap().str().unwrap().get(0), Some("NVIDIA H100"));
+
+    // runs.csv re-reads with the same shape and keys.
+    let csv = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(files.runs_csv.clone())).unwrap().finish().unwrap();
+    assert_eq!(csv.shape(), runs.shape());
+    assert_eq!(csv.column("key").unwrap().str().unwrap().get(3), Some("ce-100-s0"));
+}
+
+#[test]
+fn report_lists_tables_figures_and_provenance() {
+    let section = ReportSection {
+        manifest: "table1".into(),
+        title: "Table 1: CIFAR-LT".into(),
+        description: "Top-1 on CIFAR-10-LT.".into(),
+        cells: fixture(),
+        shots: false,
+        figures: vec![FigureRef { title: "Fig. 3: t-SNE".into(), path: "figures/fig3.png".into(), caption: "CE vs GCL.".into() }],
+    };
+    let md = report_markdown(&[section]);
+    assert!(md.contains("## Table 1: CIFAR-LT (`table1`)"));
+    assert!(md.contains("| GCL | 79.30 ± 0.30 (best 80.00) | 82.68 | -3.38 |"));
+    assert!(md.contains("![Fig. 3: t-SNE](figures/fig3.png)"));
+    // Every run key appears with its provenance.
+    for key in ["gcl-100-s0", "gcl-100-s1", "gcl-100-s2", "ce-100-s0", "ce-50-s0"] {
+        let line = md.lines().find(|l| l.contains(&format!("`{key}`"))).unwrap_or_else(|| panic!("{key} missing"));
+        assert!(line.contains("0.1.0 (abcdef1234)") && line.contains("2.11.0") && line.contains("12.8"), "{line}");
+        assert!(line.contains("NVIDIA H100") && line.contains("1h 02m") && line.contains("2026-05-01T11:02:00Z"), "{line}");
+    }
+    assert_eq!(wall_time(12.34), "12.3 s");
+    assert_eq!(wall_time(245.0), "4m 05s");
+}
