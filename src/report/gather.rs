@@ -34,12 +34,16 @@ pub fn gather(path: &Path, scale: Scale, data_root: &Path, cache: &Cache) -> Res
             continue;
         }
         if let Err(e) = crate::data::identity(&run.spec.dataset, data_root) {
-            warnings.push(format!(
+            // One line per missing data set, however many of its variants (imbalance, ...) fail.
+            let line = format!(
                 "{}: the data identity of {:?} is unavailable under {} ({e:#}); its cells show as not run (set --data-root)",
                 path.display(),
                 run.spec.dataset.name,
                 data_root.display()
-            ));
+            );
+            if !warnings.contains(&line) {
+                warnings.push(line);
+            }
         }
         checked.push(dataset);
     }
