@@ -49,6 +49,8 @@ enum Command {
     /// Look after the run cache: ls, show, verify, gc.
     #[command(subcommand)]
     Cache(cli::experiments::CacheCommand),
+    /// Tables, figures and REPORT.md from the cached runs (nothing is trained).
+    Report(cli::report::ReportArgs),
     /// Benchmarks (timings against a reference measured in the same run).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -99,6 +101,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => cli::experiments::plan(args, cli.cache_dir, cli.data_root),
         Command::Run(args) => cli::experiments::run(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Cache(cmd) => cli::experiments::cache(cmd, cli.cache_dir, cli.data_root),
+        Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),
         Command::Bench(cmd) => cli::bench::run(cmd, cli.device),
     }
 }

@@ -352,7 +352,9 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, r
             .y_desc(y_desc)
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 15))
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            // Epochs are whole numbers: with few epochs the mesh puts ticks at halves too,
+            // which would print as repeated integers.
+            .x_label_formatter(&|v| if (v - v.round()).abs() < 1e-6 { format!("{v:.0}") } else { String::new() })
             .y_label_formatter(&|v| if small { format!("{v:.3}") } else { format!("{v:.1}") })
             .draw()
             .map_err(draw_err)?;

@@ -185,6 +185,7 @@ fn report_lists_tables_figures_and_provenance() {
         cells: fixture(),
         shots: false,
         figures: vec![FigureRef { title: "Fig. 3: t-SNE".into(), path: "figures/fig3.png".into(), caption: "CE vs GCL.".into() }],
+        ..Default::default()
     };
     let md = report_markdown(&[section]);
     assert!(md.contains("## Table 1: CIFAR-LT (`table1`)"));

@@ -15,7 +15,8 @@
 //! [rows.ce]                       # label, quoted, published, published_row, columns + fragment
 //! stage1 = { loss = { kind = "ce" } }
 //! [cells."ce.cifar10_100"]        # skip + a RunSpec fragment for one cell
-//! [figures.tsne]                  # kind (tsne|curves|per_class), title, cells, splits, stage
+//! [figures.tsne]                  # kind (tsne|curves|per_class), title, cells, splits, stage,
+//!                                 # classes (t-SNE: class indices), max_points (t-SNE, per split)
 //! ```
 //! A cell's settings resolve as described in [`merge`]; [`load`] checks everything it can
 //! without data (unknown keys, bad values, dangling references) and reports each problem as
@@ -80,7 +81,14 @@ pub struct Figure {
     pub splits: Vec<String>,
     /// Which stage's model the figure shows (1 or 2).
     pub stage: u8,
+    /// t-SNE only: the class indices to show (all classes when `None`), e.g. Fig. 1's four.
+    pub classes: Option<Vec<usize>>,
+    /// t-SNE only: at most this many points per split (a fixed-seed subsample).
+    pub max_points: usize,
 }
+
+/// Default `max_points` of a t-SNE figure: enough to see the clusters, a few seconds of t-SNE.
+pub const DEFAULT_TSNE_POINTS: usize = 2000;
 
 /// A validated manifest. The settings fragments stay private; [`expand`] resolves them.
 #[derive(Clone, Debug)]
@@ -156,7 +164,7 @@ const PUBLISHED_REF_KEYS: &[&str] = &["file", "table"];
 const COLUMN_KEYS: &[&str] = &["label", "published_column"];
 const ROW_KEYS: &[&str] = &["label", "quoted", "published", "published_row", "columns"];
 const CELL_KEYS: &[&str] = &["skip"];
-const FIGURE_KEYS: &[&str] = &["kind", "title", "cells", "splits", "stage"];
+const FIGURE_KEYS: &[&str] = &["kind", "title", "cells", "splits", "stage", "classes", "max_points"];
 const SPLITS: &[&str] = &["train", "test"];
 
 /// Reads, parses and validates a manifest. Every problem found is reported, one per line, as
@@ -822,11 +830,60 @@ impl Validator {
                 }
                 (_, None) => vec![],
             };
+            let classes = self.tsne_classes(t, &at, kind);
+            let max_points = self.tsne_max_points(t, &at, kind);
             if let Some(kind) = kind {
-                out.push(Figure { id: id.clone(), kind, title, cells, splits, stage });
+                out.push(Figure { id: id.clone(), kind, title, cells, splits, stage, classes, max_points });
             }
         }
         out
+    }
+
+    /// `classes = [4, 6, 7, 9]` of a t-SNE figure: distinct non-negative class indices.
+    fn tsne_classes(&mut self, t: &Table, at: &[String], kind: Option<FigureKind>) -> Option<Vec<usize>> {
+        let v = t.get("classes")?;
+        let mut p = at.to_vec();
+        p.push("classes".into());
+        if kind.is_some_and(|k| k != FigureKind::Tsne) {
+            self.err(p, "`classes` applies to t-SNE figures only (kind = \"tsne\")");
+            return None;
+        }
+        let Value::Array(items) = v else {
+            self.err(p, format!("`classes` in {} must be an array of class indices, e.g. [4, 6, 7, 9], not {}", table_name(at), schema::describe(v)));
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let mut pi = p.clone();
+            pi.push(i.to_string());
+            match item {
+                Value::Integer(c) if *c >= 0 && !out.contains(&(*c as usize)) => out.push(*c as usize),
+                Value::Integer(c) if *c >= 0 => self.err(pi, format!("class {c} is listed twice in `classes` of {}", table_name(at))),
+                other => self.err(pi, format!("`classes` in {} must list class indices (integers >= 0), found {}", table_name(at), schema::short(other))),
+            }
+        }
+        if items.is_empty() {
+            self.err(p, format!("`classes` in {} is empty; list the class indices to show or leave it out for all classes", table_name(at)));
+        }
+        Some(out)
+    }
+
+    /// `max_points = N` of a t-SNE figure: a positive integer.
+    fn tsne_max_points(&mut self, t: &Table, at: &[String], kind: Option<FigureKind>) -> usize {
+        let Some(v) = t.get("max_points") else { return DEFAULT_TSNE_POINTS };
+        let mut p = at.to_vec();
+        p.push("max_points".into());
+        if kind.is_some_and(|k| k != FigureKind::Tsne) {
+            self.err(p, "`max_points` applies to t-SNE figures only (kind = \"tsne\")");
+            return DEFAULT_TSNE_POINTS;
+        }
+        match v {
+            Value::Integer(n) if *n >= 2 => *n as usize,
+            other => {
+                self.err(p, format!("invalid value {} for `max_points` in {}; expected an integer >= 2 (points per split)", schema::short(other), table_name(at)));
+                DEFAULT_TSNE_POINTS
+            }
+        }
     }
 
     /// Every trained cell resolves to a valid RunSpec at both scales (the per-key checks above

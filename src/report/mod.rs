@@ -1,8 +1,10 @@
-//! Tables and the Markdown report, built from stored run results alone.
+//! Tables, figures and the Markdown report, built from stored run results alone.
 //!
-//! The lead fills [`CellInput`]s from the cache (one per manifest row x column) and calls
-//! [`write_tables`] (per-manifest Markdown / LaTeX / CSV tables plus `runs.parquet` and
-//! `runs.csv`) and [`report_markdown`] (the text of `results/REPORT.md`).
+//! [`build_report`] is the whole `gcl-repro report` command: [`gather`] reads each manifest's
+//! results from the cache into [`CellInput`]s (one per manifest row x column), [`write_tables`]
+//! writes per-manifest Markdown / LaTeX / CSV tables plus `runs.parquet` and `runs.csv`,
+//! [`figures`] draws the manifests' figures (t-SNE maps cached under `<cache>/derived/`), and
+//! [`report_markdown`] is the text of `results/REPORT.md`.
 //!
 //! Cell notation, shared by every format:
 //! - reproduced: mean ± sample std over seeds of the final-epoch top-1 accuracy, with the mean
@@ -12,6 +14,12 @@
 //! - `not run`: no stored result yet; `(1/3 seeds)`: only some seeds have results;
 //! - `(smoke)`: smoke-scale runs (tiny budgets). They get no difference against the published
 //!   full-scale value, because the two are not comparable.
+pub mod build;
+pub mod figures;
+pub mod gather;
+
+pub use build::{build_report, ReportSummary};
+
 use crate::metrics::{RunResult, SHOT_RULE};
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
@@ -437,28 +445,40 @@ pub struct TableFiles {
 /// Write `<manifest>.md/.tex/.csv` per manifest, and `runs.parquet` + `runs.csv`, into `out_dir`.
 /// `shots` adds a many / medium / few column to every column group.
 pub fn write_tables(cells: &[CellInput], out_dir: &Path, shots: bool) -> Result<TableFiles> {
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut tables = Vec::new();
     for table in paper_tables(cells)? {
-        let stem = out_dir.join(&table.manifest);
-        let files = ManifestTableFiles {
-            manifest: table.manifest.clone(),
-            markdown: stem.with_extension("md"),
-            latex: stem.with_extension("tex"),
-            csv: stem.with_extension("csv"),
-        };
-        write_file(&files.markdown, &format!("## {}\n\n{}", table.title, table.markdown(shots)))?;
-        write_file(&files.latex, &table.latex(shots))?;
-        write_csv(&mut table.frame(shots)?, &files.csv)?;
-        tables.push(files);
+        tables.push(write_table_files(&table, out_dir, shots)?);
     }
+    let (runs_parquet, runs_csv) = write_runs(cells, out_dir)?;
+    Ok(TableFiles { tables, runs_parquet, runs_csv })
+}
+
+/// One table as `<dir>/<manifest>.md`, `.tex` and `.csv`.
+pub fn write_table_files(table: &PaperTable, dir: &Path, shots: bool) -> Result<ManifestTableFiles> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stem = dir.join(&table.manifest);
+    let files = ManifestTableFiles {
+        manifest: table.manifest.clone(),
+        markdown: stem.with_extension("md"),
+        latex: stem.with_extension("tex"),
+        csv: stem.with_extension("csv"),
+    };
+    write_file(&files.markdown, &format!("## {}\n\n{}", table.title, table.markdown(shots)))?;
+    write_file(&files.latex, &table.latex(shots))?;
+    write_csv(&mut table.frame(shots)?, &files.csv)?;
+    Ok(files)
+}
+
+/// Every stored run of `cells` as `<dir>/runs.parquet` and `<dir>/runs.csv` (one row per run).
+pub fn write_runs(cells: &[CellInput], dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut runs = runs_frame(cells)?;
-    let runs_parquet = out_dir.join("runs.parquet");
-    let runs_csv = out_dir.join("runs.csv");
+    let runs_parquet = dir.join("runs.parquet");
+    let runs_csv = dir.join("runs.csv");
     let file = std::fs::File::create(&runs_parquet).with_context(|| format!("creating {}", runs_parquet.display()))?;
     ParquetWriter::new(file).finish(&mut runs).map_err(|e| anyhow::anyhow!("writing {}: {e}", runs_parquet.display()))?;
     write_csv(&mut runs, &runs_csv)?;
-    Ok(TableFiles { tables, runs_parquet, runs_csv })
+    Ok((runs_parquet, runs_csv))
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
@@ -483,7 +503,7 @@ pub struct FigureRef {
 }
 
 /// One manifest's part of the report.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ReportSection {
     pub manifest: String,
     pub title: String,
@@ -492,6 +512,17 @@ pub struct ReportSection {
     pub cells: Vec<CellInput>,
     pub shots: bool,
     pub figures: Vec<FigureRef>,
+    /// Lines shown after the figures, e.g. "figure X: waiting for runs ...".
+    pub notes: Vec<String>,
+    /// The command that trains this manifest's runs (`gcl-repro run PATH`), shown in place of
+    /// the section when no run of the manifest is stored yet.
+    pub run_command: String,
+}
+
+impl ReportSection {
+    fn has_runs(&self) -> bool {
+        self.cells.iter().any(|c| !c.runs.is_empty())
+    }
 }
 
 /// The text of `results/REPORT.md`: each section's table, figures and the provenance of every
@@ -517,8 +548,18 @@ pub fn report_markdown(sections: &[ReportSection]) -> String {
          no Δ because they are not comparable with the paper's full-scale numbers.\n",
     );
     writeln!(out, "- Shot groups: {SHOT_RULE}.\n").unwrap();
-    for section in sections {
+    for section in sections.iter().filter(|s| s.has_runs()) {
         section_markdown(&mut out, section);
+    }
+    // Manifests without a single stored run: one line each instead of a table of "not run".
+    let waiting: Vec<&ReportSection> = sections.iter().filter(|s| !s.has_runs()).collect();
+    if !waiting.is_empty() {
+        out.push_str("## Not run yet\n\n");
+        for s in waiting {
+            let command = if s.run_command.is_empty() { format!("gcl-repro run <{}.toml>", s.manifest) } else { s.run_command.clone() };
+            writeln!(out, "- {} (`{}`): not run yet: `{command}`", s.title, s.manifest).unwrap();
+        }
+        out.push('\n');
     }
     out
 }
@@ -544,6 +585,12 @@ fn section_markdown(out: &mut String, section: &ReportSection) {
         if !fig.caption.trim().is_empty() {
             writeln!(out, "{}\n", fig.caption.trim()).unwrap();
         }
+    }
+    for note in &section.notes {
+        writeln!(out, "- {note}").unwrap();
+    }
+    if !section.notes.is_empty() {
+        out.push('\n');
     }
     provenance_markdown(out, &section.cells);
 }

@@ -1,0 +1,121 @@
+//! From a manifest and the cache to the report's inputs: each cell's planned runs (at a scale)
+//! looked up by key, the stored results collected into [`CellInput`]s. Nothing is trained.
+use super::{CellInput, RunInput};
+use crate::cache::Cache;
+use crate::config::Scale;
+use crate::manifest::{self, Cell, Manifest, PlannedRun};
+use crate::metrics::RunResult;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// One manifest with its cells at a scale and what the cache holds for them.
+pub struct GatheredManifest {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    pub scale: Scale,
+    /// The expanded cells, in table order.
+    pub cells: Vec<Cell>,
+    /// The report's view of `cells` (same order): the stored result of each planned run.
+    pub inputs: Vec<CellInput>,
+    /// Datasets whose identity could not be computed (e.g. missing files): their keys are
+    /// placeholders, so their cells show as not run. One message per dataset.
+    pub warnings: Vec<String>,
+}
+
+/// Load, expand and look up one manifest's results.
+pub fn gather(path: &Path, scale: Scale, data_root: &Path, cache: &Cache) -> Result<GatheredManifest> {
+    let m = manifest::load(path)?;
+    let cells = manifest::expand(&m, scale, data_root)?;
+    let mut warnings = Vec::new();
+    let mut checked = Vec::new();
+    for run in cells.iter().flat_map(|c| &c.runs) {
+        let dataset = serde_json::to_string(&run.spec.dataset)?;
+        if checked.contains(&dataset) {
+            continue;
+        }
+        if let Err(e) = crate::data::identity(&run.spec.dataset, data_root) {
+            // One line per missing data set, however many of its variants (imbalance, ...) fail.
+            let line = format!(
+                "{}: the data identity of {:?} is unavailable under {} ({e:#}); its cells show as not run (set --data-root)",
+                path.display(),
+                run.spec.dataset.name,
+                data_root.display()
+            );
+            if !warnings.contains(&line) {
+                warnings.push(line);
+            }
+        }
+        checked.push(dataset);
+    }
+    let mut inputs = Vec::new();
+    for cell in &cells {
+        let row = m.rows.iter().find(|r| r.id == cell.row).expect("expanded cells name manifest rows");
+        let column = m.columns.iter().find(|c| c.id == cell.column).expect("expanded cells name manifest columns");
+        let mut runs = Vec::new();
+        for run in &cell.runs {
+            if let Some(result) = stored(cache, run.key())? {
+                runs.push(RunInput { seed: run.seed, key: run.key().to_string(), result });
+            }
+        }
+        inputs.push(CellInput {
+            manifest: m.name.clone(),
+            table_title: m.title.clone(),
+            row: row.id.clone(),
+            row_label: row.label.clone(),
+            quoted: cell.quoted,
+            column: column.id.clone(),
+            column_label: column.label.clone(),
+            published: cell.published,
+            smoke: scale == Scale::Smoke,
+            runs,
+            expected_seeds: cell.runs.len(),
+        });
+    }
+    Ok(GatheredManifest { path: path.to_path_buf(), manifest: m, scale, cells, inputs, warnings })
+}
+
+/// The stored result of a run, with the file named when it cannot be read.
+pub fn stored(cache: &Cache, key: &str) -> Result<Option<RunResult>> {
+    cache.result(key).with_context(|| format!("reading the stored result of run {key}"))
+}
+
+impl GatheredManifest {
+    /// Cells that are trained (not quoted, not skipped): the denominator of "cells with results".
+    pub fn trained_cells(&self) -> usize {
+        self.cells.iter().filter(|c| !c.runs.is_empty()).count()
+    }
+
+    /// Trained cells with at least one stored run.
+    pub fn cells_with_results(&self) -> usize {
+        self.inputs.iter().filter(|c| !c.runs.is_empty()).count()
+    }
+
+    pub fn has_runs(&self) -> bool {
+        self.cells_with_results() > 0
+    }
+
+    pub fn cell(&self, id: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.id() == id)
+    }
+
+    /// The run a figure shows for a cell: its first seed's.
+    pub fn figure_run(&self, id: &str) -> Option<&PlannedRun> {
+        self.cell(id).and_then(|c| c.runs.first())
+    }
+
+    /// Row label of a cell, with the column label when the figure spans several columns.
+    pub fn label(&self, id: &str, with_column: bool) -> String {
+        let input = self.inputs.iter().find(|c| manifest::cell_id(&c.row, &c.column) == id);
+        match input {
+            Some(c) if with_column => format!("{}, {}", c.row_label, c.column_label),
+            Some(c) => c.row_label.clone(),
+            None => id.to_string(),
+        }
+    }
+
+    /// The command that trains this manifest's runs.
+    pub fn run_command(&self) -> String {
+        let scale = if self.scale == Scale::Smoke { " --scale smoke" } else { "" };
+        format!("gcl-repro run {}{scale}", self.path.display())
+    }
+}
