@@ -51,6 +51,8 @@ enum Command {
     Cache(cli::experiments::CacheCommand),
     /// Tables, figures and REPORT.md from the cached runs (nothing is trained).
     Report(cli::report::ReportArgs),
+    /// Run the paper's tables (and figures) and write the report, in one command.
+    Reproduce(cli::experiments::ReproduceArgs),
     /// Benchmarks (timings against a reference measured in the same run).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -102,6 +104,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => cli::experiments::run(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Cache(cmd) => cli::experiments::cache(cmd, cli.cache_dir, cli.data_root),
         Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),
+        Command::Reproduce(args) => cli::experiments::reproduce(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Bench(cmd) => cli::bench::run(cmd, cli.device),
     }
 }

@@ -26,7 +26,7 @@ pub struct PlanArgs {
     sbatch: Vec<String>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ScaleArg {
     Full,
     Smoke,
@@ -84,25 +84,31 @@ pub struct RunArgs {
     pub force: bool,
 }
 
-/// The jobs of manifests at a scale: stage-1 runs once each, then stage-2 runs.
-pub fn manifest_jobs(paths: &[PathBuf], scale: Scale, data_root: &Path) -> Result<Vec<Job>> {
+/// The jobs of manifests at a scale: stage-1 runs once each, then stage-2 runs. Cells whose
+/// data is not available here (e.g. CIFAR-100 or ImageNet-LT not under the data root) are
+/// returned apart, with the reason, so the other cells still run.
+pub fn manifest_jobs(paths: &[PathBuf], scale: Scale, data_root: &Path) -> Result<(Vec<Job>, Vec<(String, String)>)> {
     let mut jobs = Vec::new();
+    let mut unavailable = Vec::new();
     for path in paths {
         let m = manifest::load(path)?;
         for cell in manifest::expand(&m, scale, data_root)? {
             for run in &cell.runs {
-                let identity = gcl_repro::data::identity(&run.spec.dataset, data_root)
-                    .with_context(|| format!("{}: cell {}", path.display(), cell.id()))?;
                 let label = format!("{}:{}/s{}", m.name, cell.id(), run.seed);
-                let js = Job::from_spec(&run.spec, &identity, &label);
-                debug_assert_eq!(js[0].key, run.stage1_key);
-                jobs.extend(js);
+                match gcl_repro::data::identity(&run.spec.dataset, data_root) {
+                    Ok(identity) => {
+                        let js = Job::from_spec(&run.spec, &identity, &label);
+                        debug_assert_eq!(js[0].key, run.stage1_key);
+                        jobs.extend(js);
+                    }
+                    Err(e) => unavailable.push((label, format!("data not available: {e:#}"))),
+                }
             }
         }
     }
     // Stage-1 runs first: stage-2 runs wait for them anyway.
     jobs.sort_by_key(|j| j.stage);
-    Ok(runner::dedup(jobs))
+    Ok((runner::dedup(jobs), unavailable))
 }
 
 /// Keep the jobs named by --only (key prefixes), plus the stage-1 parents of chosen stage-2 runs.
@@ -128,7 +134,13 @@ fn select(jobs: Vec<Job>, only: &[String]) -> Result<Vec<Job>> {
 }
 
 pub fn run(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
-    let jobs = select(manifest_jobs(&args.manifests, args.scale.into(), &data_root)?, &args.only)?;
+    run_inner(args, device, cache_dir, data_root)
+}
+
+fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
+    let (jobs, unavailable) = manifest_jobs(&args.manifests, args.scale.into(), &data_root)?;
+    let jobs = select(jobs, &args.only)?;
+    let unavailable = if args.only.is_empty() { unavailable } else { vec![] };
     let devices = if args.devices.is_empty() { vec![device] } else { args.devices.clone() };
     let devices = devices.into_iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
     let mut child_args: Vec<String> = args.manifests.iter().map(|p| p.display().to_string()).collect();
@@ -136,7 +148,8 @@ pub fn run(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: P
     let opts = runner::Options { cache_dir, data_root, devices, jobs_per_device: args.jobs, force: args.force, child_args };
     let stop = runner::install_stop_handler();
     let t = std::time::Instant::now();
-    let summary = runner::execute(&jobs, &opts, &stop)?;
+    let mut summary = runner::execute(&jobs, &opts, &stop)?;
+    summary.skipped.extend(unavailable);
     summary.print();
     eprintln!("finished in {:.1} s", t.elapsed().as_secs_f64());
     if summary.interrupted {
@@ -192,7 +205,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             let manifests = if manifests.is_empty() { experiment_manifests()? } else { manifests };
             let mut keep = HashSet::new();
             for scale in [Scale::Full, Scale::Smoke] {
-                for j in manifest_jobs(&manifests, scale, &data_root)? {
+                for j in manifest_jobs(&manifests, scale, &data_root)?.0 {
                     keep.insert(j.key);
                 }
             }
@@ -200,4 +213,83 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
         }
     }
     Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ReproduceArgs {
+    /// Paper tables to reproduce, e.g. `1,3-5` (experiments/tableN.toml).
+    #[arg(long, default_value = "1-5")]
+    pub tables: String,
+    /// Leave out the figures manifest (experiments/figures.toml).
+    #[arg(long)]
+    pub no_figures: bool,
+    #[arg(long, value_enum, default_value = "full")]
+    pub scale: ScaleArg,
+    /// Runs at once per device, as separate processes.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Report directory (default: results/, or results/smoke/ at smoke scale).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `1,3-5` -> [1, 3, 4, 5]; only the paper's tables 1..=5.
+pub fn parse_tables(spec: &str) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let parse = |x: &str| x.parse::<u32>().map_err(|_| anyhow::anyhow!("--tables: `{part}` is not a table number or range (e.g. 1,3-5)"));
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a < 1 || b > 5 || a > b {
+            bail!("--tables: `{part}` is outside the paper's tables 1-5");
+        }
+        out.extend(a..=b);
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        bail!("--tables: no table given (e.g. --tables 1,3-5)");
+    }
+    Ok(out)
+}
+
+/// Run the chosen tables' manifests (what is missing), then write the report.
+pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
+    let mut manifests: Vec<PathBuf> = parse_tables(&args.tables)?.iter().map(|n| PathBuf::from(format!("experiments/table{n}.toml"))).collect();
+    if !args.no_figures {
+        manifests.push(PathBuf::from("experiments/figures.toml"));
+    }
+    for m in &manifests {
+        if !m.is_file() {
+            bail!("{} not found: run `gcl-repro reproduce` from the repository root", m.display());
+        }
+    }
+    let scale: Scale = args.scale.into();
+    let run_args = RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false };
+    // Keep going to the report even when some runs fail or lack data: the report says which.
+    let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone());
+    let out = args.out.unwrap_or_else(|| match scale {
+        Scale::Full => PathBuf::from("results"),
+        Scale::Smoke => PathBuf::from("results/smoke"),
+    });
+    let summary = gcl_repro::report::build_report(&manifests, scale, &cache_dir, &data_root, &out)?;
+    print!("{}", summary.render());
+    run_result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tables;
+
+    #[test]
+    fn table_ranges() {
+        assert_eq!(parse_tables("1,3-5").unwrap(), vec![1, 3, 4, 5]);
+        assert_eq!(parse_tables("2, 2,1").unwrap(), vec![1, 2]);
+        assert!(parse_tables("0-2").unwrap_err().to_string().contains("outside the paper's tables"));
+        assert!(parse_tables("x").unwrap_err().to_string().contains("not a table number"));
+        assert!(parse_tables("").is_err());
+    }
 }

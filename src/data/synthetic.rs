@@ -24,12 +24,12 @@ use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
 /// Bumped whenever the generator's output changes (part of the data identity).
-pub const GENERATOR_VERSION: &str = "synthetic/v1";
+pub const GENERATOR_VERSION: &str = "synthetic/v2";
 
 /// Number of shared smooth textures all classes mix from.
 const SHARED_TEXTURES: usize = 4;
 /// Pixel noise standard deviation, in units of the [0, 1] intensity range.
-const NOISE_STD: f32 = 0.14;
+const NOISE_STD: f32 = 0.2;
 /// Largest cyclic shift of an image, in pixels.
 const MAX_SHIFT: i64 = 4;
 

@@ -4,7 +4,7 @@
 //! [manifest]
 //! name = "table1"                 # defaults to the file stem
 //! title = "CIFAR-10/100-LT, ResNet-32, top-1 %"
-//! published = { file = "paper-tables.toml", table = "table1" }  # relative to this file
+//! published = { file = "published/paper-tables.toml", table = "table1" }  # relative to this file
 //! seeds = [123]                   # every cell runs once per seed; reported as mean ± std
 //! shots = false                   # report many/medium/few columns
 //! [manifest.smoke]                # RunSpec fragment applied at `--scale smoke`
