@@ -234,6 +234,9 @@ pub enum SamplerKind {
     Cben,
     /// Class-aware: pick a class uniformly, then an image of it.
     ClassAware,
+    /// BBN's reversed sampler: class probability proportional to 1/n_j (the re-balancing
+    /// branch's input; set automatically for `model.bbn`).
+    Reversed,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

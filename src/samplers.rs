@@ -43,6 +43,7 @@ pub fn per_image_weights(spec: &SamplerSpec, counts: &[usize]) -> Vec<f64> {
         SamplerKind::Ib => counts.iter().map(|_| 1.0).collect(),
         SamplerKind::Cb | SamplerKind::ClassAware => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / n as f64 }).collect(),
         SamplerKind::En => counts.iter().map(|&n| effective_weight(spec.beta, n)).collect(),
+        SamplerKind::Reversed => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / (n as f64 * n as f64) }).collect(),
         SamplerKind::Cben => cben_betas(counts, spec.a, spec.b).iter().zip(counts).map(|(&beta, &n)| effective_weight(beta, n)).collect(),
     }
 }

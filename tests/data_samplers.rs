@@ -105,3 +105,12 @@ fn drw_weights_sum_to_classes_and_favour_tails() {
     let en = |n: i32| (1.0 - 0.9999f64.powi(n)) / 1e-4;
     assert!(close(w[9] / w[0], en(5000) / en(50), 1e-9));
 }
+
+#[test]
+fn reversed_sampler_favours_the_tail_as_bbn_does() {
+    use gcl_repro::config::{SamplerKind, SamplerSpec};
+    let counts = [100usize, 10];
+    let p = gcl_repro::samplers::class_probabilities(&SamplerSpec { kind: SamplerKind::Reversed, ..SamplerSpec::default() }, &counts);
+    // Class probability proportional to 1/n_j: 1/100 : 1/10.
+    assert!((p[0] - 1.0 / 11.0).abs() < 1e-12 && (p[1] - 10.0 / 11.0).abs() < 1e-12, "{p:?}");
+}

@@ -119,3 +119,24 @@ fn engine_learns_and_stage2_rebalances() {
         }
     }
 }
+
+#[test]
+fn bbn_trains_with_two_samplers_and_refuses_mixup() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut spec = small_spec(2);
+    spec.model.bbn = true;
+    spec.model.head = Head::Linear;
+    spec.stage1.loss.kind = LossKind::Ce;
+    let err = training::check_spec(&spec).unwrap_err().to_string();
+    assert!(err.contains("mixup"), "{err}");
+    spec.stage1.mixup = false;
+    training::check_spec(&spec).unwrap();
+    let data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap();
+    let stop = AtomicBool::new(false);
+    let d = tempfile::tempdir().unwrap();
+    let r = training::run_stage1(&spec, &data, "bbn", &ctx(d.path(), &stop)).unwrap();
+    assert_eq!(r.epochs.len(), 2);
+    assert!(r.epochs.iter().all(|e| e.train_loss.is_finite()));
+    // Both branches are in the stored model (the re-balancing branch's block is `rb_block.*`).
+    assert!(weights(d.path()).iter().any(|(n, _)| n.contains("rb_block")));
+}

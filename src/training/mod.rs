@@ -151,6 +151,9 @@ struct Loop<'a> {
     data: &'a LtData,
     train: &'a DeviceImages,
     test: &'a DeviceImages,
+    /// BBN: the re-balancing branch's forward `(x_conv, x_rebal, alpha) -> head output`; its
+    /// input comes from the reversed sampler and alpha follows the cumulative-learning schedule.
+    bbn: Option<&'a dyn Fn(&Tensor, &Tensor, f64) -> Tensor>,
 }
 
 impl<'a> Loop<'a> {
@@ -192,6 +195,11 @@ impl<'a> Loop<'a> {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             on_epoch_start(epoch, criterion);
             let order = crate::samplers::epoch_indices(self.sampler, &self.data.train.labels, &self.data.class_counts, seed);
+            let reversed = SamplerSpec { kind: crate::config::SamplerKind::Reversed, ..SamplerSpec::default() };
+            let order_rebal = match self.bbn {
+                Some(_) => crate::samplers::epoch_indices(&reversed, &self.data.train.labels, &self.data.class_counts, seed ^ 0xBB4E),
+                None => Vec::new(),
+            };
             let lr = schedule::lr_at(&self.optim, epoch);
             let steps = order.len().div_ceil(self.optim.batch_size);
             let bar = epoch_bar(ctx, self.stage, epoch, epochs, steps);
@@ -205,8 +213,18 @@ impl<'a> Loop<'a> {
                 let idx = Tensor::from_slice(&idx).to_device(ctx.device);
                 let (x, y) = self.train.batch(&idx, self.augment);
                 let b = chunk.len();
-                let (loss, hits) = match self.mixup {
-                    Some(alpha) => {
+                let (loss, hits) = match (self.bbn, self.mixup) {
+                    (Some(bbn_forward), _) => {
+                        let start = step * self.optim.batch_size;
+                        let idx_r: Vec<i64> = order_rebal[start..start + b].iter().map(|&i| i as i64).collect();
+                        let (x_r, y_r) = self.train.batch(&Tensor::from_slice(&idx_r).to_device(ctx.device), self.augment);
+                        let alpha = crate::models::bbn::cumulative_alpha(epoch - 1, epochs);
+                        let out = bbn_forward(&x, &x_r, alpha);
+                        let loss = criterion.mixup_loss(&out, &y, &y_r, alpha, true);
+                        let pred = criterion.eval_logits(&out).argmax(1, false);
+                        (loss, alpha * count_eq(&pred, &y) + (1.0 - alpha) * count_eq(&pred, &y_r))
+                    }
+                    (None, Some(alpha)) => {
                         let lam = rand_distr::Beta::new(alpha, alpha)?.sample(&mut rng);
                         let perm = Tensor::randperm(b as i64, (Kind::Int64, ctx.device));
                         let x = &x * lam + x.index_select(0, &perm) * (1.0 - lam);
@@ -217,7 +235,7 @@ impl<'a> Loop<'a> {
                         let hits = lam * count_eq(&pred, &y) + (1.0 - lam) * count_eq(&pred, &y_b);
                         (loss, hits)
                     }
-                    None => {
+                    (None, None) => {
                         let out = forward(&x, true);
                         let loss = criterion.loss(&out, &y, true);
                         let pred = criterion.eval_logits(&out).argmax(1, false);
@@ -378,6 +396,7 @@ pub fn run_stage1(spec: &RunSpec, data: &LtData, key: &str, ctx: &Context) -> Re
     let best_path = ctx.dir.join(BEST_MODEL);
     let drw = s1.drw_epoch;
     let drw_weights = crate::samplers::drw_weights(&data.class_counts, 0.9999);
+    let bbn_forward = |x_c: &Tensor, x_r: &Tensor, alpha: f64| model.net.logits(&model.net.bbn_features(x_c, x_r, alpha, true));
     let lp = Loop {
         stage: 1,
         seed: spec.seed,
@@ -388,6 +407,7 @@ pub fn run_stage1(spec: &RunSpec, data: &LtData, key: &str, ctx: &Context) -> Re
         data,
         train: &train,
         test: &test,
+        bbn: spec.model.bbn.then_some(&bbn_forward as &dyn Fn(&Tensor, &Tensor, f64) -> Tensor),
     };
     let state = lp.run(
         ctx,
@@ -479,6 +499,7 @@ pub fn run_stage2(spec: &RunSpec, data: &LtData, key: &str, parent_key: &str, pa
         data,
         train: &train,
         test: &test,
+        bbn: None,
     };
     let mut state = lp.run(
         ctx,
@@ -576,6 +597,12 @@ fn export_embeddings(model: &Model, train: &DeviceImages, test: &DeviceImages, p
 pub fn check_spec(spec: &RunSpec) -> Result<()> {
     if spec.stage1.batch_size == 0 {
         bail!("stage1.batch_size must be at least 1");
+    }
+    if spec.model.bbn && spec.stage1.mixup {
+        bail!("model.bbn combines two samplers by cumulative learning; it cannot be used with stage1.mixup (set mixup = false)");
+    }
+    if spec.model.bbn && spec.stage2.is_some() {
+        bail!("model.bbn is a one-stage method; remove stage2 from this run");
     }
     if let Some(s2) = &spec.stage2 {
         if s2.batch_size == 0 {
