@@ -157,3 +157,26 @@ fn misspelt_key_is_refused_with_its_line() {
     assert!(err.contains("bad.toml:") && err.contains("unknown key `epoch`") && err.contains("did you mean `epochs`"), "{err}");
     assert!(!dir.path().join("c").join("runs").exists() || run_dirs(&dir.path().join("c")).is_empty());
 }
+
+#[test]
+fn jobs_2_runs_workers_as_processes_and_caches_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(dir.path(), 1);
+    let cache = dir.path().join("cache");
+    let text = ok(gcl(&cache).arg("run").arg(&m).args(["--jobs", "2"]).output().unwrap());
+    assert!(text.contains("runs: 3 trained, 0 cached, 0 failed"), "{text}");
+    assert_eq!(run_dirs(&cache).len(), 3);
+    let text = ok(gcl(&cache).arg("run").arg(&m).args(["--jobs", "2"]).output().unwrap());
+    assert!(text.contains("runs: 0 trained, 3 cached"), "{text}");
+}
+
+#[test]
+fn missing_data_is_skipped_with_the_reason_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("c100.toml");
+    std::fs::write(&m, "[manifest]\ntitle = \"t\"\n[defaults]\ndataset = { name = \"cifar100\", imbalance = 100 }\n[columns.c]\nlabel = \"c\"\n[rows.ce]\nlabel = \"CE\"\n").unwrap();
+    let out = gcl(&dir.path().join("cache")).arg("run").arg(&m).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("skipped") && err.contains("data not available") && err.contains("cifar-100-binary"), "{err}");
+}

@@ -33,6 +33,13 @@ pub enum DataCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Convert iNaturalist 2018's official JSON annotations to a `path label` list file.
+    ConvertInat {
+        /// The official annotations (train2018.json or val2018.json).
+        json: PathBuf,
+        /// The list file to write (e.g. <data-root>/splits/iNaturalist18_train.txt).
+        out: PathBuf,
+    },
 }
 
 /// The dataset settings of `config::DatasetSpec` as flags.
@@ -108,6 +115,11 @@ pub fn run(cmd: DataCommand, data_root: &std::path::Path) -> Result<()> {
             let dir = data::fetch::fetch(dataset, data_root, url.as_deref(), md5.as_deref())?;
             data::cifar::verify_files(dataset, data_root)?;
             println!("installed and verified {}", dir.display());
+            Ok(())
+        }
+        DataCommand::ConvertInat { json, out } => {
+            let n = data::listfile::convert_inat_json(&json, &out)?;
+            println!("wrote {n} lines to {}", out.display());
             Ok(())
         }
         DataCommand::Prepare { dataset, out } => {
