@@ -87,6 +87,9 @@ pub struct DatasetSpec {
     pub train_list: Option<String>,
     pub test_list: Option<String>,
     pub path_remap: Option<(String, String)>,
+    /// List-file datasets: the directory the list's image paths are relative to, itself
+    /// relative to the data root (default: the data root).
+    pub image_root: Option<String>,
 }
 
 impl Default for DatasetSpec {
@@ -102,6 +105,7 @@ impl Default for DatasetSpec {
             train_list: None,
             test_list: None,
             path_remap: None,
+            image_root: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! children); with one job everything runs in this process.
 use crate::cache::{key, Cache, RunState};
 use crate::config::RunSpec;
-use crate::data::LtData;
+use crate::data::Data;
 use crate::device::device_label;
 use crate::metrics::RunResult;
 use crate::training::{self, Context, TrainError};
@@ -150,7 +150,7 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
     let mut pending: Vec<&Job> = jobs.iter().collect();
     let slots = opts.devices.len() * opts.jobs_per_device.max(1);
     let mut running: Vec<(std::process::Child, &Job, Instant)> = Vec::new();
-    let mut data_cache: HashMap<String, Arc<LtData>> = HashMap::new();
+    let mut data_cache: HashMap<String, Arc<Data>> = HashMap::new();
     let status = |s: &Summary, running: usize| {
         format!("done {} · running {} · cached {} · failed {}", s.trained.len(), running, s.cached.len(), s.failed.len())
     };
@@ -278,13 +278,13 @@ fn run_one(
     device: Device,
     multi: &MultiProgress,
     stop: &Arc<AtomicBool>,
-    data_cache: &mut HashMap<String, Arc<LtData>>,
+    data_cache: &mut HashMap<String, Arc<Data>>,
 ) -> Result<RunResult> {
     training::check_spec(&job.spec)?;
     let data = match data_cache.get(&job.data_identity) {
         Some(d) => d.clone(),
         None => {
-            let d = Arc::new(crate::data::load(&job.spec.dataset, &opts.data_root)?);
+            let d = Arc::new(crate::data::load_any(&job.spec.dataset, &opts.data_root)?);
             data_cache.insert(job.data_identity.clone(), d.clone());
             d
         }

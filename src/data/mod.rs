@@ -83,6 +83,76 @@ fn list_file_error(spec: &DatasetSpec) -> anyhow::Error {
     )
 }
 
+/// A list-file dataset (ImageNet-LT, Places-LT, iNaturalist 2018): the parsed train and test
+/// lists and where their images are. Images are decoded batch by batch (`images::loader`).
+pub struct ListData {
+    pub train: std::sync::Arc<listfile::ListDataset>,
+    pub test: std::sync::Arc<listfile::ListDataset>,
+    pub image_root: PathBuf,
+    pub num_classes: usize,
+    pub class_counts: Vec<usize>,
+    pub identity: String,
+}
+
+/// Any dataset the training engine can use: held in memory (CIFAR, synthetic) or streamed
+/// from image files (list-file datasets).
+pub enum Data {
+    Memory(LtData),
+    Lists(ListData),
+}
+
+impl From<LtData> for Data {
+    fn from(d: LtData) -> Data {
+        Data::Memory(d)
+    }
+}
+
+impl Data {
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Data::Memory(d) => d.num_classes,
+            Data::Lists(d) => d.num_classes,
+        }
+    }
+
+    pub fn class_counts(&self) -> &[usize] {
+        match self {
+            Data::Memory(d) => &d.class_counts,
+            Data::Lists(d) => &d.class_counts,
+        }
+    }
+
+    /// Train labels in dataset order (what samplers draw from).
+    pub fn train_labels(&self) -> Vec<i64> {
+        match self {
+            Data::Memory(d) => d.train.labels.clone(),
+            Data::Lists(d) => d.train.labels(),
+        }
+    }
+}
+
+/// Load any dataset: CIFAR and synthetic into memory ([`load`]), list-file datasets as parsed
+/// lists whose images are decoded while training.
+pub fn load_any(spec: &DatasetSpec, data_root: &Path) -> Result<Data> {
+    if spec.name == DatasetName::Synthetic || cifar_kind(spec.name).is_some() {
+        return Ok(Data::Memory(load(spec, data_root)?));
+    }
+    let remap = listfile::PathRemap::from_config(spec.path_remap.as_ref());
+    let list = |what: &str, rel: &Option<String>| -> Result<std::sync::Arc<listfile::ListDataset>> {
+        let rel = rel.as_ref().ok_or_else(|| anyhow::anyhow!("dataset {:?} needs `{what}` (a list file relative to the data root)", spec.name))?;
+        Ok(std::sync::Arc::new(listfile::ListDataset::from_file(&data_root.join(rel), remap.as_ref())?))
+    };
+    let (train, test) = (list("train_list", &spec.train_list)?, list("test_list", &spec.test_list)?);
+    let num_classes = train.num_classes.max(test.num_classes);
+    let mut class_counts = train.class_counts.clone();
+    class_counts.resize(num_classes, 0);
+    let image_root = match &spec.image_root {
+        Some(r) => data_root.join(r),
+        None => data_root.to_path_buf(),
+    };
+    Ok(Data::Lists(ListData { train, test, image_root, num_classes, class_counts, identity: identity(spec, data_root)? }))
+}
+
 /// Identity of a list-file dataset: the SHA-256 of its train and test list files (the lists fix
 /// which images and labels are used) and the path remap.
 fn list_identity(spec: &DatasetSpec, data_root: &Path) -> Result<String> {
@@ -99,6 +169,7 @@ fn list_identity(spec: &DatasetSpec, data_root: &Path) -> Result<String> {
     if let Some((from, to)) = &spec.path_remap {
         parts.push(format!("remap={from}->{to}"));
     }
+
     Ok(parts.join(" "))
 }
 

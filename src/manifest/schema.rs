@@ -35,6 +35,7 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
     ("dataset", "train_list"),
     ("dataset", "test_list"),
     ("dataset", "path_remap"),
+    ("dataset", "image_root"),
     ("model", "pretrained"),
     ("stage1", "drw_epoch"),
 ];

@@ -9,14 +9,15 @@ pub mod augment;
 pub mod checkpoint;
 pub mod schedule;
 pub mod sgd;
+pub mod source;
 
 use crate::config::{ClassifierInit, CheckpointChoice, OptimSpec, Rebalance, RunSpec, SamplerSpec};
-use crate::data::LtData;
+use crate::data::Data;
 use crate::losses::Criterion;
 use crate::metrics::{EpochRecord, Evaluation, Provenance, RunResult, SHOT_RULE};
 use crate::models::Network;
 use anyhow::{bail, Context as _, Result};
-use augment::DeviceImages;
+use source::BatchSource;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_distr::Distribution;
@@ -148,9 +149,10 @@ struct Loop<'a> {
     sampler: &'a SamplerSpec,
     mixup: Option<f64>,
     augment: bool,
-    data: &'a LtData,
-    train: &'a DeviceImages,
-    test: &'a DeviceImages,
+    labels: &'a [i64],
+    counts: &'a [usize],
+    train: &'a dyn BatchSource,
+    test: &'a dyn BatchSource,
     /// BBN: the re-balancing branch's forward `(x_conv, x_rebal, alpha) -> head output`; its
     /// input comes from the reversed sampler and alpha follows the cumulative-learning schedule.
     bbn: Option<&'a dyn Fn(&Tensor, &Tensor, f64) -> Tensor>,
@@ -186,7 +188,6 @@ impl<'a> Loop<'a> {
             state = st;
         }
         rewrite_log(&ctx.dir.join(LOG), &state.records)?;
-        let n_train = self.data.train.labels.len();
         let epochs = self.optim.epochs;
         for epoch in state.epochs_done + 1..=epochs {
             let t0 = Instant::now();
@@ -194,30 +195,28 @@ impl<'a> Loop<'a> {
             tch::manual_seed(seed as i64);
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             on_epoch_start(epoch, criterion);
-            let order = crate::samplers::epoch_indices(self.sampler, &self.data.train.labels, &self.data.class_counts, seed);
+            let order = crate::samplers::epoch_indices(self.sampler, self.labels, self.counts, seed);
             let reversed = SamplerSpec { kind: crate::config::SamplerKind::Reversed, ..SamplerSpec::default() };
             let order_rebal = match self.bbn {
-                Some(_) => crate::samplers::epoch_indices(&reversed, &self.data.train.labels, &self.data.class_counts, seed ^ 0xBB4E),
+                Some(_) => crate::samplers::epoch_indices(&reversed, self.labels, self.counts, seed ^ 0xBB4E),
                 None => Vec::new(),
             };
             let lr = schedule::lr_at(&self.optim, epoch);
             let steps = order.len().div_ceil(self.optim.batch_size);
             let bar = epoch_bar(ctx, self.stage, epoch, epochs, steps);
             let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-            for (step, chunk) in order.chunks(self.optim.batch_size).enumerate() {
+            let bs = self.optim.batch_size;
+            let mut rebal_batches = self.train.batches(order_rebal, bs, self.augment, seed ^ 0xBB4E);
+            for (step, batch) in self.train.batches(order, bs, self.augment, seed).enumerate() {
                 if ctx.stop.load(Ordering::SeqCst) {
                     bar.abandon();
                     return Err(TrainError::Interrupted.into());
                 }
-                let idx: Vec<i64> = chunk.iter().map(|&i| i as i64).collect();
-                let idx = Tensor::from_slice(&idx).to_device(ctx.device);
-                let (x, y) = self.train.batch(&idx, self.augment);
-                let b = chunk.len();
+                let (x, y) = batch?;
+                let b = y.size()[0] as usize;
                 let (loss, hits) = match (self.bbn, self.mixup) {
                     (Some(bbn_forward), _) => {
-                        let start = step * self.optim.batch_size;
-                        let idx_r: Vec<i64> = order_rebal[start..start + b].iter().map(|&i| i as i64).collect();
-                        let (x_r, y_r) = self.train.batch(&Tensor::from_slice(&idx_r).to_device(ctx.device), self.augment);
+                        let (x_r, y_r) = rebal_batches.next().context("the re-balancing sampler ran out of batches")??;
                         let alpha = crate::models::bbn::cumulative_alpha(epoch - 1, epochs);
                         let out = bbn_forward(&x, &x_r, alpha);
                         let loss = criterion.mixup_loss(&out, &y, &y_r, alpha, true);
@@ -260,7 +259,7 @@ impl<'a> Loop<'a> {
             }
             bar.finish_and_clear();
             let train_seconds = t0.elapsed().as_secs_f64();
-            let eval = evaluate(forward, criterion, self.test, &self.data.class_counts);
+            let eval = evaluate(forward, criterion, self.test, self.counts)?;
             let record = EpochRecord {
                 stage: self.stage,
                 epoch,
@@ -301,7 +300,6 @@ impl<'a> Loop<'a> {
             }
             checkpoint::save(&ck_path, &tensors, &state)?;
         }
-        let _ = n_train;
         Ok(state)
     }
 }
@@ -348,54 +346,45 @@ fn rewrite_log(path: &Path, records: &[EpochRecord]) -> Result<()> {
 }
 
 /// Top-1/top-5, per-class, shot groups and confusion on a split, without noise or gradients.
-pub fn evaluate(forward: &dyn Fn(&Tensor, bool) -> Tensor, criterion: &Criterion, split: &DeviceImages, train_counts: &[usize]) -> Evaluation {
-    let n = split.len() as i64;
+pub fn evaluate(forward: &dyn Fn(&Tensor, bool) -> Tensor, criterion: &Criterion, split: &dyn BatchSource, train_counts: &[usize]) -> Result<Evaluation> {
     let k = 5.min(train_counts.len() as i64);
     let (mut preds, mut labels, mut hits5) = (Vec::new(), Vec::new(), Vec::new());
-    tch::no_grad(|| {
-        let mut start = 0;
-        while start < n {
-            let len = 1000.min(n - start);
-            let idx = Tensor::arange_start(start, start + len, (Kind::Int64, split.images.device()));
-            let (x, y) = split.batch(&idx, false);
+    tch::no_grad(|| -> Result<()> {
+        for batch in split.batches((0..split.len()).collect(), 500, false, 0) {
+            let (x, y) = batch?;
             let logits = criterion.eval_logits(&forward(&x, false));
             let top = logits.topk(k, 1, true, true).1;
             let p = top.select(1, 0);
             let h = top.eq_tensor(&y.unsqueeze(1)).any_dim(1, false);
-            preds.extend(Vec::<i64>::try_from(p.to_device(Device::Cpu)).unwrap());
-            labels.extend(Vec::<i64>::try_from(y.to_device(Device::Cpu)).unwrap());
-            hits5.extend(Vec::<bool>::try_from(h.to_device(Device::Cpu)).unwrap());
-            start += len;
+            preds.extend(Vec::<i64>::try_from(p.to_device(Device::Cpu))?);
+            labels.extend(Vec::<i64>::try_from(y.to_device(Device::Cpu))?);
+            hits5.extend(Vec::<bool>::try_from(h.to_device(Device::Cpu))?);
         }
-    });
-    Evaluation::from_predictions(&labels, &preds, &hits5, train_counts)
-}
-
-fn device_images(data: &LtData, device: Device) -> (DeviceImages, DeviceImages) {
-    (
-        DeviceImages::new(&data.train.images, &data.train.labels, data.mean, data.std, device),
-        DeviceImages::new(&data.test.images, &data.test.labels, data.mean, data.std, device),
-    )
+        Ok(())
+    })?;
+    Ok(Evaluation::from_predictions(&labels, &preds, &hits5, train_counts))
 }
 
 /// Stage 1: train backbone and classifier from scratch (or from pretrained weights).
-pub fn run_stage1(spec: &RunSpec, data: &LtData, key: &str, ctx: &Context) -> Result<RunResult> {
+pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, ctx: &Context) -> Result<RunResult> {
     let started = chrono::Utc::now();
     let s1 = &spec.stage1;
     tch::manual_seed(spec.seed as i64);
-    let model = Model::new(spec, data.num_classes, ctx.device);
+    let model = Model::new(spec, data.num_classes(), ctx.device);
     if let Some(p) = &spec.model.pretrained {
         model.net.load_pretrained(&model.backbone, Path::new(p))?;
     }
-    let mut criterion = Criterion::new(&s1.loss, &data.class_counts, ctx.device).with_head(spec.model.head);
+    let counts = data.class_counts();
+    let labels = data.train_labels();
+    let mut criterion = Criterion::new(&s1.loss, counts, ctx.device).with_head(spec.model.head);
     let mut params = trainable(&model.backbone);
     params.extend(trainable(&model.head));
     let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay);
-    let (train, test) = device_images(data, ctx.device);
+    let (train, test) = source::sources(data, ctx.device);
     let forward = |x: &Tensor, is_train: bool| model.net.logits(&model.net.features(x, is_train));
     let best_path = ctx.dir.join(BEST_MODEL);
     let drw = s1.drw_epoch;
-    let drw_weights = crate::samplers::drw_weights(&data.class_counts, 0.9999);
+    let drw_weights = crate::samplers::drw_weights(counts, 0.9999);
     let bbn_forward = |x_c: &Tensor, x_r: &Tensor, alpha: f64| model.net.logits(&model.net.bbn_features(x_c, x_r, alpha, true));
     let lp = Loop {
         stage: 1,
@@ -404,9 +393,10 @@ pub fn run_stage1(spec: &RunSpec, data: &LtData, key: &str, ctx: &Context) -> Re
         sampler: &s1.sampler,
         mixup: s1.mixup.then_some(s1.mixup_alpha),
         augment: s1.augment,
-        data,
-        train: &train,
-        test: &test,
+        labels: &labels,
+        counts,
+        train: train.as_ref(),
+        test: test.as_ref(),
         bbn: spec.model.bbn.then_some(&bbn_forward as &dyn Fn(&Tensor, &Tensor, f64) -> Tensor),
     };
     let state = lp.run(
@@ -426,17 +416,17 @@ pub fn run_stage1(spec: &RunSpec, data: &LtData, key: &str, ctx: &Context) -> Re
         },
     )?;
     model.save(&ctx.dir.join(FINAL_MODEL))?;
-    export_embeddings(&model, &train, &test, &ctx.dir.join(EMBEDDINGS))?;
+    export_embeddings(&model, train.as_ref(), test.as_ref(), &ctx.dir.join(EMBEDDINGS))?;
     Ok(result(key, 1, None, state, data, started))
 }
 
 /// Stage 2: freeze the stage-1 backbone (eval mode: BatchNorm statistics frozen) and
 /// re-balance the classifier.
-pub fn run_stage2(spec: &RunSpec, data: &LtData, key: &str, parent_key: &str, parent_dir: &Path, ctx: &Context) -> Result<RunResult> {
+pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, parent_dir: &Path, ctx: &Context) -> Result<RunResult> {
     let started = chrono::Utc::now();
     let s2 = spec.stage2.as_ref().context("run_stage2 called on a spec without stage 2")?;
     tch::manual_seed(derive_seed(spec.seed, 2, 0) as i64);
-    let mut model = Model::new(spec, data.num_classes, ctx.device);
+    let mut model = Model::new(spec, data.num_classes(), ctx.device);
     let weights = match s2.from_checkpoint {
         CheckpointChoice::Final => parent_dir.join(FINAL_MODEL),
         CheckpointChoice::BestOnTest => parent_dir.join(BEST_MODEL),
@@ -445,14 +435,16 @@ pub fn run_stage2(spec: &RunSpec, data: &LtData, key: &str, parent_key: &str, pa
     if s2.init == ClassifierInit::Reinit {
         // A fresh classifier (Kang et al. 2020) instead of fine-tuning the stage-1 one.
         let head = nn::VarStore::new(ctx.device);
-        model.net.reset_head(&head.root(), data.num_classes as i64);
+        model.net.reset_head(&head.root(), data.num_classes() as i64);
         model.head = head;
     }
     model.backbone.freeze();
     if s2.bn_shift {
         crate::models::unfreeze_bn_shift(&model.backbone);
     }
-    let num_classes = data.num_classes as i64;
+    let num_classes = data.num_classes() as i64;
+    let counts = data.class_counts();
+    let labels = data.train_labels();
     // LWS learns one scale per class on top of the frozen classifier.
     let lws_scale = Tensor::ones([num_classes], (Kind::Float, ctx.device)).set_requires_grad(true);
     let params = match s2.method {
@@ -472,8 +464,8 @@ pub fn run_stage2(spec: &RunSpec, data: &LtData, key: &str, parent_key: &str, pa
         params.extend(trainable(&model.backbone));
     }
     let mut opt = Sgd::new(params, s2.momentum, s2.weight_decay);
-    let mut criterion = Criterion::new(&s2.loss, &data.class_counts, ctx.device).with_head(spec.model.head);
-    let (train, test) = device_images(data, ctx.device);
+    let mut criterion = Criterion::new(&s2.loss, counts, ctx.device).with_head(spec.model.head);
+    let (train, test) = source::sources(data, ctx.device);
     let method = s2.method;
     let bn_shift = s2.bn_shift;
     let forward = |x: &Tensor, _is_train: bool| {
@@ -496,9 +488,10 @@ pub fn run_stage2(spec: &RunSpec, data: &LtData, key: &str, parent_key: &str, pa
         sampler: &s2.sampler,
         mixup: s2.mixup.then_some(s2.mixup_alpha),
         augment: spec.stage1.augment,
-        data,
-        train: &train,
-        test: &test,
+        labels: &labels,
+        counts,
+        train: train.as_ref(),
+        test: test.as_ref(),
         bbn: None,
     };
     let mut state = lp.run(
@@ -526,7 +519,7 @@ pub fn run_stage2(spec: &RunSpec, data: &LtData, key: &str, parent_key: &str, pa
     )?;
     if method == Rebalance::TauNorm {
         // No training: one evaluation of the normalised classifier.
-        let eval = evaluate(&forward, &criterion, &test, &data.class_counts);
+        let eval = evaluate(&forward, &criterion, test.as_ref(), counts)?;
         state.best_top1 = eval.top1;
         state.best_eval = Some(eval.clone());
         state.last_eval = Some(eval);
@@ -534,7 +527,7 @@ pub fn run_stage2(spec: &RunSpec, data: &LtData, key: &str, parent_key: &str, pa
     Ok(result(key, 2, Some(parent_key.to_string()), state, data, started))
 }
 
-fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, data: &LtData, started: chrono::DateTime<chrono::Utc>) -> RunResult {
+fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, data: &Data, started: chrono::DateTime<chrono::Utc>) -> RunResult {
     let finished = chrono::Utc::now();
     RunResult {
         key: key.to_string(),
@@ -546,7 +539,7 @@ fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, data:
         best_eval: state.best_eval.clone().unwrap_or_default(),
         selection_rule: "final: last epoch (reported); best: highest test top-1 over epochs (the released code's choice, i.e. selection on the test set; kept for comparison only)".into(),
         shot_rule: SHOT_RULE.into(),
-        train_class_counts: data.class_counts.clone(),
+        train_class_counts: data.class_counts().to_vec(),
         epochs: state.records,
         provenance: Provenance {
             crate_version: env!("CARGO_PKG_VERSION").into(),
@@ -564,28 +557,33 @@ fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, data:
     }
 }
 
-/// Features (the classifier's input) of the train and test splits, for t-SNE figures.
-fn export_embeddings(model: &Model, train: &DeviceImages, test: &DeviceImages, path: &Path) -> Result<()> {
-    let feats = |split: &DeviceImages| {
+/// Features (the classifier's input) of the train and test splits, for t-SNE figures; at most
+/// `MAX_EMBEDDED` evenly spaced samples per split (their dataset indices are stored too).
+const MAX_EMBEDDED: usize = 20_000;
+
+fn export_embeddings(model: &Model, train: &dyn BatchSource, test: &dyn BatchSource, path: &Path) -> Result<()> {
+    let feats = |split: &dyn BatchSource| -> Result<(Tensor, Tensor, Tensor)> {
+        let order = source::spread(split.len(), MAX_EMBEDDED);
+        let index = Tensor::from_slice(&order.iter().map(|&i| i as i64).collect::<Vec<_>>());
         tch::no_grad(|| {
-            let n = split.len() as i64;
-            let mut parts = Vec::new();
-            let mut start = 0;
-            while start < n {
-                let len = 1000.min(n - start);
-                let idx = Tensor::arange_start(start, start + len, (Kind::Int64, split.images.device()));
-                let (x, _) = split.batch(&idx, false);
+            let (mut parts, mut labels) = (Vec::new(), Vec::new());
+            for batch in split.batches(order, 500, false, 0) {
+                let (x, y) = batch?;
                 parts.push(model.net.features(&x, false).to_device(Device::Cpu));
-                start += len;
+                labels.extend(Vec::<i64>::try_from(y.to_device(Device::Cpu))?);
             }
-            Tensor::cat(&parts, 0)
+            Ok((Tensor::cat(&parts, 0), source::labels_tensor(labels), index))
         })
     };
+    let (tf, tl, ti) = feats(train)?;
+    let (vf, vl, vi) = feats(test)?;
     let tensors = [
-        ("train_features", feats(train)),
-        ("train_labels", train.labels.to_device(Device::Cpu)),
-        ("test_features", feats(test)),
-        ("test_labels", test.labels.to_device(Device::Cpu)),
+        ("train_features", tf),
+        ("train_labels", tl),
+        ("train_index", ti),
+        ("test_features", vf),
+        ("test_labels", vl),
+        ("test_index", vi),
     ];
     let tmp = path.with_extension("tmp");
     Tensor::write_safetensors(&tensors, &tmp)?;

@@ -1,0 +1,85 @@
+//! Where training batches come from: the device-resident uint8 sets (CIFAR, synthetic), or
+//! list-file datasets decoded from JPEG files batch by batch (ImageNet-LT, Places-LT, iNat).
+//! The training loop only sees ordered batches of normalised images and their labels.
+use super::augment::DeviceImages;
+use crate::data::images::loader::{ImageLoader, LoaderOptions};
+use crate::data::listfile::ListDataset;
+use crate::data::Data;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tch::{Device, Kind, Tensor};
+
+pub type Batches<'a> = Box<dyn Iterator<Item = Result<(Tensor, Tensor)>> + 'a>;
+
+pub trait BatchSource {
+    fn len(&self) -> usize;
+    /// The samples at `order` (dataset indices), `batch_size` at a time, in order, on the
+    /// training device; augmented when `augment`. Randomness derives from `seed`.
+    fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, seed: u64) -> Batches<'_>;
+}
+
+impl BatchSource for DeviceImages {
+    fn len(&self) -> usize {
+        DeviceImages::len(self)
+    }
+
+    fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, _seed: u64) -> Batches<'_> {
+        // Augmentation draws from libtorch's generator, which the trainer seeds every epoch.
+        let device = self.images.device();
+        let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+        let chunks: Vec<Vec<i64>> = idx.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect();
+        Box::new(chunks.into_iter().map(move |c| Ok(self.batch(&Tensor::from_slice(&c).to_device(device), augment))))
+    }
+}
+
+/// A list-file split decoded by the prefetching JPEG loader (ImageNet normalisation inside).
+pub struct ListSource {
+    pub data: Arc<ListDataset>,
+    pub root: PathBuf,
+    pub device: Device,
+}
+
+impl BatchSource for ListSource {
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, seed: u64) -> Batches<'_> {
+        let opts = LoaderOptions { batch_size: batch_size.max(1), ..LoaderOptions::default() };
+        match ImageLoader::new(self.data.clone(), self.root.clone(), opts) {
+            Ok(loader) => {
+                let device = self.device;
+                Box::new(loader.epoch(order, augment, seed).map(move |r| r.map(|(x, y)| (x.to_device(device), y.to_device(device)))))
+            }
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+}
+
+/// The train and test sources of a dataset on `device`.
+pub fn sources(data: &Data, device: Device) -> (Box<dyn BatchSource>, Box<dyn BatchSource>) {
+    match data {
+        Data::Memory(d) => (
+            Box::new(DeviceImages::new(&d.train.images, &d.train.labels, d.mean, d.std, device)),
+            Box::new(DeviceImages::new(&d.test.images, &d.test.labels, d.mean, d.std, device)),
+        ),
+        Data::Lists(d) => (
+            Box::new(ListSource { data: d.train.clone(), root: d.image_root.clone(), device }),
+            Box::new(ListSource { data: d.test.clone(), root: d.image_root.clone(), device }),
+        ),
+    }
+}
+
+/// Evenly spaced indices, at most `max` of `n` (all when n <= max).
+pub fn spread(n: usize, max: usize) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    (0..max).map(|i| i * n / max).collect()
+}
+
+/// Labels as a CPU tensor, for the embedding files.
+pub fn labels_tensor(labels: Vec<i64>) -> Tensor {
+    Tensor::from_slice(&labels).to_kind(Kind::Int64)
+}
