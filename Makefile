@@ -21,7 +21,7 @@ demo: build
 ## that test says SKIPPED.
 test: build
 	@$(MAKE) --no-print-directory slurm-up || echo "note: no local Slurm; the Slurm test will be skipped"
-	cargo test --release; status=$$?; $(MAKE) --no-print-directory slurm-down; exit $$status
+	cargo test --release --no-fail-fast; status=$$?; $(MAKE) --no-print-directory slurm-down; exit $$status
 
 build: setup
 	cargo build --release

@@ -180,3 +180,27 @@ fn missing_data_is_skipped_with_the_reason_and_a_nonzero_exit() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("skipped") && err.contains("data not available") && err.contains("cifar-100-binary"), "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_keeps_the_partial_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(dir.path(), 50);
+    let cache = dir.path().join("cache");
+    let child = gcl(&cache).arg("run").arg(&m).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let partial = cache.join("partial");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_dir(&partial).map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().join("checkpoint.safetensors").exists())).unwrap_or(false) {
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(t.elapsed() < Duration::from_secs(10), "stopping took {:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted: partial runs resume"), "{err}");
+    assert!(std::fs::read_dir(&partial).unwrap().count() >= 1);
+    assert!(run_dirs(&cache).is_empty());
+}

@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn enum_values_are_listed() {
         let err = check_leaf(&["stage2".into(), "sampler".into(), "kind".into()], &Value::String("cbenn".into())).unwrap_err();
-        assert_eq!(err, "expected one of ib, cb, en, cben, class_aware");
+        assert_eq!(err, "expected one of ib, cb, en, cben, class_aware, reversed");
         let err = check_leaf(&["stage1".into(), "epochs".into()], &Value::String("ten".into())).unwrap_err();
         assert_eq!(err, "expected a non-negative integer, found string \"ten\"");
         assert!(check_leaf(&["dataset".into(), "imbalance".into()], &Value::Integer(100)).is_ok());
