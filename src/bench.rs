@@ -87,24 +87,31 @@ pub fn time_torch_step(python: &Path, script: &Path, device: Device, batch: usiz
     })
 }
 
-/// The report of `gcl-repro bench step`.
-pub fn step_report(device: Device, batch: usize, steps: usize, warmup: usize, python: &Path, script: &Path) -> Result<String> {
-    let ours = time_our_step(device, batch, steps, warmup, Arch::Resnet32)?;
-    let torch = time_torch_step(python, script, device, batch, steps, warmup)?;
+/// The report of `gcl-repro bench step`: `repeats` alternating rounds (ours, then PyTorch), each
+/// round's times, and the median ratio (a 2-core machine's timings vary by tens of percent).
+pub fn step_report(device: Device, batch: usize, steps: usize, warmup: usize, repeats: usize, python: &Path, script: &Path) -> Result<String> {
     let machine = crate::runner::device_name(device);
-    Ok(format!(
+    let mut out = format!(
         "stage-1 step, ResNet-32 + cosine head + GCL loss + mixup + SGD, batch {batch}, {steps} timed steps after {warmup} warm-up\n\
-         device: {} ({machine}), {} threads\n\
-         | implementation | ms/step | images/s |\n|---|---|---|\n\
-         | gcl-repro (tch) | {:.2} | {:.0} |\n| PyTorch eager {} | {:.2} | {:.0} |\n\
-         ratio (gcl-repro time / PyTorch time): {:.3}\n",
+         device: {} ({machine}), {} threads; PyTorch eager {} from {}\n\
+         | round | gcl-repro ms/step | images/s | PyTorch ms/step | images/s | ratio (ours / PyTorch) |\n|---|---|---|---|---|---|\n",
         crate::device::device_label(device),
         tch::get_num_threads(),
-        ours.ms_per_step,
-        ours.images_per_sec,
         crate::device::libtorch_version(),
-        torch.ms_per_step,
-        torch.images_per_sec,
-        ours.ms_per_step / torch.ms_per_step
-    ))
+        script.display(),
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=repeats.max(1) {
+        let ours = time_our_step(device, batch, steps, warmup, Arch::Resnet32)?;
+        let torch = time_torch_step(python, script, device, batch, steps, warmup)?;
+        let ratio = ours.ms_per_step / torch.ms_per_step;
+        ratios.push(ratio);
+        out.push_str(&format!(
+            "| {round} | {:.2} | {:.0} | {:.2} | {:.0} | {ratio:.3} |\n",
+            ours.ms_per_step, ours.images_per_sec, torch.ms_per_step, torch.images_per_sec
+        ));
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    out.push_str(&format!("median ratio (gcl-repro time / PyTorch time): {:.3}\n", ratios[ratios.len() / 2]));
+    Ok(out)
 }

@@ -44,6 +44,10 @@ impl std::fmt::Display for DeviceChoice {
 impl DeviceChoice {
     /// Resolve to a tch device; asking for a GPU that is not there is an error, not a panic.
     pub fn resolve(self) -> Result<Device> {
+        if self == DeviceChoice::Cpu {
+            // No CUDA wanted: skip loading libtorch_cuda (measured ~5% slower CPU steps with it).
+            return Ok(Device::Cpu);
+        }
         load_cuda();
         let count = if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
         match self {

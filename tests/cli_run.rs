@@ -204,3 +204,14 @@ fn ctrl_c_stops_cleanly_and_keeps_the_partial_run() {
     assert!(std::fs::read_dir(&partial).unwrap().count() >= 1);
     assert!(run_dirs(&cache).is_empty());
 }
+
+#[test]
+fn gc_refuses_when_a_manifest_needs_data_that_is_not_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("c100.toml");
+    std::fs::write(&m, "[manifest]\ntitle = \"t\"\n[defaults]\ndataset = { name = \"cifar100\", imbalance = 100 }\n[columns.c]\nlabel = \"c\"\n[rows.ce]\nlabel = \"CE\"\n").unwrap();
+    let out = gcl(&dir.path().join("cache")).args(["cache", "gc"]).arg(&m).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot tell which runs") && err.contains("--data-root"), "{err}");
+}

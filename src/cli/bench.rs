@@ -71,6 +71,9 @@ pub struct BenchStepArgs {
     steps: usize,
     #[arg(long, default_value_t = 5)]
     warmup: usize,
+    /// Alternating rounds (ours, PyTorch); the median ratio is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
     /// Python with torch 2.11 for the reference (default $VIRTUAL_ENV/bin/python, else ./.venv/bin/python, else python3).
     #[arg(long)]
     python: Option<PathBuf>,
@@ -132,7 +135,7 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice) -> Result<()> {
         BenchCommand::Step(a) => {
             let device = device.resolve()?;
             let python = find_python(a.python);
-            print!("{}", gcl_repro::bench::step_report(device, a.batch_size, a.steps, a.warmup, &python, &a.script)?);
+            print!("{}", gcl_repro::bench::step_report(device, a.batch_size, a.steps, a.warmup, a.repeats, &python, &a.script)?);
             Ok(())
         }
     }

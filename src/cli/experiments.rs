@@ -205,9 +205,13 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             let manifests = if manifests.is_empty() { experiment_manifests()? } else { manifests };
             let mut keep = HashSet::new();
             for scale in [Scale::Full, Scale::Smoke] {
-                for j in manifest_jobs(&manifests, scale, &data_root)?.0 {
-                    keep.insert(j.key);
+                let (jobs, unavailable) = manifest_jobs(&manifests, scale, &data_root)?;
+                // Without a cell's data its key is unknown, so its cached runs cannot be told
+                // apart from garbage: refuse rather than delete them.
+                if let Some((label, why)) = unavailable.first() {
+                    bail!("cannot tell which runs {label} refers to ({why}); pass the --data-root that holds its data, or name only the manifests to keep");
                 }
+                keep.extend(jobs.into_iter().map(|j| j.key));
             }
             print!("{}", commands::gc(&cache, &keep, dry_run)?);
         }
