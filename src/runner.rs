@@ -13,7 +13,7 @@ use crate::training::{self, Context, TrainError};
 use anyhow::{Context as _, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -336,8 +336,4 @@ pub fn install_stop_handler() -> Arc<AtomicBool> {
         eprintln!("\nstopping after the current step (Ctrl-C again to quit at once)...");
     });
     stop
-}
-
-pub fn is_relative_to_cwd(p: &Path) -> bool {
-    p.is_relative()
 }
