@@ -13,13 +13,20 @@ const STATE: &str = "__state_json__";
 pub fn save<S: Serialize>(path: &Path, tensors: &[(String, Tensor)], state: &S) -> Result<()> {
     let json = serde_json::to_vec(state)?;
     let state_tensor = Tensor::from_slice(&json);
-    let mut named: Vec<(&str, Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous())).collect();
-    named.push((STATE, state_tensor));
+    let mut named: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    named.push((STATE.to_string(), state_tensor));
+    write_atomic(path, &named)
+}
+
+/// Write named tensors as one safetensors file, atomically: to a temporary name, fsync'd, then
+/// renamed, so a reader (or a resumed run) sees the old file or the new one, never a torn one.
+pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let named: Vec<(&str, Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous())).collect();
     let tmp = path.with_extension("tmp");
-    Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing checkpoint {}", tmp.display()))?;
+    Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
     // fsync before the rename so a power cut cannot leave a renamed but empty file.
     std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming checkpoint to {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 

@@ -119,12 +119,7 @@ impl Model {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let named = self.named_variables();
-        let named: Vec<(&str, Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t.to_device(Device::Cpu))).collect();
-        let tmp = path.with_extension("tmp");
-        Tensor::write_safetensors(&named, &tmp)?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
+        checkpoint::write_atomic(path, &self.named_variables())
     }
 
     pub fn load(&self, path: &Path) -> Result<()> {
@@ -509,12 +504,7 @@ pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, pare
             }
             Ok(())
         },
-        &|| {
-            let v = save_all();
-            let v: Vec<(&str, Tensor)> = v.iter().map(|(n, t)| (n.as_str(), t.to_device(Device::Cpu))).collect();
-            Tensor::write_safetensors(&v, &best_path)?;
-            Ok(())
-        },
+        &|| checkpoint::write_atomic(&best_path, &save_all()),
         &mut |_, _| {},
     )?;
     if method == Rebalance::TauNorm {
@@ -577,18 +567,9 @@ fn export_embeddings(model: &Model, train: &dyn BatchSource, test: &dyn BatchSou
     };
     let (tf, tl, ti) = feats(train)?;
     let (vf, vl, vi) = feats(test)?;
-    let tensors = [
-        ("train_features", tf),
-        ("train_labels", tl),
-        ("train_index", ti),
-        ("test_features", vf),
-        ("test_labels", vl),
-        ("test_index", vi),
-    ];
-    let tmp = path.with_extension("tmp");
-    Tensor::write_safetensors(&tensors, &tmp)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    let tensors = [("train_features", tf), ("train_labels", tl), ("train_index", ti), ("test_features", vf), ("test_labels", vl), ("test_index", vi)];
+    let named: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+    checkpoint::write_atomic(path, &named)
 }
 
 /// Refuse to start a run whose settings cannot work, before any training.
