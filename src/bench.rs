@@ -9,9 +9,27 @@ use crate::training::Model;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_distr::Distribution;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+/// The python that has torch: explicit, the active virtualenv, the project's, or python3.
+pub fn find_python(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p;
+    }
+    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
+        let p = PathBuf::from(v).join("bin/python");
+        if p.exists() {
+            return p;
+        }
+    }
+    let local = PathBuf::from(".venv/bin/python");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("python3")
+}
 
 pub struct StepTiming {
     pub ms_per_step: f64,

@@ -67,6 +67,17 @@ impl DeviceChoice {
     }
 }
 
+/// CPU model name from /proc/cpuinfo and the cores this process may use, e.g.
+/// "AMD EPYC 7B13 (2 cores)": the machine named beside every benchmark and CPU run.
+pub fn cpu_name() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| format!("unknown {} CPU", std::env::consts::ARCH));
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{model} ({cores} cores)")
+}
+
 pub fn device_label(d: Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),

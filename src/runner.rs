@@ -311,18 +311,8 @@ fn run_one(
 pub fn device_name(device: Device) -> String {
     match device {
         Device::Cuda(i) => crate::doctor::gpu_name(i),
-        _ => cpu_name(),
+        _ => crate::device::cpu_name(),
     }
-}
-
-/// CPU model name from /proc/cpuinfo, with the core count.
-pub fn cpu_name() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{model} ({cores} cores)")
 }
 
 /// Install a Ctrl-C handler that asks running training to stop after the current step.

@@ -595,16 +595,6 @@ impl std::fmt::Display for TsneBenchmark {
     }
 }
 
-/// CPU model and logical core count, from /proc/cpuinfo where available.
-pub fn machine_description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
-    format!("{model}, {cores} logical cores")
-}
-
 /// Run our t-SNE and scikit-learn's (through `script`, with `python`) on the same synthetic data.
 pub fn bench_against_sklearn(points: usize, dim: usize, threads: usize, python: &Path, script: &Path) -> Result<TsneBenchmark> {
     if !script.exists() {
@@ -653,7 +643,7 @@ pub fn bench_against_sklearn(points: usize, dim: usize, threads: usize, python: 
         .map(|c| [f32::from_le_bytes(c[0..4].try_into().unwrap()), f32::from_le_bytes(c[4..8].try_into().unwrap())])
         .collect();
     Ok(TsneBenchmark {
-        machine: machine_description(),
+        machine: crate::device::cpu_name(),
         threads,
         points,
         dim,

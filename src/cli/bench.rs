@@ -55,7 +55,7 @@ pub struct BenchLoaderArgs {
     /// Alternating rounds (ours, torchvision); the median ratio is reported.
     #[arg(long, default_value_t = 1)]
     repeats: usize,
-    /// Python with torchvision for the reference (default $VIRTUAL_ENV/bin/python, else python3).
+    /// Python with torchvision for the reference (default $VIRTUAL_ENV/bin/python, else ./.venv/bin/python, else python3).
     #[arg(long)]
     python: Option<PathBuf>,
 }
@@ -80,24 +80,6 @@ pub struct BenchStepArgs {
     /// The PyTorch reference script.
     #[arg(long, default_value = "scripts/torch_step_reference.py")]
     script: PathBuf,
-}
-
-/// The python that has torch: explicit, the active virtualenv, the project's, or python3.
-pub fn find_python(explicit: Option<PathBuf>) -> PathBuf {
-    if let Some(p) = explicit {
-        return p;
-    }
-    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
-        let p = PathBuf::from(v).join("bin/python");
-        if p.exists() {
-            return p;
-        }
-    }
-    let local = PathBuf::from(".venv/bin/python");
-    if local.exists() {
-        return local;
-    }
-    PathBuf::from("python3")
 }
 
 pub fn run(cmd: BenchCommand, device: DeviceChoice) -> Result<()> {
@@ -128,13 +110,13 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice) -> Result<()> {
             Ok(())
         }
         BenchCommand::Tsne { points, dim, threads, python, script } => {
-            let python = find_python(python);
+            let python = gcl_repro::bench::find_python(python);
             println!("{}", gcl_repro::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?);
             Ok(())
         }
         BenchCommand::Step(a) => {
             let device = device.resolve()?;
-            let python = find_python(a.python);
+            let python = gcl_repro::bench::find_python(a.python);
             print!("{}", gcl_repro::bench::step_report(device, a.batch_size, a.steps, a.warmup, a.repeats, &python, &a.script)?);
             Ok(())
         }

@@ -29,7 +29,7 @@ pub struct LoaderBench {
     /// Rounds, each timing ours then torchvision; the report gives every round's ratio and
     /// the median, which resists load from other processes on a shared machine.
     pub repeats: usize,
-    /// Interpreter for the torchvision reference; `None`: `$VIRTUAL_ENV/bin/python`, else `python3`.
+    /// Interpreter for the torchvision reference; `None`: `crate::bench::find_python`.
     pub python: Option<PathBuf>,
     /// The reference script; `None`: `scripts/bench_loader_torchvision.py` of this crate.
     pub script: Option<PathBuf>,
@@ -94,16 +94,6 @@ pub fn synthetic_photo(w: u32, h: u32, rng: &mut impl Rng) -> image::RgbImage {
     img
 }
 
-/// "AMD EPYC 7B13, 2 cores" from /proc/cpuinfo and the cores this process may use.
-pub fn machine_description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{model}, {cores} cores")
-}
-
 /// The timed index list: `total` samples cycling over the dataset, shuffled when training.
 fn bench_indices(len: usize, total: usize, train: bool) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..total).map(|i| i % len).collect();
@@ -137,10 +127,7 @@ pub fn measure_ours(b: &LoaderBench) -> Result<Rate> {
 
 /// Images/s of torchvision, by running the reference script and reading its `RESULT` line.
 pub fn measure_torchvision(b: &LoaderBench) -> Result<Rate> {
-    let python = b.python.clone().unwrap_or_else(|| match std::env::var_os("VIRTUAL_ENV") {
-        Some(venv) => Path::new(&venv).join("bin/python"),
-        None => PathBuf::from("python3"),
-    });
+    let python = crate::bench::find_python(b.python.clone());
     let script = b
         .script
         .clone()
@@ -171,7 +158,7 @@ pub fn run(b: &LoaderBench) -> Result<String> {
     let mode = if b.train { "train (random-resized-crop 224, flip, colour jitter 0.4)" } else { "eval (resize 256, centre crop 224)" };
     let mut text = format!(
         "machine: {}\nimages: {} (root {}), transforms: {mode}, batch {}, {} workers, {} timed batches per round\n",
-        machine_description(),
+        crate::device::cpu_name(),
         b.list.display(),
         b.root.display(),
         b.batch_size,
