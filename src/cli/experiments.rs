@@ -156,7 +156,9 @@ fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
         std::process::exit(130);
     }
     if !summary.ok() {
-        bail!("{} run(s) failed, {} skipped (see above); the others are cached", summary.failed.len(), summary.skipped.len());
+        let done = summary.trained.len() + summary.cached.len();
+        let rest = if done > 0 { format!("; the other {done} are cached") } else { String::new() };
+        bail!("{} run(s) failed, {} skipped (see above){rest}", summary.failed.len(), summary.skipped.len());
     }
     Ok(())
 }
