@@ -21,9 +21,10 @@ from resnet_cifar import ResNetS  # noqa: E402
 
 
 def focal_loss(input_values, gamma):
-    """The released code's focal wrapper on per-sample CE."""
+    """The released code's focal wrapper on per-sample CE (Keke921/GCLLoss losses.py): the
+    factor uses `p.detach()`, so it re-weights samples and passes no gradient itself."""
     p = torch.exp(-input_values)
-    return ((1 - p) ** gamma * input_values).mean()
+    return ((1 - p.detach()) ** gamma * input_values).mean()
 
 
 def gcl_loss(cosine, target, counts, eps, s, noise_mul, m, gamma):

@@ -201,9 +201,21 @@ pub struct LossSpec {
     pub ldam_max_margin: f64,
     /// Logit adjustment: tau.
     pub tau: f64,
-    /// Label-aware smoothing: smoothing of the head and of the tail class.
+    /// Label-aware smoothing: smoothing of the head and of the tail class, and the curve between.
     pub las_head: f64,
     pub las_tail: f64,
+    pub las_shape: LasShape,
+}
+
+/// How label-aware smoothing goes from the tail's to the head's value (MiSLAS's `shape`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LasShape {
+    /// `s_t + (s_h - s_t) sin(pi/2 t)`, `t = (n_j - n_min)/(n_max - n_min)` (MiSLAS's default).
+    #[default]
+    Concave,
+    /// `s_t + (s_h - s_t) t`.
+    Linear,
 }
 
 impl Default for LossSpec {
@@ -220,6 +232,7 @@ impl Default for LossSpec {
             tau: 1.0,
             las_head: 0.4,
             las_tail: 0.1,
+            las_shape: LasShape::Concave,
         }
     }
 }
@@ -284,6 +297,11 @@ pub struct OptimSpec {
     pub warmup_epochs: usize,
     pub milestones: Vec<usize>,
     pub lr_decay: f64,
+    /// Warm-up starts at `warmup_start * lr` and rises linearly to `lr` (0: the GCL/LDAM code's
+    /// `lr * epoch / warmup`; BBN's `WarmupMultiStepLR`: 1/3).
+    pub warmup_start: f64,
+    /// Nesterov momentum (BBN's optimiser; GCL, LDAM and MiSLAS use plain momentum).
+    pub nesterov: bool,
 }
 
 impl Default for OptimSpec {
@@ -298,6 +316,8 @@ impl Default for OptimSpec {
             warmup_epochs: 5,
             milestones: vec![160, 180],
             lr_decay: 0.1,
+            warmup_start: 0.0,
+            nesterov: false,
         }
     }
 }
@@ -316,6 +336,8 @@ pub struct Stage1Spec {
     pub warmup_epochs: usize,
     pub milestones: Vec<usize>,
     pub lr_decay: f64,
+    pub warmup_start: f64,
+    pub nesterov: bool,
     pub loss: LossSpec,
     pub sampler: SamplerSpec,
     /// Mixup with `lam ~ Beta(alpha, alpha)` once per batch; on in the released GCL code.
@@ -341,6 +363,8 @@ impl Default for Stage1Spec {
             warmup_epochs: o.warmup_epochs,
             milestones: o.milestones,
             lr_decay: o.lr_decay,
+            warmup_start: o.warmup_start,
+            nesterov: o.nesterov,
             loss: LossSpec::default(),
             sampler: SamplerSpec::default(),
             mixup: false,
@@ -361,6 +385,9 @@ pub enum Rebalance {
     Lws,
     /// Post-hoc `w_j / ||w_j||^tau`; no training.
     TauNorm,
+    /// Classifier re-training with a learnable per-class scale on its output, both trained
+    /// (MiSLAS's stage 2: `LearnableWeightScaling` beside the classifier).
+    CrtLws,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -378,6 +405,9 @@ pub enum ClassifierInit {
 pub struct Stage2Spec {
     pub method: Rebalance,
     pub init: ClassifierInit,
+    /// The classifier's learning rate is `lr * classifier_lr_factor` (MiSLAS's `lr_factor`;
+    /// the per-class scale of `crt_lws` keeps `lr`).
+    pub classifier_lr_factor: f64,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -387,14 +417,18 @@ pub struct Stage2Spec {
     pub warmup_epochs: usize,
     pub milestones: Vec<usize>,
     pub lr_decay: f64,
+    pub warmup_start: f64,
+    pub nesterov: bool,
     pub loss: LossSpec,
     pub sampler: SamplerSpec,
     pub mixup: bool,
     pub mixup_alpha: f64,
     /// tau-normalisation exponent.
     pub tau: f64,
-    /// MisLAS: learn the BatchNorm shift (beta) parameters in stage 2 as well.
-    pub bn_shift: bool,
+    /// MiSLAS's `shift_bn`: the frozen backbone's BatchNorm layers run in train mode during
+    /// stage 2, so their running statistics are re-estimated on the stage-2 batches (PyTorch's
+    /// momentum 0.1); no backbone parameter is trained. Off: BatchNorm stays in eval mode.
+    pub shift_bn: bool,
     /// Which stage-1 checkpoint stage 2 starts from: the final epoch or the best on test
     /// (the released code's choice, which is model selection on the test set).
     pub from_checkpoint: CheckpointChoice,
@@ -423,6 +457,9 @@ impl Default for Stage2Spec {
             warmup_epochs: 0,
             milestones: vec![],
             lr_decay: 0.1,
+            warmup_start: 0.0,
+            nesterov: false,
+            classifier_lr_factor: 1.0,
             loss: LossSpec {
                 kind: LossKind::Gcl,
                 scale: 20.0,
@@ -434,7 +471,7 @@ impl Default for Stage2Spec {
             mixup: true,
             mixup_alpha: 1.0,
             tau: 1.0,
-            bn_shift: false,
+            shift_bn: false,
             from_checkpoint: CheckpointChoice::Final,
         }
     }
@@ -454,6 +491,8 @@ macro_rules! optim_of {
                     warmup_epochs: self.warmup_epochs,
                     milestones: self.milestones.clone(),
                     lr_decay: self.lr_decay,
+                    warmup_start: self.warmup_start,
+                    nesterov: self.nesterov,
                 }
             }
         }
@@ -463,6 +502,18 @@ optim_of!(Stage1Spec);
 optim_of!(Stage2Spec);
 
 impl RunSpec {
+    /// The released GCL CIFAR recipe in full (gcl-notes.md §1-3): `RunSpec::default()` plus the
+    /// released stage-1 method (cosine head, GCL s = 30, c = 0.5, mixup) and the released stage 2.
+    /// `explain` marks every setting that differs from it.
+    pub fn released_gcl() -> RunSpec {
+        let mut spec = RunSpec::default();
+        spec.model.head = Head::Normed;
+        spec.stage1.loss = LossSpec { kind: LossKind::Gcl, scale: 30.0, noise_mul: 0.5, ..LossSpec::default() };
+        spec.stage1.mixup = true;
+        spec.stage2 = Some(Stage2Spec::default());
+        spec
+    }
+
     /// The spec of this run's stage 1 alone (what the stage-1 cache key is computed from).
     pub fn stage1_only(&self) -> RunSpec {
         RunSpec { stage2: None, ..self.clone() }

@@ -8,13 +8,17 @@
 //! - `training`: the two-stage recipe, checkpoints, evaluation; `metrics`: stored results;
 //! - `manifest`: paper tables as TOML (validation, expansion into runs); `plan`: the run graph
 //!   and Slurm scripts; `cache`: content-hashed run store; `runner`: executes what is missing;
-//! - `device`, `doctor`, `bench`: hardware, toolchain checks and benchmarks.
+//! - `explain`: a cell's resolved settings against the released recipe, with its keys;
+//! - `device`, `doctor`, `bench`, `fidelity`: hardware, toolchain checks, benchmarks and the
+//!   end-to-end cross-check against an independent PyTorch run.
 pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod doctor;
+pub mod explain;
+pub mod fidelity;
 pub mod losses;
 pub mod manifest;
 pub mod metrics;
@@ -28,4 +32,7 @@ pub mod training;
 pub mod tsne;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
-pub const ENGINE_VERSION: u32 = 1;
+/// 2: BatchNorm scale starts at 1 (was tch's uniform [0, 1)); the focal factor is detached as in
+/// the released `focal_loss`; partial overrides merge onto the stage's own defaults; stage 2
+/// follows stage 1's cloud schedule; baselines follow their own released recipes.
+pub const ENGINE_VERSION: u32 = 2;

@@ -8,8 +8,9 @@
 //! - LDAM (Cao et al. 2019): `CE(s (o - m_y 1_y), y)`, `m_j ∝ n_j^(-1/4)` with max `ldam_max_margin`.
 //! - Logit-adjusted CE (Menon et al. 2021): `CE(s' o + tau log pi, y)`, `pi_j = n_j / N`.
 //! - Balanced softmax (Ren et al. 2020): `CE(s' o + log pi, y)`.
-//! - Label-aware smoothing (MisLAS, Zhong et al. 2021), shape "linear" of the MisLAS code:
-//!   `eps_j = las_tail + (las_head - las_tail) (n_j - n_min) / (n_max - n_min)`, loss
+//! - Label-aware smoothing (MisLAS, Zhong et al. 2021): with `t_j = (n_j - n_min) / (n_max - n_min)`,
+//!   `eps_j = las_tail + (las_head - las_tail) f(t_j)`, `f(t) = sin(pi/2 t)` for the MiSLAS
+//!   code's default shape "concave" and `f(t) = t` for "linear"; loss
 //!   `(1 - eps_y) (-log p_y) + eps_y mean_j(-log p_j)`.
 //! - GCL (this paper, notes §1): `z_j = s (o_j - c delta_j |eps_ij| - m 1_{j=y})`,
 //!   `eps_ij ~ N(0, noise_std^2)` clamped to [-1, 1], drawn afresh per forward pass in training
@@ -19,14 +20,16 @@
 //! pairs them with the cosine head). The other kinds use `s' = s` when the head is the cosine
 //! head (declare it with `Criterion::with_head`) and `s' = 1` otherwise (raw linear logits).
 //!
-//! `focal_gamma > 0` wraps any kind's per-sample loss `l_i` as `(1 - exp(-l_i))^gamma l_i`
-//! (GCL stage 2 uses gamma = 1; `LossKind::Focal` is CE with this wrapper).
+//! `focal_gamma > 0` wraps any kind's per-sample loss `l_i` as `sg[(1 - exp(-l_i))^gamma] l_i`,
+//! where `sg` stops the gradient: the released `focal_loss` uses `p.detach()`, so the factor
+//! re-weights samples without being differentiated (GCL stage 2 uses gamma = 1;
+//! `LossKind::Focal` is CE with this wrapper, as the released code's `FocalLoss`).
 //! Class weights (LDAM-DRW): without the focal wrapper the batch mean is weighted like torch's
 //! `cross_entropy(weight=w)`, `sum(w_y l_i) / sum(w_y)`; with it, `l_i` is first multiplied by
 //! `w_y` (as the LDAM code's `FocalLoss`).
 use tch::{Device, Kind, Tensor};
 
-use crate::config::{CloudSchedule, Head, LossKind, LossSpec};
+use crate::config::{CloudSchedule, Head, LasShape, LossKind, LossSpec};
 
 /// A loss with its per-class constants precomputed.
 #[derive(Debug)]
@@ -76,7 +79,7 @@ impl Criterion {
             cloud: vec_tensor(&cloud_sizes(spec.cloud, class_counts), device),
             ldam_margins: vec_tensor(&ldam_margins(class_counts, spec.ldam_max_margin), device),
             log_prior: vec_tensor(&log_prior, device),
-            las_smoothing: vec_tensor(&las_smoothing_linear(class_counts, spec.las_head, spec.las_tail), device),
+            las_smoothing: vec_tensor(&las_smoothing(class_counts, spec.las_head, spec.las_tail, spec.las_shape), device),
             class_weights: None,
         }
     }
@@ -175,7 +178,9 @@ impl Criterion {
                 Some(w) => per_sample * w,
                 None => per_sample.shallow_clone(),
             };
-            let p = (-&l).exp();
+            // The released `focal_loss` weights each sample by `(1 - p.detach())^gamma`: the
+            // factor passes no gradient, it only re-weights the per-sample loss.
+            let p = (-&l).exp().detach();
             ((-p + 1.0).pow_tensor_scalar(self.focal_gamma) * l).mean(None::<Kind>)
         } else {
             match &w_y {
@@ -218,17 +223,20 @@ pub fn ldam_margins(counts: &[usize], max_margin: f64) -> Vec<f64> {
     raw.iter().map(|m| m * max_margin / max).collect()
 }
 
-/// MisLAS label-aware smoothing, the code's `shape = 'linear'`: linear in the class count,
-/// `las_head` for the largest class and `las_tail` for the smallest. A balanced set gives
-/// every class `las_head`.
-pub fn las_smoothing_linear(counts: &[usize], las_head: f64, las_tail: f64) -> Vec<f64> {
+/// MisLAS label-aware smoothing per class: `las_head` for the largest class, `las_tail` for the
+/// smallest, along the curve `shape` (module docs). A balanced set gives every class `las_head`.
+pub fn las_smoothing(counts: &[usize], las_head: f64, las_tail: f64, shape: LasShape) -> Vec<f64> {
     let n_max = counts.iter().copied().max().unwrap_or(0) as f64;
     let n_min = counts.iter().copied().min().unwrap_or(0) as f64;
     counts
         .iter()
         .map(|&n| {
             let t = if n_max > n_min { (n as f64 - n_min) / (n_max - n_min) } else { 1.0 };
-            las_tail + (las_head - las_tail) * t
+            let f = match shape {
+                LasShape::Concave => (std::f64::consts::FRAC_PI_2 * t).sin(),
+                LasShape::Linear => t,
+            };
+            las_tail + (las_head - las_tail) * f
         })
         .collect()
 }
@@ -335,13 +343,18 @@ mod tests {
     }
 
     #[test]
-    fn label_aware_smoothing_linear() {
-        let eps = las_smoothing_linear(&COUNTS, 0.4, 0.1);
+    fn label_aware_smoothing_shapes() {
+        // MiSLAS concave: s_t + (s_h - s_t) sin((n - n_min) pi / (2 (n_max - n_min))).
+        let eps = las_smoothing(&COUNTS, 0.3, 0.0, LasShape::Concave);
+        close(eps[0], 0.3);
+        close(eps[2], 0.0);
+        close(eps[1], 0.3 * (9.0 * std::f64::consts::PI / (2.0 * 99.0)).sin());
+        let eps = las_smoothing(&COUNTS, 0.4, 0.1, LasShape::Linear);
         close(eps[0], 0.4);
         close(eps[2], 0.1);
         close(eps[1], 0.1 + 0.3 * 9.0 / 99.0);
-        assert_eq!(las_smoothing_linear(&[5, 5], 0.4, 0.1), vec![0.4, 0.4]);
-        let c = Criterion::new(&spec(LossKind::LabelAwareSmoothing), &COUNTS, Device::Cpu);
+        assert_eq!(las_smoothing(&[5, 5], 0.4, 0.1, LasShape::Linear), vec![0.4, 0.4]);
+        let c = Criterion::new(&LossSpec { las_shape: LasShape::Linear, ..spec(LossKind::LabelAwareSmoothing) }, &COUNTS, Device::Cpu);
         let want = mean_over_rows(|_, o, y| {
             let mean_nll = (0..3).map(|j| ce(o, j)).sum::<f64>() / 3.0;
             (1.0 - eps[y]) * ce(o, y) + eps[y] * mean_nll
@@ -383,6 +396,41 @@ mod tests {
         let got = value(&c.loss_with_noise(&out_tensor(), &y_tensor(), &eps));
         close(got, gcl_reference(20.0, 0.5, 0.1, 1.0, Some(&EPS)));
         assert!(c.eval_logits(&out_tensor()).equal(&out_tensor()));
+    }
+
+    /// Stage-2 gradient against the released `focal_loss`: `mean((1 - p.detach())^g * ce_i)`.
+    /// With the factor `w_i` held constant, `dL/do_ij = s w_i / B (softmax(z_i)_j - 1[j = y_i])`
+    /// (GCL's logit `z = s (o - c delta |eps| - m 1_y)` has `dz/do = s`). Written from that formula,
+    /// not from our loss; the gradient through `p` that the released code stops would add
+    /// `g (1 - p)^(g-1) p ce_i` times the same softmax term and fail this comparison.
+    #[test]
+    fn gcl_stage2_gradient_matches_released_focal_loss() {
+        let (s, c, m, g) = (20.0, 0.5, 0.1, 1.0);
+        let delta = cloud_sizes(CloudSchedule::Log, &COUNTS);
+        let mut want = [[0.0f64; 3]; 4];
+        for i in 0..4 {
+            let y = Y[i] as usize;
+            let z: Vec<f64> = (0..3)
+                .map(|j| s * (OUT[i][j] - c * delta[j] * EPS[i][j].clamp(-1.0, 1.0).abs() - if j == y { m } else { 0.0 }))
+                .collect();
+            let ce_i = ce(&z, y);
+            let w = (1.0 - (-ce_i).exp()).powf(g);
+            let zmax = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let denom: f64 = z.iter().map(|v| (v - zmax).exp()).sum();
+            for j in 0..3 {
+                let softmax = (z[j] - zmax).exp() / denom;
+                want[i][j] = s * w / 4.0 * (softmax - if j == y { 1.0 } else { 0.0 });
+            }
+        }
+        let spec = LossSpec { scale: s, margin: m, focal_gamma: g, noise_mul: c, ..spec(LossKind::Gcl) };
+        let crit = Criterion::new(&spec, &COUNTS, Device::Cpu);
+        let out = out_tensor().set_requires_grad(true);
+        let eps = Tensor::from_slice(&EPS.concat()).view([4, 3]);
+        crit.loss_with_noise(&out, &y_tensor(), &eps).backward();
+        let got: Vec<f64> = Vec::try_from(out.grad().view([-1])).unwrap();
+        for (k, (a, b)) in got.iter().zip(want.concat()).enumerate() {
+            assert!((a - b).abs() < 1e-10, "d loss / d o[{}][{}]: {a} vs released focal_loss {b}", k / 3, k % 3);
+        }
     }
 
     #[test]

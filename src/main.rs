@@ -41,6 +41,9 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
+    /// Print a cell's fully resolved settings for both stages, marking (*) every value that
+    /// differs from the released GCL recipe, with its cache key(s). Every cell when CELL is omitted.
+    Explain(cli::experiments::ExplainArgs),
     /// Show the run graph of manifests (what is cached, what would run, estimated cost);
     /// optionally write Slurm job scripts for it. Nothing is run.
     Plan(cli::experiments::PlanArgs),
@@ -100,11 +103,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Explain(args) => cli::experiments::explain(args, cli.data_root),
         Command::Plan(args) => cli::experiments::plan(args, cli.cache_dir, cli.data_root),
         Command::Run(args) => cli::experiments::run(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Cache(cmd) => cli::experiments::cache(cmd, cli.cache_dir, cli.data_root),
         Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),
         Command::Reproduce(args) => cli::experiments::reproduce(args, cli.device, cli.cache_dir, cli.data_root),
-        Command::Bench(cmd) => cli::bench::run(cmd, cli.device),
+        Command::Bench(cmd) => cli::bench::run(cmd, cli.device, &cli.data_root),
     }
 }

@@ -10,6 +10,10 @@ pub enum BenchCommand {
     Loader(BenchLoaderArgs),
     /// ms/step of the stage-1 training step (ResNet-32 + GCL, batch 64) beside PyTorch eager.
     Step(BenchStepArgs),
+    /// Train our engine and an independent PyTorch script (scripts/fidelity_torch.py) on the real
+    /// CIFAR-10-LT γ=100 with the released schedule compressed to E epochs, K seeds each, and
+    /// compare final top-1 of GCL stage 1, GCL + CBEN cRT and CE (mean ± std, Welch p).
+    Fidelity(BenchFidelityArgs),
     /// Our Barnes-Hut t-SNE against scikit-learn's TSNE on the same synthetic data.
     Tsne {
         /// Number of points (10 Gaussian clusters).
@@ -63,6 +67,27 @@ pub struct BenchLoaderArgs {
 
 
 #[derive(clap::Args)]
+pub struct BenchFidelityArgs {
+    /// Stage-1 epochs (every 200-epoch milestone is scaled by E / 200).
+    #[arg(long, default_value_t = 6)]
+    epochs: usize,
+    /// Seeds per engine (123, 124, ...).
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Threads of both engines (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where the runs, fidelity.json and fidelity.md go; a rerun resumes finished seeds.
+    #[arg(long, default_value = "results/fidelity")]
+    out: PathBuf,
+    /// Python with torch 2.11 (default $VIRTUAL_ENV/bin/python, else ./.venv/bin/python, else python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[arg(long, default_value = "scripts/fidelity_torch.py")]
+    script: PathBuf,
+}
+
+#[derive(clap::Args)]
 pub struct BenchStepArgs {
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -82,8 +107,22 @@ pub struct BenchStepArgs {
     script: PathBuf,
 }
 
-pub fn run(cmd: BenchCommand, device: DeviceChoice) -> Result<()> {
+pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path) -> Result<()> {
     match cmd {
+        BenchCommand::Fidelity(a) => {
+            let opts = gcl_repro::fidelity::FidelityOptions {
+                epochs: a.epochs,
+                seeds: a.seeds,
+                data_root: data_root.to_path_buf(),
+                device: device.resolve()?,
+                threads: a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                python: gcl_repro::bench::find_python(a.python),
+                script: a.script,
+                out: a.out,
+            };
+            print!("{}", gcl_repro::fidelity::run(&opts)?);
+            Ok(())
+        }
         BenchCommand::Loader(a) => {
             use gcl_repro::data::images::bench;
             let list = match (a.generate, a.list) {

@@ -41,6 +41,27 @@ impl From<ScaleArg> for gcl_repro::config::Scale {
     }
 }
 
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    manifest: PathBuf,
+    /// A cell id, `row.column` (or just `row` in a one-column table); all cells when omitted.
+    cell: Option<String>,
+    #[arg(long, value_enum, default_value = "full")]
+    scale: ScaleArg,
+}
+
+pub fn explain(args: ExplainArgs, data_root: PathBuf) -> Result<()> {
+    let m = manifest::load(&args.manifest)?;
+    let cells = manifest::expand(&m, args.scale.into(), &data_root)?;
+    match &args.cell {
+        Some(id) => print!("{}", gcl_repro::explain::explain_cell(&m, gcl_repro::explain::find_cell(&m, &cells, id)?)),
+        None => {
+            let texts: Vec<String> = cells.iter().map(|c| gcl_repro::explain::explain_cell(&m, c)).collect();
+            print!("{}", texts.join("\n"));
+        }
+    }
+    Ok(())
+}
 
 pub fn plan(args: PlanArgs, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
         let emit = match args.emit.as_deref() {

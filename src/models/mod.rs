@@ -91,6 +91,9 @@ impl Network {
                 (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET152)), "fc", LinearInit::TorchDefault)
             }
         };
+        // BBN's classifier is a plain `nn.Linear(2D, C)` with PyTorch's default init (the
+        // released BBN `network.py`), not the CIFAR code's Kaiming-normal `_weights_init`.
+        let linear_init = if spec.bbn { LinearInit::TorchDefault } else { linear_init };
         let rb_block: Option<Box<dyn ModuleT>> = spec.bbn.then(|| {
             let p = backbone_vs / "rb_block";
             match &backbone {
@@ -212,20 +215,6 @@ fn arch_name(b: &Backbone) -> &'static str {
     match b {
         Backbone::Cifar(_) => "CIFAR ResNet",
         Backbone::ImageNet(_) => "torchvision ResNet",
-    }
-}
-
-/// MisLAS stage 2: make the BatchNorm shift (bias/beta) parameters of a frozen backbone
-/// trainable again (set requires_grad on exactly those variables). A BatchNorm shift is a
-/// `*.bias` variable with a `*.running_mean` sibling (the backbones' convolutions have no bias).
-pub fn unfreeze_bn_shift(backbone_vs: &nn::VarStore) {
-    let vars = backbone_vs.variables();
-    for (name, var) in &vars {
-        if let Some(prefix) = name.strip_suffix(".bias") {
-            if vars.contains_key(&format!("{prefix}.running_mean")) {
-                let _ = var.set_requires_grad(true);
-            }
-        }
     }
 }
 
@@ -387,19 +376,6 @@ mod tests {
             let _ = s.shallow_clone().fill_(3.0);
         });
         assert!(net.logits(&f).allclose(&(plain * 3.0), 1e-5, 1e-6, false));
-    }
-
-    #[test]
-    fn unfreeze_bn_shift_touches_exactly_batchnorm_biases() {
-        let (mut bvs, _h, _net) = build(Arch::ResnetSmall, Head::Linear, false, 10);
-        bvs.freeze();
-        unfreeze_bn_shift(&bvs);
-        let vars = bvs.variables();
-        let trainable: Vec<&String> = vars.iter().filter(|(_, v)| v.requires_grad()).map(|(k, _)| k).collect();
-        // stem bn1 + 3 blocks x (bn1, bn2).
-        assert_eq!(trainable.len(), 7, "{trainable:?}");
-        assert!(trainable.iter().all(|k| k.contains(".bn") || k.starts_with("bn")));
-        assert!(trainable.iter().all(|k| k.ends_with(".bias")));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! Init as torchvision: Kaiming-normal with fan-out for convolutions, BatchNorm scale 1, shift 0.
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use super::resnet_cifar::batch_norm2d;
 
 const KAIMING_NORMAL_FAN_OUT: nn::Init = nn::Init::Kaiming {
     dist: nn::init::NormalOrUniform::Normal,
@@ -55,15 +56,15 @@ impl Bottleneck {
         let c_out = planes * Self::EXPANSION;
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             let d = p / "downsample";
-            (conv(&d / 0, c_in, c_out, 1, stride), nn::batch_norm2d(&d / 1, c_out, Default::default()))
+            (conv(&d / 0, c_in, c_out, 1, stride), batch_norm2d(&d / 1, c_out))
         });
         Bottleneck {
             conv1: conv(p / "conv1", c_in, planes, 1, 1),
-            bn1: nn::batch_norm2d(p / "bn1", planes, Default::default()),
+            bn1: batch_norm2d(p / "bn1", planes),
             conv2: conv(p / "conv2", planes, planes, 3, stride),
-            bn2: nn::batch_norm2d(p / "bn2", planes, Default::default()),
+            bn2: batch_norm2d(p / "bn2", planes),
             conv3: conv(p / "conv3", planes, c_out, 1, 1),
-            bn3: nn::batch_norm2d(p / "bn3", c_out, Default::default()),
+            bn3: batch_norm2d(p / "bn3", c_out),
             downsample,
             shape,
         }
@@ -115,7 +116,7 @@ impl ResNet {
         }
         ResNet {
             conv1: conv(p / "conv1", 3, 64, 7, 2),
-            bn1: nn::batch_norm2d(p / "bn1", 64, Default::default()),
+            bn1: batch_norm2d(p / "bn1", 64),
             blocks,
             last_block_name,
         }

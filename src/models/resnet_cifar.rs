@@ -19,6 +19,14 @@ pub(crate) const KAIMING_NORMAL_FAN_IN: nn::Init = nn::Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ReLU,
 };
 
+/// `nn.BatchNorm2d` as PyTorch builds it: scale 1, shift 0 (running mean 0, var 1, momentum 0.1,
+/// eps 1e-5). tch's `BatchNormConfig::default()` starts the scale uniform in [0, 1) instead,
+/// which every model here must not inherit.
+pub(crate) fn batch_norm2d(p: nn::Path, channels: i64) -> nn::BatchNorm {
+    let cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
+    nn::batch_norm2d(p, channels, cfg)
+}
+
 fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
     let cfg = nn::ConvConfig { stride, padding: 1, bias: false, ws_init: KAIMING_NORMAL_FAN_IN, ..Default::default() };
     nn::conv2d(p, c_in, c_out, 3, cfg)
@@ -47,9 +55,9 @@ impl BasicBlock {
         let BlockShape { c_in, planes, stride } = shape;
         BasicBlock {
             conv1: conv3x3(p / "conv1", c_in, planes, stride),
-            bn1: nn::batch_norm2d(p / "bn1", planes, Default::default()),
+            bn1: batch_norm2d(p / "bn1", planes),
             conv2: conv3x3(p / "conv2", planes, planes, 1),
-            bn2: nn::batch_norm2d(p / "bn2", planes, Default::default()),
+            bn2: batch_norm2d(p / "bn2", planes),
             shape,
         }
     }
@@ -101,7 +109,7 @@ impl ResNetCifar {
         }
         ResNetCifar {
             conv1: conv3x3(p / "conv1", 3, 16, 1),
-            bn1: nn::batch_norm2d(p / "bn1", 16, Default::default()),
+            bn1: batch_norm2d(p / "bn1", 16),
             blocks,
             blocks_per_stage,
         }

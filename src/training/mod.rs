@@ -374,7 +374,7 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, ctx: &Context) -> Resu
     let mut criterion = Criterion::new(&s1.loss, counts, ctx.device).with_head(spec.model.head);
     let mut params = trainable(&model.backbone);
     params.extend(trainable(&model.head));
-    let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay);
+    let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);
     let (train, test) = source::sources(data, ctx.device);
     let forward = |x: &Tensor, is_train: bool| model.net.logits(&model.net.features(x, is_train));
     let best_path = ctx.dir.join(BEST_MODEL);
@@ -434,40 +434,46 @@ pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, pare
         model.head = head;
     }
     model.backbone.freeze();
-    if s2.bn_shift {
-        crate::models::unfreeze_bn_shift(&model.backbone);
-    }
     let num_classes = data.num_classes() as i64;
     let counts = data.class_counts();
     let labels = data.train_labels();
-    // LWS learns one scale per class on top of the frozen classifier.
+    // LWS learns one scale per class on top of the classifier (frozen for `lws`, trained beside
+    // it at `lr * classifier_lr_factor` for `crt_lws`, as MiSLAS's two parameter groups).
     let lws_scale = Tensor::ones([num_classes], (Kind::Float, ctx.device)).set_requires_grad(true);
-    let params = match s2.method {
-        Rebalance::Crt => trainable(&model.head),
+    let head_params = || {
+        let p = trainable(&model.head);
+        let scales = vec![s2.classifier_lr_factor; p.len()];
+        (p, scales)
+    };
+    let (params, lr_scales) = match s2.method {
+        Rebalance::Crt => head_params(),
+        Rebalance::CrtLws => {
+            let (mut p, mut scales) = head_params();
+            p.push(lws_scale.shallow_clone());
+            scales.push(1.0);
+            (p, scales)
+        }
         Rebalance::Lws => {
             model.head.freeze();
-            vec![lws_scale.shallow_clone()]
+            (vec![lws_scale.shallow_clone()], vec![1.0])
         }
         Rebalance::TauNorm => {
             model.head.freeze();
             model.net.tau_normalize(s2.tau);
-            vec![]
+            (vec![], vec![])
         }
     };
-    let mut params = params;
-    if s2.bn_shift {
-        params.extend(trainable(&model.backbone));
-    }
-    let mut opt = Sgd::new(params, s2.momentum, s2.weight_decay);
+    let mut opt = Sgd::with_lr_scales(params, lr_scales, s2.momentum, s2.weight_decay).nesterov(s2.nesterov);
     let mut criterion = Criterion::new(&s2.loss, counts, ctx.device).with_head(spec.model.head);
     let (train, test) = source::sources(data, ctx.device);
     let method = s2.method;
-    let bn_shift = s2.bn_shift;
-    let forward = |x: &Tensor, _is_train: bool| {
-        // The backbone always runs in eval mode in stage 2.
-        let f = if bn_shift { model.net.features(x, false) } else { tch::no_grad(|| model.net.features(x, false)) };
+    let shift_bn = s2.shift_bn;
+    let forward = |x: &Tensor, is_train: bool| {
+        // The backbone trains nothing in stage 2. Its BatchNorm layers stay in eval mode, except
+        // with `shift_bn` while training, where they re-estimate their running statistics.
+        let f = tch::no_grad(|| model.net.features(x, shift_bn && is_train));
         let out = model.net.logits(&f);
-        if method == Rebalance::Lws { out * lws_scale.unsqueeze(0) } else { out }
+        if matches!(method, Rebalance::Lws | Rebalance::CrtLws) { out * lws_scale.unsqueeze(0) } else { out }
     };
     let best_path = ctx.dir.join(BEST_MODEL);
     let save_all = || {

@@ -1,0 +1,101 @@
+//! `gcl-repro explain MANIFEST [CELL]`: what a cell will run, before anyone pays for it.
+//!
+//! Every setting of both stages, fully resolved (defaults, column, row, cell and smoke merged as
+//! the runner merges them), one `key = value` line each, with a `*` and the released value
+//! beside every setting that differs from the released GCL CIFAR recipe
+//! ([`RunSpec::released_gcl`]), and the cache key(s) the results are stored under.
+use crate::config::RunSpec;
+use crate::manifest::{schema::did_you_mean, Cell, Manifest};
+use anyhow::{bail, Result};
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Flattens a settings value to `(dotted.path, value)` lines in field order.
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&path, child, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+fn settings(spec: &RunSpec) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    flatten("", &serde_json::to_value(spec).expect("settings serialise to JSON"), &mut out);
+    out
+}
+
+/// The lines of one run: every setting, `*` where it differs from the released recipe.
+pub fn settings_lines(spec: &RunSpec) -> String {
+    let released: std::collections::HashMap<String, Value> = settings(&RunSpec::released_gcl()).into_iter().collect();
+    let mut text = String::new();
+    for (path, value) in settings(spec) {
+        if path == "stage2" {
+            // Only when stage 2 is absent (a present stage 2 flattens into its fields).
+            let _ = writeln!(text, "* stage2 = none (the run ends after stage 1)   released: classifier re-training (cRT, CBEN)");
+            continue;
+        }
+        match released.get(&path) {
+            Some(r) if *r == value => {
+                let _ = writeln!(text, "  {path} = {value}");
+            }
+            Some(r) => {
+                let _ = writeln!(text, "* {path} = {value}   released: {r}");
+            }
+            None => {
+                let _ = writeln!(text, "* {path} = {value}   released: (not set)");
+            }
+        }
+    }
+    text
+}
+
+/// The explanation of one cell: header, keys, then the settings of each seed's run (the runs of
+/// several seeds differ only in `seed`, so the settings are printed once).
+pub fn explain_cell(m: &Manifest, cell: &Cell) -> String {
+    let row = m.rows.iter().find(|r| r.id == cell.row).map(|r| r.label.as_str()).unwrap_or("");
+    let col = m.columns.iter().find(|c| c.id == cell.column).map(|c| c.label.as_str()).unwrap_or("");
+    let mut text = format!("{} · cell {} (row \"{row}\", column \"{col}\")\n", m.path.display(), cell.id());
+    if let Some(p) = cell.published {
+        let _ = writeln!(text, "published: {p}");
+    }
+    if cell.quoted {
+        text.push_str("quoted from the paper: nothing is trained for this cell\n");
+        return text;
+    }
+    let Some(first) = cell.runs.first() else {
+        text.push_str("not run (outside its row's columns, or skip = true)\n");
+        return text;
+    };
+    for run in &cell.runs {
+        let _ = write!(text, "seed {}: stage-1 key {}", run.seed, run.stage1_key);
+        match &run.stage2_key {
+            Some(k) => {
+                let _ = writeln!(text, ", stage-2 key {k}");
+            }
+            None => text.push('\n'),
+        }
+    }
+    text.push_str("settings (* = differs from the released GCL CIFAR recipe, whose value follows):\n");
+    text.push_str(&settings_lines(&first.spec));
+    text
+}
+
+/// Finds a cell by id (`row.column`, or just `row` in a one-column table).
+pub fn find_cell<'a>(m: &Manifest, cells: &'a [Cell], id: &str) -> Result<&'a Cell> {
+    let wanted = match (id.contains('.'), m.columns.as_slice()) {
+        (false, [only]) => crate::manifest::cell_id(id, &only.id),
+        _ => id.to_string(),
+    };
+    if let Some(c) = cells.iter().find(|c| c.id() == wanted) {
+        return Ok(c);
+    }
+    let ids: Vec<String> = cells.iter().map(|c| c.id()).collect();
+    let refs: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+    let hint = did_you_mean(&wanted, &refs).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+    bail!("{} has no cell `{id}`{hint} (cells: {})", m.path.display(), refs.join(", "))
+}
