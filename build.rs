@@ -20,5 +20,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=GCL_GIT_COMMIT={commit}");
+    // HEAD names a branch; its log changes with every commit, so the embedded commit stays current.
     println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/logs/HEAD");
 }
