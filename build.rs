@@ -9,6 +9,15 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB={lib}");
+        // The small C++ shim of `numerics` (see src/shim/numerics.cpp); it needs no header of
+        // libtorch, only its C++ ABI, and resolves against libtorch_cpu at link time.
+        println!("cargo:rerun-if-changed=src/shim/numerics.cpp");
+        cc::Build::new()
+            .cpp(true)
+            .std("c++17")
+            .define("_GLIBCXX_USE_CXX11_ABI", "1")
+            .file("src/shim/numerics.cpp")
+            .compile("gcl_shim");
     } else {
         println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB=");
     }

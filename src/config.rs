@@ -22,6 +22,40 @@ pub struct RunSpec {
     pub seed: u64,
     /// Smoke scale: epochs shrunk for CPU pipeline checks; results are labelled as such.
     pub scale: Scale,
+    /// The CPU numeric path (kernel level, threads); see `numerics`.
+    pub cpu: CpuSpec,
+}
+
+/// The CPU numeric path of a run. Unset fields leave the machine's choice (recorded in each
+/// result's provenance); set ones are part of the key and make a CPU run give the same numbers
+/// on every x86-64 machine that has the level (`numerics`). GPU runs ignore them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuSpec {
+    /// Vector kernels of libtorch (`ATEN_CPU_CAPABILITY`) and oneDNN (`DNNL_MAX_CPU_ISA`).
+    pub isa: Option<CpuIsa>,
+    /// Intra-op threads (they split reductions, so their number changes the last bits).
+    pub threads: Option<usize>,
+}
+
+/// A CPU kernel level. Every x86-64 CPU of the last decade has `avx2` (with FMA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuIsa {
+    /// No vector kernels (libtorch's scalar fallbacks; oneDNN up to SSE4.1).
+    Default,
+    Avx2,
+    Avx512,
+}
+
+impl CpuIsa {
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuIsa::Default => "default",
+            CpuIsa::Avx2 => "avx2",
+            CpuIsa::Avx512 => "avx512",
+        }
+    }
 }
 
 impl Default for RunSpec {
@@ -33,6 +67,7 @@ impl Default for RunSpec {
             stage2: None,
             seed: 123,
             scale: Scale::Full,
+            cpu: CpuSpec::default(),
         }
     }
 }
@@ -110,7 +145,7 @@ impl Default for DatasetSpec {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
     /// CIFAR ResNet-32 (3 x 5 basic blocks, 16/32/64 channels, option-A shortcut).

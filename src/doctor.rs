@@ -15,6 +15,8 @@ pub fn report(data_roots: &[PathBuf]) -> (String, bool) {
     writeln!(s, "libtorch:  {libtorch} ({})", device::loaded_libtorch_dir().unwrap_or_else(|| "?".into())).unwrap();
     writeln!(s, "tensor ops: {}", if ok_tensor { "ok" } else { "FAILED" }).unwrap();
     writeln!(s, "threads:   {}", tch::get_num_threads()).unwrap();
+    let levels: Vec<&str> = crate::numerics::supported().iter().map(|l| l.name()).collect();
+    writeln!(s, "cpu path:  {} (levels a run can pin here with cpu.isa: {})", crate::numerics::describe(), levels.join(", ")).unwrap();
     writeln!(s, "libtorch_cuda: {}", if cuda_lib { "loaded" } else { "not found (CPU-only libtorch or CUDA libraries missing)" }).unwrap();
     writeln!(s, "CUDA:      {}", if cuda { "available" } else { "not available" }).unwrap();
     writeln!(s, "cuDNN:     {}", if tch::Cuda::cudnn_is_available() { "available" } else { "not available" }).unwrap();

@@ -259,11 +259,11 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         "# Fidelity: gcl-repro against an independent PyTorch run\n\n\
          CIFAR-10-LT γ = 100 (12,406 train images, the Cao et al. subset), ResNet-32, final-epoch test top-1 (%).\n\
          Schedule compressed from 200 to {e} epochs: warm-up {warmup}, milestones {milestones:?}, stage 2 {s2} epoch(s).\n\
-         Seeds {seeds:?} for each engine; device {dev} ({cpu}), {threads} threads; libtorch {lt}.\n\n",
+         Seeds {seeds:?} for each engine; device {dev} ({cpu}); our CPU path: {path}; libtorch {lt}.\n\n",
         e = opts.epochs,
         dev = crate::device::device_label(opts.device),
         cpu = crate::device::cpu_name(),
-        threads = opts.threads,
+        path = crate::numerics::describe(),
         lt = crate::device::libtorch_version(),
     );
     md.push_str(&table(&ours_all, &theirs_all));

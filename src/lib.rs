@@ -9,6 +9,8 @@
 //! - `manifest`: paper tables as TOML (validation, expansion into runs); `plan`: the run graph
 //!   and Slurm scripts; `cache`: content-hashed run store; `runner`: executes what is missing;
 //! - `explain`: a cell's resolved settings against the released recipe, with its keys;
+//! - `numerics`: the pinned CPU numeric path (kernel level, threads) of a run;
+//! - `portable`: ln/exp/pow/sin from IEEE basic operations (same bits on every machine);
 //! - `device`, `doctor`, `bench`, `fidelity`: hardware, toolchain checks, benchmarks and the
 //!   end-to-end cross-check against an independent PyTorch run.
 pub mod bench;
@@ -23,8 +25,10 @@ pub mod losses;
 pub mod manifest;
 pub mod metrics;
 pub mod models;
+pub mod numerics;
 pub mod plan;
 pub mod plot;
+pub mod portable;
 pub mod runner;
 pub mod report;
 pub mod samplers;
@@ -35,4 +39,7 @@ pub mod tsne;
 /// 2: BatchNorm scale starts at 1 (was tch's uniform [0, 1)); the focal factor is detached as in
 /// the released `focal_loss`; partial overrides merge onto the stage's own defaults; stage 2
 /// follows stage 1's cloud schedule; baselines follow their own released recipes.
-pub const ENGINE_VERSION: u32 = 2;
+/// 3: every constant of the loss, sampler, schedule and mixup computed with `portable` math
+/// (bit-identical on every machine); synthetic set v3; stage 2 stores its final weights.
+/// The golden run of `tests/numerics.rs` pins the numerics of this version.
+pub const ENGINE_VERSION: u32 = 3;

@@ -30,6 +30,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::config::{CloudSchedule, Head, LasShape, LossKind, LossSpec};
+use crate::portable;
 
 /// A loss with its per-class constants precomputed.
 #[derive(Debug)]
@@ -66,7 +67,7 @@ impl Criterion {
             "the loss needs a positive training count for every class, got {class_counts:?}"
         );
         let total: usize = class_counts.iter().sum();
-        let log_prior: Vec<f64> = class_counts.iter().map(|&n| (n as f64 / total as f64).ln()).collect();
+        let log_prior: Vec<f64> = class_counts.iter().map(|&n| portable::ln(n as f64 / total as f64)).collect();
         Criterion {
             kind: spec.kind,
             scale: spec.scale,
@@ -205,10 +206,10 @@ pub fn cloud_sizes(schedule: CloudSchedule, counts: &[usize]) -> Vec<f64> {
         .map(|&n| {
             let n = n as f64;
             match schedule {
-                CloudSchedule::Log => n_max.ln() - n.ln(),
-                CloudSchedule::PowThird => n_max.powf(1.0 / 3.0) - n.powf(1.0 / 3.0),
-                CloudSchedule::PowQuarter => n_max.powf(0.25) - n.powf(0.25),
-                CloudSchedule::Cos => (n / n_max * std::f64::consts::FRAC_PI_2).cos(),
+                CloudSchedule::Log => portable::ln(n_max) - portable::ln(n),
+                CloudSchedule::PowThird => portable::pow(n_max, 1.0 / 3.0) - portable::pow(n, 1.0 / 3.0),
+                CloudSchedule::PowQuarter => portable::pow(n_max, 0.25) - portable::pow(n, 0.25),
+                CloudSchedule::Cos => portable::cos(n / n_max * std::f64::consts::FRAC_PI_2),
             }
         })
         .collect();
@@ -218,7 +219,7 @@ pub fn cloud_sizes(schedule: CloudSchedule, counts: &[usize]) -> Vec<f64> {
 
 /// LDAM margins `m_j = C n_j^(-1/4)` with `C` chosen so that the largest margin is `max_margin`.
 pub fn ldam_margins(counts: &[usize], max_margin: f64) -> Vec<f64> {
-    let raw: Vec<f64> = counts.iter().map(|&n| (n as f64).powf(-0.25)).collect();
+    let raw: Vec<f64> = counts.iter().map(|&n| portable::pow(n as f64, -0.25)).collect();
     let max = raw.iter().cloned().fold(0.0, f64::max);
     raw.iter().map(|m| m * max_margin / max).collect()
 }
@@ -233,7 +234,7 @@ pub fn las_smoothing(counts: &[usize], las_head: f64, las_tail: f64, shape: LasS
         .map(|&n| {
             let t = if n_max > n_min { (n as f64 - n_min) / (n_max - n_min) } else { 1.0 };
             let f = match shape {
-                LasShape::Concave => (std::f64::consts::FRAC_PI_2 * t).sin(),
+                LasShape::Concave => portable::sin(std::f64::consts::FRAC_PI_2 * t),
                 LasShape::Linear => t,
             };
             las_tail + (las_head - las_tail) * f

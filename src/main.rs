@@ -70,7 +70,15 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GCL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("gcl_repro={level}")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().init();
+    // Colour only for a person at a terminal: logs and pipes get plain `ERROR`, never `\e[31m`.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .init();
 }
 
 fn main() {
@@ -104,7 +112,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Explain(args) => cli::experiments::explain(args, cli.data_root),
-        Command::Plan(args) => cli::experiments::plan(args, cli.cache_dir, cli.data_root),
+        Command::Plan(args) => cli::experiments::plan(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Run(args) => cli::experiments::run(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Cache(cmd) => cli::experiments::cache(cmd, cli.cache_dir, cli.data_root),
         Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),

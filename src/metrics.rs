@@ -113,6 +113,10 @@ pub struct Provenance {
     pub finished: String,
     pub wall_seconds: f64,
     pub engine_version: u32,
+    /// The CPU numeric path the run used (`numerics::describe`), e.g. "AVX2 kernels, oneDNN max
+    /// ISA AVX2, 2 threads". Empty in results of older engines.
+    #[serde(default)]
+    pub cpu_numerics: String,
 }
 
 /// The stored result of one cached run (stage 1 or stage 2): `metrics.json`.

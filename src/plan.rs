@@ -21,6 +21,9 @@ pub struct PlanOptions {
     pub scale: Scale,
     pub cache_dir: PathBuf,
     pub data_root: PathBuf,
+    /// The device this process would train on, as runs record it (`runner::device_name`): the
+    /// time estimate uses the throughput measured on it.
+    pub device_name: String,
 }
 
 /// One distinct run of the graph.
@@ -57,6 +60,9 @@ impl PlanNode {
 pub struct Plan {
     pub scale: Scale,
     pub cache_dir: PathBuf,
+    pub device_name: String,
+    /// Training throughput measured by this cache's finished runs.
+    pub throughput: Throughput,
     /// (path, name, number of cells) of each manifest.
     pub manifests: Vec<(PathBuf, String, usize)>,
     /// Stage-1 nodes each followed by their stage-2 children, in order of first use.
@@ -129,7 +135,39 @@ pub fn build(paths: &[PathBuf], opts: &PlanOptions) -> Result<Plan> {
             ordered.push(nodes[k2].clone());
         }
     }
-    Ok(Plan { scale: opts.scale, cache_dir: opts.cache_dir.clone(), manifests, nodes: ordered })
+    let throughput = Throughput::measure(&cache);
+    Ok(Plan { scale: opts.scale, cache_dir: opts.cache_dir.clone(), device_name: opts.device_name.clone(), throughput, manifests, nodes: ordered })
+}
+
+/// Images/s that finished runs of a cache reached, per (architecture, stage, device name):
+/// epochs x train images / wall time (evaluation included), pooled over the runs.
+#[derive(Debug, Default)]
+pub struct Throughput {
+    measured: HashMap<(Arch, u8, String), (f64, f64)>,
+}
+
+impl Throughput {
+    pub fn measure(cache: &Cache) -> Throughput {
+        let mut measured: HashMap<(Arch, u8, String), (f64, f64)> = HashMap::new();
+        for key in cache.keys().unwrap_or_default() {
+            let (Ok(Some(r)), Ok(text)) = (cache.result(&key), std::fs::read_to_string(cache.run_dir(&key).join(crate::cache::SPEC))) else {
+                continue;
+            };
+            let Ok(spec) = toml::from_str::<RunSpec>(&text) else { continue };
+            let images = r.train_class_counts.iter().sum::<usize>() as f64 * r.epochs.len() as f64;
+            if images > 0.0 && r.provenance.wall_seconds > 0.0 {
+                let e = measured.entry((spec.model.arch, r.stage, r.provenance.device_name.clone())).or_default();
+                e.0 += images;
+                e.1 += r.provenance.wall_seconds;
+            }
+        }
+        Throughput { measured }
+    }
+
+    /// Images/s of `arch` at `stage` on `device_name`, if some finished run measured it.
+    pub fn images_per_second(&self, arch: Arch, stage: u8, device_name: &str) -> Option<f64> {
+        self.measured.get(&(arch, stage, device_name.to_string())).map(|(images, secs)| images / secs)
+    }
 }
 
 /// Train-split size of a dataset: the long-tailed CIFAR profile (Cao et al. 2019) computed
@@ -156,18 +194,6 @@ pub fn train_images(d: &DatasetSpec) -> Option<usize> {
     Some(sizes.sum())
 }
 
-/// Rough training throughput on one current GPU (images/s, forward + backward, mixed
-/// architectures' input sizes: 32 px CIFAR, 224 px ImageNet-style). Only for the plan's
-/// labelled estimate; measure with `gcl-repro bench` for real numbers.
-fn images_per_second(arch: Arch) -> f64 {
-    match arch {
-        Arch::ResnetSmall => 20_000.0,
-        Arch::Resnet32 => 8_000.0,
-        Arch::Resnet50 => 1_200.0,
-        Arch::Resnet152 => 450.0,
-    }
-}
-
 fn human_count(n: usize) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.1}G", n as f64 / 1e9),
@@ -187,8 +213,10 @@ fn human_seconds(s: f64) -> String {
 }
 
 impl Plan {
-    fn seconds(node: &PlanNode) -> Option<f64> {
-        node.cost_images().map(|c| c as f64 / images_per_second(node.spec.model.arch))
+    /// Estimated seconds of a run on this plan's device: `None` without a measurement.
+    fn seconds(&self, node: &PlanNode) -> Option<f64> {
+        let rate = self.throughput.images_per_second(node.spec.model.arch, node.stage, &self.device_name)?;
+        node.cost_images().map(|c| c as f64 / rate)
     }
 
     /// The table printed by `gcl-repro plan`.
@@ -208,7 +236,11 @@ impl Plan {
             let key = if n.stage == 1 { n.key[..12].to_string() } else { format!("└ {}", &n.key[..12]) };
             let images = train_images(&n.spec.dataset).map(human_count).unwrap_or_else(|| "?".into());
             let cost = n.cost_images().map(human_count).unwrap_or_else(|| "?".into());
-            let est = Self::seconds(n).map(|s| format!("~{}", human_seconds(s))).unwrap_or_else(|| "?".into());
+            let est = match (n.state, self.seconds(n)) {
+                (RunState::Cached, _) => "-".to_string(),
+                (_, Some(s)) => format!("~{}", human_seconds(s)),
+                (_, None) => "no data".to_string(),
+            };
             let _ = writeln!(
                 out,
                 "{key:<15} {:<5} {:<7} {:>6} {images:>8} {cost:>9} {est:>8}  {}",
@@ -222,7 +254,8 @@ impl Plan {
         let (s1, s2) = (self.nodes.iter().filter(|n| n.stage == 1).count(), self.nodes.iter().filter(|n| n.stage == 2).count());
         let pending: Vec<&PlanNode> = self.nodes.iter().filter(|n| n.state != RunState::Cached).collect();
         let images: usize = pending.iter().filter_map(|n| n.cost_images()).sum();
-        let secs: f64 = pending.iter().filter_map(|n| Self::seconds(n)).sum();
+        let secs: f64 = pending.iter().filter_map(|n| self.seconds(n)).sum();
+        let unmeasured = pending.iter().filter(|n| self.seconds(n).is_none()).count();
         let _ = writeln!(out);
         let _ = writeln!(
             out,
@@ -232,12 +265,24 @@ impl Plan {
             count(RunState::Partial),
             count(RunState::Missing)
         );
-        let _ = writeln!(
-            out,
-            "left to train: {} images, ~{} on one GPU (estimate: epochs x train images / a per-architecture images/s constant)",
-            human_count(images),
-            human_seconds(secs)
-        );
+        let device = &self.device_name;
+        let how = "epochs x train images / the images/s of this cache's finished runs of the same architecture and stage on this device";
+        let _ = match (pending.len(), unmeasured) {
+            (0, _) => writeln!(out, "nothing left to train"),
+            (_, 0) => writeln!(out, "left to train: {} images, ~{} on {device} ({how})", human_count(images), human_seconds(secs)),
+            (n, u) if u == n => writeln!(
+                out,
+                "left to train: {} images; no time estimate: this cache has no finished run of these architectures on {device} \
+                 to measure from (train one, or time the step with `gcl-repro bench step`)",
+                human_count(images)
+            ),
+            (_, u) => writeln!(
+                out,
+                "left to train: {} images, ~{} on {device} for the runs with a measurement, plus {u} run(s) with none on this device ({how})",
+                human_count(images),
+                human_seconds(secs)
+            ),
+        };
         out
     }
 }

@@ -184,6 +184,9 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
         let mut progressed = false;
         let mut next = 0;
         while next < pending.len() {
+            if slots == 1 && !running.is_empty() {
+                break; // one run at a time: wait for the child (a run at another CPU level)
+            }
             let job = pending[next];
             if let Some(p) = &job.parent {
                 if failed_keys.contains(p) {
@@ -217,6 +220,29 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
                 running.push((child, job, Instant::now()));
                 progressed = true;
                 continue;
+            }
+            // A CPU run that pins another kernel level than this process holds trains in a child
+            // process (a process has one level, fixed at its first tensor operation).
+            let device = opts.devices[0];
+            if device == Device::Cpu {
+                match crate::numerics::claim(job.spec.cpu.isa) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let child = spawn_child(opts, job, device)?;
+                        pending.remove(next);
+                        running.push((child, job, Instant::now()));
+                        progressed = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        pending.remove(next);
+                        failed_keys.insert(job.key.clone());
+                        summary.failed.push((format!("{} ({})", job.label, job.short()), format!("{e:#}")));
+                        overall.inc(1);
+                        progressed = true;
+                        continue;
+                    }
+                }
             }
             let Some(lock) = cache.try_lock(&job.key)? else {
                 next += 1; // another process trains it; come back later
@@ -281,6 +307,7 @@ fn run_one(
     data_cache: &mut HashMap<String, Arc<Data>>,
 ) -> Result<RunResult> {
     training::check_spec(&job.spec)?;
+    crate::numerics::set_threads(job.spec.cpu.threads);
     let data = match data_cache.get(&job.data_identity) {
         Some(d) => d.clone(),
         None => {

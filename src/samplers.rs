@@ -22,14 +22,14 @@ fn effective_weight(beta: f64, n: usize) -> f64 {
     if n == 0 {
         0.0
     } else {
-        (1.0 - beta) / (1.0 - beta.powf(n as f64))
+        (1.0 - beta) / (1.0 - crate::portable::pow(beta, n as f64))
     }
 }
 
 /// CBEN's per-class beta (paper eq. 14).
 pub fn cben_betas(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
     let n_max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let raw: Vec<f64> = counts.iter().map(|&n| n_max.ln() - (n.max(1) as f64).ln()).collect();
+    let raw: Vec<f64> = counts.iter().map(|&n| crate::portable::ln(n_max) - crate::portable::ln(n.max(1) as f64)).collect();
     let dmax_raw = raw.iter().cloned().fold(0.0, f64::max);
     let delta: Vec<f64> = raw.iter().map(|d| if dmax_raw > 0.0 { d / dmax_raw } else { 0.0 }).collect();
     let dmin = delta.iter().cloned().fold(f64::INFINITY, f64::min);

@@ -81,7 +81,7 @@ fn second_run_is_cached_and_verify_finds_corruption() {
     let out = gcl(&cache).args(["cache", "verify"]).output().unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("metrics.json does not match its recorded SHA-256"), "{text}");
+    assert!(text.contains("metrics.json: its SHA-256 differs from the one recorded in files.sha256 when the run finished"), "{text}");
 
     // gc keeps what the manifest refers to.
     let gc = ok(gcl(&cache).args(["cache", "gc", "--dry-run"]).arg(&m).output().unwrap());

@@ -11,7 +11,7 @@ fn good() -> PathBuf {
 }
 
 fn options(cache: &Path) -> PlanOptions {
-    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data") }
+    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data"), device_name: "test CPU (2 cores)".into() }
 }
 
 #[test]

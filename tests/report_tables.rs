@@ -40,6 +40,7 @@ fn result(final_top1: f64, best_top1: f64, many: f64) -> RunResult {
             finished: "2026-05-01T11:02:00Z".into(),
             wall_seconds: 3720.0,
             engine_version: 1,
+            cpu_numerics: String::new(),
         },
     }
 }

@@ -19,6 +19,7 @@ pub fn stage1_material(spec: &RunSpec, data_identity: &str) -> Value {
         "stage1": spec.stage1,
         "seed": spec.seed,
         "scale": spec.scale,
+        "cpu": spec.cpu,
     })
 }
 
@@ -30,6 +31,7 @@ pub fn stage2_material(spec: &RunSpec, stage1_key: &str) -> Option<Value> {
             "parent": stage1_key,
             "stage2": s2,
             "seed": spec.seed,
+            "cpu": spec.cpu,
         })
     })
 }

@@ -63,7 +63,7 @@ pub fn explain(args: ExplainArgs, data_root: PathBuf) -> Result<()> {
     Ok(())
 }
 
-pub fn plan(args: PlanArgs, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
+pub fn plan(args: PlanArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
         let emit = match args.emit.as_deref() {
             None => None,
             Some([kind, dir]) if kind == "slurm" => Some(PathBuf::from(dir)),
@@ -74,6 +74,7 @@ pub fn plan(args: PlanArgs, cache_dir: PathBuf, data_root: PathBuf) -> Result<()
             scale: args.scale.into(),
             cache_dir,
             data_root,
+            device_name: runner::device_name(device.resolve()?),
         };
         let plan = gcl_repro::plan::build(&args.manifests, &options)?;
         print!("{}", plan.render());
@@ -192,6 +193,23 @@ pub enum CacheCommand {
     Show { key: String },
     /// Check every stored file against its recorded SHA-256.
     Verify,
+    /// Write finished runs into one compressed archive (for another machine's cache):
+    /// the runs of manifests (at --scale) and/or runs named by key (prefix).
+    Export {
+        /// Manifests (`*.toml`) and/or run keys or unique key prefixes.
+        #[arg(required = true)]
+        items: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Leave out weights and embeddings (cached t-SNE maps are kept, so reports rebuild).
+        #[arg(long)]
+        without_weights: bool,
+        #[arg(long, value_enum, default_value = "full")]
+        scale: ScaleArg,
+    },
+    /// Add the runs of an archive written by `cache export`, verified file by file; refuses
+    /// (importing nothing) if a run differs from one cached under the same key.
+    Import { archive: PathBuf },
     /// Remove runs that no manifest refers to (at full or smoke scale).
     Gc {
         /// Manifests whose runs are kept (default: experiments/*.toml).
@@ -223,6 +241,39 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             if !ok {
                 bail!("the cache has corrupted runs (listed above)");
             }
+        }
+        CacheCommand::Export { items, out, without_weights, scale } => {
+            let mut keys = Vec::new();
+            for item in &items {
+                if item.ends_with(".toml") || Path::new(item).is_file() {
+                    let m = manifest::load(Path::new(item))?;
+                    let mut missing = 0;
+                    for run in manifest::expand(&m, scale.into(), &data_root)?.iter().flat_map(|c| &c.runs) {
+                        for k in std::iter::once(&run.stage1_key).chain(&run.stage2_key) {
+                            if cache.state(k) == gcl_repro::cache::RunState::Cached {
+                                keys.push(k.clone());
+                            } else {
+                                missing += 1;
+                            }
+                        }
+                    }
+                    if missing > 0 {
+                        eprintln!("note: {missing} run(s) of {item} are not finished in this cache and are not exported");
+                    }
+                } else {
+                    keys.push(cache.resolve_prefix(item)?);
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            if keys.is_empty() {
+                bail!("nothing to export: no finished run matches {}", items.join(" "));
+            }
+            println!("{}", gcl_repro::cache::transfer::export(&cache, &keys, &out, without_weights)?);
+        }
+        CacheCommand::Import { archive } => {
+            let r = gcl_repro::cache::transfer::import(&cache, &archive)?;
+            println!("imported {} run(s), {} already present with identical files", r.added.len(), r.present.len());
         }
         CacheCommand::Gc { manifests, dry_run } => {
             let manifests = if manifests.is_empty() { experiment_manifests()? } else { manifests };

@@ -64,10 +64,11 @@ pub fn random_resized_crop_box(height: usize, width: usize, rng: &mut impl Rng) 
     const SCALE: (f64, f64) = (0.08, 1.0);
     const RATIO: (f64, f64) = (3.0 / 4.0, 4.0 / 3.0);
     let area = (height * width) as f64;
-    let (log_lo, log_hi) = (RATIO.0.ln(), RATIO.1.ln());
+    // `portable` rather than libm: the crop boxes are then the same on every machine.
+    let (log_lo, log_hi) = (crate::portable::ln(RATIO.0), crate::portable::ln(RATIO.1));
     for _ in 0..10 {
         let target_area = area * rng.gen_range(SCALE.0..SCALE.1);
-        let aspect = rng.gen_range(log_lo..log_hi).exp();
+        let aspect = crate::portable::exp(rng.gen_range(log_lo..log_hi));
         let w = (target_area * aspect).sqrt().round() as usize;
         let h = (target_area / aspect).sqrt().round() as usize;
         if 0 < w && w <= width && 0 < h && h <= height {

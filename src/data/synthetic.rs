@@ -14,17 +14,20 @@
 //! Train classes keep `int(max_per_class * (1/gamma)^(i/(C-1)))` images (the exp profile of
 //! `longtail`, or step); the test set is balanced (`test_per_class`). `subset_seed` seeds the
 //! generator. Every image has its own ChaCha stream derived from (seed, split, class, index),
-//! so generation is parallel and the result is byte-identical for identical settings.
+//! so generation is parallel and the result is byte-identical for identical settings on every
+//! machine: sines come from `portable` (IEEE basic operations only, never the system libm,
+//! whose last bits vary with the CPU), and the pixel noise is a sum of twelve uniforms (an
+//! Irwin-Hall approximation of a Gaussian) instead of a sampler that calls `exp`/`ln`. A test
+//! pins the bytes of a set by their SHA-256.
 use super::{cifar::PIXELS, longtail, ImageSet, LtData};
 use crate::config::DatasetSpec;
 use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
 /// Bumped whenever the generator's output changes (part of the data identity).
-pub const GENERATOR_VERSION: &str = "synthetic/v2";
+pub const GENERATOR_VERSION: &str = "synthetic/v3";
 
 /// Number of shared smooth textures all classes mix from.
 const SHARED_TEXTURES: usize = 4;
@@ -99,7 +102,7 @@ fn smooth_texture(rng: &mut ChaCha8Rng) -> Vec<f32> {
             for y in 0..32 {
                 for x in 0..32 {
                     let arg = std::f32::consts::TAU * (fx * x as f32 + fy * y as f32) / 32.0 + phase;
-                    t[ch * 1024 + y * 32 + x] += amp * arg.sin();
+                    t[ch * 1024 + y * 32 + x] += amp * sin(arg);
                 }
             }
         }
@@ -115,7 +118,7 @@ fn class_templates(classes: usize, seed: u64) -> Vec<Vec<f32>> {
     (0..classes)
         .map(|c| {
             let mut rng = rng_for(seed, 2, c as u64, 0);
-            let weights: Vec<f32> = (0..SHARED_TEXTURES).map(|_| rng.gen_range(0.0f32..1.0).powi(2)).collect();
+            let weights: Vec<f32> = (0..SHARED_TEXTURES).map(|_| rng.gen_range(0.0f32..1.0)).map(|w| w * w).collect();
             let wsum: f32 = weights.iter().sum::<f32>().max(1e-6);
             // Neighbouring classes get neighbouring orientations and frequencies.
             let theta = std::f32::consts::PI * (c as f32 + rng.gen_range(-0.2..0.2)) / classes as f32;
@@ -127,8 +130,8 @@ fn class_templates(classes: usize, seed: u64) -> Vec<Vec<f32>> {
                     for x in 0..32 {
                         let i = ch * 1024 + y * 32 + x;
                         let tex: f32 = shared.iter().zip(&weights).map(|(s, w)| s[i] * w).sum::<f32>() / wsum;
-                        let u = (x as f32 * theta.cos() + y as f32 * theta.sin()) / 32.0;
-                        let grating = (std::f32::consts::TAU * freq * u).sin();
+                        let u = (x as f32 * cos(theta) + y as f32 * sin(theta)) / 32.0;
+                        let grating = sin(std::f32::consts::TAU * freq * u);
                         t[i] = 0.5 * tex + 0.35 * grating * (0.6 + 0.4 * tint[ch]);
                     }
                 }
@@ -156,7 +159,6 @@ fn render_image(templates: &[Vec<f32>], class: usize, rng: &mut ChaCha8Rng, out:
     let mix: f32 = rng.gen_range(0.0..0.3);
     let gain: [f32; 3] = [rng.gen_range(0.7..1.3), rng.gen_range(0.7..1.3), rng.gen_range(0.7..1.3)];
     let offset: [f32; 3] = [rng.gen_range(-0.12..0.12), rng.gen_range(-0.12..0.12), rng.gen_range(-0.12..0.12)];
-    let noise = Normal::new(0f32, NOISE_STD).expect("valid std");
     let (own, alien) = (&templates[class], &templates[other]);
     for ch in 0..3 {
         for y in 0..32i64 {
@@ -164,11 +166,26 @@ fn render_image(templates: &[Vec<f32>], class: usize, rng: &mut ChaCha8Rng, out:
                 let src = ch * 1024 + (((y + dy).rem_euclid(32)) * 32 + (x + dx).rem_euclid(32)) as usize;
                 let i = ch * 1024 + (y * 32 + x) as usize;
                 let signal = contrast * ((1.0 - mix) * own[src] + mix * alien[i]);
-                let v = 0.5 + gain[ch] * 0.4 * signal + offset[ch] + noise.sample(rng);
+                let v = 0.5 + gain[ch] * 0.4 * signal + offset[ch] + NOISE_STD * unit_noise(rng);
                 out[i] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }
     }
+}
+
+/// `sin` of an f32 through the portable f64 sine (same bits on every machine).
+fn sin(x: f32) -> f32 {
+    crate::portable::sin(x as f64) as f32
+}
+
+fn cos(x: f32) -> f32 {
+    crate::portable::cos(x as f64) as f32
+}
+
+/// Zero-mean, unit-variance noise: the sum of twelve uniforms on [0, 1) minus 6 (Irwin-Hall),
+/// exact float arithmetic only.
+fn unit_noise(rng: &mut ChaCha8Rng) -> f32 {
+    (0..12).map(|_| rng.gen::<f32>()).sum::<f32>() - 6.0
 }
 
 /// Per-channel mean and standard deviation of CHW uint8 images, in [0, 1] units.

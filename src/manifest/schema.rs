@@ -38,6 +38,8 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
     ("dataset", "image_root"),
     ("model", "pretrained"),
     ("stage1", "drw_epoch"),
+    ("cpu", "isa"),
+    ("cpu", "threads"),
 ];
 
 /// The keys a manifest may set in a RunSpec fragment. `scale` is excluded: it is chosen by
@@ -197,7 +199,8 @@ mod tests {
     #[test]
     fn shape_has_every_config_key_but_scale() {
         let s = runspec_shape();
-        assert_eq!(s.keys(), vec!["dataset", "model", "stage1", "stage2", "seed"]);
+        assert_eq!(s.keys(), vec!["dataset", "model", "stage1", "stage2", "seed", "cpu"]);
+        assert_eq!(s.get("cpu").unwrap().keys(), vec!["isa", "threads"]);
         assert!(s.get("stage1").unwrap().keys().contains(&"drw_epoch"));
         assert!(s.get("dataset").unwrap().keys().contains(&"path_remap"));
         let sampler = s.get("stage2").unwrap().get("sampler").unwrap();

@@ -20,7 +20,6 @@ use anyhow::{bail, Context as _, Result};
 use source::BatchSource;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rand::SeedableRng;
-use rand_distr::Distribution;
 use serde::{Deserialize, Serialize};
 use sgd::Sgd;
 use std::collections::HashMap;
@@ -219,7 +218,7 @@ impl<'a> Loop<'a> {
                         (loss, alpha * count_eq(&pred, &y) + (1.0 - alpha) * count_eq(&pred, &y_r))
                     }
                     (None, Some(alpha)) => {
-                        let lam = rand_distr::Beta::new(alpha, alpha)?.sample(&mut rng);
+                        let lam = crate::portable::beta(&mut rng, alpha, alpha);
                         let perm = Tensor::randperm(b as i64, (Kind::Int64, ctx.device));
                         let x = &x * lam + x.index_select(0, &perm) * (1.0 - lam);
                         let y_b = y.index_select(0, &perm);
@@ -513,6 +512,8 @@ pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, pare
         &|| checkpoint::write_atomic(&best_path, &save_all()),
         &mut |_, _| {},
     )?;
+    // The final classifier (and LWS scales), beside the best-on-test ones.
+    checkpoint::write_atomic(&ctx.dir.join(FINAL_MODEL), &save_all())?;
     if method == Rebalance::TauNorm {
         // No training: one evaluation of the normalised classifier.
         let eval = evaluate(&forward, &criterion, test.as_ref(), counts)?;
@@ -549,6 +550,7 @@ fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, data:
             finished: finished.to_rfc3339(),
             wall_seconds: state.elapsed_seconds,
             engine_version: crate::ENGINE_VERSION,
+            cpu_numerics: crate::numerics::describe(),
         },
     }
 }
@@ -582,6 +584,9 @@ fn export_embeddings(model: &Model, train: &dyn BatchSource, test: &dyn BatchSou
 pub fn check_spec(spec: &RunSpec) -> Result<()> {
     if spec.stage1.batch_size == 0 {
         bail!("stage1.batch_size must be at least 1");
+    }
+    if spec.cpu.threads == Some(0) {
+        bail!("cpu.threads must be at least 1 (or left out: the machine's default)");
     }
     if spec.model.bbn && spec.stage1.mixup {
         bail!("model.bbn combines two samplers by cumulative learning; it cannot be used with stage1.mixup (set mixup = false)");

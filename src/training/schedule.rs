@@ -20,7 +20,7 @@ pub fn lr_at(o: &OptimSpec, epoch: usize) -> f64 {
         LrSchedule::Cosine => {
             // 0.5 * lr * (1 + cos(pi * (epoch - 1) / epochs)): the peak `lr` at the first epoch.
             let t = (epoch.saturating_sub(1)) as f64 / o.epochs.max(1) as f64;
-            0.5 * o.lr * (1.0 + (std::f64::consts::PI * t).cos())
+            0.5 * o.lr * (1.0 + crate::portable::cos(std::f64::consts::PI * t))
         }
     }
 }

@@ -1,0 +1,111 @@
+//! The CPU numeric path of a run: which vector kernels libtorch and oneDNN use, and how many
+//! threads split the reductions.
+//!
+//! Both change results in the last bits, and a training run turns last bits into different
+//! accuracies (gcl-notes.md §8: the same quick-start run gave 81.50 % with AVX2 kernels and
+//! 78.10 % with the default ones). libtorch picks its kernels by the CPU unless
+//! `ATEN_CPU_CAPABILITY` says otherwise, oneDNN by `DNNL_MAX_CPU_ISA`; both read their variable
+//! once, at their first use in a process. So a run can pin `cpu = { isa = "avx2", threads = 2 }`
+//! (part of its key): this module sets both variables before the process's first tensor
+//! operation, checks with libtorch that the choice took effect, and refuses a level the CPU
+//! lacks. A process can hold one level only; the runner trains a run that pins another level in
+//! a child process. An unpinned run uses what the machine offers and records it in provenance.
+use crate::config::CpuIsa;
+use anyhow::{bail, Result};
+use std::sync::Mutex;
+
+extern "C" {
+    fn gcl_cpu_capability(buf: *mut std::os::raw::c_char, len: i32) -> i32;
+}
+
+/// The level this process runs at, once the first run has fixed it (`None` inside: unpinned).
+static PROCESS_ISA: Mutex<Option<Option<CpuIsa>>> = Mutex::new(None);
+
+/// libtorch's and oneDNN's names for a level.
+pub fn env_values(isa: CpuIsa) -> (&'static str, &'static str) {
+    match isa {
+        CpuIsa::Default => ("default", "SSE41"),
+        CpuIsa::Avx2 => ("avx2", "AVX2"),
+        CpuIsa::Avx512 => ("avx512", "AVX512_CORE"),
+    }
+}
+
+/// The kernels libtorch's dispatcher uses in this process ("DEFAULT", "AVX2", "AVX512"). Calling
+/// it fixes the level, like any tensor operation.
+pub fn effective_capability() -> String {
+    let mut buf = [0 as std::os::raw::c_char; 64];
+    // SAFETY: the shim writes at most `buf.len()` bytes, NUL-terminated.
+    let n = unsafe { gcl_cpu_capability(buf.as_mut_ptr(), buf.len() as i32) };
+    if n < 0 {
+        return "unknown".into();
+    }
+    // SAFETY: NUL-terminated by the shim.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+/// The levels this CPU can run, from /proc/cpuinfo's flags (libtorch would not check: asked
+/// for AVX-512 on a CPU without it, it would die of an illegal instruction).
+pub fn supported() -> Vec<CpuIsa> {
+    let flags: Vec<String> = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().map(String::from).collect()))
+        .unwrap_or_default();
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let mut out = vec![CpuIsa::Default];
+    if cfg!(target_arch = "x86_64") && has("avx2") && has("fma") {
+        out.push(CpuIsa::Avx2);
+        if ["avx512f", "avx512bw", "avx512vl", "avx512dq"].iter().all(|f| has(f)) {
+            out.push(CpuIsa::Avx512);
+        }
+    }
+    out
+}
+
+/// Whether a run pinned to `isa` can train in this process: fixes the process's level on the
+/// first call (setting the variables before any tensor operation, then checking libtorch's
+/// choice); later calls answer whether they ask for the same level. An unpinned run can run
+/// anywhere.
+pub fn claim(isa: Option<CpuIsa>) -> Result<bool> {
+    let mut held = PROCESS_ISA.lock().unwrap_or_else(|e| e.into_inner());
+    match (*held, isa) {
+        (_, None) => return Ok(true),
+        (Some(current), Some(_)) => return Ok(current == isa),
+        (None, Some(level)) => {
+            if !supported().contains(&level) {
+                bail!(
+                    "this run pins cpu.isa = {} but this CPU ({}) lacks it (it has {}); pin a level it has or remove cpu.isa",
+                    level.name(),
+                    crate::device::cpu_name(),
+                    supported().iter().map(|l| l.name()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            let (aten, dnnl) = env_values(level);
+            std::env::set_var("ATEN_CPU_CAPABILITY", aten);
+            std::env::set_var("DNNL_MAX_CPU_ISA", dnnl);
+            let got = effective_capability();
+            if !got.eq_ignore_ascii_case(aten) {
+                bail!(
+                    "this run pins cpu.isa = {} but libtorch already runs {got} kernels in this process \
+                     (its level is fixed at the first tensor operation); start a new `gcl-repro run`",
+                    level.name()
+                );
+            }
+            *held = Some(isa);
+            Ok(true)
+        }
+    }
+}
+
+/// Intra-op threads for the next run: its pinned count, else the process's initial count.
+pub fn set_threads(threads: Option<usize>) {
+    static INITIAL: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    let initial = *INITIAL.get_or_init(tch::get_num_threads);
+    tch::set_num_threads(threads.map(|n| n as i32).unwrap_or(initial));
+}
+
+/// The provenance line of the numeric path this process uses, e.g. "AVX2 kernels, oneDNN max
+/// ISA AVX2, 2 threads".
+pub fn describe() -> String {
+    let dnnl = std::env::var("DNNL_MAX_CPU_ISA").unwrap_or_else(|_| "unset (the CPU's best)".into());
+    format!("{} kernels, oneDNN max ISA {dnnl}, {} threads", effective_capability(), tch::get_num_threads())
+}
