@@ -18,6 +18,10 @@ extern "C" {
     fn gcl_cpu_capability(buf: *mut std::os::raw::c_char, len: i32) -> i32;
 }
 
+/// Set in the environment of a child process the runner starts for a pinned run: there the pin
+/// must take effect, or the run fails (no further child).
+pub const CHILD_ENV: &str = "GCL_PINNED_CHILD";
+
 /// The level this process runs at, once the first run has fixed it (`None` inside: unpinned).
 static PROCESS_ISA: Mutex<Option<Option<CpuIsa>>> = Mutex::new(None);
 
@@ -61,10 +65,10 @@ pub fn supported() -> Vec<CpuIsa> {
     out
 }
 
-/// Whether a run pinned to `isa` can train in this process: fixes the process's level on the
-/// first call (setting the variables before any tensor operation, then checking libtorch's
-/// choice); later calls answer whether they ask for the same level. An unpinned run can run
-/// anywhere.
+/// Whether a run pinned to `isa` can train in this process: the first pinned run fixes the
+/// process's level (setting the variables, then checking libtorch's choice); later calls answer
+/// whether they ask for the same level. `Ok(false)`: train it in a child process (this process
+/// already holds another level, e.g. after unpinned runs). An unpinned run can run anywhere.
 pub fn claim(isa: Option<CpuIsa>) -> Result<bool> {
     let mut held = PROCESS_ISA.lock().unwrap_or_else(|e| e.into_inner());
     match (*held, isa) {
@@ -84,9 +88,12 @@ pub fn claim(isa: Option<CpuIsa>) -> Result<bool> {
             std::env::set_var("DNNL_MAX_CPU_ISA", dnnl);
             let got = effective_capability();
             if !got.eq_ignore_ascii_case(aten) {
+                if std::env::var_os(CHILD_ENV).is_none() {
+                    return Ok(false); // fixed earlier in this process: a fresh process will do
+                }
                 bail!(
-                    "this run pins cpu.isa = {} but libtorch already runs {got} kernels in this process \
-                     (its level is fixed at the first tensor operation); start a new `gcl-repro run`",
+                    "this run pins cpu.isa = {} but libtorch runs {got} kernels even in a fresh process \
+                     (ATEN_CPU_CAPABILITY={aten} had no effect: is this libtorch built without those kernels?)",
                     level.name()
                 );
             }

@@ -292,6 +292,7 @@ fn spawn_child(opts: &Options, job: &Job, device: Device) -> Result<std::process
         .arg("--data-root")
         .arg(&opts.data_root)
         .arg("--quiet")
+        .env(crate::numerics::CHILD_ENV, "1")
         .stdin(std::process::Stdio::null());
     cmd.spawn().context("starting a worker process")
 }

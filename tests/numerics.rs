@@ -140,3 +140,39 @@ fn a_level_the_cpu_lacks_is_one_clear_error() {
     // Plain text in a pipe: no ANSI colour codes in the log lines.
     assert!(!text.contains('\u{1b}'), "colour codes in piped stderr: {text:?}");
 }
+
+#[test]
+fn runs_pinned_to_different_levels_share_one_invocation() {
+    // An unpinned row fixes this process's kernels first; the row pinned to `default` must then
+    // train in a child process at its own level, not fail or silently run at the other level.
+    let text = MANIFEST
+        .replace("cpu = { isa = \"avx2\", threads = 1 }", "cpu = { threads = 1 }")
+        .replace("stage2 = { epochs = 1, batch_size = 32 }\n", "")
+        + "\n[rows.pinned]\nlabel = \"pinned to default\"\ncpu = { isa = \"default\", threads = 1 }\nstage1 = { loss = { kind = \"ce\" }, mixup = false }\n";
+    let text = text.replace("[rows.gcl]", "[rows.gcl]\nstage1 = { epochs = 1 }");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    std::fs::write(&manifest, text).unwrap();
+    let cache = dir.path().join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["--device", "cpu", "run"])
+        .arg(&manifest)
+        .env("GCL_DATA_ROOT", "/nonexistent")
+        .env("ATEN_CPU_CAPABILITY", "avx2")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("runs: 2 trained"), "{said}");
+    let mut seen: Vec<String> = std::fs::read_dir(cache.join("runs"))
+        .unwrap()
+        .map(|e| {
+            let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(e.unwrap().path().join("metrics.json")).unwrap()).unwrap();
+            m["provenance"]["cpu_numerics"].as_str().unwrap().split(" kernels").next().unwrap().to_string()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, vec!["AVX2", "DEFAULT"]);
+}
