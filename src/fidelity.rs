@@ -94,14 +94,17 @@ fn torch_config(spec: &RunSpec, method: &str, opts: &FidelityOptions) -> serde_j
 /// Final top-1 of each recipe for one engine and seed: [GCL stage 1, GCL + CBEN cRT, CE].
 type Finals = [f64; 3];
 
-fn ours(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<Finals> {
+/// Finals of one engine and seed, and the training seconds its runs recorded (a resumed
+/// benchmark still reports the time its runs took when they trained).
+fn ours(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64)> {
     let data: crate::data::Data = crate::data::load(&gcl.dataset, &opts.data_root)?.into();
     let stop = AtomicBool::new(false);
     let ctx = |sub: &str| Context { device: opts.device, dir: dir.join(sub), stop: &stop, progress: None, label: format!("ours seed {} {sub}", gcl.seed) };
     let s1 = training::run_stage1(&gcl.stage1_only(), &data, "gcl-stage1", &ctx("gcl_stage1"))?;
     let s2 = training::run_stage2(gcl, &data, "gcl-crt", "gcl-stage1", &dir.join("gcl_stage1"), &ctx("gcl_crt"))?;
     let c = training::run_stage1(ce, &data, "ce", &ctx("ce"))?;
-    Ok([s1.final_eval.top1, s2.final_eval.top1, c.final_eval.top1])
+    let seconds = s1.provenance.wall_seconds + s2.provenance.wall_seconds + c.provenance.wall_seconds;
+    Ok(([s1.final_eval.top1, s2.final_eval.top1, c.final_eval.top1], seconds))
 }
 
 fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -> Result<serde_json::Value> {
@@ -130,13 +133,15 @@ fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -
     Ok(serde_json::from_str(&text)?)
 }
 
-fn theirs(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<Finals> {
+fn theirs(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64)> {
     let top1 = |v: &serde_json::Value, stage: &str| -> Result<f64> {
         v[stage]["final_top1"].as_f64().with_context(|| format!("PyTorch result lacks {stage}.final_top1: {v}"))
     };
     let g = torch_run(gcl, "gcl", opts, dir)?;
     let c = torch_run(ce, "ce", opts, dir)?;
-    Ok([top1(&g, "stage1")?, top1(&g, "stage2")?, top1(&c, "stage1")?])
+    let secs = |v: &serde_json::Value, stage: &str| v[stage]["seconds"].as_f64().unwrap_or(0.0);
+    let seconds = secs(&g, "stage1") + secs(&g, "stage2") + secs(&c, "stage1");
+    Ok(([top1(&g, "stage1")?, top1(&g, "stage2")?, top1(&c, "stage1")?], seconds))
 }
 
 /// Mean and sample standard deviation.
@@ -241,25 +246,29 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
     std::fs::create_dir_all(&opts.out)?;
     let started = Instant::now();
     let (mut ours_all, mut theirs_all) = (Vec::new(), Vec::new());
+    let (mut ours_seconds, mut theirs_seconds) = (0.0, 0.0);
     let seeds: Vec<u64> = (0..opts.seeds as u64).map(|i| 123 + i).collect();
     for &seed in &seeds {
         let (gcl, ce) = recipes(opts.epochs, seed);
-        let t0 = Instant::now();
-        let o = ours(&gcl, &ce, opts, &opts.out.join(format!("ours/seed{seed}")))?;
-        let t_ours = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let p = theirs(&gcl, &ce, opts, &opts.out.join(format!("torch/seed{seed}")))?;
-        let t_torch = t1.elapsed().as_secs_f64();
+        let (o, t_ours) = ours(&gcl, &ce, opts, &opts.out.join(format!("ours/seed{seed}")))?;
+        let (p, t_torch) = theirs(&gcl, &ce, opts, &opts.out.join(format!("torch/seed{seed}")))?;
         tracing::info!("fidelity seed {seed}: ours {o:?} ({t_ours:.0} s), PyTorch {p:?} ({t_torch:.0} s)");
+        ours_seconds += t_ours;
+        theirs_seconds += t_torch;
         ours_all.push(o);
         theirs_all.push(p);
     }
     let (warmup, milestones, s2) = compressed_schedule(opts.epochs);
+    let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let mut md = format!(
         "# Fidelity: gcl-repro against an independent PyTorch run\n\n\
+         Command: `{cmd}` (gcl-repro {version}, commit {commit}).\n\n\
          CIFAR-10-LT γ = 100 (12,406 train images, the Cao et al. subset), ResNet-32, final-epoch test top-1 (%).\n\
          Schedule compressed from 200 to {e} epochs: warm-up {warmup}, milestones {milestones:?}, stage 2 {s2} epoch(s).\n\
          Seeds {seeds:?} for each engine; device {dev} ({cpu}); our CPU path: {path}; libtorch {lt}.\n\n",
+        cmd = command.join(" "),
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("GCL_GIT_COMMIT"),
         e = opts.epochs,
         dev = crate::device::device_label(opts.device),
         cpu = crate::device::cpu_name(),
@@ -272,11 +281,20 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         let f = |v: &Finals| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ");
         let _ = writeln!(md, "- seed {seed}: {} | {}", f(&ours_all[i]), f(&theirs_all[i]));
     }
-    let _ = writeln!(md, "\nWall time of the whole check: {:.1} min.", started.elapsed().as_secs_f64() / 60.0);
+    let _ = writeln!(
+        md,
+        "\nTraining time recorded by the runs (evaluation included): ours {:.1} min, PyTorch {:.1} min; \
+         this invocation took {:.1} min (finished seeds of an interrupted check are not trained again).",
+        ours_seconds / 60.0,
+        theirs_seconds / 60.0,
+        started.elapsed().as_secs_f64() / 60.0
+    );
     let json = json!({
         "epochs": opts.epochs, "seeds": seeds, "recipes": RECIPES, "ours": ours_all, "torch": theirs_all,
         "engine_version": crate::ENGINE_VERSION, "git_commit": env!("GCL_GIT_COMMIT"),
         "libtorch": crate::device::libtorch_version(), "cpu": crate::device::cpu_name(), "threads": opts.threads,
+        "command": command,
+        "train_seconds": { "ours": ours_seconds, "torch": theirs_seconds },
         "wall_seconds": started.elapsed().as_secs_f64(),
     });
     std::fs::write(opts.out.join("fidelity.json"), serde_json::to_string_pretty(&json)?)?;
