@@ -415,6 +415,7 @@ pub fn runs_frame(cells: &[CellInput]) -> Result<DataFrame> {
         Column::new("cuda".into(), runs.iter().map(|(_, r)| r.result.provenance.cuda.clone()).collect::<Vec<Option<String>>>()),
         Column::new("device".into(), s(&|_, r| r.result.provenance.device.clone())),
         Column::new("device_name".into(), s(&|_, r| r.result.provenance.device_name.clone())),
+        Column::new("cpu_numerics".into(), s(&|_, r| r.result.provenance.cpu_numerics.clone())),
         Column::new("wall_seconds".into(), f(&|_, r| r.result.provenance.wall_seconds)),
         Column::new("started".into(), s(&|_, r| r.result.provenance.started.clone())),
         Column::new("finished".into(), s(&|_, r| r.result.provenance.finished.clone())),
@@ -602,14 +603,14 @@ fn provenance_markdown(out: &mut String, cells: &[CellInput]) {
         return;
     }
     out.push_str("<details><summary>Provenance of every number</summary>\n\n");
-    out.push_str("| Row | Column | Seed | Stage | Run key | Final | Best (epoch) | gcl-repro | libtorch | CUDA | Device | Wall time | Finished |\n");
-    out.push_str("| :--- | :--- | ---: | ---: | :--- | ---: | ---: | :--- | :--- | :--- | :--- | ---: | :--- |\n");
+    out.push_str("| Row | Column | Seed | Stage | Run key | Final | Best (epoch) | gcl-repro | libtorch | CUDA | Device | CPU path | Wall time | Finished |\n");
+    out.push_str("| :--- | :--- | ---: | ---: | :--- | ---: | ---: | :--- | :--- | :--- | :--- | :--- | ---: | :--- |\n");
     for (c, r) in runs {
         let p = &r.result.provenance;
         let commit: String = p.git_commit.chars().take(10).collect();
         writeln!(
             out,
-            "| {} | {} | {} | {} | `{}` | {:.2} | {:.2} ({}) | {} ({}) | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | `{}` | {:.2} | {:.2} ({}) | {} ({}) | {} | {} | {} | {} | {} | {} |",
             c.row_label.replace('|', r"\|"),
             c.column_label.replace('|', r"\|"),
             r.seed,
@@ -623,6 +624,7 @@ fn provenance_markdown(out: &mut String, cells: &[CellInput]) {
             p.libtorch_version,
             p.cuda.as_deref().unwrap_or("none"),
             if p.device_name.is_empty() { &p.device } else { &p.device_name },
+            if p.cpu_numerics.is_empty() { "not recorded" } else { &p.cpu_numerics },
             wall_time(p.wall_seconds),
             p.finished,
         )
