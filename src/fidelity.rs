@@ -152,8 +152,12 @@ pub fn mean_std(x: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Welch's two-sided t-test: (t, degrees of freedom, p-value). Equal constant samples give p = 1.
+/// Welch's two-sided t-test: (t, degrees of freedom, p-value). Equal constant samples give p = 1;
+/// fewer than two samples on a side give NaN (no variance, no test).
 pub fn welch(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    if a.len() < 2 || b.len() < 2 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
     let (ma, sa) = mean_std(a);
     let (mb, sb) = mean_std(b);
     let (va, vb) = (sa * sa / a.len() as f64, sb * sb / b.len() as f64);
@@ -233,8 +237,14 @@ pub fn table(ours: &[Finals], theirs: &[Finals]) -> String {
         let b: Vec<f64> = theirs.iter().map(|f| f[r]).collect();
         let ((ma, sa), (mb, sb)) = (mean_std(&a), mean_std(&b));
         let (_, _, p) = welch(&a, &b);
-        let ok = (ma - mb).abs() <= 1.0 || p >= 0.05;
-        let _ = writeln!(text, "| {name} | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {:+.2} | {p:.3} | {} |", ma - mb, if ok { "yes" } else { "NO" });
+        let verdict = match ((ma - mb).abs() <= 1.0, p.is_nan()) {
+            (true, _) => "yes".to_string(),
+            (false, true) => "untested (one seed: no variance, no test)".to_string(),
+            (false, false) if p >= 0.05 => "yes".to_string(),
+            (false, false) => "NO".to_string(),
+        };
+        let p = if p.is_nan() { "n/a".to_string() } else { format!("{p:.3}") };
+        let _ = writeln!(text, "| {name} | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {:+.2} | {p} | {verdict} |", ma - mb);
     }
     text
 }
@@ -325,6 +335,7 @@ mod tests {
         assert!((t + 2.251_436_323_159_37).abs() < 1e-9 && (df - 5.520_787_746_170_68).abs() < 1e-9, "t {t} df {df}");
         assert!((p - 0.069_133_593_192_394).abs() < 1e-8, "p {p}");
         assert_eq!(welch(&[3.0, 3.0], &[3.0, 3.0]).2, 1.0);
+        assert!(welch(&[3.0], &[4.0, 5.0]).2.is_nan(), "one seed has no variance: no test");
     }
 
     #[test]
