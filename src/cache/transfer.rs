@@ -180,11 +180,11 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
     let staged = Cache { root: scratch.path().to_path_buf() };
     let mut result = Imported::default();
     for key in &toc.runs {
-        let problems: Vec<String> = staged
-            .verify_run(key)?
-            .into_iter()
-            .filter(|p| !(toc.without_weights && p.ends_with("is missing") && p.contains(".safetensors")))
-            .collect();
+        if toc.without_weights {
+            // Marked before the check, so `verify_run` itself accepts the absent weights.
+            fs::write(staged.run_dir(key).join(WEIGHTS_OMITTED), "imported with `cache export --without-weights`: weights and embeddings are not here\n")?;
+        }
+        let problems: Vec<String> = staged.verify_run(key)?;
         if !problems.is_empty() {
             bail!("{}: run {key} is inconsistent ({}); nothing was imported", archive.display(), problems.join("; "));
         }
@@ -210,11 +210,7 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
         if result.present.contains(key) {
             continue;
         }
-        let dir = staged.run_dir(key);
-        if toc.without_weights {
-            fs::write(dir.join(WEIGHTS_OMITTED), "imported with `cache export --without-weights`: weights and embeddings are not here\n")?;
-        }
-        fs::rename(&dir, cache.run_dir(key)).with_context(|| format!("publishing run {key}"))?;
+        fs::rename(staged.run_dir(key), cache.run_dir(key)).with_context(|| format!("publishing run {key}"))?;
         result.added.push(key.clone());
     }
     for name in toc.files.keys().filter(|n| n.starts_with("derived/")) {
