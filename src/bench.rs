@@ -1,8 +1,8 @@
 //! `gcl-repro bench step`: the stage-1 training step (ResNet-32, cosine classifier, GCL loss,
 //! mixup, SGD) timed beside PyTorch eager doing the same step on the same device in the same
 //! call, so the result is a ratio rather than an absolute time that varies from host to host.
-use crate::config::{Arch, Head, LossKind, LossSpec, ModelSpec, RunSpec};
-use crate::losses::Criterion;
+use crate::config::{Arch, Head, LossSpec, ModelSpec, RunSpec};
+use crate::losses::{Criterion, Gcl};
 use crate::training::augment::DeviceImages;
 use crate::training::sgd::Sgd;
 use crate::training::Model;
@@ -47,7 +47,7 @@ pub fn time_our_step(device: Device, batch: usize, steps: usize, warmup: usize, 
     let mut params: Vec<Tensor> = model.backbone.trainable_variables();
     params.extend(model.head.trainable_variables());
     let mut opt = Sgd::new(params, 0.9, 2e-4);
-    let criterion = Criterion::new(&LossSpec { kind: LossKind::Gcl, ..LossSpec::default() }, &counts, device);
+    let criterion = Criterion::new(&LossSpec::Gcl(Gcl::default()), &counts, Head::Normed, device);
     let images = Tensor::randint(256, [n as i64, 3, 32, 32], (Kind::Uint8, Device::Cpu));
     let labels: Vec<i64> = (0..n as i64).map(|i| i % classes as i64).collect();
     let data = DeviceImages::new(&images, &labels, [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010], device);

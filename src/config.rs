@@ -8,6 +8,10 @@
 //! All structs deny unknown fields: a misspelt key is an error, never silently ignored.
 use serde::{Deserialize, Serialize};
 
+pub use crate::losses::{CloudSchedule, LasShape, LossSpec};
+use crate::losses::Gcl;
+pub use crate::training::rebalance::{ClassifierInit, Rebalance};
+
 /// One run: a stage-1 training and, optionally, a stage-2 classifier re-balancing on top.
 /// The cache stores the two stages as separate runs so that stage-2 variants share stage 1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -186,94 +190,6 @@ impl Default for ModelSpec {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum LossKind {
-    #[default]
-    Ce,
-    Focal,
-    /// LDAM (Cao et al. 2019); with `drw_epoch` in the stage it becomes LDAM-DRW.
-    Ldam,
-    /// Logit-adjusted cross-entropy (Menon et al. 2021): logits + tau * log prior.
-    LogitAdjusted,
-    /// Balanced softmax (Ren et al. 2020): logits + log prior.
-    BalancedSoftmax,
-    /// Label-aware smoothing (MisLAS, Zhong et al. 2021).
-    LabelAwareSmoothing,
-    /// Gaussian clouded logit (this paper).
-    Gcl,
-}
-
-/// How the cloud size grows from head (0) to tail (1) classes; Table 3.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum CloudSchedule {
-    /// `log n_max - log n_j` (default).
-    #[default]
-    Log,
-    /// `n_max^(1/3) - n_j^(1/3)`.
-    PowThird,
-    /// `n_max^(1/4) - n_j^(1/4)`.
-    PowQuarter,
-    /// `cos(n_j / n_max * pi/2)`.
-    Cos,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LossSpec {
-    pub kind: LossKind,
-    /// Logit scale `s` for cosine logits (GCL: 30 in stage 1, 20 in stage 2; LDAM: 30).
-    pub scale: f64,
-    /// GCL: noise multiplier `c` (released code 0.5; the paper's text implies 1.0).
-    pub noise_mul: f64,
-    /// GCL: standard deviation of the Gaussian noise before clamping to [-1, 1].
-    pub noise_std: f64,
-    /// Additive margin subtracted from the target class's logit (GCL stage 2: 0.1).
-    pub margin: f64,
-    pub cloud: CloudSchedule,
-    /// Focal exponent; 0 means plain CE. GCL stage 2 wraps its loss in a focal term, gamma 1.
-    pub focal_gamma: f64,
-    /// LDAM: largest margin (tail class).
-    pub ldam_max_margin: f64,
-    /// Logit adjustment: tau.
-    pub tau: f64,
-    /// Label-aware smoothing: smoothing of the head and of the tail class, and the curve between.
-    pub las_head: f64,
-    pub las_tail: f64,
-    pub las_shape: LasShape,
-}
-
-/// How label-aware smoothing goes from the tail's to the head's value (MiSLAS's `shape`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LasShape {
-    /// `s_t + (s_h - s_t) sin(pi/2 t)`, `t = (n_j - n_min)/(n_max - n_min)` (MiSLAS's default).
-    #[default]
-    Concave,
-    /// `s_t + (s_h - s_t) t`.
-    Linear,
-}
-
-impl Default for LossSpec {
-    fn default() -> Self {
-        LossSpec {
-            kind: LossKind::Ce,
-            scale: 30.0,
-            noise_mul: 0.5,
-            noise_std: 1.0 / 3.0,
-            margin: 0.0,
-            cloud: CloudSchedule::Log,
-            focal_gamma: 0.0,
-            ldam_max_margin: 0.5,
-            tau: 1.0,
-            las_head: 0.4,
-            las_tail: 0.1,
-            las_shape: LasShape::Concave,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
 pub enum SamplerKind {
     /// Instance-balanced: every image once per epoch, shuffled.
     #[default]
@@ -410,39 +326,12 @@ impl Default for Stage1Spec {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Rebalance {
-    /// Classifier re-training on the frozen backbone.
-    #[default]
-    Crt,
-    /// Learnable weight scaling: one learnable scale per class on the frozen classifier.
-    Lws,
-    /// Post-hoc `w_j / ||w_j||^tau`; no training.
-    TauNorm,
-    /// Classifier re-training with a learnable per-class scale on its output, both trained
-    /// (MiSLAS's stage 2: `LearnableWeightScaling` beside the classifier).
-    CrtLws,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassifierInit {
-    /// Start from the stage-1 classifier (released GCL code).
-    #[default]
-    Finetune,
-    /// Re-initialise the classifier (Kang et al. 2020).
-    Reinit,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Stage2Spec {
-    pub method: Rebalance,
-    pub init: ClassifierInit,
-    /// The classifier's learning rate is `lr * classifier_lr_factor` (MiSLAS's `lr_factor`;
-    /// the per-class scale of `crt_lws` keeps `lr`).
-    pub classifier_lr_factor: f64,
+    /// How the classifier is re-balanced (`rebalance = { method = "crt", ... }`); each method
+    /// owns its settings (`training::rebalance`).
+    pub rebalance: Rebalance,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -458,8 +347,6 @@ pub struct Stage2Spec {
     pub sampler: SamplerSpec,
     pub mixup: bool,
     pub mixup_alpha: f64,
-    /// tau-normalisation exponent.
-    pub tau: f64,
     /// MiSLAS's `shift_bn`: the frozen backbone's BatchNorm layers run in train mode during
     /// stage 2, so their running statistics are re-estimated on the stage-2 batches (PyTorch's
     /// momentum 0.1); no backbone parameter is trained. Off: BatchNorm stays in eval mode.
@@ -480,8 +367,7 @@ pub enum CheckpointChoice {
 impl Default for Stage2Spec {
     fn default() -> Self {
         Stage2Spec {
-            method: Rebalance::Crt,
-            init: ClassifierInit::Finetune,
+            rebalance: Rebalance::default(),
             epochs: 30,
             batch_size: 64,
             // Released code: 0.1 * lr_max * (1 + cos) * 0.1 => peak 0.002 with lr_max 0.1.
@@ -494,18 +380,11 @@ impl Default for Stage2Spec {
             lr_decay: 0.1,
             warmup_start: 0.0,
             nesterov: false,
-            classifier_lr_factor: 1.0,
-            loss: LossSpec {
-                kind: LossKind::Gcl,
-                scale: 20.0,
-                margin: 0.1,
-                focal_gamma: 1.0,
-                ..LossSpec::default()
-            },
+            // Released stage 2: GCL with s = 20, margin 0.1, inside the focal factor (gamma 1).
+            loss: LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, ..Gcl::default() }),
             sampler: SamplerSpec { kind: SamplerKind::Cben, ..SamplerSpec::default() },
             mixup: true,
             mixup_alpha: 1.0,
-            tau: 1.0,
             shift_bn: false,
             from_checkpoint: CheckpointChoice::Final,
         }
@@ -543,7 +422,7 @@ impl RunSpec {
     pub fn released_gcl() -> RunSpec {
         let mut spec = RunSpec::default();
         spec.model.head = Head::Normed;
-        spec.stage1.loss = LossSpec { kind: LossKind::Gcl, scale: 30.0, noise_mul: 0.5, ..LossSpec::default() };
+        spec.stage1.loss = LossSpec::Gcl(Gcl { scale: 30.0, noise_mul: 0.5, ..Gcl::default() });
         spec.stage1.mixup = true;
         spec.stage2 = Some(Stage2Spec::default());
         spec
@@ -577,7 +456,7 @@ mod tests {
     fn round_trip_through_toml() {
         let mut spec = RunSpec::default();
         spec.stage2 = Some(Stage2Spec::default());
-        spec.stage1.loss.kind = LossKind::Gcl;
+        spec.stage1.loss = LossSpec::Gcl(Gcl::default());
         let text = toml::to_string(&spec).unwrap();
         let back: RunSpec = toml::from_str(&text).unwrap();
         assert_eq!(spec, back);

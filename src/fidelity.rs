@@ -12,8 +12,9 @@
 //! the table gives mean ± std of the final-epoch top-1 of each engine, the difference of means
 //! and Welch's t-test p-value. Seeds differ between the engines' generators, so only the
 //! distributions can agree, which is what the test asks.
-use crate::config::{Arch, DatasetName, DatasetSpec, Head, LossKind, LossSpec, RunSpec, Stage1Spec, Stage2Spec};
-use crate::training::{self, Context};
+use crate::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, RunSpec, Stage1Spec, Stage2Spec};
+use crate::losses::Ce;
+use crate::training::{self, Progress, RunEnv};
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -60,7 +61,7 @@ pub fn recipes(epochs: usize, seed: u64) -> (RunSpec, RunSpec) {
     gcl.stage2 = Some(Stage2Spec { epochs: stage2_epochs, ..Stage2Spec::default() });
     let mut ce = base;
     ce.model.head = Head::Linear;
-    ce.stage1.loss = LossSpec { kind: LossKind::Ce, ..LossSpec::default() };
+    ce.stage1.loss = LossSpec::Ce(Ce::default());
     ce.stage1.mixup = false;
     (gcl, ce)
 }
@@ -99,10 +100,11 @@ type Finals = [f64; 3];
 fn ours(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64)> {
     let data: crate::data::Data = crate::data::load(&gcl.dataset, &opts.data_root)?.into();
     let stop = AtomicBool::new(false);
-    let ctx = |sub: &str| Context { device: opts.device, dir: dir.join(sub), stop: &stop, progress: None, label: format!("ours seed {} {sub}", gcl.seed) };
-    let s1 = training::run_stage1(&gcl.stage1_only(), &data, "gcl-stage1", &ctx("gcl_stage1"))?;
-    let s2 = training::run_stage2(gcl, &data, "gcl-crt", "gcl-stage1", &dir.join("gcl_stage1"), &ctx("gcl_crt"))?;
-    let c = training::run_stage1(ce, &data, "ce", &ctx("ce"))?;
+    let observers = ["gcl_stage1", "gcl_crt", "ce"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
+    let env = |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
+    let s1 = training::run_stage1(&gcl.stage1_only(), &data, "gcl-stage1", &env(0, "gcl_stage1"))?;
+    let s2 = training::run_stage2(gcl, &data, "gcl-crt", "gcl-stage1", &dir.join("gcl_stage1"), &env(1, "gcl_crt"))?;
+    let c = training::run_stage1(ce, &data, "ce", &env(2, "ce"))?;
     let seconds = s1.provenance.wall_seconds + s2.provenance.wall_seconds + c.provenance.wall_seconds;
     Ok(([s1.final_eval.top1, s2.final_eval.top1, c.final_eval.top1], seconds))
 }

@@ -41,5 +41,9 @@ pub mod tsne;
 /// follows stage 1's cloud schedule; baselines follow their own released recipes.
 /// 3: every constant of the loss, sampler, schedule and mixup computed with `portable` math
 /// (bit-identical on every machine); synthetic set v3; stage 2 stores its final weights.
+/// 4: losses and stage-2 methods are tagged enums, each owning its settings (keys hold only the
+/// chosen variant's fields); a `reinit` stage 2 trains and stores its re-initialised classifier
+/// (engine 3 trained none); stage 2 stores LWS scales only for the methods that have them.
+/// Every other run's weights are bit-identical to engine 3's.
 /// The golden run of `tests/numerics.rs` pins the numerics of this version.
-pub const ENGINE_VERSION: u32 = 3;
+pub const ENGINE_VERSION: u32 = 4;

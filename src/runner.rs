@@ -9,7 +9,7 @@ use crate::config::RunSpec;
 use crate::data::Data;
 use crate::device::device_label;
 use crate::metrics::RunResult;
-use crate::training::{self, Context, TrainError};
+use crate::training::{self, Progress, RunEnv, TrainError};
 use anyhow::{Context as _, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -317,13 +317,8 @@ fn run_one(
             d
         }
     };
-    let ctx = Context {
-        device,
-        dir: cache.partial_dir(&job.key),
-        stop,
-        progress: Some(multi),
-        label: format!("{} [{}]", job.label, job.short()),
-    };
+    let observer = Progress::new(format!("{} [{}]", job.label, job.short()), Some(multi));
+    let ctx = RunEnv { device, dir: cache.partial_dir(&job.key), stop, observer: &observer };
     let mut result = match (&job.parent, job.stage) {
         (Some(parent), 2) => training::run_stage2(&job.spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
         _ => training::run_stage1(&job.spec, &data, &job.key, &ctx)?,

@@ -17,10 +17,10 @@ fn unknown_keys_and_bad_values_name_line_key_and_allowed() {
         "tests/fixtures/manifests/bad_keys.toml:7:12: invalid value \"ten\" for `epochs` in [defaults.stage1]; expected a non-negative integer, found string \"ten\"",
         "tests/fixtures/manifests/bad_keys.toml:8:1: `scale` in [defaults] is not a manifest setting: choose it with `--scale smoke|full` (smoke settings go in [manifest.smoke])",
         "tests/fixtures/manifests/bad_keys.toml:11:13: invalid value \"cifar11\" for `name` in [columns.c10.dataset]; expected one of cifar10, cifar100, synthetic, imagenet_lt, places_lt, inat2018",
-        "tests/fixtures/manifests/bad_keys.toml:15:1: unknown key `sampeler` in [rows.gcl.stage2]; did you mean `sampler`? (allowed: method, init, classifier_lr_factor, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, tau, shift_bn, from_checkpoint)",
+        "tests/fixtures/manifests/bad_keys.toml:15:1: unknown key `sampeler` in [rows.gcl.stage2]; did you mean `sampler`? (allowed: rebalance, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, shift_bn, from_checkpoint)",
         "tests/fixtures/manifests/bad_keys.toml:17:1: invalid value \"cbenn\" for `kind` in [rows.gcl.stage2.sampler]; expected one of ib, cb, en, cben, class_aware, reversed",
         "tests/fixtures/manifests/bad_keys.toml:20:1: unknown key `labl` in [rows.ce]; did you mean `label`? (allowed: dataset, model, stage1, stage2, seed, cpu, label, quoted, published, published_row, columns)",
-        "tests/fixtures/manifests/bad_keys.toml:21:1: `stage2` in [rows.ce] must be a table or `false` (no stage 2), not a boolean; allowed keys: method, init, classifier_lr_factor, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, tau, shift_bn, from_checkpoint",
+        "tests/fixtures/manifests/bad_keys.toml:21:1: `stage2` in [rows.ce] must be a table or `false` (no stage 2), not a boolean; allowed keys: rebalance, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, shift_bn, from_checkpoint",
         "tests/fixtures/manifests/bad_keys.toml:22:7: invalid value \"cosine\" for `head` in [rows.ce.model]; expected one of linear, normed",
     ];
     assert_eq!(errors("bad_keys.toml"), expected);
@@ -79,7 +79,13 @@ fn inline_manifest_edge_cases() {
     check("[manifest]\nseeds = []\n[columns.c]\n[rows.r]\n", "2:1: `seeds` in [manifest] is empty; list at least one seed or remove the key (default: seed 123)");
     check("[manifest.smoke]\nseed = 3\n[columns.c]\n[rows.r]\n", "2:1: `seed` in [manifest.smoke] would make smoke runs use other seeds than the table; set `seeds` in [manifest]");
     check("[columns.c]\n[rows.r]\n[cells.\"r.c\"]\nskip = true\n", "2:7: row `r` is not quoted but has no cell to train (all its cells are skipped or outside its `columns`)");
-    check("[columns.c]\n[rows.r]\nstage1 = { loss = { kind = \"gcl\", nois_mul = 1 } }\n", "3:35: unknown key `nois_mul` in [rows.r.stage1.loss]; did you mean `noise_mul`? (allowed: kind, scale, noise_mul, noise_std, margin, cloud, focal_gamma, ldam_max_margin, tau, las_head, las_tail, las_shape)");
+    check("[columns.c]\n[rows.r]\nstage1 = { loss = { kind = \"gcl\", nois_mul = 1 } }\n", "3:35: unknown key `nois_mul` in [rows.r.stage1.loss]; did you mean `noise_mul`? (the settings of kind = \"gcl\": kind, scale, noise_mul, noise_std, margin, cloud, focal_gamma)");
+    // A setting of another loss, in a table that names its kind: the kind's own settings.
+    check("[columns.c]\n[rows.r]\nstage1 = { loss = { kind = \"ce\", noise_mul = 1 } }\n", "3:34: unknown key `noise_mul` in [rows.r.stage1.loss] (the settings of kind = \"ce\": kind, scale)");
+    // Without a kind in the table, any loss's setting passes this check (the kind may come from
+    // another fragment); a lone value is still checked against a loss that has it.
+    check("[columns.c]\n[rows.r]\nstage1 = { loss = { noise_mul = \"x\" } }\n", "3:21: invalid value \"x\" for `noise_mul` in [rows.r.stage1.loss]; expected a number, found string \"x\"");
+    check("[columns.c]\n[rows.r]\nstage2 = { rebalance = { method = \"tau_nrom\" } }\n", "3:26: invalid value \"tau_nrom\" for `method` in [rows.r.stage2.rebalance]; expected one of crt, lws, tau_norm, crt_lws");
 }
 
 #[test]

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use gcl_repro::config::{Arch, Head, LossKind, LossSpec, ModelSpec};
+use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec};
+use gcl_repro::losses::{Ce, Gcl};
 use gcl_repro::losses::Criterion;
 use gcl_repro::models::Network;
 use tch::{nn, Device, Kind, Tensor};
@@ -76,18 +77,18 @@ fn tch_matches_pytorch_forward_backward() {
         Tensor::read_npz(dir.path().join("out.npz")).unwrap().into_iter().collect();
 
     let counts: Vec<usize> = COUNTS.iter().map(|&n| n as usize).collect();
-    let gcl = LossSpec { kind: LossKind::Gcl, ..LossSpec::default() };
+    let gcl = Gcl::default();
     let cases = [
-        ("ce", LossSpec { kind: LossKind::Ce, scale: 30.0, ..LossSpec::default() }),
-        ("gcl1", gcl.clone()),
-        ("gcl2", LossSpec { scale: 20.0, margin: 0.1, focal_gamma: 1.0, ..gcl }),
+        ("ce", LossSpec::Ce(Ce { scale: 30.0 })),
+        ("gcl1", LossSpec::Gcl(gcl.clone())),
+        ("gcl2", LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, ..gcl })),
     ];
     let trainable: Vec<(String, Tensor)> =
         vars.iter().filter(|(_, t)| t.requires_grad()).map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
     // Stem conv + BN (3), three blocks of 2 convs + 2 BNs (18), cosine anchors (1).
     assert_eq!(trainable.len(), 22);
     for (case, loss_spec) in cases {
-        let criterion = Criterion::new(&loss_spec, &counts, Device::Cpu).with_head(Head::Normed);
+        let criterion = Criterion::new(&loss_spec, &counts, Head::Normed, Device::Cpu);
         for (_, t) in &trainable {
             let mut g = t.grad();
             if g.defined() {

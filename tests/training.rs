@@ -1,7 +1,9 @@
 //! Real libtorch training on the built-in synthetic set: the engine learns, stage 2 builds on
 //! stage 1, and a run resumed from its checkpoint ends bit-identical to an uninterrupted one.
-use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, LossKind, Rebalance, RunSpec, Stage2Spec};
-use gcl_repro::training::{self, Context};
+use gcl_repro::config::{Arch, ClassifierInit, DatasetName, DatasetSpec, Head, LossSpec, Rebalance, RunSpec, Stage2Spec};
+use gcl_repro::losses::{Ce, Gcl};
+use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
+use gcl_repro::training::{self, RunEnv, Silent};
 use std::sync::atomic::AtomicBool;
 use tch::{Device, Tensor};
 
@@ -13,7 +15,7 @@ fn small_spec(epochs: usize) -> RunSpec {
     s.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 4, max_per_class: 96, imbalance: 8.0, test_per_class: 24, ..DatasetSpec::default() };
     s.model.arch = Arch::ResnetSmall;
     s.model.head = Head::Normed;
-    s.stage1.loss.kind = LossKind::Gcl;
+    s.stage1.loss = LossSpec::Gcl(Gcl::default());
     s.stage1.mixup = true;
     s.stage1.epochs = epochs;
     s.stage1.batch_size = 32;
@@ -23,8 +25,8 @@ fn small_spec(epochs: usize) -> RunSpec {
     s
 }
 
-fn ctx<'a>(dir: &std::path::Path, stop: &'a AtomicBool) -> Context<'a> {
-    Context { device: Device::Cpu, dir: dir.to_path_buf(), stop, progress: None, label: "test".into() }
+fn ctx<'a>(dir: &std::path::Path, stop: &'a AtomicBool) -> RunEnv<'a> {
+    RunEnv { device: Device::Cpu, dir: dir.to_path_buf(), stop, observer: &Silent }
 }
 
 fn weights(dir: &std::path::Path) -> Vec<(String, Tensor)> {
@@ -86,7 +88,7 @@ fn engine_learns_and_stage2_rebalances() {
     let mut spec = small_spec(14);
     spec.dataset.max_per_class = 128;
     spec.model.head = Head::Linear;
-    spec.stage1.loss.kind = LossKind::Ce;
+    spec.stage1.loss = LossSpec::Ce(Ce::default());
     spec.stage1.mixup = false;
     spec.stage1.milestones = vec![];
     let data: gcl_repro::data::Data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
@@ -105,11 +107,20 @@ fn engine_learns_and_stage2_rebalances() {
     let train_f = &emb.iter().find(|(n, _)| n == "train_features").unwrap().1;
     assert_eq!(train_f.size()[0] as usize, data.train_labels().len());
 
-    for (method, shift_bn) in [(Rebalance::Crt, false), (Rebalance::Lws, false), (Rebalance::TauNorm, false), (Rebalance::CrtLws, true)] {
+    let half = Crt { classifier_lr_factor: 0.5, ..Crt::default() };
+    let reinit = Crt { init: ClassifierInit::Reinit, classifier_lr_factor: 1.0 };
+    // (method, shift_bn, peak lr): a re-initialised classifier learns from scratch, at a cRT
+    // learning rate (Kang et al. 2020), not at the fine-tuning default 0.002.
+    let methods = [
+        (Rebalance::Crt(half.clone()), false, 0.002),
+        (Rebalance::Crt(reinit), false, 0.1),
+        (Rebalance::Lws(Lws {}), false, 0.002),
+        (Rebalance::TauNorm(TauNorm { tau: 1.0 }), false, 0.002),
+        (Rebalance::CrtLws(half), true, 0.002),
+    ];
+    for (method, shift_bn, lr) in methods {
         let mut s2 = spec.clone();
-        let mut stage2 = Stage2Spec { method, shift_bn, classifier_lr_factor: 0.5, epochs: 2, ..Stage2Spec::default() };
-        stage2.loss.kind = LossKind::Ce;
-        stage2.loss.margin = 0.0;
+        let stage2 = Stage2Spec { rebalance: method.clone(), shift_bn, epochs: 2, lr, loss: LossSpec::Ce(Ce::default()), ..Stage2Spec::default() };
         s2.stage2 = Some(stage2);
         let d2 = tempfile::tempdir().unwrap();
         let r2 = training::run_stage2(&s2, &data, "s2", "s1", d1.path(), &ctx(d2.path(), &stop)).unwrap();
@@ -118,7 +129,21 @@ fn engine_learns_and_stage2_rebalances() {
         // Above chance (25%) after two epochs on the frozen backbone.
         assert!(r2.final_eval.top1 > 30.0, "{method:?}: {}", r2.final_eval.top1);
         // The backbone is frozen: stage 2 leaves its weights untouched.
-        if method != Rebalance::TauNorm {
+        // The methods that train the classifier store a changed one (a re-initialised classifier
+        // that stage 2 never trained would be missing or at chance).
+        let head = |ws: &[(String, Tensor)]| ws.iter().find(|(n, _)| n == "head.linear.weight").map(|(_, t)| t.shallow_clone());
+        let (head1, head2) = (head(&weights(d1.path())).unwrap(), head(&weights(d2.path())).expect("stage 2 stores the classifier"));
+        match method {
+            // LWS trains its scales on the frozen classifier.
+            Rebalance::Lws(_) => assert!(head1.equal(&head2), "LWS changed the classifier"),
+            // tau = 1 on the linear head: every class vector divided by its norm.
+            Rebalance::TauNorm(_) => {
+                let want = &head1 / head1.norm_scalaropt_dim(2.0, [1], true);
+                assert!(head2.allclose(&want, 1e-6, 1e-7, false), "tau-norm stored an unnormalised classifier");
+            }
+            _ => assert!(!head1.equal(&head2), "{method:?} did not train the classifier"),
+        }
+        if !matches!(method, Rebalance::TauNorm(_)) {
             let w1 = weights(d1.path());
             let best2 = Tensor::read_safetensors(d2.path().join(training::BEST_MODEL)).unwrap();
             for (n, t) in w1.iter().filter(|(n, _)| n.starts_with("backbone.")) {
@@ -141,7 +166,7 @@ fn bbn_trains_with_two_samplers_and_refuses_mixup() {
     let mut spec = small_spec(2);
     spec.model.bbn = true;
     spec.model.head = Head::Linear;
-    spec.stage1.loss.kind = LossKind::Ce;
+    spec.stage1.loss = LossSpec::Ce(Ce::default());
     let err = training::check_spec(&spec).unwrap_err().to_string();
     assert!(err.contains("mixup"), "{err}");
     spec.stage1.mixup = false;

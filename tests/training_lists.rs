@@ -1,7 +1,8 @@
 //! The training engine on a list-file dataset (the Table 2 path): JPEG files named by
 //! `path label` lists under an image root, decoded and augmented batch by batch.
-use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, LossKind, RunSpec, Stage2Spec};
-use gcl_repro::training::{self, Context};
+use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, RunSpec, Stage2Spec};
+use gcl_repro::losses::Gcl;
+use gcl_repro::training::{self, RunEnv, Silent};
 use std::sync::atomic::AtomicBool;
 use tch::{Device, Tensor};
 
@@ -40,7 +41,7 @@ fn stage1_and_stage2_train_on_jpeg_lists() {
     };
     spec.model.arch = Arch::ResnetSmall;
     spec.model.head = Head::Normed;
-    spec.stage1.loss.kind = LossKind::Gcl;
+    spec.stage1.loss = LossSpec::Gcl(Gcl::default());
     spec.stage1.epochs = 1;
     spec.stage1.batch_size = 8;
     spec.stage1.warmup_epochs = 0;
@@ -48,7 +49,7 @@ fn stage1_and_stage2_train_on_jpeg_lists() {
     assert_eq!(data.class_counts(), &[10, 6, 3]);
     let stop = AtomicBool::new(false);
     let d1 = tempfile::tempdir().unwrap();
-    let ctx = |dir: &std::path::Path| Context { device: Device::Cpu, dir: dir.to_path_buf(), stop: &stop, progress: None, label: "lists".into() };
+    let ctx = |dir: &std::path::Path| RunEnv { device: Device::Cpu, dir: dir.to_path_buf(), stop: &stop, observer: &Silent };
     let r1 = training::run_stage1(&spec, &data, "s1", &ctx(d1.path())).unwrap();
     assert_eq!(r1.epochs.len(), 1);
     assert!(r1.epochs[0].train_loss.is_finite());
@@ -76,7 +77,7 @@ fn a_missing_image_names_the_list_line() {
     let data = gcl_repro::data::load_any(&spec.dataset, root.path()).unwrap();
     let stop = AtomicBool::new(false);
     let d = tempfile::tempdir().unwrap();
-    let ctx = Context { device: Device::Cpu, dir: d.path().to_path_buf(), stop: &stop, progress: None, label: "x".into() };
+    let ctx = RunEnv { device: Device::Cpu, dir: d.path().to_path_buf(), stop: &stop, observer: &Silent };
     let err = format!("{:#}", training::run_stage1(&spec, &data, "k", &ctx).unwrap_err());
     assert!(err.contains("train.txt:") && err.contains(".jpg"), "{err}");
 }

@@ -37,12 +37,12 @@ fn settings_summary(cache: &Cache, key: &str) -> String {
     let Ok(text) = std::fs::read_to_string(cache.run_dir(key).join(SPEC)) else { return "?".into() };
     let Ok(spec) = toml::from_str::<crate::config::RunSpec>(&text) else { return "?".into() };
     let mut s = format!(
-        "{:?} gamma={} {:?} loss={:?} mixup={} seed={}",
-        spec.dataset.name, spec.dataset.imbalance, spec.model.arch, spec.stage1.loss.kind, spec.stage1.mixup, spec.seed
+        "{:?} gamma={} {:?} loss={} mixup={} seed={}",
+        spec.dataset.name, spec.dataset.imbalance, spec.model.arch, spec.stage1.loss.kind(), spec.stage1.mixup, spec.seed
     )
     .to_lowercase();
     if let Some(s2) = &spec.stage2 {
-        write!(s, " | stage2 {:?} sampler={:?}", s2.method, s2.sampler.kind).unwrap();
+        write!(s, " | stage2 {} sampler={:?}", s2.rebalance.name(), s2.sampler.kind).unwrap();
     }
     s.to_lowercase()
 }

@@ -8,15 +8,16 @@
 //!   first brings back `Stage2Spec::default()` (the released stage 2: GCL s = 20, m = 0.1,
 //!   focal 1, CBEN), then merges onto it. So `stage2 = { loss = { noise_mul = 1.0 } }` changes
 //!   only `c` of the released stage-2 loss.
-//! - A `loss` table that names a different `kind` than the loss it merges onto starts from that
-//!   kind's own defaults (`LossSpec::default()` with the new kind), never keeping another kind's
-//!   settings (stage 2's margin and focal gamma do not leak into a stage-2 `kind = "ce"`).
+//! - A method table (`loss` tagged by `kind`, `stage2.rebalance` tagged by `method`) that names
+//!   another variant than the one it merges onto starts from that variant's own defaults, never
+//!   keeping another variant's settings (stage 2's margin and focal gamma do not leak into a
+//!   stage-2 `kind = "ce"`). A setting the resolved variant does not have is an error naming it.
 //! - The cloud-size schedule is one function of the method, as in the released code, where one
-//!   `GCLLoss` cloud list serves both stages: unless some fragment sets `stage2.loss.cloud`,
-//!   stage 2 uses stage 1's `loss.cloud`. (CBEN's sampler keeps its own log-count delta, as the
-//!   released `sampler.py`.)
-use crate::config::{LossSpec, RunSpec, Scale, Stage2Spec};
-use anyhow::{Context, Result};
+//!   `GCLLoss` cloud list serves both stages: unless some fragment sets `stage2.loss.cloud`, a
+//!   GCL stage 2 uses stage 1's GCL `loss.cloud`. (CBEN's sampler keeps its own log-count delta,
+//!   as the released `sampler.py`.)
+use crate::config::{LossSpec, Rebalance, RunSpec, Scale, Stage2Spec};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use toml::{Table, Value};
 
@@ -45,22 +46,77 @@ fn spelled_out<T: Serialize>(value: &T) -> Table {
     }
 }
 
-/// Merges one fragment onto resolved settings (the module docs' rules for `stage2` and `loss`).
+/// The tables whose variants own their settings: (table, tag key).
+const METHOD_TABLES: [(&str, &str); 2] = [("loss", "kind"), ("rebalance", "method")];
+
+/// The default settings, spelled out, of the variant `name` of a method table (`None` for an
+/// unknown name, which deserialisation then reports with the list of names).
+fn variant_defaults(table: &str, name: &str) -> Option<Table> {
+    match table {
+        "loss" => LossSpec::default_of(name).map(|l| spelled_out(&l)),
+        "rebalance" => Rebalance::default_of(name).map(|r| spelled_out(&r)),
+        _ => None,
+    }
+}
+
+/// Every setting name of every variant of a method table, for the manifest schema.
+pub fn variant_keys(table: &str) -> Vec<(String, Vec<String>)> {
+    let all: Vec<Table> = match table {
+        "loss" => LossSpec::all_defaults().iter().map(spelled_out).collect(),
+        "rebalance" => Rebalance::all_defaults().iter().map(spelled_out).collect(),
+        _ => vec![],
+    };
+    let tag = METHOD_TABLES.iter().find(|(t, _)| *t == table).map(|(_, k)| *k).unwrap_or("kind");
+    all.into_iter()
+        .map(|t| (t.get(tag).and_then(Value::as_str).unwrap_or_default().to_string(), t.keys().cloned().collect()))
+        .collect()
+}
+
+/// Merges one fragment onto resolved settings (the module docs' rules for `stage2` and the
+/// method tables).
 fn merge_resolved(base: &mut Table, over: &Table) {
     if matches!(over.get("stage2"), Some(Value::Table(_))) && !has_stage2(base) {
         base.insert("stage2".into(), Value::Table(spelled_out(&Stage2Spec::default())));
     }
     for stage in ["stage1", "stage2"] {
-        let new_kind = over.get(stage).and_then(|s| s.get("loss")).and_then(|l| l.get("kind"));
         let Some(Value::Table(base_stage)) = base.get_mut(stage) else { continue };
-        let old_kind = base_stage.get("loss").and_then(|l| l.get("kind"));
-        if let Some(kind) = new_kind.filter(|k| Some(*k) != old_kind) {
-            let mut fresh = spelled_out(&LossSpec::default());
-            fresh.insert("kind".into(), kind.clone());
-            base_stage.insert("loss".into(), Value::Table(fresh));
+        for (table, tag) in METHOD_TABLES {
+            let new_name = over.get(stage).and_then(|s| s.get(table)).and_then(|l| l.get(tag));
+            let old_name = base_stage.get(table).and_then(|l| l.get(tag));
+            if let Some(name) = new_name.filter(|k| Some(*k) != old_name) {
+                let fresh = name.as_str().and_then(|n| variant_defaults(table, n)).unwrap_or_else(|| {
+                    let mut t = Table::new();
+                    t.insert(tag.into(), name.clone());
+                    t
+                });
+                base_stage.insert(table.into(), Value::Table(fresh));
+            }
         }
     }
     merge(base, over);
+}
+
+/// A setting the resolved variant of a method table does not have: one error that names it,
+/// the variant's own settings and the fix.
+fn check_variant_settings(merged: &Table) -> Result<()> {
+    for stage in ["stage1", "stage2"] {
+        for (table, tag) in METHOD_TABLES {
+            let Some(Value::Table(t)) = merged.get(stage).and_then(|s| s.get(table)) else { continue };
+            let Some(name) = t.get(tag).and_then(Value::as_str) else { continue };
+            let Some(own) = variant_defaults(table, name) else { continue };
+            if let Some(extra) = t.keys().find(|k| !own.contains_key(*k)) {
+                let owners: Vec<String> =
+                    variant_keys(table).into_iter().filter(|(_, keys)| keys.contains(extra)).map(|(n, _)| format!("\"{n}\"")).collect();
+                let own_keys: Vec<&str> = own.keys().map(String::as_str).collect();
+                bail!(
+                    "`{stage}.{table}.{extra}` is not a setting of {tag} = \"{name}\" (its settings: {}); remove it{}",
+                    own_keys.join(", "),
+                    if owners.is_empty() { String::new() } else { format!(", or choose a {tag} that has it ({})", owners.join(", ")) }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn sets_stage2_cloud(t: &Table) -> bool {
@@ -88,13 +144,16 @@ pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u
         let cloud = merged.get("stage1").and_then(|s| s.get("loss")).and_then(|l| l.get("cloud")).cloned();
         if let (Some(cloud), Some(Value::Table(s2))) = (cloud, merged.get_mut("stage2")) {
             if let Some(Value::Table(loss)) = s2.get_mut("loss") {
-                loss.insert("cloud".into(), cloud);
+                if loss.contains_key("cloud") {
+                    loss.insert("cloud".into(), cloud);
+                }
             }
         }
     }
     if let Some(seed) = seed {
         merged.insert("seed".into(), Value::Integer(seed as i64));
     }
+    check_variant_settings(&merged)?;
     let text = toml::to_string(&merged).context("cannot write the merged settings")?;
     toml::from_str::<RunSpec>(&text).with_context(|| format!("the merged settings are not a valid run:\n{text}"))
 }
@@ -102,7 +161,9 @@ pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CloudSchedule, LossKind, SamplerKind};
+    use crate::config::{CloudSchedule, SamplerKind};
+    use crate::losses::{Ce, Gcl};
+    use crate::training::rebalance::{Crt, TauNorm};
 
     fn t(s: &str) -> Table {
         toml::from_str(s).unwrap()
@@ -150,19 +211,18 @@ mod tests {
         // Table 3's `log_paper_noise` row: only c changes; the loss stays GCL s = 20, m = 0.1, focal 1.
         let row = t("stage2 = { loss = { noise_mul = 1.0 } }");
         let s2 = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
-        assert_eq!(s2.loss.kind, LossKind::Gcl);
-        assert_eq!((s2.loss.scale, s2.loss.margin, s2.loss.focal_gamma, s2.loss.noise_mul), (20.0, 0.1, 1.0, 1.0));
+        assert_eq!(s2.loss, LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, noise_mul: 1.0, ..Gcl::default() }));
         // The same over an existing stage 2 from an earlier fragment.
         let d = t("stage2 = {}");
         let s2 = resolve(&[&d, &row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
-        assert_eq!((s2.loss.kind, s2.loss.scale, s2.loss.noise_mul), (LossKind::Gcl, 20.0, 1.0));
+        assert_eq!(s2.loss, LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, noise_mul: 1.0, ..Gcl::default() }));
     }
 
     #[test]
     fn a_new_loss_kind_starts_from_its_own_defaults() {
         let row = t("stage2 = { loss = { kind = 'ce' } }");
         let s2 = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
-        assert_eq!(s2.loss, LossSpec { kind: LossKind::Ce, ..LossSpec::default() }, "no focal gamma or margin from GCL's stage 2");
+        assert_eq!(s2.loss, LossSpec::Ce(Ce::default()), "no focal gamma or margin from GCL's stage 2");
         // Naming the same kind keeps the stage's settings.
         let same = t("stage2 = { loss = { kind = 'gcl' } }");
         assert_eq!(resolve(&[&same], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap(), Stage2Spec::default());
@@ -173,9 +233,42 @@ mod tests {
         let d = t("stage2 = {}");
         let row = t("stage1 = { loss = { kind = 'gcl', cloud = 'cos' } }");
         let spec = resolve(&[&d, &row], &Table::new(), Scale::Full, None).unwrap();
-        assert_eq!((spec.stage1.loss.cloud, spec.stage2.unwrap().loss.cloud), (CloudSchedule::Cos, CloudSchedule::Cos));
+        let cloud = |l: &LossSpec| match l {
+            LossSpec::Gcl(g) => g.cloud,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((cloud(&spec.stage1.loss), cloud(&spec.stage2.as_ref().unwrap().loss)), (CloudSchedule::Cos, CloudSchedule::Cos));
         let own = t("stage2 = { loss = { cloud = 'pow_third' } }");
         let spec = resolve(&[&d, &row, &own], &Table::new(), Scale::Full, None).unwrap();
-        assert_eq!(spec.stage2.unwrap().loss.cloud, CloudSchedule::PowThird);
+        assert_eq!(cloud(&spec.stage2.unwrap().loss), CloudSchedule::PowThird);
+        // A CE stage 2 has no cloud to inherit.
+        let ce2 = t("stage2 = { loss = { kind = 'ce' } }");
+        let spec = resolve(&[&d, &row, &ce2], &Table::new(), Scale::Full, None).unwrap();
+        assert_eq!(spec.stage2.unwrap().loss, LossSpec::Ce(Ce::default()));
+    }
+
+    #[test]
+    fn a_rebalance_method_starts_from_its_own_defaults() {
+        let d = t("stage2 = { rebalance = { method = 'crt', init = 'reinit', classifier_lr_factor = 0.5 } }");
+        let row = t("stage2 = { rebalance = { method = 'tau_norm', tau = 1.5 } }");
+        let s2 = resolve(&[&d, &row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
+        assert_eq!(s2.rebalance, Rebalance::TauNorm(TauNorm { tau: 1.5 }));
+        let partial = t("stage2 = { rebalance = { classifier_lr_factor = 0.2 } }");
+        let s2 = resolve(&[&d, &partial], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
+        assert_eq!(s2.rebalance, Rebalance::Crt(Crt { init: crate::config::ClassifierInit::Reinit, classifier_lr_factor: 0.2 }));
+    }
+
+    #[test]
+    fn a_setting_of_another_variant_is_one_clear_error() {
+        let d = t("stage1 = { loss = { kind = 'ce' } }");
+        let row = t("stage1 = { loss = { noise_mul = 1.0 } }");
+        let err = resolve(&[&d, &row], &Table::new(), Scale::Full, None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`stage1.loss.noise_mul` is not a setting of kind = \"ce\" (its settings: kind, scale); remove it, or choose a kind that has it (\"gcl\")"
+        );
+        let row = t("stage2 = { rebalance = { method = 'lws', tau = 1.5 } }");
+        let err = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap_err().to_string();
+        assert!(err.contains("`stage2.rebalance.tau` is not a setting of method = \"lws\"") && err.contains("(\"tau_norm\")"), "{err}");
     }
 }

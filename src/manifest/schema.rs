@@ -49,6 +49,17 @@ pub fn runspec_shape() -> Shape {
     let value = Value::try_from(&spec).expect("RunSpec serialises to TOML");
     let Shape::Table(mut items) = shape_of(&value) else { unreachable!("RunSpec is a table") };
     items.retain(|(k, _)| k != "scale");
+    // Method tables: every variant's settings are allowed in a fragment (the variant may be
+    // named by another fragment); `check_fragment` narrows them when the fragment names it.
+    for (stage, sub) in items.iter_mut() {
+        if let (true, Shape::Table(fields)) = (stage == "stage1" || stage == "stage2", sub) {
+            for (name, shape) in fields.iter_mut() {
+                if name == "loss" || name == "rebalance" {
+                    *shape = Shape::Table(union_of_variants(name).into_iter().map(|k| (k, Shape::Leaf)).collect());
+                }
+            }
+        }
+    }
     for (table, key) in OPTIONAL_FIELDS {
         if let Some((_, Shape::Table(sub))) = items.iter_mut().find(|(k, _)| k == table) {
             if !sub.iter().any(|(k, _)| k == key) {
@@ -57,6 +68,38 @@ pub fn runspec_shape() -> Shape {
         }
     }
     Shape::Table(items)
+}
+
+/// The settings of every variant of a method table, each once, in registration order.
+fn union_of_variants(table: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for (_, own) in super::merge::variant_keys(table) {
+        for k in own {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    keys
+}
+
+/// For a method table (`loss`, `rebalance`) that names its variant: the variant's tag key, name
+/// and own settings (`None`: not a method table, no name, or an unknown name).
+fn named_variant(key: &str, t: &Table) -> Option<(&'static str, String, Vec<String>)> {
+    let tag = match key {
+        "loss" => "kind",
+        "rebalance" => "method",
+        _ => return None,
+    };
+    let name = t.get(tag)?.as_str()?.to_string();
+    let own = super::merge::variant_keys(key).into_iter().find(|(n, _)| *n == name)?.1;
+    Some((tag, name, own))
+}
+
+/// The variant of a method table that has the setting `leaf` (to check a lone leaf value).
+fn variant_with(table: &str, leaf: &str) -> Option<(&'static str, String)> {
+    let tag = if table == "loss" { "kind" } else { "method" };
+    super::merge::variant_keys(table).into_iter().find(|(_, keys)| keys.iter().any(|k| k == leaf)).map(|(n, _)| (tag, n))
 }
 
 fn shape_of(v: &Value) -> Shape {
@@ -110,7 +153,17 @@ pub fn check_fragment(fragment: &Table, at: &[String], rel: &[String], shape: &S
             continue;
         };
         match (sub, value) {
-            (Shape::Table(_), Value::Table(t)) => check_fragment(t, &path, &rel_path, sub, &[], out),
+            (Shape::Table(_), Value::Table(t)) => match named_variant(key, t) {
+                Some((tag, name, own)) => {
+                    let own_shape = Shape::Table(own.iter().map(|k| (k.clone(), Shape::Leaf)).collect());
+                    let mut inner = Vec::new();
+                    check_fragment(t, &path, &rel_path, &own_shape, &[], &mut inner);
+                    for (p, msg) in inner {
+                        out.push((p, msg.replacen(" (allowed: ", &format!(" (the settings of {tag} = \"{name}\": "), 1)));
+                    }
+                }
+                None => check_fragment(t, &path, &rel_path, sub, &[], out),
+            },
             (Shape::Table(_), Value::Boolean(false)) if rel.is_empty() && key == "stage2" => {}
             (Shape::Table(_), other) => {
                 let extra = if rel.is_empty() && key == "stage2" { " or `false` (no stage 2)" } else { "" };
@@ -135,9 +188,16 @@ pub fn check_fragment(fragment: &Table, at: &[String], rel: &[String], shape: &S
 /// Deserialises one leaf value, placed at its path in an otherwise empty RunSpec table.
 fn check_leaf(rel_path: &[String], v: &Value) -> Result<(), String> {
     let mut value = v.clone();
-    for key in rel_path.iter().rev() {
+    let leaf = rel_path.last().map(String::as_str).unwrap_or_default();
+    for (depth, key) in rel_path.iter().enumerate().rev() {
         let mut t = Table::new();
         t.insert(key.clone(), value);
+        // A lone setting of a method table is checked inside a variant that has it.
+        if depth + 2 == rel_path.len() && (key == "loss" || key == "rebalance") {
+            if let (Some(Value::Table(inner)), Some((tag, name))) = (t.get_mut(key), variant_with(key, leaf)) {
+                inner.entry(tag.to_string()).or_insert(Value::String(name));
+            }
+        }
         value = Value::Table(t);
     }
     match value.try_into::<RunSpec>() {

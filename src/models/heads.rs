@@ -42,8 +42,6 @@ pub struct Classifier {
     weights: Weights,
     /// Exponent of the anchor norm on the cosine head (1: plain cosine).
     tau: Cell<f64>,
-    /// LWS: per-class scales `[C]` multiplying the output, once enabled.
-    lws_scale: Option<Tensor>,
 }
 
 /// `x / max(||x||_2, 1e-12)` along `dim`, as `torch.nn.functional.normalize`.
@@ -76,7 +74,7 @@ impl Classifier {
                 Weights::Normed { weight }
             }
         };
-        Classifier { weights, tau: Cell::new(1.0), lws_scale: None }
+        Classifier { weights, tau: Cell::new(1.0) }
     }
 
     pub fn num_classes(&self) -> i64 {
@@ -86,9 +84,9 @@ impl Classifier {
         }
     }
 
-    /// Head output `[B, C]`: raw logits (linear) or cosines (normed), times the LWS scales.
+    /// Head output `[B, C]`: raw logits (linear) or cosines (normed).
     pub fn forward(&self, features: &Tensor) -> Tensor {
-        let out = match &self.weights {
+        match &self.weights {
             Weights::Linear { weight, bias } => features.linear(weight, Some(bias)),
             Weights::Normed { weight } => {
                 let tau = self.tau.get();
@@ -96,10 +94,6 @@ impl Classifier {
                 let anchors = if tau == 1.0 { weight / norm } else { weight / norm.pow_tensor_scalar(tau) };
                 l2_normalize(features, 1).matmul(&anchors)
             }
-        };
-        match &self.lws_scale {
-            Some(s) => out * s,
-            None => out,
         }
     }
 
@@ -113,14 +107,6 @@ impl Classifier {
             }),
             Weights::Normed { .. } => self.tau.set(tau),
         }
-    }
-
-    /// LWS: create (under `p`, as `lws_scale`, initialised to 1) the learnable per-class scales
-    /// and return them; from now on the output is multiplied by them.
-    pub fn enable_lws(&mut self, p: &nn::Path) -> Tensor {
-        let s = p.var("lws_scale", &[self.num_classes()], Init::Const(1.0));
-        self.lws_scale = Some(s.shallow_clone());
-        s
     }
 
     /// Overwrite this classifier's values with `other`'s (same head kind and shape).

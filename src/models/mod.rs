@@ -203,12 +203,6 @@ impl Network {
     pub fn tau_normalize(&self, tau: f64) {
         self.head.tau_normalize(tau);
     }
-
-    /// LWS: create a learnable per-class scale vector (`lws_scale`, init 1) under `path`, which
-    /// from now on multiplies the head output, and return it (the only tensor to optimise).
-    pub fn lws_scales(&mut self, path: &nn::Path) -> Tensor {
-        self.head.enable_lws(path)
-    }
 }
 
 fn arch_name(b: &Backbone) -> &'static str {
@@ -357,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn reset_head_reinitialises_in_place_and_lws_scales_outputs() {
+    fn reset_head_reinitialises_in_place() {
         tch::manual_seed(2);
         let (_b, hvs, mut net) = build(Arch::ResnetSmall, Head::Linear, false, 10);
         let w = hvs.variables()["linear.weight"].shallow_clone();
@@ -366,16 +360,6 @@ mod tests {
         assert_eq!(hvs.variables().len(), 2, "no stale head copies");
         assert!(!w.allclose(&before, 1e-6, 1e-6, false));
 
-        let f = Tensor::randn([3, 64], (Kind::Float, Device::Cpu));
-        let plain = net.logits(&f);
-        let lws_vs = nn::VarStore::new(Device::Cpu);
-        let s = net.lws_scales(&lws_vs.root());
-        assert_eq!(s.size(), vec![10]);
-        assert!(net.logits(&f).allclose(&plain, 1e-6, 1e-6, false));
-        tch::no_grad(|| {
-            let _ = s.shallow_clone().fill_(3.0);
-        });
-        assert!(net.logits(&f).allclose(&(plain * 3.0), 1e-5, 1e-6, false));
     }
 
     #[test]

@@ -1,0 +1,338 @@
+//! Training losses: one file per loss, each owning its settings (the manifest's `loss` table),
+//! their defaults and what it computes; this module registers them and wraps them in the
+//! [`Criterion`] the training loop uses.
+//!
+//! Notation: `o` is the head output (a cosine for the normed head, raw logits for the linear
+//! one), `y` the target, `n_j` the class counts, `s` the logit scale.
+//!
+//! A loss is a [`LossSpec`] variant chosen by `kind` in the manifest (`loss = { kind = "gcl",
+//! scale = 30 }`). Its settings struct implements [`Loss`]: `build` precomputes its per-class
+//! constants for a training split and returns an [`Objective`], which gives the per-sample loss
+//! and the logits to predict from. Only the chosen variant's fields are part of a run's cache
+//! key, so adding a field to one loss leaves every other loss's cached runs valid.
+//!
+//! The scale: GCL and LDAM always multiply the head output by `s` (as the released code, which
+//! pairs them with the cosine head). The other kinds use `s' = s` when the head is the cosine
+//! head and `s' = 1` otherwise (raw linear logits); see [`plain_scale`].
+//!
+//! The criterion's batch reduction (shared by all losses): an objective that declares a focal
+//! exponent `gamma > 0` has its per-sample loss `l_i` wrapped as `sg[(1 - exp(-l_i))^gamma] l_i`,
+//! where `sg` stops the gradient: the released `focal_loss` uses `p.detach()`, so the factor
+//! re-weights samples without being differentiated. Class weights (LDAM-DRW): without the focal
+//! wrapper the batch mean is weighted like torch's `cross_entropy(weight=w)`,
+//! `sum(w_y l_i) / sum(w_y)`; with it, `l_i` is first multiplied by `w_y` (as the LDAM code's
+//! `FocalLoss`).
+//!
+//! Adding a loss: see CONTRIBUTING.md (its own file here plus one line in `register_losses!`).
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::Head;
+use crate::portable;
+
+/// Declares the loss modules and the [`LossSpec`] enum with one variant per loss: the variant,
+/// its settings struct and its module share one name (`Gcl` in `gcl.rs`). The serde tag is the
+/// variant's snake_case name (`kind = "logit_adjusted"`).
+macro_rules! register_losses {
+    ($($module:ident :: $variant:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        $(pub use $module::$variant;)*
+
+        /// The loss of one stage. Each variant owns its settings and their defaults.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum LossSpec {
+            $($variant($variant),)*
+        }
+
+        impl LossSpec {
+            /// The settings as the [`Loss`] they implement.
+            pub fn method(&self) -> &dyn Loss {
+                match self {
+                    $(LossSpec::$variant(s) => s,)*
+                }
+            }
+
+            /// Every registered loss with its default settings, in registration order.
+            pub fn all_defaults() -> Vec<LossSpec> {
+                vec![$(LossSpec::$variant($variant::default()),)*]
+            }
+        }
+
+        $(impl From<$variant> for LossSpec {
+            fn from(settings: $variant) -> Self {
+                LossSpec::$variant(settings)
+            }
+        })*
+    };
+}
+
+register_losses! {
+    ce::Ce,
+    focal::Focal,
+    ldam::Ldam,
+    logit_adjusted::LogitAdjusted,
+    balanced_softmax::BalancedSoftmax,
+    label_aware_smoothing::LabelAwareSmoothing,
+    gcl::Gcl,
+    class_balanced::ClassBalanced,
+}
+
+pub use gcl::{cloud_sizes, CloudSchedule};
+pub use label_aware_smoothing::{las_smoothing, LasShape};
+pub use ldam::ldam_margins;
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        LossSpec::Ce(Ce::default())
+    }
+}
+
+impl LossSpec {
+    /// The manifest name of this loss (`kind = "..."`).
+    pub fn kind(&self) -> String {
+        match serde_json::to_value(self).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str().map(str::to_string))) {
+            Some(k) => k,
+            None => unreachable!("a LossSpec serialises with its `kind` tag"),
+        }
+    }
+
+    /// The default settings of the loss named `kind`, if one is registered.
+    pub fn default_of(kind: &str) -> Option<LossSpec> {
+        LossSpec::all_defaults().into_iter().find(|l| l.kind() == kind)
+    }
+
+    /// The manifest names of every registered loss.
+    pub fn kinds() -> Vec<String> {
+        LossSpec::all_defaults().iter().map(LossSpec::kind).collect()
+    }
+}
+
+/// What a loss is built for: the training split's class counts, the head its outputs come
+/// from, and the device of its constants.
+pub struct Classes<'a> {
+    pub counts: &'a [usize],
+    pub head: Head,
+    pub device: Device,
+}
+
+/// A loss's settings: build the objective for a training split.
+pub trait Loss: std::fmt::Debug {
+    fn build(&self, classes: &Classes) -> Box<dyn Objective>;
+}
+
+/// GCL's Gaussian noise for one forward pass: none (evaluation), drawn afresh (training), or
+/// a given sample `eps` `[B, C]` before clamping (tests and parity checks).
+#[derive(Clone, Copy)]
+pub enum Noise<'a> {
+    Off,
+    Draw,
+    Given(&'a Tensor),
+}
+
+/// A loss built for one training split.
+pub trait Objective: std::fmt::Debug {
+    /// The loss of each sample `[B]` (before the criterion's focal wrapper and reduction).
+    fn per_sample(&self, out: &Tensor, targets: &Tensor, noise: Noise) -> Tensor;
+    /// Logits to predict from at evaluation.
+    fn eval_logits(&self, out: &Tensor) -> Tensor;
+    /// Exponent of the criterion's detached focal factor (0: none).
+    fn focal_gamma(&self) -> f64 {
+        0.0
+    }
+}
+
+/// The multiplier CE-like losses apply to the head output: `s` for the cosine head, 1 for raw
+/// linear logits.
+pub fn plain_scale(scale: f64, head: Head) -> f64 {
+    if head == Head::Normed {
+        scale
+    } else {
+        1.0
+    }
+}
+
+/// A per-class constant `[C]`, kept in f64 (converted to the outputs' kind where used).
+pub fn class_constant(v: &[f64], device: Device) -> Tensor {
+    Tensor::from_slice(v).to_device(device)
+}
+
+/// A `[C]` constant as a `[1, C]` row of `like`'s kind and device.
+pub fn row(t: &Tensor, like: &Tensor) -> Tensor {
+    t.to_kind(like.kind()).to_device(like.device()).unsqueeze(0)
+}
+
+/// `log(n_j / N)`.
+pub fn log_prior(counts: &[usize]) -> Vec<f64> {
+    let total: usize = counts.iter().sum();
+    counts.iter().map(|&n| portable::ln(n as f64 / total as f64)).collect()
+}
+
+/// `-log softmax(z)_y` per row `[B]`.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
+    -logits.log_softmax(1, None::<Kind>).gather(1, &targets.unsqueeze(1), false).squeeze_dim(1)
+}
+
+/// A loss with its per-class constants precomputed, the optional class weights of deferred
+/// re-weighting, and the shared reduction (module docs).
+#[derive(Debug)]
+pub struct Criterion {
+    objective: Box<dyn Objective>,
+    class_weights: Option<Tensor>,
+}
+
+impl Criterion {
+    pub fn new(spec: &LossSpec, class_counts: &[usize], head: Head, device: Device) -> Criterion {
+        assert!(
+            !class_counts.is_empty() && class_counts.iter().all(|&n| n > 0),
+            "the loss needs a positive training count for every class, got {class_counts:?}"
+        );
+        let classes = Classes { counts: class_counts, head, device };
+        Criterion { objective: spec.method().build(&classes), class_weights: None }
+    }
+
+    /// Mean loss over the batch. `train` controls the GCL noise (never at evaluation).
+    pub fn loss(&self, head_out: &Tensor, targets: &Tensor, train: bool) -> Tensor {
+        let noise = if train { Noise::Draw } else { Noise::Off };
+        self.reduce(&self.objective.per_sample(head_out, targets, noise), targets)
+    }
+
+    /// The loss with GCL's Gaussian sample `eps` `[B, C]` supplied (before clamping and
+    /// `abs`), for tests and parity checks. Other kinds ignore `eps`.
+    pub fn loss_with_noise(&self, head_out: &Tensor, targets: &Tensor, eps: &Tensor) -> Tensor {
+        self.reduce(&self.objective.per_sample(head_out, targets, Noise::Given(eps)), targets)
+    }
+
+    /// Mixup: `lam * L(y_a) + (1 - lam) * L(y_b)` (usable with any loss). As in the released
+    /// code, each term draws its own GCL noise.
+    pub fn mixup_loss(&self, head_out: &Tensor, y_a: &Tensor, y_b: &Tensor, lam: f64, train: bool) -> Tensor {
+        self.loss(head_out, y_a, train) * lam + self.loss(head_out, y_b, train) * (1.0 - lam)
+    }
+
+    /// Optional per-class weights `[C]` (LDAM-DRW's deferred re-weighting).
+    pub fn set_class_weights(&mut self, w: Option<Tensor>) {
+        self.class_weights = w;
+    }
+
+    /// Logits used for prediction at evaluation.
+    pub fn eval_logits(&self, head_out: &Tensor) -> Tensor {
+        self.objective.eval_logits(head_out)
+    }
+
+    /// Batch reduction with the optional class weights and focal wrapper (module docs).
+    fn reduce(&self, per_sample: &Tensor, targets: &Tensor) -> Tensor {
+        let w_y = self
+            .class_weights
+            .as_ref()
+            .map(|w| w.to_kind(per_sample.kind()).to_device(per_sample.device()).index_select(0, targets));
+        let gamma = self.objective.focal_gamma();
+        if gamma > 0.0 {
+            let l = match &w_y {
+                Some(w) => per_sample * w,
+                None => per_sample.shallow_clone(),
+            };
+            // The released `focal_loss` weights each sample by `(1 - p.detach())^gamma`: the
+            // factor passes no gradient, it only re-weights the per-sample loss.
+            let p = (-&l).exp().detach();
+            ((-p + 1.0).pow_tensor_scalar(gamma) * l).mean(None::<Kind>)
+        } else {
+            match &w_y {
+                Some(w) => (per_sample * w).sum(None::<Kind>) / w.sum(None::<Kind>),
+                None => per_sample.mean(None::<Kind>),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Fixed inputs and an independent f64 evaluation, shared by the tests of every loss.
+    use super::*;
+
+    pub const COUNTS: [usize; 3] = [100, 10, 1];
+    pub const OUT: [[f64; 3]; 4] = [[0.9, -0.2, 0.1], [0.3, 0.5, -0.7], [-0.4, 0.8, 0.2], [0.05, -0.6, 0.65]];
+    pub const Y: [i64; 4] = [0, 2, 1, 2];
+
+    pub fn out_tensor() -> Tensor {
+        Tensor::from_slice(&OUT.concat()).view([4, 3])
+    }
+
+    pub fn y_tensor() -> Tensor {
+        Tensor::from_slice(&Y)
+    }
+
+    pub fn value(t: &Tensor) -> f64 {
+        t.double_value(&[])
+    }
+
+    /// `-log softmax(z)_y`.
+    pub fn ce(z: &[f64], y: usize) -> f64 {
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        lse - z[y]
+    }
+
+    /// Mean over the batch of `f(row, head output, target)`.
+    pub fn mean_over_rows(f: impl Fn(usize, &[f64; 3], usize) -> f64) -> f64 {
+        (0..4).map(|i| f(i, &OUT[i], Y[i] as usize)).sum::<f64>() / 4.0
+    }
+
+    pub fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    }
+
+    pub fn criterion(spec: impl Into<LossSpec>, head: Head) -> Criterion {
+        Criterion::new(&spec.into(), &COUNTS, head, Device::Cpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn weighted_mean_is_torchs_cross_entropy_weight() {
+        // Weighted CE: sum(w_y l) / sum(w_y), as torch's cross_entropy(weight=w).
+        let w = [0.5, 1.0, 4.0];
+        let mut c = criterion(Ce::default(), Head::Linear);
+        c.set_class_weights(Some(Tensor::from_slice(&w)));
+        let num: f64 = (0..4).map(|i| w[Y[i] as usize] * ce(&OUT[i], Y[i] as usize)).sum();
+        let den: f64 = (0..4).map(|i| w[Y[i] as usize]).sum();
+        close(value(&c.loss(&out_tensor(), &y_tensor(), true)), num / den);
+    }
+
+    #[test]
+    fn mixup_is_the_convex_combination() {
+        let c = criterion(Ce::default(), Head::Linear);
+        let yb = Tensor::from_slice(&[1i64, 1, 0, 0]);
+        let got = value(&c.mixup_loss(&out_tensor(), &y_tensor(), &yb, 0.3, true));
+        let yb_v = [1usize, 1, 0, 0];
+        let want =
+            0.3 * mean_over_rows(|_, o, y| ce(o, y)) + 0.7 * (0..4).map(|i| ce(&OUT[i], yb_v[i])).sum::<f64>() / 4.0;
+        close(got, want);
+    }
+
+    #[test]
+    fn every_loss_is_registered_under_its_kind() {
+        let kinds = LossSpec::kinds();
+        assert_eq!(
+            kinds,
+            ["ce", "focal", "ldam", "logit_adjusted", "balanced_softmax", "label_aware_smoothing", "gcl", "class_balanced"]
+        );
+        for k in &kinds {
+            assert_eq!(&LossSpec::default_of(k).unwrap().kind(), k);
+        }
+        assert_eq!(LossSpec::default_of("gcll"), None);
+    }
+
+    #[test]
+    fn a_loss_table_holds_only_its_own_settings() {
+        let spec: LossSpec = toml::from_str("kind = 'gcl'\nnoise_mul = 1.0\n").unwrap();
+        assert_eq!(spec, LossSpec::Gcl(Gcl { noise_mul: 1.0, ..Gcl::default() }));
+        let err = toml::from_str::<LossSpec>("kind = 'ce'\nnoise_mul = 1.0\n").unwrap_err().to_string();
+        assert!(err.contains("noise_mul"), "{err}");
+        let err = toml::from_str::<LossSpec>("kind = 'gcll'\n").unwrap_err().to_string();
+        assert!(err.contains("gcll") && err.contains("class_balanced"), "{err}");
+    }
+}

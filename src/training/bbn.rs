@@ -1,0 +1,85 @@
+//! BBN's stage 1 (Zhou et al. 2020), a method of its own: the bilateral network
+//! (`models::bbn`) sees one batch from the stage's sampler (conventional branch) and one from
+//! BBN's reversed sampler (re-balancing branch) per step, mixed by cumulative learning:
+//! `alpha = 1 - (t / T)^2` (t counted from 0), features `[alpha f_c, (1 - alpha) f_r]`, loss
+//! `alpha L(out, y_c) + (1 - alpha) L(out, y_r)`.
+use super::epoch::{count_eq, EpochCtx, Split, Stage, StepOutcome};
+use super::source::{BatchSource, Batches};
+use super::stage1::Stage1;
+use crate::config::{OptimSpec, SamplerKind, SamplerSpec};
+use crate::models::bbn::cumulative_alpha;
+use anyhow::{Context as _, Result};
+use tch::Tensor;
+
+/// The re-balancing branch's sampler: class probability proportional to `1 / n_j`.
+fn reversed_sampler() -> SamplerSpec {
+    SamplerSpec { kind: SamplerKind::Reversed, ..SamplerSpec::default() }
+}
+
+/// Seeds of the re-balancing branch's order and augmentation, apart from the conventional one's.
+const REBALANCE_SEED: u64 = 0xBB4E;
+
+pub struct Bbn<'a> {
+    base: Stage1<'a>,
+    labels: &'a [i64],
+    counts: &'a [usize],
+    train: &'a dyn BatchSource,
+    /// This epoch's batches of the reversed sampler.
+    rebalancing: Option<Batches<'a>>,
+}
+
+impl<'a> Bbn<'a> {
+    pub fn new(base: Stage1<'a>, split: &Split<'a>) -> Bbn<'a> {
+        Bbn { base, labels: split.labels, counts: split.counts, train: split.train, rebalancing: None }
+    }
+}
+
+impl Stage for Bbn<'_> {
+    fn number(&self) -> u8 {
+        1
+    }
+
+    fn optim(&self) -> OptimSpec {
+        self.base.optim()
+    }
+
+    fn sampler(&self) -> &SamplerSpec {
+        self.base.sampler()
+    }
+
+    fn augment(&self) -> bool {
+        self.base.augment()
+    }
+
+    fn begin_epoch(&mut self, ctx: &mut EpochCtx) -> Result<()> {
+        self.base.begin(ctx);
+        let seed = ctx.seed ^ REBALANCE_SEED;
+        let order = crate::samplers::epoch_indices(&reversed_sampler(), self.labels, self.counts, seed);
+        self.rebalancing = Some(self.train.batches(order, self.base.spec.batch_size, self.base.spec.augment, seed));
+        Ok(())
+    }
+
+    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome> {
+        let next = self.rebalancing.as_mut().and_then(|b| b.next());
+        let (x_r, y_r) = next.context("the re-balancing sampler ran out of batches")??;
+        let alpha = cumulative_alpha(ctx.epoch - 1, ctx.epochs);
+        let net = &self.base.model.net;
+        let out = net.logits(&net.bbn_features(x, &x_r, alpha, true));
+        let criterion = &self.base.criterion;
+        let loss = criterion.mixup_loss(&out, y, &y_r, alpha, true);
+        let pred = criterion.eval_logits(&out).argmax(1, false);
+        Ok(StepOutcome { loss, hits: alpha * count_eq(&pred, y) + (1.0 - alpha) * count_eq(&pred, &y_r) })
+    }
+
+    fn eval_logits(&self, x: &Tensor) -> Tensor {
+        self.base.eval_logits(x)
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.base.tensors()
+    }
+
+    fn restore(&self, named: &[(String, Tensor)]) -> Result<()> {
+        self.base.restore(named)
+    }
+}

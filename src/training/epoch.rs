@@ -1,0 +1,231 @@
+//! The epoch loop both stages share, and the [`Stage`] trait they implement.
+//!
+//! Per epoch: seed every random draw from (run seed, stage, epoch); let the stage prepare
+//! (deferred re-weighting, BBN's second sampler); visit the sampler's order in batches, one
+//! optimiser step each; evaluate on the test split; append the epoch's record; checkpoint the
+//! stage's tensors, the momentum buffers and the records so far. A run restarted after a kill
+//! resumes after its last complete epoch and, on CPU, ends bit-identical.
+use super::sgd::Sgd;
+use super::source::BatchSource;
+use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, TrainError, BEST_MODEL, CHECKPOINT, LOG};
+use crate::config::{OptimSpec, SamplerSpec};
+use crate::losses::Criterion;
+use crate::metrics::{EpochRecord, Evaluation};
+use anyhow::Result;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// The training split (labels, class counts, images) and the test images of a run.
+pub struct Split<'a> {
+    pub labels: &'a [i64],
+    pub counts: &'a [usize],
+    pub train: &'a dyn BatchSource,
+    pub test: &'a dyn BatchSource,
+}
+
+/// What a training step gives the loop: the loss to minimise and the (possibly fractional,
+/// under mixup) number of correct predictions in the batch.
+pub struct StepOutcome {
+    pub loss: Tensor,
+    pub hits: f64,
+}
+
+/// The epoch a step belongs to and its random generator (seeded per epoch).
+pub struct EpochCtx<'r> {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub rng: &'r mut ChaCha8Rng,
+    pub device: Device,
+}
+
+/// One stage of the recipe: its settings, its training step, its prediction and the tensors it
+/// checkpoints. Implemented by `stage1::Stage1`, `bbn::Bbn` and `stage2::Stage2`.
+pub trait Stage {
+    /// 1 or 2: seeds each epoch's randomness and labels the records.
+    fn number(&self) -> u8;
+    fn optim(&self) -> OptimSpec;
+    fn sampler(&self) -> &SamplerSpec;
+    fn augment(&self) -> bool;
+    /// Called before each epoch's first batch.
+    fn begin_epoch(&mut self, _ctx: &mut EpochCtx) -> Result<()> {
+        Ok(())
+    }
+    /// The loss (with gradients to what the stage trains) and hits of one batch.
+    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome>;
+    /// The logits to predict from, in evaluation mode.
+    fn eval_logits(&self, x: &Tensor) -> Tensor;
+    /// Every tensor the stage needs to continue or to be used later, by stable names.
+    fn tensors(&self) -> Vec<(String, Tensor)>;
+    /// Put back what `tensors` returned (resume).
+    fn restore(&self, named: &[(String, Tensor)]) -> Result<()>;
+}
+
+/// What the checkpoint carries besides tensors.
+#[derive(Serialize, Deserialize, Default)]
+pub struct TrainState {
+    pub epochs_done: usize,
+    pub records: Vec<EpochRecord>,
+    pub best_top1: f64,
+    pub best_epoch: usize,
+    pub best_eval: Option<Evaluation>,
+    pub last_eval: Option<Evaluation>,
+    momentum_present: Vec<bool>,
+    pub elapsed_seconds: f64,
+}
+
+/// A plain step, or mixup (`lam ~ Beta(alpha, alpha)` per batch, images mixed with a random
+/// permutation of the batch, loss `lam L(y) + (1 - lam) L(y_perm)`), on a forward function.
+pub fn supervised_step(criterion: &Criterion, mixup: Option<f64>, forward: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> StepOutcome {
+    match mixup {
+        Some(alpha) => {
+            let lam = crate::portable::beta(ctx.rng, alpha, alpha);
+            let perm = Tensor::randperm(y.size()[0], (Kind::Int64, ctx.device));
+            let x = x * lam + x.index_select(0, &perm) * (1.0 - lam);
+            let y_b = y.index_select(0, &perm);
+            let out = forward(&x);
+            let loss = criterion.mixup_loss(&out, y, &y_b, lam, true);
+            let pred = criterion.eval_logits(&out).argmax(1, false);
+            StepOutcome { loss, hits: lam * count_eq(&pred, y) + (1.0 - lam) * count_eq(&pred, &y_b) }
+        }
+        None => {
+            let out = forward(x);
+            let loss = criterion.loss(&out, y, true);
+            let pred = criterion.eval_logits(&out).argmax(1, false);
+            StepOutcome { loss, hits: count_eq(&pred, y) }
+        }
+    }
+}
+
+pub fn count_eq(a: &Tensor, b: &Tensor) -> f64 {
+    a.eq_tensor(b).sum(Kind::Int64).int64_value(&[]) as f64
+}
+
+/// Train `stage` for its epochs (resuming from the run directory's checkpoint if there is one).
+pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, seed: u64) -> Result<TrainState> {
+    std::fs::create_dir_all(&env.dir)?;
+    let ck_path = env.dir.join(CHECKPOINT);
+    let n = stage.number();
+    let mut state = TrainState::default();
+    if ck_path.exists() {
+        state = resume(env, stage, opt, &ck_path)?;
+        env.observer.resumed(n, state.epochs_done);
+    }
+    rewrite_log(&env.dir.join(LOG), &state.records)?;
+    let optim = stage.optim();
+    let epochs = optim.epochs;
+    for epoch in state.epochs_done + 1..=epochs {
+        let t0 = Instant::now();
+        let epoch_seed = derive_seed(seed, n as u64, epoch as u64);
+        tch::manual_seed(epoch_seed as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
+        let mut ctx = EpochCtx { epoch, epochs, seed: epoch_seed, rng: &mut rng, device: env.device };
+        stage.begin_epoch(&mut ctx)?;
+        let order = crate::samplers::epoch_indices(stage.sampler(), split.labels, split.counts, epoch_seed);
+        let lr = schedule::lr_at(&optim, epoch);
+        let bs = optim.batch_size;
+        env.observer.epoch_started(n, epoch, epochs, order.len().div_ceil(bs));
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+        for (step, batch) in split.train.batches(order, bs, stage.augment(), epoch_seed).enumerate() {
+            if env.stop.load(Ordering::SeqCst) {
+                env.observer.stopped();
+                return Err(TrainError::Interrupted.into());
+            }
+            let (x, y) = batch?;
+            let b = y.size()[0] as usize;
+            let StepOutcome { loss, hits } = stage.step(&x, &y, &mut ctx)?;
+            opt.zero_grad();
+            loss.backward();
+            opt.step(lr);
+            let l = loss.double_value(&[]);
+            if !l.is_finite() || l > 1e4 {
+                env.observer.stopped();
+                return Err(TrainError::Diverged { value: l, stage: n, epoch, step: step + 1 }.into());
+            }
+            loss_sum += l * b as f64;
+            correct += hits;
+            seen += b;
+            env.observer.step_done(step, loss_sum / seen as f64, 100.0 * correct / seen as f64);
+        }
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let eval = evaluate(&|x| stage.eval_logits(x), split.test, split.counts)?;
+        let record = EpochRecord {
+            stage: n,
+            epoch,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: 100.0 * correct / seen.max(1) as f64,
+            test_top1: eval.top1,
+            test_top5: eval.top5,
+            many: eval.many,
+            medium: eval.medium,
+            few: eval.few,
+            images_per_sec: seen as f64 / train_seconds.max(1e-9),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        env.observer.epoch_finished(&record);
+        if eval.top1 > state.best_top1 || state.best_eval.is_none() {
+            state.best_top1 = eval.top1;
+            state.best_epoch = epoch;
+            state.best_eval = Some(eval.clone());
+            checkpoint::write_atomic(&env.dir.join(BEST_MODEL), &stage.tensors())?;
+        }
+        append_log(&env.dir.join(LOG), &record)?;
+        state.records.push(record);
+        state.last_eval = Some(eval);
+        state.epochs_done = epoch;
+        state.elapsed_seconds += t0.elapsed().as_secs_f64();
+        save_checkpoint(&ck_path, stage, opt, &mut state)?;
+    }
+    Ok(state)
+}
+
+/// The stage's tensors and the momentum buffers (`momentum.<i>`), with the state.
+fn save_checkpoint(path: &Path, stage: &dyn Stage, opt: &Sgd, state: &mut TrainState) -> Result<()> {
+    let buffers = opt.buffers();
+    state.momentum_present = buffers.iter().map(|b| b.is_some()).collect();
+    let mut tensors = stage.tensors();
+    for (i, b) in buffers.into_iter().enumerate() {
+        if let Some(b) = b {
+            tensors.push((format!("momentum.{i}"), b));
+        }
+    }
+    checkpoint::save(path, &tensors, &*state)
+}
+
+fn resume(env: &RunEnv, stage: &dyn Stage, opt: &mut Sgd, path: &Path) -> Result<TrainState> {
+    let (named, st): (Vec<(String, Tensor)>, TrainState) = checkpoint::load(path)?;
+    let (momentum, tensors): (Vec<_>, Vec<_>) = named.into_iter().partition(|(n, _)| n.starts_with("momentum."));
+    stage.restore(&tensors)?;
+    let mut buffers: Vec<Option<Tensor>> = (0..st.momentum_present.len()).map(|_| None).collect();
+    for (name, t) in momentum {
+        let i: usize = name["momentum.".len()..].parse()?;
+        buffers[i] = Some(t.to_device(env.device));
+    }
+    opt.set_buffers(buffers);
+    Ok(st)
+}
+
+fn append_log(path: &Path, record: &EpochRecord) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(f, "{}", serde_json::to_string(record)?)?;
+    Ok(())
+}
+
+/// On resume, the log is cut back to the epochs the checkpoint holds (a killed epoch may have
+/// been logged without its checkpoint).
+fn rewrite_log(path: &Path, records: &[EpochRecord]) -> Result<()> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Stage 1: train backbone and classifier from scratch (or from pretrained weights) with the
+//! stage's loss, sampler and, optionally, mixup and deferred re-weighting. BBN's stage 1 is
+//! its own method (`bbn`), built on the same pieces.
+use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
+use super::model::{trainable, Model};
+use super::sgd::Sgd;
+use super::{bbn::Bbn, export, source, RunEnv, EMBEDDINGS, FINAL_MODEL};
+use crate::config::{OptimSpec, RunSpec, SamplerSpec, Stage1Spec};
+use crate::data::Data;
+use crate::losses::Criterion;
+use crate::metrics::RunResult;
+use anyhow::Result;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// Deferred re-weighting (LDAM-DRW): after `from_epoch`, the loss weights each class by its
+/// effective number with beta 0.9999.
+pub struct DeferredReweighting {
+    from_epoch: usize,
+    weights: Vec<f64>,
+}
+
+impl DeferredReweighting {
+    pub fn new(spec: &Stage1Spec, counts: &[usize]) -> Option<DeferredReweighting> {
+        spec.drw_epoch.map(|d| DeferredReweighting { from_epoch: d, weights: crate::samplers::drw_weights(counts, 0.9999) })
+    }
+
+    pub fn apply(&self, criterion: &mut Criterion, ctx: &EpochCtx) {
+        let on = ctx.epoch > self.from_epoch;
+        criterion.set_class_weights(on.then(|| Tensor::from_slice(&self.weights).to_kind(Kind::Float).to_device(ctx.device)));
+    }
+}
+
+/// The standard stage 1: one forward of the whole network per (possibly mixed) batch.
+pub struct Stage1<'a> {
+    pub spec: &'a Stage1Spec,
+    pub model: &'a Model,
+    pub criterion: Criterion,
+    pub drw: Option<DeferredReweighting>,
+}
+
+impl Stage1<'_> {
+    pub fn begin(&mut self, ctx: &EpochCtx) {
+        if let Some(drw) = &self.drw {
+            drw.apply(&mut self.criterion, ctx);
+        }
+    }
+}
+
+impl Stage for Stage1<'_> {
+    fn number(&self) -> u8 {
+        1
+    }
+
+    fn optim(&self) -> OptimSpec {
+        self.spec.optim()
+    }
+
+    fn sampler(&self) -> &SamplerSpec {
+        &self.spec.sampler
+    }
+
+    fn augment(&self) -> bool {
+        self.spec.augment
+    }
+
+    fn begin_epoch(&mut self, ctx: &mut EpochCtx) -> Result<()> {
+        self.begin(ctx);
+        Ok(())
+    }
+
+    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome> {
+        let net = &self.model.net;
+        let mixup = self.spec.mixup.then_some(self.spec.mixup_alpha);
+        Ok(supervised_step(&self.criterion, mixup, &|x| net.logits(&net.features(x, true)), x, y, ctx))
+    }
+
+    fn eval_logits(&self, x: &Tensor) -> Tensor {
+        self.criterion.eval_logits(&self.model.net.logits(&self.model.net.features(x, false)))
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.model.named_variables()
+    }
+
+    fn restore(&self, named: &[(String, Tensor)]) -> Result<()> {
+        self.model.load_named(named)
+    }
+}
+
+/// Run stage 1 of `spec` in `env.dir`: train, store the final weights and the embeddings.
+pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Result<RunResult> {
+    let started = chrono::Utc::now();
+    let s1 = &spec.stage1;
+    tch::manual_seed(spec.seed as i64);
+    let model = Model::new(spec, data.num_classes(), env.device);
+    if let Some(p) = &spec.model.pretrained {
+        model.net.load_pretrained(&model.backbone, Path::new(p))?;
+    }
+    let counts = data.class_counts();
+    let labels = data.train_labels();
+    let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device);
+    let mut params = trainable(&model.backbone);
+    params.extend(trainable(&model.head));
+    let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);
+    let (train, test) = source::sources(data, env.device);
+    let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
+    let standard = Stage1 { spec: s1, model: &model, criterion, drw: DeferredReweighting::new(s1, counts) };
+    let state = if spec.model.bbn {
+        epoch::train(env, &mut Bbn::new(standard, &split), &mut opt, &split, spec.seed)?
+    } else {
+        let mut stage = standard;
+        epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?
+    };
+    model.save(&env.dir.join(FINAL_MODEL))?;
+    export::embeddings(&model, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
+    Ok(export::result(key, 1, None, state, data, started))
+}

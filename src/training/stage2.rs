@@ -1,0 +1,111 @@
+//! Stage 2: freeze the stage-1 backbone (BatchNorm in eval mode, or re-estimating its statistics
+//! with `shift_bn`) and re-balance the classifier by the stage's `rebalance` method.
+use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
+use super::evaluate::evaluate;
+use super::model::Model;
+use super::rebalance::Rebalancer;
+use super::sgd::Sgd;
+use super::{checkpoint, derive_seed, export, source, RunEnv, BEST_MODEL, FINAL_MODEL};
+use crate::config::{CheckpointChoice, OptimSpec, RunSpec, SamplerSpec, Stage2Spec};
+use crate::data::Data;
+use crate::losses::Criterion;
+use crate::metrics::RunResult;
+use anyhow::{Context as _, Result};
+use std::path::Path;
+use tch::Tensor;
+
+pub struct Stage2<'a> {
+    spec: &'a Stage2Spec,
+    /// Augmentation follows stage 1's setting.
+    augment: bool,
+    model: &'a Model,
+    classifier: Rebalancer,
+    criterion: Criterion,
+}
+
+impl Stage2<'_> {
+    /// Head output with gradients only to what the method trains. The backbone trains nothing;
+    /// its BatchNorm layers stay in eval mode, except with `shift_bn` while training, where they
+    /// re-estimate their running statistics.
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let f = tch::no_grad(|| self.model.net.features(x, self.spec.shift_bn && train));
+        self.classifier.output(self.model.net.logits(&f))
+    }
+}
+
+impl Stage for Stage2<'_> {
+    fn number(&self) -> u8 {
+        2
+    }
+
+    fn optim(&self) -> OptimSpec {
+        let optim = self.spec.optim();
+        if self.classifier.trains() {
+            optim
+        } else {
+            OptimSpec { epochs: 0, ..optim }
+        }
+    }
+
+    fn sampler(&self) -> &SamplerSpec {
+        &self.spec.sampler
+    }
+
+    fn augment(&self) -> bool {
+        self.augment
+    }
+
+    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome> {
+        let mixup = self.spec.mixup.then_some(self.spec.mixup_alpha);
+        Ok(supervised_step(&self.criterion, mixup, &|x| self.forward(x, true), x, y, ctx))
+    }
+
+    fn eval_logits(&self, x: &Tensor) -> Tensor {
+        self.criterion.eval_logits(&self.forward(x, false))
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v = self.model.named_variables();
+        v.extend(self.classifier.tensors());
+        v
+    }
+
+    fn restore(&self, named: &[(String, Tensor)]) -> Result<()> {
+        let rest: Vec<(String, Tensor)> = self.classifier.restore(named)?.into_iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        self.model.load_named(&rest)
+    }
+}
+
+/// Run stage 2 of `spec` in `env.dir` on the stage-1 run stored in `parent_dir`.
+pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, parent_dir: &Path, env: &RunEnv) -> Result<RunResult> {
+    let started = chrono::Utc::now();
+    let s2 = spec.stage2.as_ref().context("run_stage2 called on a spec without stage 2")?;
+    tch::manual_seed(derive_seed(spec.seed, 2, 0) as i64);
+    let mut model = Model::new(spec, data.num_classes(), env.device);
+    let weights = match s2.from_checkpoint {
+        CheckpointChoice::Final => parent_dir.join(FINAL_MODEL),
+        CheckpointChoice::BestOnTest => parent_dir.join(BEST_MODEL),
+    };
+    model.load(&weights)?;
+    model.backbone.freeze();
+    let classifier = s2.rebalance.prepare(&mut model, data.num_classes(), env.device);
+    let (params, lr_factors) = classifier.params();
+    let mut opt = Sgd::with_lr_scales(params, lr_factors, s2.momentum, s2.weight_decay).nesterov(s2.nesterov);
+    let counts = data.class_counts();
+    let labels = data.train_labels();
+    let criterion = Criterion::new(&s2.loss, counts, spec.model.head, env.device);
+    let (train, test) = source::sources(data, env.device);
+    let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
+    let mut stage = Stage2 { spec: s2, augment: spec.stage1.augment, model: &model, classifier, criterion };
+    let mut state = epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?;
+    // The final classifier (and the method's own tensors), beside the best-on-test ones.
+    checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &stage.tensors())?;
+    if !stage.classifier.trains() {
+        // No training (tau-norm): one evaluation of the re-balanced classifier.
+        let eval = evaluate(&|x| stage.eval_logits(x), split.test, counts)?;
+        state.best_top1 = eval.top1;
+        state.best_eval = Some(eval.clone());
+        state.last_eval = Some(eval);
+    }
+    Ok(export::result(key, 2, Some(parent_key.to_string()), state, data, started))
+}

@@ -1,0 +1,75 @@
+//! A method's settings reach the cache key only through its own variant: adding a field to one
+//! loss (or one stage-2 method) changes the keys of that loss's runs and of no other.
+//!
+//! The key material of a run holds `stage1.loss` as the chosen variant serialised alone
+//! (`cache::key::stage1_material`). Each variant's material is pinned here by its SHA-256: a
+//! change to one loss's settings changes exactly one line below, and a field added outside the
+//! variants (shared by every loss) changes them all, which is what this test exists to refuse.
+use gcl_repro::cache::key::{canonical, hash, stage1_material, stage2_material};
+use gcl_repro::config::{LossSpec, Rebalance, RunSpec, Stage2Spec};
+use serde_json::Value;
+
+/// SHA-256 of the canonical JSON of each loss's default settings, as they appear in a key.
+const LOSS_MATERIAL: [(&str, &str); 8] = [
+    // One line per loss: a change to a loss's settings changes its line only.
+    ("ce", "68b906a24e495d64b3ad6c7b69de4da650a8f0e8fe2aa7f62feb95e8a1f21165"),
+    ("focal", "c229603afa61e673615c4f5fc259330ecac5b357e1d1d7559b99c23ae588c3a7"),
+    ("ldam", "74f219f4fe2e4f5e2d20e509fc78a279822867de4e3b24c4f3d0d7064b9e0362"),
+    ("logit_adjusted", "e26ac8a4456736879a50fbe8b5485753a2e2af78e4206d53157fa3fbb515f5b9"),
+    ("balanced_softmax", "e0f09e362e8e7fc0f99336ca3d3cce2e5ab65ba260c030ccfed7a5cb3133d0fa"),
+    ("label_aware_smoothing", "1779ef6d017e1aee1925e569790f72bc4a86dc86c0dd05a6b72869f7554f6f3d"),
+    ("gcl", "5a01b6a9094226d80f2cad91e7e4eb6079bc56cbc8f5a3bb96899930243e4d02"),
+    ("class_balanced", "ff75187a6316168d32e21569dd11436376411a164cd467456221470a37cd8e8d"),
+];
+
+const REBALANCE_MATERIAL: [(&str, &str); 4] = [
+    ("crt", "8a2d3b1b48c2457ec9bbc943509b5ec0e7efd02fcd631383135e594a91becb81"),
+    ("lws", "c7dced2fc0e51664d5e77bf47d8039235446251dbcafab2918e5562e8fd42f4c"),
+    ("tau_norm", "b9fc770439cd403edc019cb782bdfaebbabeb8e1abcc595c047ebcff61f510e4"),
+    ("crt_lws", "7fb3f57797bc66ca46969e963ebd1fbf39f4f64702f1f1f1dca3735b666a5b76"),
+];
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn each_loss_enters_the_key_with_its_own_settings_only() {
+    let all = LossSpec::all_defaults();
+    assert_eq!(all.len(), LOSS_MATERIAL.len(), "a loss was registered: pin its material here");
+    let mut seen = Vec::new();
+    for (loss, (kind, pinned)) in all.iter().zip(LOSS_MATERIAL) {
+        assert_eq!(loss.kind(), kind);
+        let mut run = RunSpec::default();
+        run.stage1.loss = loss.clone();
+        let material = stage1_material(&run, "data");
+        let in_key = &material["stage1"]["loss"];
+        // Exactly the variant's own fields and its tag.
+        let own = serde_json::to_value(loss).unwrap();
+        assert_eq!(keys(in_key), keys(&own), "{kind}");
+        assert_eq!(in_key["kind"], kind);
+        seen.push(format!("(\"{kind}\", \"{}\")", hash(in_key)));
+        assert!(!pinned.is_empty());
+    }
+    let want: Vec<String> = LOSS_MATERIAL.iter().map(|(k, h)| format!("(\"{k}\", \"{h}\")")).collect();
+    assert_eq!(seen, want, "the key material of these losses changed; canonical forms: {:?}",
+        all.iter().map(|l| canonical(&serde_json::to_value(l).unwrap())).collect::<Vec<_>>());
+}
+
+#[test]
+fn each_stage2_method_enters_the_key_with_its_own_settings_only() {
+    let all = Rebalance::all_defaults();
+    let mut seen = Vec::new();
+    for (method, (name, _)) in all.iter().zip(REBALANCE_MATERIAL) {
+        assert_eq!(method.name(), name);
+        let run = RunSpec { stage2: Some(Stage2Spec { rebalance: method.clone(), ..Stage2Spec::default() }), ..RunSpec::default() };
+        let material = stage2_material(&run, "parent").unwrap();
+        let in_key = &material["stage2"]["rebalance"];
+        assert_eq!(keys(in_key), keys(&serde_json::to_value(method).unwrap()), "{name}");
+        seen.push(format!("(\"{name}\", \"{}\")", hash(in_key)));
+    }
+    let want: Vec<String> = REBALANCE_MATERIAL.iter().map(|(k, h)| format!("(\"{k}\", \"{h}\")")).collect();
+    assert_eq!(seen, want);
+}
