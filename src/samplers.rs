@@ -26,12 +26,12 @@ fn effective_weight(beta: f64, n: usize) -> f64 {
     }
 }
 
-/// CBEN's per-class beta (paper eq. 14).
+/// CBEN's per-class beta (paper eq. 14). Its `delta_j` is GCL's log cloud size (the released
+/// `sampler.py` uses the log schedule whatever the loss's), computed by the same function; an
+/// empty class counts as one image.
 pub fn cben_betas(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
-    let n_max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let raw: Vec<f64> = counts.iter().map(|&n| crate::portable::ln(n_max) - crate::portable::ln(n.max(1) as f64)).collect();
-    let dmax_raw = raw.iter().cloned().fold(0.0, f64::max);
-    let delta: Vec<f64> = raw.iter().map(|d| if dmax_raw > 0.0 { d / dmax_raw } else { 0.0 }).collect();
+    let at_least_one: Vec<usize> = counts.iter().map(|&n| n.max(1)).collect();
+    let delta = crate::losses::cloud_sizes(crate::losses::CloudSchedule::Log, &at_least_one);
     let dmin = delta.iter().cloned().fold(f64::INFINITY, f64::min);
     let dmax = delta.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     delta.iter().map(|d| if dmax > dmin { b * (d - dmin) / (dmax - dmin) + a } else { a }).collect()
