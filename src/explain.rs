@@ -5,7 +5,8 @@
 //! beside every setting that differs from the released GCL CIFAR recipe
 //! ([`RunSpec::released_gcl`]), and the cache key(s) the results are stored under.
 use crate::config::RunSpec;
-use crate::manifest::{schema::did_you_mean, Cell, Manifest};
+use crate::data::DataIdentity;
+use crate::manifest::{schema::did_you_mean, Manifest, TableCell};
 use anyhow::{bail, Result};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -56,7 +57,7 @@ pub fn settings_lines(spec: &RunSpec) -> String {
 
 /// The explanation of one cell: header, keys, then the settings of each seed's run (the runs of
 /// several seeds differ only in `seed`, so the settings are printed once).
-pub fn explain_cell(m: &Manifest, cell: &Cell) -> String {
+pub fn explain_cell(m: &Manifest, cell: &TableCell) -> String {
     let row = m.rows.iter().find(|r| r.id == cell.row).map(|r| r.label.as_str()).unwrap_or("");
     let col = m.columns.iter().find(|c| c.id == cell.column).map(|c| c.label.as_str()).unwrap_or("");
     let mut text = format!("{} · cell {} (row \"{row}\", column \"{col}\")\n", m.path.display(), cell.id());
@@ -72,12 +73,20 @@ pub fn explain_cell(m: &Manifest, cell: &Cell) -> String {
         return text;
     };
     for run in &cell.runs {
-        let _ = write!(text, "seed {}: stage-1 key {}", run.seed, run.stage1_key);
-        match &run.stage2_key {
-            Some(k) => {
-                let _ = writeln!(text, ", stage-2 key {k}");
+        match (&run.keys, &run.data) {
+            (Some(keys), _) => {
+                let _ = write!(text, "seed {}: stage-1 key {}", run.seed, keys.stage1);
+                match &keys.stage2 {
+                    Some(k) => {
+                        let _ = writeln!(text, ", stage-2 key {k}");
+                    }
+                    None => text.push('\n'),
+                }
             }
-            None => text.push('\n'),
+            (None, DataIdentity::Unavailable { dataset, reason }) => {
+                let _ = writeln!(text, "seed {}: no key: the {dataset:?} data is not under the data root ({reason})", run.seed);
+            }
+            (None, DataIdentity::Known(_)) => unreachable!("a run with known data has keys"),
         }
     }
     text.push_str("settings (* = differs from the released GCL CIFAR recipe, whose value follows):\n");
@@ -86,7 +95,7 @@ pub fn explain_cell(m: &Manifest, cell: &Cell) -> String {
 }
 
 /// Finds a cell by id (`row.column`, or just `row` in a one-column table).
-pub fn find_cell<'a>(m: &Manifest, cells: &'a [Cell], id: &str) -> Result<&'a Cell> {
+pub fn find_cell<'a>(m: &Manifest, cells: &'a [TableCell], id: &str) -> Result<&'a TableCell> {
     let wanted = match (id.contains('.'), m.columns.as_slice()) {
         (false, [only]) => crate::manifest::cell_id(id, &only.id),
         _ => id.to_string(),

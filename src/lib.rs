@@ -6,8 +6,9 @@
 //! - `data`: datasets and long-tailed subsets; `samplers`: per-epoch sampling orders;
 //! - `models`: backbones and classifier heads; `losses`: GCL and the baseline losses;
 //! - `training`: the two-stage recipe, checkpoints, evaluation; `metrics`: stored results;
-//! - `manifest`: paper tables as TOML (validation, expansion into runs); `plan`: the run graph
-//!   and Slurm scripts; `cache`: content-hashed run store; `runner`: executes what is missing;
+//! - `manifest`: paper tables as TOML (validation, expansion into runs); `pipeline`: the run
+//!   graph every command reads (`graph`), its plan and Slurm scripts (`plan`), its execution
+//!   (`runner`); `cache`: content-hashed run store;
 //! - `explain`: a cell's resolved settings against the released recipe, with its keys;
 //! - `numerics`: the pinned CPU numeric path (kernel level, threads) of a run;
 //! - `portable`: ln/exp/pow/sin from IEEE basic operations (same bits on every machine);
@@ -26,10 +27,9 @@ pub mod manifest;
 pub mod metrics;
 pub mod models;
 pub mod numerics;
-pub mod plan;
+pub mod pipeline;
 pub mod plot;
 pub mod portable;
-pub mod runner;
 pub mod report;
 pub mod samplers;
 pub mod training;

@@ -8,19 +8,19 @@
 use gcl_repro::config::{ClassifierInit, CloudSchedule, LasShape, LossSpec, Rebalance, RunSpec, SamplerKind, Scale, Stage2Spec};
 use gcl_repro::losses::{Ce, LabelAwareSmoothing, Ldam};
 use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
-use gcl_repro::manifest::{self, Cell};
+use gcl_repro::manifest::{self, TableCell};
 use std::path::{Path, PathBuf};
 
 fn experiments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")
 }
 
-fn cells(name: &str) -> Vec<Cell> {
+fn cells(name: &str) -> Vec<TableCell> {
     let m = manifest::load(&experiments().join(name)).unwrap();
     manifest::expand(&m, Scale::Full, Path::new("/nonexistent-data-root")).unwrap()
 }
 
-fn spec(cells: &[Cell], id: &str) -> RunSpec {
+fn spec(cells: &[TableCell], id: &str) -> RunSpec {
     let c = cells.iter().find(|c| c.id() == id).unwrap_or_else(|| panic!("no cell {id}"));
     c.runs[0].spec.clone()
 }
@@ -55,16 +55,23 @@ fn every_cell_of_every_manifest_resolves_and_explains() {
         .collect();
     files.sort();
     assert!(files.len() >= 7, "{files:?}");
-    let mut explained = 0;
+    let (mut explained, mut with_keys) = (0, 0);
     for file in files {
         let m = manifest::load(&file).unwrap_or_else(|e| panic!("{}: {e:#}", file.display()));
         for scale in [Scale::Full, Scale::Smoke] {
             for cell in manifest::expand(&m, scale, Path::new("/nonexistent-data-root")).unwrap() {
                 let text = gcl_repro::explain::explain_cell(&m, &cell);
                 for run in &cell.runs {
-                    assert!(text.contains(&run.stage1_key), "{}: {text}", cell.id());
-                    if let Some(k) = &run.stage2_key {
-                        assert!(text.contains(k.as_str()));
+                    match &run.keys {
+                        Some(keys) => {
+                            assert!(text.contains(&keys.stage1), "{}: {text}", cell.id());
+                            if let Some(k) = &keys.stage2 {
+                                assert!(text.contains(k.as_str()));
+                            }
+                            with_keys += 1;
+                        }
+                        // No data here (CIFAR, ImageNet-LT, ...): no key, and explain says why.
+                        None => assert!(text.contains(&format!("seed {}: no key: the ", run.seed)), "{}: {text}", cell.id()),
                     }
                 }
                 explained += 1;
@@ -72,6 +79,7 @@ fn every_cell_of_every_manifest_resolves_and_explains() {
         }
     }
     assert!(explained > 100, "{explained}");
+    assert!(with_keys >= 8, "the synthetic quick start has keys without any data files: {with_keys}");
 }
 
 #[test]
@@ -107,10 +115,10 @@ fn table4_rows_differ_only_in_the_stage2_sampler() {
         ("cben", SamplerKind::Cben, Some((0.9999, 1e-5))),
         ("cben_paper", SamplerKind::Cben, Some((0.999, 0.0009))),
     ];
-    let stage1_key = cells[0].runs[0].stage1_key.clone();
+    let stage1_key = cells[0].runs[0].keys.as_ref().unwrap().stage1.clone();
     for (row, kind, ab) in want {
         let c = cells.iter().find(|c| c.id() == format!("{row}.acc")).unwrap();
-        assert_eq!(c.runs[0].stage1_key, stage1_key, "{row}: one shared stage 1");
+        assert_eq!(c.runs[0].keys.as_ref().unwrap().stage1, stage1_key, "{row}: one shared stage 1");
         let s2 = c.runs[0].spec.stage2.clone().unwrap();
         assert_eq!(s2.sampler.kind, kind, "{row}");
         if let Some((a, b)) = ab {

@@ -1,13 +1,13 @@
 //! Manifest expansion: resolution order, published values, quoted rows, keys, seeds.
 use gcl_repro::config::{SamplerKind, Scale, Stage2Spec};
-use gcl_repro::manifest::{self, Cell, FigureKind};
+use gcl_repro::manifest::{self, TableCell, FigureKind};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests").join(name)
 }
 
-fn cell<'a>(cells: &'a [Cell], id: &str) -> &'a Cell {
+fn cell<'a>(cells: &'a [TableCell], id: &str) -> &'a TableCell {
     cells.iter().find(|c| c.id() == id).unwrap_or_else(|| panic!("no cell {id}"))
 }
 
@@ -78,14 +78,14 @@ fn stage2_variants_share_stage1_and_dotted_keys_equal_inline_tables() {
     let crt = &cell(&cells, "gcl_crt.c10").runs[0];
     let cb = &cell(&cells, "gcl_cb.c10").runs[0];
     // gcl_crt writes `stage1.loss.kind = "gcl"`, gcl writes an inline table: same stage 1.
-    assert_eq!(gcl.stage1_key, crt.stage1_key);
-    assert_eq!(crt.stage1_key, cb.stage1_key);
-    assert_eq!(gcl.stage2_key, None);
-    assert_eq!(gcl.key(), gcl.stage1_key);
-    assert_ne!(crt.stage2_key, cb.stage2_key);
-    assert_eq!(crt.key(), crt.stage2_key.as_deref().unwrap());
+    assert_eq!(gcl.keys.as_ref().unwrap().stage1, crt.keys.as_ref().unwrap().stage1);
+    assert_eq!(crt.keys.as_ref().unwrap().stage1, cb.keys.as_ref().unwrap().stage1);
+    assert_eq!(gcl.keys.as_ref().unwrap().stage2, None);
+    assert_eq!(gcl.key(), Some(gcl.keys.as_ref().unwrap().stage1.as_str()));
+    assert_ne!(crt.keys.as_ref().unwrap().stage2, cb.keys.as_ref().unwrap().stage2);
+    assert_eq!(crt.key(), crt.keys.as_ref().unwrap().stage2.as_deref());
     // Different seeds, different runs.
-    assert_ne!(cell(&cells, "gcl.c10").runs[1].stage1_key, gcl.stage1_key);
+    assert_ne!(cell(&cells, "gcl.c10").runs[1].keys.as_ref().unwrap().stage1, gcl.keys.as_ref().unwrap().stage1);
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn equal_settings_written_differently_give_the_same_keys() {
     let ka = &manifest::expand(&manifest::load(&a).unwrap(), Scale::Full, Path::new("/d")).unwrap()[0].runs[0];
     let kb = &manifest::expand(&manifest::load(&b).unwrap(), Scale::Full, Path::new("/d")).unwrap()[0].runs[0];
     assert_eq!(ka.spec, kb.spec);
-    assert_eq!(ka.stage1_key, kb.stage1_key);
+    assert_eq!(ka.keys.as_ref().unwrap().stage1, kb.keys.as_ref().unwrap().stage1);
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn smoke_scale_applies_last_and_changes_keys() {
     assert_eq!(s.spec.stage1.epochs, 2, "smoke overrides even the cell's 300 epochs");
     assert_eq!(s.spec.scale, Scale::Smoke);
     assert_eq!(s.spec.stage2, None, "smoke never adds a stage 2");
-    assert_ne!(f.stage1_key, s.stage1_key);
+    assert_ne!(f.keys.as_ref().unwrap().stage1, s.keys.as_ref().unwrap().stage1);
     assert_eq!(cell(&smoke, "gcl_crt.c10").runs[0].spec.stage2.as_ref().unwrap().epochs, 1);
 }
 

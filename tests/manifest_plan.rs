@@ -2,7 +2,8 @@
 //! Slurm scripts written by `--emit slurm` (file contents; the real scheduler is in slurm_local.rs).
 use gcl_repro::cache::RunState;
 use gcl_repro::config::Scale;
-use gcl_repro::plan::{self, PlanOptions};
+use gcl_repro::pipeline::plan::{self, PlanOptions};
+use gcl_repro::pipeline::{RunGraph, Stage};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,28 +19,28 @@ fn options(cache: &Path) -> PlanOptions {
 fn graph_dedups_stage1_and_reads_cache_states() {
     let cache = tempfile::tempdir().unwrap();
     let p = plan::build(&[good()], &options(cache.path())).unwrap();
-    assert_eq!(p.nodes.len(), 16);
-    assert!(p.nodes.iter().all(|n| n.state == RunState::Missing));
+    let nodes = &p.graph.nodes;
+    assert_eq!(nodes.len(), 16);
+    assert!(p.states.iter().all(|s| *s == RunState::Missing));
     // Every stage-2 node directly follows its parent or a sibling, and names its parent.
-    for (i, n) in p.nodes.iter().enumerate() {
-        if n.stage == 2 {
-            let parent = n.parent.as_deref().unwrap();
-            let prev = &p.nodes[i - 1];
-            assert!(prev.key == parent || prev.parent.as_deref() == Some(parent));
+    for (i, n) in nodes.iter().enumerate() {
+        if let Stage::Two { parent } = &n.stage {
+            let prev = &nodes[i - 1];
+            assert!(&prev.key == parent || prev.parent() == Some(parent.as_str()));
         }
     }
-    let shared = p.nodes.iter().find(|n| n.cells.len() == 3).expect("gcl.c10 shared by three cells");
-    assert_eq!(shared.cells, ["gcl.c10@1", "gcl_crt.c10@1", "gcl_cb.c10@1"]);
-    assert_eq!(p.nodes.iter().filter(|n| n.parent.as_deref() == Some(&shared.key)).count(), 2);
+    let shared = nodes.iter().find(|n| n.uses.len() == 3).expect("gcl.c10 shared by three cells");
+    assert_eq!(p.cells(shared), ["gcl.c10@1", "gcl_crt.c10@1", "gcl_cb.c10@1"]);
+    assert_eq!(nodes.iter().filter(|n| n.parent() == Some(shared.key.as_str())).count(), 2);
 
     // Mark one run cached and one partial, exactly as the cache store lays them out.
-    let k_cached = p.nodes[0].key.clone();
-    let k_partial = p.nodes.iter().find(|n| n.stage == 2).unwrap().key.clone();
+    let k_cached = nodes[0].key.clone();
+    let k_partial = nodes.iter().find(|n| n.parent().is_some()).unwrap().key.clone();
     std::fs::create_dir_all(cache.path().join("runs").join(&k_cached)).unwrap();
     std::fs::write(cache.path().join("runs").join(&k_cached).join("metrics.json"), "{}").unwrap();
     std::fs::create_dir_all(cache.path().join("partial").join(&k_partial)).unwrap();
     let p = plan::build(&[good()], &options(cache.path())).unwrap();
-    let state = |k: &str| p.nodes.iter().find(|n| n.key == k).unwrap().state;
+    let state = |k: &str| p.nodes().find(|(n, _)| n.key == k).unwrap().1;
     assert_eq!(state(&k_cached), RunState::Cached);
     assert_eq!(state(&k_partial), RunState::Partial);
     let text = p.render();
@@ -48,6 +49,32 @@ fn graph_dedups_stage1_and_reads_cache_states() {
     assert!(row.contains("cached") && row.contains("ce.c10@1"), "{row}");
     // ce.c10: synthetic 4 classes, gamma 10, 500 images max: 500+232+107+50 = 889 images x 200 epochs.
     assert!(row.contains(" 889 ") && row.contains("178K"), "{row}");
+}
+
+/// A cell whose data is not under the data root has no key: it is listed apart with the reason
+/// (never hashed into a placeholder key), and the other cells are planned as usual.
+#[test]
+fn runs_without_their_data_are_listed_apart_not_keyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.toml");
+    std::fs::write(
+        &manifest,
+        "[manifest]\nname = \"m\"\n[columns.syn]\ndataset = { name = \"synthetic\", classes = 4, max_per_class = 40 }\n\
+         [columns.c10]\ndataset = { name = \"cifar100\" }\n[rows.ce]\nstage1 = { loss = { kind = \"ce\" } }\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("no-data");
+    let graph = RunGraph::build(&[manifest.clone()], Scale::Full, &empty).unwrap();
+    assert_eq!(graph.nodes.len(), 1, "only the synthetic cell has a key");
+    assert_eq!(graph.nodes[0].label(), "m:ce.syn/s123");
+    assert_eq!(graph.unavailable.len(), 1);
+    assert_eq!(graph.unavailable[0].label, "m:ce.c10/s123");
+    assert!(graph.unavailable[0].reason.starts_with("data not available: ") && graph.unavailable[0].reason.contains("cifar-100"), "{:?}", graph.unavailable);
+    let cells = &graph.manifests[0].cells;
+    assert!(cells[1].runs[0].keys.is_none() && cells[0].runs[0].keys.is_some());
+    let p = plan::build(&[manifest], &options(dir.path())).unwrap();
+    let text = p.render();
+    assert!(text.contains("1 runs (1 stage 1, 0 stage 2)") && text.contains("not planned (1 run(s) whose data is not under the data root"), "{text}");
 }
 
 #[test]

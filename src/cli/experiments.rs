@@ -3,8 +3,7 @@ use anyhow::{bail, Context, Result};
 use gcl_repro::cache::{commands, Cache};
 use gcl_repro::config::Scale;
 use gcl_repro::device::DeviceChoice;
-use gcl_repro::manifest;
-use gcl_repro::runner::{self, Job};
+use gcl_repro::pipeline::{plan, runner, RunGraph};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -51,12 +50,12 @@ pub struct ExplainArgs {
 }
 
 pub fn explain(args: ExplainArgs, data_root: PathBuf) -> Result<()> {
-    let m = manifest::load(&args.manifest)?;
-    let cells = manifest::expand(&m, args.scale.into(), &data_root)?;
+    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &data_root)?;
+    let em = &graph.manifests[0];
     match &args.cell {
-        Some(id) => print!("{}", gcl_repro::explain::explain_cell(&m, gcl_repro::explain::find_cell(&m, &cells, id)?)),
+        Some(id) => print!("{}", gcl_repro::explain::explain_cell(&em.manifest, gcl_repro::explain::find_cell(&em.manifest, &em.cells, id)?)),
         None => {
-            let texts: Vec<String> = cells.iter().map(|c| gcl_repro::explain::explain_cell(&m, c)).collect();
+            let texts: Vec<String> = em.cells.iter().map(|c| gcl_repro::explain::explain_cell(&em.manifest, c)).collect();
             print!("{}", texts.join("\n"));
         }
     }
@@ -70,17 +69,17 @@ pub fn plan(args: PlanArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
             Some([kind, _]) => anyhow::bail!("unknown --emit kind `{kind}`; expected `--emit slurm DIR`"),
             Some(_) => unreachable!("clap takes two values"),
         };
-        let options = gcl_repro::plan::PlanOptions {
+        let options = plan::PlanOptions {
             scale: args.scale.into(),
             cache_dir,
             data_root,
             device_name: runner::device_name(device.resolve()?),
         };
-        let plan = gcl_repro::plan::build(&args.manifests, &options)?;
+        let plan = plan::build(&args.manifests, &options)?;
         print!("{}", plan.render());
         if let Some(dir) = emit {
-            let slurm = gcl_repro::plan::SlurmOptions { command: args.slurm_command, sbatch: args.sbatch };
-            let written = gcl_repro::plan::emit_slurm(&plan, &options, &slurm, &dir)?;
+            let slurm = plan::SlurmOptions { command: args.slurm_command, sbatch: args.sbatch };
+            let written = plan::emit_slurm(&plan, &options, &slurm, &dir)?;
             println!("wrote {} (submit with: bash {})", written.join(", "), dir.join("submit.sh").display());
         }
         Ok(())
@@ -106,63 +105,16 @@ pub struct RunArgs {
     pub force: bool,
 }
 
-/// The jobs of manifests at a scale: stage-1 runs once each, then stage-2 runs. Cells whose
-/// data is not available here (e.g. CIFAR-100 or ImageNet-LT not under the data root) are
-/// returned apart, with the reason, so the other cells still run.
-pub fn manifest_jobs(paths: &[PathBuf], scale: Scale, data_root: &Path) -> Result<(Vec<Job>, Vec<(String, String)>)> {
-    let mut jobs = Vec::new();
-    let mut unavailable = Vec::new();
-    for path in paths {
-        let m = manifest::load(path)?;
-        for cell in manifest::expand(&m, scale, data_root)? {
-            for run in &cell.runs {
-                let label = format!("{}:{}/s{}", m.name, cell.id(), run.seed);
-                match gcl_repro::data::identity(&run.spec.dataset, data_root) {
-                    Ok(identity) => {
-                        let js = Job::from_spec(&run.spec, &identity, &label);
-                        debug_assert_eq!(js[0].key, run.stage1_key);
-                        jobs.extend(js);
-                    }
-                    Err(e) => unavailable.push((label, format!("data not available: {e:#}"))),
-                }
-            }
-        }
-    }
-    // Stage-1 runs first: stage-2 runs wait for them anyway.
-    jobs.sort_by_key(|j| j.stage);
-    Ok((runner::dedup(jobs), unavailable))
-}
-
-/// Keep the jobs named by --only (key prefixes), plus the stage-1 parents of chosen stage-2 runs.
-fn select(jobs: Vec<Job>, only: &[String]) -> Result<Vec<Job>> {
-    if only.is_empty() {
-        return Ok(jobs);
-    }
-    let mut keep: HashSet<String> = HashSet::new();
-    for prefix in only {
-        let hits: Vec<&Job> = jobs.iter().filter(|j| j.key.starts_with(prefix.as_str())).collect();
-        match hits.len() {
-            0 => bail!("--only {prefix}: no run of these manifests has such a key (see `gcl-repro plan`)"),
-            1 => {
-                keep.insert(hits[0].key.clone());
-                if let Some(p) = &hits[0].parent {
-                    keep.insert(p.clone());
-                }
-            }
-            n => bail!("--only {prefix}: {n} runs match; give more characters of the key"),
-        }
-    }
-    Ok(jobs.into_iter().filter(|j| keep.contains(&j.key)).collect())
-}
-
 pub fn run(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
     run_inner(args, device, cache_dir, data_root)
 }
 
 fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
-    let (jobs, unavailable) = manifest_jobs(&args.manifests, args.scale.into(), &data_root)?;
-    let jobs = select(jobs, &args.only)?;
-    let unavailable = if args.only.is_empty() { unavailable } else { vec![] };
+    let graph = RunGraph::build(&args.manifests, args.scale.into(), &data_root)?;
+    let jobs = graph.select(&args.only)?;
+    // Runs whose data is not here are reported as skipped, so the others still run.
+    let unavailable: Vec<(String, String)> =
+        if args.only.is_empty() { graph.unavailable.iter().map(|u| (u.label.clone(), u.reason.clone())).collect() } else { vec![] };
     let devices = if args.devices.is_empty() { vec![device] } else { args.devices.clone() };
     let devices = devices.into_iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
     let mut child_args: Vec<String> = args.manifests.iter().map(|p| p.display().to_string()).collect();
@@ -246,15 +198,13 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             let mut keys = Vec::new();
             for item in &items {
                 if item.ends_with(".toml") || Path::new(item).is_file() {
-                    let m = manifest::load(Path::new(item))?;
-                    let mut missing = 0;
-                    for run in manifest::expand(&m, scale.into(), &data_root)?.iter().flat_map(|c| &c.runs) {
-                        for k in std::iter::once(&run.stage1_key).chain(&run.stage2_key) {
-                            if cache.state(k) == gcl_repro::cache::RunState::Cached {
-                                keys.push(k.clone());
-                            } else {
-                                missing += 1;
-                            }
+                    let graph = RunGraph::build(&[PathBuf::from(item)], scale.into(), &data_root)?;
+                    let mut missing = graph.unavailable.len();
+                    for node in &graph.nodes {
+                        if cache.state(&node.key) == gcl_repro::cache::RunState::Cached {
+                            keys.push(node.key.clone());
+                        } else {
+                            missing += 1;
                         }
                     }
                     if missing > 0 {
@@ -279,13 +229,13 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             let manifests = if manifests.is_empty() { experiment_manifests()? } else { manifests };
             let mut keep = HashSet::new();
             for scale in [Scale::Full, Scale::Smoke] {
-                let (jobs, unavailable) = manifest_jobs(&manifests, scale, &data_root)?;
+                let graph = RunGraph::build(&manifests, scale, &data_root)?;
                 // Without a cell's data its key is unknown, so its cached runs cannot be told
                 // apart from garbage: refuse rather than delete them.
-                if let Some((label, why)) = unavailable.first() {
-                    bail!("cannot tell which runs {label} refers to ({why}); pass the --data-root that holds its data, or name only the manifests to keep");
+                if let Some(u) = graph.unavailable.first() {
+                    bail!("cannot tell which runs {} refers to ({}); pass the --data-root that holds its data, or name only the manifests to keep", u.label, u.reason);
                 }
-                keep.extend(jobs.into_iter().map(|j| j.key));
+                keep.extend(graph.keys());
             }
             print!("{}", commands::gc(&cache, &keep, dry_run)?);
         }

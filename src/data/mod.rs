@@ -249,6 +249,31 @@ pub fn identity(spec: &DatasetSpec, data_root: &Path) -> Result<String> {
     cifar_identity(kind, spec, data_root)
 }
 
+/// The data identity of a run as the run graph knows it: the [`identity`] string that goes into
+/// the cache key, or why it cannot be computed here (files absent under this data root). A run
+/// with unavailable data has no key: it is neither planned nor looked up, only reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataIdentity {
+    Known(String),
+    Unavailable { dataset: DatasetName, reason: String },
+}
+
+impl DataIdentity {
+    pub fn of(spec: &DatasetSpec, data_root: &Path) -> DataIdentity {
+        match identity(spec, data_root) {
+            Ok(id) => DataIdentity::Known(id),
+            Err(e) => DataIdentity::Unavailable { dataset: spec.name, reason: format!("{e:#}") },
+        }
+    }
+
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            DataIdentity::Known(id) => Some(id),
+            DataIdentity::Unavailable { .. } => None,
+        }
+    }
+}
+
 /// Version of the long-tailed selection protocol as implemented here.
 const PROTOCOL: &str = "cao2019-lt/v1";
 

@@ -27,6 +27,7 @@ mod source;
 
 use crate::cache::key::run_keys;
 use crate::config::{RunSpec, Scale};
+use crate::data::DataIdentity;
 use anyhow::{anyhow, Context, Result};
 use schema::{check_fragment, did_you_mean, runspec_shape, unknown_key_message, Problem, Shape};
 use source::{table_name, Source};
@@ -116,7 +117,7 @@ pub struct Manifest {
 /// One cell of the table: its published value and its runs (one per seed; none when quoted
 /// or excluded).
 #[derive(Clone, Debug)]
-pub struct Cell {
+pub struct TableCell {
     pub row: String,
     pub column: String,
     pub published: Option<f64>,
@@ -124,38 +125,46 @@ pub struct Cell {
     pub runs: Vec<PlannedRun>,
 }
 
-impl Cell {
+impl TableCell {
     pub fn id(&self) -> String {
         cell_id(&self.row, &self.column)
     }
 }
 
+/// One seed of a cell: its resolved settings, its data identity and, when the data is here,
+/// its cache keys.
 #[derive(Clone, Debug)]
 pub struct PlannedRun {
     pub seed: u64,
     pub spec: RunSpec,
-    pub stage1_key: String,
-    pub stage2_key: Option<String>,
+    pub data: DataIdentity,
+    /// `None` when the data identity is unavailable (a key cannot be computed without it).
+    pub keys: Option<RunKeys>,
+}
+
+/// The cache keys of a planned run: its stage-1 run and, if it has one, its stage-2 run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunKeys {
+    pub stage1: String,
+    pub stage2: Option<String>,
+}
+
+impl RunKeys {
+    /// The key of the run's result: stage 2's when there is one, else stage 1's.
+    pub fn result(&self) -> &str {
+        self.stage2.as_deref().unwrap_or(&self.stage1)
+    }
 }
 
 impl PlannedRun {
-    /// The key of the run's result: stage 2's when there is one, else stage 1's.
-    pub fn key(&self) -> &str {
-        self.stage2_key.as_deref().unwrap_or(&self.stage1_key)
+    /// The key of the run's result, if its data is here.
+    pub fn key(&self) -> Option<&str> {
+        self.keys.as_ref().map(RunKeys::result)
     }
 }
 
 pub fn cell_id(row: &str, column: &str) -> String {
     format!("{row}.{column}")
-}
-
-/// The data identity that goes into the stage-1 key.
-// lead: repoint to data::identity
-pub fn data_identity(spec: &RunSpec, data_root: &Path) -> Result<String> {
-    // Without the data (e.g. a plan of Table 2 on a machine without ImageNet) the key cannot be
-    // final; it is computed from a marker so planning still works, and `run` refuses clearly.
-    Ok(crate::data::identity(&spec.dataset, data_root)
-        .unwrap_or_else(|e| format!("unavailable {:?}: {e:#}", spec.dataset.name)))
 }
 
 const TOP_KEYS: &[&str] = &["manifest", "defaults", "columns", "rows", "cells", "figures"];
@@ -188,35 +197,30 @@ pub fn load(path: &Path) -> Result<Manifest> {
 }
 
 /// The cells of the table in row-major order (rows and columns in file order), with their runs
-/// at `scale` and the cache keys of each run.
-pub fn expand(m: &Manifest, scale: Scale, data_root: &Path) -> Result<Vec<Cell>> {
-    let mut identities: HashMap<String, String> = HashMap::new();
+/// at `scale`, the data identity of each run and, where the data is here, its cache keys.
+pub fn expand(m: &Manifest, scale: Scale, data_root: &Path) -> Result<Vec<TableCell>> {
+    let mut identities: HashMap<String, DataIdentity> = HashMap::new();
     expand_with(m, scale, &mut |spec: &RunSpec| {
         let k = serde_json::to_string(&spec.dataset)?;
-        if let Some(id) = identities.get(&k) {
-            return Ok(id.clone());
-        }
-        let id = data_identity(spec, data_root)?;
-        identities.insert(k, id.clone());
-        Ok(id)
+        Ok(identities.entry(k).or_insert_with(|| DataIdentity::of(&spec.dataset, data_root)).clone())
     })
 }
 
 /// Number of cells of the table and of distinct trainings (stage-1 and stage-2 runs) at full
 /// scale. Needs no data: distinct settings give distinct runs whatever the data identity.
 pub fn summary(m: &Manifest) -> Result<(usize, usize)> {
-    let cells = expand_with(m, Scale::Full, &mut |_| Ok(String::new()))?;
+    let cells = expand_with(m, Scale::Full, &mut |_| Ok(DataIdentity::Known(String::new())))?;
     let mut runs = HashSet::new();
-    for run in cells.iter().flat_map(|c| &c.runs) {
-        runs.insert(run.stage1_key.clone());
-        if let Some(k) = &run.stage2_key {
+    for keys in cells.iter().flat_map(|c| &c.runs).filter_map(|r| r.keys.as_ref()) {
+        runs.insert(keys.stage1.clone());
+        if let Some(k) = &keys.stage2 {
             runs.insert(k.clone());
         }
     }
     Ok((cells.len(), runs.len()))
 }
 
-fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) -> Result<String>) -> Result<Vec<Cell>> {
+fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) -> Result<DataIdentity>) -> Result<Vec<TableCell>> {
     let mut cells = Vec::new();
     for (ri, row) in m.rows.iter().enumerate() {
         for (ci, col) in m.columns.iter().enumerate() {
@@ -240,11 +244,14 @@ fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) ->
                     let spec = merge::resolve(&fragments, &m.smoke, scale, seed)
                         .with_context(|| format!("{}: cell {id}", m.path.display()))?;
                     let data = identity(&spec).with_context(|| format!("cell {id}: data identity"))?;
-                    let (stage1_key, stage2_key) = run_keys(&spec, &data);
-                    runs.push(PlannedRun { seed: spec.seed, spec, stage1_key, stage2_key });
+                    let keys = data.known().map(|d| {
+                        let (stage1, stage2) = run_keys(&spec, d);
+                        RunKeys { stage1, stage2 }
+                    });
+                    runs.push(PlannedRun { seed: spec.seed, spec, data, keys });
                 }
             }
-            cells.push(Cell { row: row.id.clone(), column: col.id.clone(), published, quoted: row.quoted, runs });
+            cells.push(TableCell { row: row.id.clone(), column: col.id.clone(), published, quoted: row.quoted, runs });
         }
     }
     Ok(cells)
@@ -890,7 +897,7 @@ impl Validator {
     /// catch nearly everything; this is the final word, with the row's position).
     fn check_resolves(&mut self, m: &Manifest) {
         for scale in [Scale::Full, Scale::Smoke] {
-            if let Err(e) = expand_with(m, scale, &mut |_| Ok(String::new())) {
+            if let Err(e) = expand_with(m, scale, &mut |_| Ok(DataIdentity::Known(String::new()))) {
                 self.err(vec![], format!("{e:#}"));
                 return;
             }

@@ -11,6 +11,7 @@ use super::gather::{gather, GatheredManifest};
 use super::{paper_tables, report_markdown, write_runs, write_table_files, CellInput, ReportSection};
 use crate::cache::Cache;
 use crate::config::Scale;
+use crate::pipeline::RunGraph;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -66,8 +67,9 @@ pub fn build_report(manifests: &[PathBuf], scale: Scale, cache_dir: &Path, data_
     let cache = Cache::open(cache_dir)?;
     let mut gathered: Vec<GatheredManifest> = Vec::new();
     let mut names: HashMap<String, PathBuf> = HashMap::new();
-    for path in manifests {
-        let g = gather(path, scale, data_root, &cache).with_context(|| format!("reporting {}", path.display()))?;
+    let graph = RunGraph::build(manifests, scale, data_root)?;
+    for (i, path) in manifests.iter().enumerate() {
+        let g = gather(&graph, i, data_root, &cache).with_context(|| format!("reporting {}", path.display()))?;
         if let Some(first) = names.insert(g.manifest.name.clone(), path.clone()) {
             bail!(
                 "{} and {} are both named `{}`; their tables would overwrite each other: set a distinct `name` in [manifest]",

@@ -12,7 +12,7 @@ use super::gather::{stored, GatheredManifest};
 use super::FigureRef;
 use crate::cache::{key, Cache};
 use crate::config::DatasetName;
-use crate::manifest::{Figure, FigureKind, PlannedRun};
+use crate::manifest::{Figure, FigureKind, PlannedRun, RunKeys};
 use crate::metrics::RunResult;
 use crate::plot::{self, CurveRun, PerClassSeries, PlotFiles, TsneFigure, TsnePanel};
 use crate::training::EMBEDDINGS;
@@ -48,11 +48,13 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
     let mut missing: Vec<&str> = Vec::new();
     for id in &fig.cells {
         let Some(run) = g.figure_run(id) else { bail!("{}: figure `{}` names cell `{id}`, which has no runs", g.path.display(), fig.id) };
-        let mut needed = vec![&run.stage1_key];
-        if fig.kind != FigureKind::Tsne && fig.stage == 2 {
-            needed.extend(run.stage2_key.as_ref());
-        }
-        if needed.iter().any(|k| cache.result(k).ok().flatten().is_none()) {
+        // Without its data here a run has no key: it waits like a run not trained yet.
+        let needed: Vec<&String> = match &run.keys {
+            Some(keys) if fig.kind != FigureKind::Tsne && fig.stage == 2 => std::iter::once(&keys.stage1).chain(&keys.stage2).collect(),
+            Some(keys) => vec![&keys.stage1],
+            None => vec![],
+        };
+        if run.keys.is_none() || needed.iter().any(|k| cache.result(k).ok().flatten().is_none()) {
             missing.push(id);
         }
         runs.push((id, run));
@@ -99,8 +101,9 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
         FigureKind::Curves => {
             let mut curves = Vec::new();
             for (label, run) in &labelled {
-                let s1 = must(cache, &run.stage1_key)?;
-                curves.push(match (&run.stage2_key, fig.stage) {
+                let keys = run_keys(run);
+                let s1 = must(cache, &keys.stage1)?;
+                curves.push(match (&keys.stage2, fig.stage) {
                     (Some(k2), 2) => CurveRun::from_results(label, Some(&s1), &must(cache, k2)?),
                     _ => CurveRun::from_results(label, None, &s1),
                 });
@@ -111,7 +114,8 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
         FigureKind::PerClass => {
             let mut series = Vec::new();
             for (label, run) in &labelled {
-                let key = if fig.stage == 2 { run.stage2_key.as_ref().unwrap_or(&run.stage1_key) } else { &run.stage1_key };
+                let keys = run_keys(run);
+                let key = if fig.stage == 2 { keys.result() } else { keys.stage1.as_str() };
                 series.push(PerClassSeries::from_result(label, &must(cache, key)?));
             }
             let caption = format!(
@@ -145,7 +149,7 @@ pub fn class_names(dataset: DatasetName, classes: usize) -> Vec<String> {
 
 /// The grid of maps, or `None` when a run has no stored embeddings.
 fn tsne_figure(fig: &Figure, runs: &[(String, &PlannedRun)], cache: &Cache) -> Result<Option<TsneFigure>> {
-    let first = must(cache, &runs[0].1.stage1_key)?;
+    let first = must(cache, &run_keys(runs[0].1).stage1)?;
     let n_classes = first.train_class_counts.len();
     let all_names = class_names(runs[0].1.spec.dataset.name, n_classes);
     let shown: Vec<usize> = fig.classes.clone().unwrap_or_else(|| (0..n_classes).collect());
@@ -154,10 +158,11 @@ fn tsne_figure(fig: &Figure, runs: &[(String, &PlannedRun)], cache: &Cache) -> R
     }
     let mut panels = Vec::new();
     for (_, run) in runs {
-        let embeddings = cache.run_dir(&run.stage1_key).join(EMBEDDINGS);
+        let stage1 = &run_keys(run).stage1;
+        let embeddings = cache.run_dir(stage1).join(EMBEDDINGS);
         let mut row = Vec::new();
         for split in &fig.splits {
-            let Some(map) = cached_map(cache, &run.stage1_key, &embeddings, split, fig.classes.as_deref(), fig.max_points)? else {
+            let Some(map) = cached_map(cache, stage1, &embeddings, split, fig.classes.as_deref(), fig.max_points)? else {
                 return Ok(None);
             };
             // Labels as positions in `shown`, the classes of the legend.
@@ -312,4 +317,9 @@ mod tests {
         let other = TsneOptions { perplexity: 30.0, ..o.clone() };
         assert_ne!(base, key::hash(&tsne_material("k", "train", None, 2000, &other)));
     }
+}
+
+/// The keys of a run a figure draws (its runs were checked to have keys and results).
+fn run_keys(run: &PlannedRun) -> &RunKeys {
+    run.keys.as_ref().expect("a figure is drawn only once all its runs have results")
 }

@@ -1,9 +1,11 @@
-//! From a manifest and the cache to the report's inputs: each cell's planned runs (at a scale)
-//! looked up by key, the stored results collected into [`CellInput`]s. Nothing is trained.
+//! From a manifest of the run graph and the cache to the report's inputs: each cell's planned
+//! runs looked up by key, the stored results collected into [`CellInput`]s. Nothing is trained.
 use super::{CellInput, RunInput};
 use crate::cache::Cache;
 use crate::config::Scale;
-use crate::manifest::{self, Cell, Manifest, PlannedRun};
+use crate::data::DataIdentity;
+use crate::manifest::{self, Manifest, PlannedRun, TableCell};
+use crate::pipeline::RunGraph;
 use crate::metrics::RunResult;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ pub struct GatheredManifest {
     pub manifest: Manifest,
     pub scale: Scale,
     /// The expanded cells, in table order.
-    pub cells: Vec<Cell>,
+    pub cells: Vec<TableCell>,
     /// The report's view of `cells` (same order): the stored result of each planned run.
     pub inputs: Vec<CellInput>,
     /// Datasets whose identity could not be computed (e.g. missing files): their keys are
@@ -22,39 +24,33 @@ pub struct GatheredManifest {
     pub warnings: Vec<String>,
 }
 
-/// Load, expand and look up one manifest's results.
-pub fn gather(path: &Path, scale: Scale, data_root: &Path, cache: &Cache) -> Result<GatheredManifest> {
-    let m = manifest::load(path)?;
-    let cells = manifest::expand(&m, scale, data_root)?;
+/// Look up the results of one manifest of a run graph.
+pub fn gather(graph: &RunGraph, index: usize, data_root: &Path, cache: &Cache) -> Result<GatheredManifest> {
+    let em = &graph.manifests[index];
+    let (path, m, cells) = (&em.path, &em.manifest, &em.cells);
     let mut warnings = Vec::new();
-    let mut checked = Vec::new();
     for run in cells.iter().flat_map(|c| &c.runs) {
-        let dataset = serde_json::to_string(&run.spec.dataset)?;
-        if checked.contains(&dataset) {
-            continue;
-        }
-        if let Err(e) = crate::data::identity(&run.spec.dataset, data_root) {
+        if let DataIdentity::Unavailable { dataset, reason } = &run.data {
             // One line per missing data set, however many of its variants (imbalance, ...) fail.
             let line = format!(
-                "{}: the data identity of {:?} is unavailable under {} ({e:#}); its cells show as not run (set --data-root)",
+                "{}: the data identity of {dataset:?} is unavailable under {} ({reason}); its cells show as not run (set --data-root)",
                 path.display(),
-                run.spec.dataset.name,
                 data_root.display()
             );
             if !warnings.contains(&line) {
                 warnings.push(line);
             }
         }
-        checked.push(dataset);
     }
     let mut inputs = Vec::new();
-    for cell in &cells {
+    for cell in cells {
         let row = m.rows.iter().find(|r| r.id == cell.row).expect("expanded cells name manifest rows");
         let column = m.columns.iter().find(|c| c.id == cell.column).expect("expanded cells name manifest columns");
         let mut runs = Vec::new();
         for run in &cell.runs {
-            if let Some(result) = stored(cache, run.key())? {
-                runs.push(RunInput { seed: run.seed, key: run.key().to_string(), result });
+            let Some(key) = run.key() else { continue };
+            if let Some(result) = stored(cache, key)? {
+                runs.push(RunInput { seed: run.seed, key: key.to_string(), result });
             }
         }
         inputs.push(CellInput {
@@ -66,12 +62,12 @@ pub fn gather(path: &Path, scale: Scale, data_root: &Path, cache: &Cache) -> Res
             column: column.id.clone(),
             column_label: column.label.clone(),
             published: cell.published,
-            smoke: scale == Scale::Smoke,
+            smoke: graph.scale == Scale::Smoke,
             runs,
             expected_seeds: cell.runs.len(),
         });
     }
-    Ok(GatheredManifest { path: path.to_path_buf(), manifest: m, scale, cells, inputs, warnings })
+    Ok(GatheredManifest { path: path.clone(), manifest: m.clone(), scale: graph.scale, cells: cells.clone(), inputs, warnings })
 }
 
 /// The stored result of a run, with the file named when it cannot be read.
@@ -94,7 +90,7 @@ impl GatheredManifest {
         self.cells_with_results() > 0
     }
 
-    pub fn cell(&self, id: &str) -> Option<&Cell> {
+    pub fn cell(&self, id: &str) -> Option<&TableCell> {
         self.cells.iter().find(|c| c.id() == id)
     }
 

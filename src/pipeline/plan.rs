@@ -1,5 +1,5 @@
-//! The run graph of one or more manifests: every distinct run once (stage-1 runs shared by the
-//! stage-2 variants built on them), its cache state and a rough cost. Nothing is run here.
+//! The plan of a run graph (`graph`): every distinct run once (stage-1 runs shared by the
+//! stage-2 variants built on them) with its cache state and a rough cost. Nothing is run here.
 //!
 //! [`emit_slurm`] writes the graph as two Slurm array jobs, stage 2 depending on stage 1:
 //!
@@ -9,9 +9,9 @@
 //! DIR/submit.sh                sbatch stage 1, then stage 2 with --dependency=afterok:<stage 1>
 //! DIR/logs/                    one log per task
 //! ```
+use super::graph::{RunGraph, RunNode};
 use crate::cache::{Cache, RunState};
 use crate::config::{Arch, DatasetName, DatasetSpec, Profile, RunSpec, Scale};
-use crate::manifest;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -26,117 +26,54 @@ pub struct PlanOptions {
     pub device_name: String,
 }
 
-/// One distinct run of the graph.
-#[derive(Clone, Debug)]
-pub struct PlanNode {
-    pub key: String,
-    pub stage: u8,
-    /// Stage 2: the stage-1 run it starts from.
-    pub parent: Option<String>,
-    /// The settings of the run (stage 1 alone for a stage-1 node).
-    pub spec: RunSpec,
-    /// The first manifest that uses the run (the one a Slurm task runs it from).
-    pub manifest: PathBuf,
-    /// The cells using it: `row.column` (with `@seed` when a manifest has several seeds, and
-    /// `name/` in front when several manifests are planned together).
-    pub cells: Vec<String>,
-    pub state: RunState,
-}
-
-impl PlanNode {
-    pub fn epochs(&self) -> usize {
-        match (&self.spec.stage2, self.stage) {
-            (Some(s2), 2) => s2.epochs,
-            _ => self.spec.stage1.epochs,
-        }
-    }
-
-    /// Training images seen: epochs x train-split size (None when the size is unknown).
-    pub fn cost_images(&self) -> Option<usize> {
-        train_images(&self.spec.dataset).map(|n| n * self.epochs())
-    }
-}
-
+/// The run graph with each node's cache state and the throughput to estimate its cost from.
 pub struct Plan {
-    pub scale: Scale,
     pub cache_dir: PathBuf,
     pub device_name: String,
     /// Training throughput measured by this cache's finished runs.
     pub throughput: Throughput,
-    /// (path, name, number of cells) of each manifest.
-    pub manifests: Vec<(PathBuf, String, usize)>,
-    /// Stage-1 nodes each followed by their stage-2 children, in order of first use.
-    pub nodes: Vec<PlanNode>,
+    pub graph: RunGraph,
+    /// The cache state of each node of `graph.nodes` (same order).
+    pub states: Vec<RunState>,
 }
 
-/// Loads and expands the manifests and looks every run up in the cache (read only).
+/// Builds the run graph of the manifests and looks every run up in the cache (read only).
 pub fn build(paths: &[PathBuf], opts: &PlanOptions) -> Result<Plan> {
-    let cache = Cache { root: opts.cache_dir.clone() };
-    let several = paths.len() > 1;
-    let mut manifests = Vec::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut nodes: HashMap<String, PlanNode> = HashMap::new();
-    let mut children: HashMap<String, Vec<String>> = HashMap::new();
-    for path in paths {
-        let m = manifest::load(path)?;
-        let abs = std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
-        let cells = manifest::expand(&m, opts.scale, &opts.data_root)?;
-        manifests.push((path.clone(), m.name.clone(), cells.len()));
-        let seeds = m.seeds.as_ref().map_or(1, |s| s.len());
-        for cell in &cells {
-            for run in &cell.runs {
-                let mut label = cell.id();
+    let graph = RunGraph::build(paths, opts.scale, &opts.data_root)?;
+    Ok(Plan::of(graph, opts))
+}
+
+impl Plan {
+    pub fn of(graph: RunGraph, opts: &PlanOptions) -> Plan {
+        let cache = Cache { root: opts.cache_dir.clone() };
+        let states = graph.nodes.iter().map(|n| cache.state(&n.key)).collect();
+        Plan { cache_dir: opts.cache_dir.clone(), device_name: opts.device_name.clone(), throughput: Throughput::measure(&cache), graph, states }
+    }
+
+    /// Each node with its cache state, in graph order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&RunNode, RunState)> {
+        self.graph.nodes.iter().zip(self.states.iter().copied())
+    }
+
+    /// Where a node is used, as the plan prints it: `row.column`, with `@seed` when its manifest
+    /// has several seeds and `name/` in front when several manifests are planned together.
+    pub fn cells(&self, node: &RunNode) -> Vec<String> {
+        let several = self.graph.manifests.len() > 1;
+        node.uses
+            .iter()
+            .map(|u| {
+                let seeds = self.graph.manifests.iter().find(|m| m.manifest.name == u.manifest).and_then(|m| m.manifest.seeds.as_ref()).map_or(1, Vec::len);
+                let mut label = u.cell.clone();
                 if seeds > 1 {
-                    label = format!("{label}@{}", run.seed);
+                    label = format!("{label}@{}", u.seed);
                 }
                 if several {
-                    label = format!("{}/{label}", m.name);
+                    label = format!("{}/{label}", u.manifest);
                 }
-                let k1 = run.stage1_key.clone();
-                let n1 = nodes.entry(k1.clone()).or_insert_with(|| {
-                    order.push(k1.clone());
-                    PlanNode {
-                        key: k1.clone(),
-                        stage: 1,
-                        parent: None,
-                        spec: run.spec.stage1_only(),
-                        manifest: abs.clone(),
-                        cells: vec![],
-                        state: cache.state(&k1),
-                    }
-                });
-                if !n1.cells.contains(&label) {
-                    n1.cells.push(label.clone());
-                }
-                if let Some(k2) = &run.stage2_key {
-                    let n2 = nodes.entry(k2.clone()).or_insert_with(|| {
-                        children.entry(k1.clone()).or_default().push(k2.clone());
-                        PlanNode {
-                            key: k2.clone(),
-                            stage: 2,
-                            parent: Some(k1.clone()),
-                            spec: run.spec.clone(),
-                            manifest: abs.clone(),
-                            cells: vec![],
-                            state: cache.state(k2),
-                        }
-                    });
-                    if !n2.cells.contains(&label) {
-                        n2.cells.push(label);
-                    }
-                }
-            }
-        }
+                label
+            })
+            .collect()
     }
-    let mut ordered = Vec::new();
-    for k1 in order {
-        ordered.push(nodes[&k1].clone());
-        for k2 in children.get(&k1).into_iter().flatten() {
-            ordered.push(nodes[k2].clone());
-        }
-    }
-    let throughput = Throughput::measure(&cache);
-    Ok(Plan { scale: opts.scale, cache_dir: opts.cache_dir.clone(), device_name: opts.device_name.clone(), throughput, manifests, nodes: ordered })
 }
 
 /// Images/s that finished runs of a cache reached, per (architecture, stage, device name):
@@ -214,29 +151,29 @@ fn human_seconds(s: f64) -> String {
 
 impl Plan {
     /// Estimated seconds of a run on this plan's device: `None` without a measurement.
-    fn seconds(&self, node: &PlanNode) -> Option<f64> {
-        let rate = self.throughput.images_per_second(node.spec.model.arch, node.stage, &self.device_name)?;
+    fn seconds(&self, node: &RunNode) -> Option<f64> {
+        let rate = self.throughput.images_per_second(node.spec.model.arch, node.stage_number(), &self.device_name)?;
         node.cost_images().map(|c| c as f64 / rate)
     }
 
     /// The table printed by `gcl-repro plan`.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let scale = match self.scale {
+        let scale = match self.graph.scale {
             Scale::Full => "full",
             Scale::Smoke => "smoke",
         };
         let _ = writeln!(out, "plan at scale {scale}, cache {}", self.cache_dir.display());
-        for (path, name, cells) in &self.manifests {
-            let _ = writeln!(out, "  {name} ({}): {cells} cells", path.display());
+        for m in &self.graph.manifests {
+            let _ = writeln!(out, "  {} ({}): {} cells", m.manifest.name, m.path.display(), m.cells.len());
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<15} {:<5} {:<7} {:>6} {:>8} {:>9} {:>8}  cells", "key", "stage", "state", "epochs", "images", "cost", "est.");
-        for n in &self.nodes {
-            let key = if n.stage == 1 { n.key[..12].to_string() } else { format!("└ {}", &n.key[..12]) };
+        for (n, state) in self.nodes() {
+            let key = if n.parent().is_none() { n.short().to_string() } else { format!("└ {}", n.short()) };
             let images = train_images(&n.spec.dataset).map(human_count).unwrap_or_else(|| "?".into());
             let cost = n.cost_images().map(human_count).unwrap_or_else(|| "?".into());
-            let est = match (n.state, self.seconds(n)) {
+            let est = match (state, self.seconds(n)) {
                 (RunState::Cached, _) => "-".to_string(),
                 (_, Some(s)) => format!("~{}", human_seconds(s)),
                 (_, None) => "no data".to_string(),
@@ -244,15 +181,16 @@ impl Plan {
             let _ = writeln!(
                 out,
                 "{key:<15} {:<5} {:<7} {:>6} {images:>8} {cost:>9} {est:>8}  {}",
-                n.stage,
-                n.state.label(),
+                n.stage_number(),
+                state.label(),
                 n.epochs(),
-                n.cells.join(", ")
+                self.cells(n).join(", ")
             );
         }
-        let count = |s: RunState| self.nodes.iter().filter(|n| n.state == s).count();
-        let (s1, s2) = (self.nodes.iter().filter(|n| n.stage == 1).count(), self.nodes.iter().filter(|n| n.stage == 2).count());
-        let pending: Vec<&PlanNode> = self.nodes.iter().filter(|n| n.state != RunState::Cached).collect();
+        let count = |s: RunState| self.states.iter().filter(|x| **x == s).count();
+        let nodes = &self.graph.nodes;
+        let (s1, s2) = (nodes.iter().filter(|n| n.parent().is_none()).count(), nodes.iter().filter(|n| n.parent().is_some()).count());
+        let pending: Vec<&RunNode> = self.nodes().filter(|(_, s)| *s != RunState::Cached).map(|(n, _)| n).collect();
         let images: usize = pending.iter().filter_map(|n| n.cost_images()).sum();
         let secs: f64 = pending.iter().filter_map(|n| self.seconds(n)).sum();
         let unmeasured = pending.iter().filter(|n| self.seconds(n).is_none()).count();
@@ -260,7 +198,7 @@ impl Plan {
         let _ = writeln!(
             out,
             "{} runs ({s1} stage 1, {s2} stage 2): {} cached, {} partial, {} to run",
-            self.nodes.len(),
+            nodes.len(),
             count(RunState::Cached),
             count(RunState::Partial),
             count(RunState::Missing)
@@ -283,6 +221,12 @@ impl Plan {
                 human_seconds(secs)
             ),
         };
+        if !self.graph.unavailable.is_empty() {
+            let _ = writeln!(out, "not planned ({} run(s) whose data is not under the data root; pass --data-root):", self.graph.unavailable.len());
+            for u in &self.graph.unavailable {
+                let _ = writeln!(out, "  {}: {}", u.label, u.reason);
+            }
+        }
         out
     }
 }
@@ -318,11 +262,11 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
         Scale::Full => "full",
         Scale::Smoke => "smoke",
     };
-    let name = plan.manifests.iter().map(|m| m.1.as_str()).collect::<Vec<_>>().join("+");
+    let name = plan.graph.manifests.iter().map(|m| m.manifest.name.as_str()).collect::<Vec<_>>().join("+");
     let mut written = Vec::new();
     let mut stages = Vec::new();
     for stage in [1u8, 2] {
-        let todo: Vec<&PlanNode> = plan.nodes.iter().filter(|n| n.stage == stage && n.state != RunState::Cached).collect();
+        let todo: Vec<&RunNode> = plan.nodes().filter(|(n, s)| n.stage_number() == stage && *s != RunState::Cached).map(|(n, _)| n).collect();
         let keys_file = format!("keys{stage}.txt");
         let mut keys = String::new();
         for n in &todo {

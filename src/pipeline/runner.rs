@@ -4,90 +4,20 @@
 //!
 //! `--jobs N` runs N runs at once per device as separate processes (`gcl-repro run --only KEY`
 //! children); with one job everything runs in this process.
-use crate::cache::{key, Cache, RunState};
-use crate::config::RunSpec;
+use super::graph::{RunNode, Stage};
+use crate::cache::{Cache, RunState};
 use crate::data::Data;
 use crate::device::device_label;
 use crate::metrics::RunResult;
 use crate::training::{self, Progress, RunEnv, TrainError};
 use anyhow::{Context as _, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tch::Device;
-
-/// One run to execute: a stage-1 run, or a stage-2 run on top of its parent stage-1 run.
-#[derive(Clone, Debug)]
-pub struct Job {
-    pub key: String,
-    pub stage: u8,
-    pub parent: Option<String>,
-    /// The full spec (for stage 1, its stage-2 part is ignored).
-    pub spec: RunSpec,
-    pub data_identity: String,
-    /// Where the run appears (manifest cells), for messages.
-    pub label: String,
-}
-
-impl Job {
-    /// Jobs of one planned run: its stage-1 job and, if it has one, its stage-2 job.
-    pub fn from_spec(spec: &RunSpec, data_identity: &str, label: &str) -> Vec<Job> {
-        let (k1, k2) = key::run_keys(spec, data_identity);
-        let mut jobs = vec![Job {
-            key: k1.clone(),
-            stage: 1,
-            parent: None,
-            spec: spec.stage1_only(),
-            data_identity: data_identity.to_string(),
-            label: label.to_string(),
-        }];
-        if let Some(k2) = k2 {
-            jobs.push(Job {
-                key: k2,
-                stage: 2,
-                parent: Some(k1),
-                spec: spec.clone(),
-                data_identity: data_identity.to_string(),
-                label: label.to_string(),
-            });
-        }
-        jobs
-    }
-
-    fn key_material(&self) -> serde_json::Value {
-        match (&self.parent, self.stage) {
-            (Some(parent), 2) => key::stage2_material(&self.spec, parent).expect("stage-2 job has a stage 2"),
-            _ => key::stage1_material(&self.spec, &self.data_identity),
-        }
-    }
-
-    fn short(&self) -> &str {
-        &self.key[..12.min(self.key.len())]
-    }
-}
-
-/// Merge job lists from several cells: stage-1 runs shared by stage-2 variants appear once.
-pub fn dedup(jobs: Vec<Job>) -> Vec<Job> {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out: Vec<Job> = Vec::new();
-    for j in jobs {
-        match seen.get(&j.key) {
-            Some(&i) => {
-                if !out[i].label.split(", ").any(|l| l == j.label) {
-                    out[i].label = format!("{}, {}", out[i].label, j.label);
-                }
-            }
-            None => {
-                seen.insert(j.key.clone(), out.len());
-                out.push(j);
-            }
-        }
-    }
-    out
-}
 
 pub struct Options {
     pub cache_dir: PathBuf,
@@ -133,7 +63,7 @@ impl Summary {
 
 /// Run every job that is not cached. Stage-2 jobs wait for their parent; a failed parent
 /// skips its children (with the reason in the summary).
-pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<Summary> {
+pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>) -> Result<Summary> {
     let cache = Cache::open(&opts.cache_dir)?;
     if opts.force {
         for j in jobs {
@@ -147,9 +77,9 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
     );
     let mut summary = Summary::default();
     let mut failed_keys: HashSet<String> = HashSet::new();
-    let mut pending: Vec<&Job> = jobs.iter().collect();
+    let mut pending: Vec<&RunNode> = jobs.to_vec();
     let slots = opts.devices.len() * opts.jobs_per_device.max(1);
-    let mut running: Vec<(std::process::Child, &Job, Instant)> = Vec::new();
+    let mut running: Vec<(std::process::Child, &RunNode, Instant)> = Vec::new();
     let mut data_cache: HashMap<String, Arc<Data>> = HashMap::new();
     let status = |s: &Summary, running: usize| {
         format!("done {} · running {} · cached {} · failed {}", s.trained.len(), running, s.cached.len(), s.failed.len())
@@ -169,10 +99,10 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
             if let Some(st) = running[i].0.try_wait()? {
                 let (_, job, _) = running.remove(i);
                 if st.success() && cache.state(&job.key) == RunState::Cached {
-                    summary.trained.push(job.label.clone());
+                    summary.trained.push(job.label());
                 } else {
                     failed_keys.insert(job.key.clone());
-                    summary.failed.push((job.label.clone(), format!("worker exited with {st}; see its log in {}", cache.partial_dir(&job.key).display())));
+                    summary.failed.push((job.label(), format!("worker exited with {st}; see its log in {}", cache.partial_dir(&job.key).display())));
                 }
                 overall.inc(1);
             } else {
@@ -188,11 +118,11 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
                 break; // one run at a time: wait for the child (a run at another CPU level)
             }
             let job = pending[next];
-            if let Some(p) = &job.parent {
+            if let Some(p) = job.parent() {
                 if failed_keys.contains(p) {
                     pending.remove(next);
                     failed_keys.insert(job.key.clone());
-                    summary.skipped.push((job.label.clone(), format!("its stage-1 run {} failed", &p[..12])));
+                    summary.skipped.push((job.label(), format!("its stage-1 run {} failed", &p[..12])));
                     overall.inc(1);
                     progressed = true;
                     continue;
@@ -204,7 +134,7 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
             }
             if cache.state(&job.key) == RunState::Cached {
                 pending.remove(next);
-                summary.cached.push(job.label.clone());
+                summary.cached.push(job.label());
                 overall.inc(1);
                 progressed = true;
                 continue;
@@ -237,7 +167,7 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
                     Err(e) => {
                         pending.remove(next);
                         failed_keys.insert(job.key.clone());
-                        summary.failed.push((format!("{} ({})", job.label, job.short()), format!("{e:#}")));
+                        summary.failed.push((format!("{} ({})", job.label(), job.short()), format!("{e:#}")));
                         overall.inc(1);
                         progressed = true;
                         continue;
@@ -251,14 +181,14 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
             pending.remove(next);
             progressed = true;
             if cache.state(&job.key) == RunState::Cached {
-                summary.cached.push(job.label.clone());
+                summary.cached.push(job.label());
                 overall.inc(1);
                 continue;
             }
             let outcome = run_one(job, &cache, opts, opts.devices[0], &multi, stop, &mut data_cache);
             drop(lock);
             match outcome {
-                Ok(_) => summary.trained.push(job.label.clone()),
+                Ok(_) => summary.trained.push(job.label()),
                 Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::Interrupted)) => {
                     summary.interrupted = true;
                     overall.abandon();
@@ -266,8 +196,8 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
                 }
                 Err(e) => {
                     failed_keys.insert(job.key.clone());
-                    tracing::error!("{} ({}) failed: {e:#}", job.label, job.short());
-                    summary.failed.push((format!("{} ({})", job.label, job.short()), format!("{e:#}")));
+                    tracing::error!("{} ({}) failed: {e:#}", job.label(), job.short());
+                    summary.failed.push((format!("{} ({})", job.label(), job.short()), format!("{e:#}")));
                 }
             }
             overall.inc(1);
@@ -281,7 +211,7 @@ pub fn execute(jobs: &[Job], opts: &Options, stop: &Arc<AtomicBool>) -> Result<S
     Ok(summary)
 }
 
-fn spawn_child(opts: &Options, job: &Job, device: Device) -> Result<std::process::Child> {
+fn spawn_child(opts: &Options, job: &RunNode, device: Device) -> Result<std::process::Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("run")
@@ -299,7 +229,7 @@ fn spawn_child(opts: &Options, job: &Job, device: Device) -> Result<std::process
 
 /// Train one job in this process and publish it in the cache.
 fn run_one(
-    job: &Job,
+    job: &RunNode,
     cache: &Cache,
     opts: &Options,
     device: Device,
@@ -317,11 +247,11 @@ fn run_one(
             d
         }
     };
-    let observer = Progress::new(format!("{} [{}]", job.label, job.short()), Some(multi));
+    let observer = Progress::new(format!("{} [{}]", job.label(), job.short()), Some(multi));
     let ctx = RunEnv { device, dir: cache.partial_dir(&job.key), stop, observer: &observer };
-    let mut result = match (&job.parent, job.stage) {
-        (Some(parent), 2) => training::run_stage2(&job.spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
-        _ => training::run_stage1(&job.spec, &data, &job.key, &ctx)?,
+    let mut result = match &job.stage {
+        Stage::Two { parent } => training::run_stage2(&job.spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
+        Stage::One => training::run_stage1(&job.spec, &data, &job.key, &ctx)?,
     };
     result.provenance.device = device_label(device);
     result.provenance.device_name = device_name(device);
