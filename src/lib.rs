@@ -3,7 +3,7 @@
 //!
 //! Module map (one concept each):
 //! - `config`: the settings of one run (a method is a combination of settings);
-//! - `data`: datasets and long-tailed subsets; `samplers`: per-epoch sampling orders;
+//! - `data`: datasets, long-tailed subsets and the per-epoch sampling orders (`data::samplers`);
 //! - `models`: backbones and classifier heads; `losses`: GCL and the baseline losses;
 //! - `training`: the two-stage recipe, checkpoints, evaluation; `metrics`: stored results;
 //! - `manifest`: paper tables as TOML (validation, expansion into runs); `pipeline`: the run
@@ -12,8 +12,13 @@
 //! - `explain`: a cell's resolved settings against the released recipe, with its keys;
 //! - `numerics`: the pinned CPU numeric path (kernel level, threads) of a run;
 //! - `portable`: ln/exp/pow/sin from IEEE basic operations (same bits on every machine);
-//! - `device`, `doctor`, `bench`, `fidelity`: hardware, toolchain checks, benchmarks and the
-//!   end-to-end cross-check against an independent PyTorch run.
+//! - `atomic`: whole-file writes (temporary name, fsync, rename); `human`: durations and counts
+//!   as printed;
+//! - `report`: tables, figures (`report::plot`) and t-SNE maps (`report::tsne`) from the cache;
+//! - `device`, `doctor`, `bench`: hardware, toolchain checks, and the benchmarks (`bench::step`,
+//!   `bench::images`, `bench::tsne`, and `bench::fidelity`, the end-to-end cross-check against an
+//!   independent PyTorch run).
+pub mod atomic;
 pub mod bench;
 pub mod cache;
 pub mod config;
@@ -21,19 +26,16 @@ pub mod data;
 pub mod device;
 pub mod doctor;
 pub mod explain;
-pub mod fidelity;
+pub mod human;
 pub mod losses;
 pub mod manifest;
 pub mod metrics;
 pub mod models;
 pub mod numerics;
 pub mod pipeline;
-pub mod plot;
 pub mod portable;
 pub mod report;
-pub mod samplers;
 pub mod training;
-pub mod tsne;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
 /// 2: BatchNorm scale starts at 1 (was tch's uniform [0, 1)); the focal factor is detached as in

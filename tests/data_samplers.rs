@@ -1,6 +1,6 @@
 //! Samplers: class probabilities follow the formulas, and epoch draws follow the probabilities.
 use gcl_repro::config::{SamplerKind, SamplerSpec};
-use gcl_repro::samplers::{class_probabilities, drw_weights, epoch_indices};
+use gcl_repro::data::samplers::{class_probabilities, drw_weights, epoch_indices};
 
 const GAMMA100: [usize; 10] = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50];
 
@@ -110,7 +110,7 @@ fn drw_weights_sum_to_classes_and_favour_tails() {
 fn reversed_sampler_favours_the_tail_as_bbn_does() {
     use gcl_repro::config::{SamplerKind, SamplerSpec};
     let counts = [100usize, 10];
-    let p = gcl_repro::samplers::class_probabilities(&SamplerSpec { kind: SamplerKind::Reversed, ..SamplerSpec::default() }, &counts);
+    let p = gcl_repro::data::samplers::class_probabilities(&SamplerSpec { kind: SamplerKind::Reversed, ..SamplerSpec::default() }, &counts);
     // Class probability proportional to 1/n_j: 1/100 : 1/10.
     assert!((p[0] - 1.0 / 11.0).abs() < 1e-12 && (p[1] - 10.0 / 11.0).abs() < 1e-12, "{p:?}");
 }

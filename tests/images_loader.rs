@@ -1,7 +1,8 @@
 //! The JPEG loader on small generated images: shapes, value ranges, determinism, the exact
 //! evaluation transform, and bad-image handling.
 use gcl_repro::data::images::loader::{epoch_seed, ImageLoader, LoaderOptions};
-use gcl_repro::data::images::{bench::synthetic_photo, IMAGENET_MEAN, IMAGENET_STD};
+use gcl_repro::bench::images::synthetic_photo;
+use gcl_repro::data::images::{IMAGENET_MEAN, IMAGENET_STD};
 use gcl_repro::data::listfile::ListDataset;
 use rand::SeedableRng;
 use std::path::Path;

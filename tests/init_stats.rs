@@ -11,8 +11,8 @@
 //!
 //! A copied-weights parity test cannot see any of this; this test builds our models from their
 //! seeds and looks only at the numbers.
-use gcl_repro::config::{Arch, Head, RunSpec};
-use gcl_repro::training::Model;
+use gcl_repro::config::{Arch, Head, ModelSpec};
+use gcl_repro::models::Network;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
@@ -44,13 +44,10 @@ fn assert_all(name: &str, t: &Tensor, value: f64) {
 /// Checks every variable of a model; returns how many BatchNorm layers, convs and heads it saw.
 fn check_model(arch: Arch, head: Head, bbn: bool) -> (usize, usize, usize) {
     tch::manual_seed(0);
-    let mut spec = RunSpec::default();
-    spec.model.arch = arch;
-    spec.model.head = head;
-    spec.model.bbn = bbn;
+    let spec = ModelSpec { arch, head, bbn, pretrained: None };
     let classes = 10;
-    let model = Model::new(&spec, classes, Device::Cpu);
-    let vars: HashMap<String, Tensor> = model.named_variables().into_iter().collect();
+    let net = Network::new(&spec, classes, Device::Cpu);
+    let vars: HashMap<String, Tensor> = net.named_variables().into_iter().collect();
     let cifar = matches!(arch, Arch::Resnet32 | Arch::ResnetSmall);
     let (mut bns, mut convs, mut heads) = (0, 0, 0);
     for (name, t) in &vars {

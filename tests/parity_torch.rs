@@ -14,7 +14,7 @@ use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec};
 use gcl_repro::losses::{Ce, Gcl};
 use gcl_repro::losses::Criterion;
 use gcl_repro::models::Network;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 fn python() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
@@ -40,12 +40,10 @@ fn tch_matches_pytorch_forward_backward() {
         return;
     };
     tch::manual_seed(42);
-    let mut bvs = nn::VarStore::new(Device::Cpu);
-    let mut hvs = nn::VarStore::new(Device::Cpu);
     let spec = ModelSpec { arch: Arch::ResnetSmall, head: Head::Normed, bbn: false, pretrained: None };
-    let net = Network::new(&bvs.root(), &hvs.root(), &spec, COUNTS.len() as i64);
-    bvs.double();
-    hvs.double();
+    let mut net = Network::new(&spec, COUNTS.len() as i64, Device::Cpu);
+    net.backbone_vars.double();
+    net.head_vars.double();
 
     let x = Tensor::randn([BATCH, 3, 32, 32], (Kind::Double, Device::Cpu));
     let y = Tensor::from_slice(&[0i64, 9, 3, 9]);
@@ -53,7 +51,7 @@ fn tch_matches_pytorch_forward_backward() {
     let eps = Tensor::randn([BATCH, COUNTS.len() as i64], (Kind::Double, Device::Cpu)) * 0.8;
 
     let dir = tempfile::tempdir().unwrap();
-    let vars: Vec<(String, Tensor)> = bvs.variables().into_iter().chain(hvs.variables()).collect();
+    let vars: Vec<(String, Tensor)> = net.backbone_vars.variables().into_iter().chain(net.head_vars.variables()).collect();
     Tensor::write_npz(&vars, dir.path().join("weights.npz")).unwrap();
     let inputs = [
         ("x", x.shallow_clone()),

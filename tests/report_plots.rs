@@ -1,8 +1,8 @@
 //! Figures: each plot writes a non-empty PNG of the declared size and a matching SVG.
 //! Set GCL_KEEP_PLOTS=DIR to keep the files for a look.
 use gcl_repro::metrics::EpochRecord;
-use gcl_repro::plot::*;
-use gcl_repro::tsne::gaussian_clusters;
+use gcl_repro::report::plot::*;
+use gcl_repro::report::tsne::gaussian_clusters;
 use std::path::{Path, PathBuf};
 
 fn out_dir() -> (Option<tempfile::TempDir>, PathBuf) {

@@ -10,7 +10,7 @@ use tch::{Device, Tensor};
 fn stage1_and_stage2_train_on_jpeg_lists() {
     let root = tempfile::tempdir().unwrap();
     let images = root.path().join("places");
-    let list = gcl_repro::data::images::bench::generate_images(&images, 30, 3).unwrap();
+    let list = gcl_repro::bench::images::generate_images(&images, 30, 3).unwrap();
     // The generated list has labels i % 10; keep 3 classes with a long tail: 10 / 6 / 3 images.
     let text = std::fs::read_to_string(&list).unwrap();
     let mut train = String::new();

@@ -1,5 +1,5 @@
 //! t-SNE: separated clusters stay separated, and a seed gives the same map every time.
-use gcl_repro::tsne::{gaussian_clusters, knn_label_agreement, tsne, TsneInit, TsneOptions};
+use gcl_repro::report::tsne::{gaussian_clusters, knn_label_agreement, tsne, TsneInit, TsneOptions};
 
 #[test]
 fn separated_clusters_keep_their_neighbours() {

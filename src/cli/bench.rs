@@ -110,7 +110,7 @@ pub struct BenchStepArgs {
 pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path) -> Result<()> {
     match cmd {
         BenchCommand::Fidelity(a) => {
-            let opts = gcl_repro::fidelity::FidelityOptions {
+            let opts = gcl_repro::bench::fidelity::FidelityOptions {
                 epochs: a.epochs,
                 seeds: a.seeds,
                 data_root: data_root.to_path_buf(),
@@ -120,21 +120,21 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
                 script: a.script,
                 out: a.out,
             };
-            print!("{}", gcl_repro::fidelity::run(&opts)?);
+            print!("{}", gcl_repro::bench::fidelity::run(&opts)?);
             Ok(())
         }
         BenchCommand::Loader(a) => {
-            use gcl_repro::data::images::bench;
+            use gcl_repro::bench::images;
             let list = match (a.generate, a.list) {
                 (Some(n), list) => {
-                    let written = bench::generate_images(&a.root, n, 0)?;
+                    let written = images::generate_images(&a.root, n, 0)?;
                     list.unwrap_or(written)
                 }
                 (None, Some(list)) => list,
                 (None, None) => anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set"),
             };
             let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-            let spec = bench::LoaderBench {
+            let spec = images::LoaderBench {
                 root: a.root,
                 list,
                 batches: a.batches,
@@ -145,12 +145,12 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
                 python: a.python,
                 script: None,
             };
-            print!("{}", bench::run(&spec)?);
+            print!("{}", images::run(&spec)?);
             Ok(())
         }
         BenchCommand::Tsne { points, dim, threads, python, script } => {
             let python = gcl_repro::bench::find_python(python);
-            println!("{}", gcl_repro::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?);
+            println!("{}", gcl_repro::bench::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?);
             Ok(())
         }
         BenchCommand::Step(a) => {

@@ -125,7 +125,7 @@ fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
     let mut summary = runner::execute(&jobs, &opts, &stop)?;
     summary.skipped.extend(unavailable);
     summary.print();
-    eprintln!("finished in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!("finished in {}", gcl_repro::human::duration(t.elapsed().as_secs_f64()));
     if summary.interrupted {
         std::process::exit(130);
     }

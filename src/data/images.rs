@@ -17,7 +17,6 @@ use anyhow::{Context, Result};
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-pub mod bench;
 pub mod loader;
 
 /// Side of the square network input.

@@ -11,6 +11,7 @@ pub mod listfile;
 pub mod longtail;
 pub mod mt19937;
 pub mod prepare;
+pub mod samplers;
 pub mod synthetic;
 pub mod verify;
 

@@ -123,12 +123,4 @@ impl Classifier {
         });
         self.tau.set(1.0);
     }
-
-    pub(crate) fn same_shape(&self, other: &Classifier) -> bool {
-        match (&self.weights, &other.weights) {
-            (Weights::Linear { weight, .. }, Weights::Linear { weight: w2, .. })
-            | (Weights::Normed { weight }, Weights::Normed { weight: w2 }) => weight.size() == w2.size(),
-            _ => false,
-        }
-    }
 }

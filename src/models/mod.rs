@@ -1,20 +1,21 @@
 //! Networks: a backbone (CIFAR ResNet-32 / small, torchvision ResNet-50 / 152, optionally with
 //! BBN's two branches) and a classifier head, built from `config::ModelSpec`.
 //!
-//! The backbone's variables live in one var store and the head's in another, so stage 2 can
-//! freeze the backbone (`VarStore::freeze`) and the optimiser can take either set. An optimiser
-//! must step only the variables with `requires_grad()`: tch keeps frozen variables in
-//! `trainable_variables()`.
+//! A [`Network`] owns its variables in two var stores, the backbone's and the classifier's, so
+//! stage 2 can freeze the backbone (`VarStore::freeze`) and the optimiser can take either set. An
+//! optimiser must step only the variables with `requires_grad()` ([`trainable`]): tch keeps
+//! frozen variables in `trainable_variables()`.
 pub mod bbn;
 pub mod heads;
 pub mod resnet;
 pub mod resnet_cifar;
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context, Result};
 use tch::nn::{self, ModuleT};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use crate::config::{Arch, Head, ModelSpec};
 use heads::{Classifier, LinearInit};
@@ -62,9 +63,14 @@ fn pool(x: &Tensor) -> Tensor {
     x.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>)
 }
 
-/// Backbone + classifier head.
+/// Backbone + classifier head, with their variables.
 #[derive(Debug)]
 pub struct Network {
+    /// The backbone's variables (BBN's re-balancing branch included).
+    pub backbone_vars: nn::VarStore,
+    /// The classifier's variables (`linear.*` for the CIFAR nets, the released code's name, and
+    /// `fc.*` for the torchvision nets).
+    pub head_vars: nn::VarStore,
     backbone: Backbone,
     /// BBN's re-balancing branch (a twin of the backbone's last block), if `spec.bbn`.
     rb_block: Option<Box<dyn ModuleT>>,
@@ -75,10 +81,12 @@ pub struct Network {
 }
 
 impl Network {
-    /// Build under two var-store paths so stage 2 can freeze the backbone: the backbone's
-    /// variables under `backbone_vs`, the classifier's under `head_vs` (as `linear.*` for the
-    /// CIFAR nets, the released code's name, and `fc.*` for the torchvision nets).
-    pub fn new(backbone_vs: &nn::Path, head_vs: &nn::Path, spec: &ModelSpec, num_classes: i64) -> Network {
+    /// A freshly initialised network on `device` (its initialisation draws from libtorch's
+    /// generator).
+    pub fn new(spec: &ModelSpec, num_classes: i64, device: Device) -> Network {
+        let backbone_vars = nn::VarStore::new(device);
+        let head_vars = nn::VarStore::new(device);
+        let (backbone_vs, head_vs) = (&backbone_vars.root(), &head_vars.root());
         let (backbone, head_name, linear_init) = match spec.arch {
             Arch::Resnet32 => (Backbone::Cifar(ResNetCifar::new(backbone_vs, 5)), "linear", LinearInit::KaimingNormal),
             Arch::ResnetSmall => {
@@ -103,7 +111,37 @@ impl Network {
         });
         let dim = backbone.dim() * if spec.bbn { 2 } else { 1 };
         let head = Classifier::new(&(head_vs / head_name), spec.head, dim, num_classes, linear_init);
-        Network { backbone, rb_block, head, head_kind: spec.head, head_name, linear_init }
+        Network { backbone_vars, head_vars, backbone, rb_block, head, head_kind: spec.head, head_name, linear_init }
+    }
+
+    /// All variables (parameters and BatchNorm statistics) by stable, prefixed names.
+    pub fn named_variables(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = Vec::new();
+        for (prefix, vs) in [("backbone.", &self.backbone_vars), ("head.", &self.head_vars)] {
+            for (name, t) in vs.variables() {
+                out.push((format!("{prefix}{name}"), t));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Copy stored tensors into this network's variables; every variable must be present.
+    pub fn load_named(&self, named: &[(String, Tensor)]) -> Result<()> {
+        let stored: HashMap<&str, &Tensor> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        tch::no_grad(|| -> Result<()> {
+            for (name, mut var) in self.named_variables() {
+                let src = stored.get(name.as_str()).with_context(|| format!("stored weights lack `{name}`"))?;
+                var.copy_(&src.to_device(var.device()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Load weights stored by name (a run's `model.safetensors`).
+    pub fn load(&self, path: &Path) -> Result<()> {
+        let named = Tensor::read_safetensors(path).with_context(|| format!("reading weights {}", path.display()))?;
+        self.load_named(&named)
     }
 
     /// Pooled features `[B, D]` (BBN: both branches on `x`, concatenated, `D` = twice the
@@ -145,11 +183,11 @@ impl Network {
     /// `resnet` for the conversion one-liner) into the backbone. `fc.*` and
     /// `num_batches_tracked` entries are ignored; BBN's `rb_block.*` is initialised from the
     /// backbone's last block.
-    pub fn load_pretrained(&self, backbone_vs: &nn::VarStore, path: &Path) -> anyhow::Result<()> {
+    pub fn load_pretrained(&self, path: &Path) -> Result<()> {
         let tensors = Tensor::read_safetensors(path)
             .with_context(|| format!("reading pretrained weights {} (a safetensors file)", path.display()))?;
         let file: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
-        let mut vars: Vec<(String, Tensor)> = backbone_vs.variables().into_iter().collect();
+        let mut vars: Vec<(String, Tensor)> = self.backbone_vars.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, var) in vars {
             let source_name = match name.strip_prefix("rb_block.") {
@@ -179,20 +217,14 @@ impl Network {
         Ok(())
     }
 
-    /// Replace the classifier by a freshly initialised one under `head_vs` (cRT "reinit"). With
-    /// an unchanged class count the existing head variables are re-initialised in place (so the
-    /// head var store holds no stale copies); otherwise new ones are created.
-    pub fn reset_head(&mut self, head_vs: &nn::Path, num_classes: i64) {
-        let dim = self.feature_dim();
-        let scratch = nn::VarStore::new(head_vs.device());
-        let fresh =
-            Classifier::new(&(scratch.root() / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
-        if self.head.same_shape(&fresh) {
-            self.head.copy_values_from(&fresh);
-        } else {
-            self.head =
-                Classifier::new(&(head_vs / self.head_name), self.head_kind, dim, num_classes, self.linear_init);
-        }
+    /// Re-initialise the classifier in place (cRT "reinit"): fresh values drawn as at
+    /// construction, written into the existing head variables (so they stay what the head var
+    /// store holds, trains and saves).
+    pub fn reset_head(&mut self) {
+        let scratch = nn::VarStore::new(self.head_vars.device());
+        let (dim, classes) = (self.feature_dim(), self.num_classes());
+        let fresh = Classifier::new(&(scratch.root() / self.head_name), self.head_kind, dim, classes, self.linear_init);
+        self.head.copy_values_from(&fresh);
     }
 
     /// tau-normalisation (Kang et al. 2020): from now on the classifier uses
@@ -203,6 +235,13 @@ impl Network {
     pub fn tau_normalize(&self, tau: f64) {
         self.head.tau_normalize(tau);
     }
+}
+
+/// Trainable tensors of a var store sorted by name, so optimiser state lines up across processes.
+pub fn trainable(vs: &nn::VarStore) -> Vec<Tensor> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().map(|(_, t)| t).collect()
 }
 
 fn arch_name(b: &Backbone) -> &'static str {
@@ -217,12 +256,8 @@ mod tests {
     use super::*;
     use tch::{Device, Kind};
 
-    fn build(arch: Arch, head: Head, bbn: bool, classes: i64) -> (nn::VarStore, nn::VarStore, Network) {
-        let bvs = nn::VarStore::new(Device::Cpu);
-        let hvs = nn::VarStore::new(Device::Cpu);
-        let spec = ModelSpec { arch, head, bbn, pretrained: None };
-        let net = Network::new(&bvs.root(), &hvs.root(), &spec, classes);
-        (bvs, hvs, net)
+    fn build(arch: Arch, head: Head, bbn: bool, classes: i64) -> Network {
+        Network::new(&ModelSpec { arch, head, bbn, pretrained: None }, classes, Device::Cpu)
     }
 
     fn trainable_count(vs: &nn::VarStore) -> i64 {
@@ -239,15 +274,15 @@ mod tests {
             (Arch::ResnetSmall, Head::Linear, 10, 75_290),
         ];
         for (arch, head, classes, expected) in cases {
-            let (bvs, hvs, _) = build(arch, head, false, classes);
-            assert_eq!(trainable_count(&bvs) + trainable_count(&hvs), expected, "{arch:?} {head:?} {classes}");
+            let net = build(arch, head, false, classes);
+            assert_eq!(trainable_count(&net.backbone_vars) + trainable_count(&net.head_vars), expected, "{arch:?} {head:?} {classes}");
         }
     }
 
     #[test]
     fn resnet32_shapes_and_cosine_range() {
         tch::manual_seed(0);
-        let (_b, _h, net) = build(Arch::Resnet32, Head::Normed, false, 10);
+        let net = build(Arch::Resnet32, Head::Normed, false, 10);
         let x = Tensor::randn([3, 3, 32, 32], (Kind::Float, Device::Cpu));
         let f = net.features(&x, true);
         assert_eq!(f.size(), vec![3, 64]);
@@ -256,7 +291,7 @@ mod tests {
         assert_eq!(cos.size(), vec![3, 10]);
         assert!(cos.abs().max().double_value(&[]) <= 1.0 + 1e-6);
         // Anchors start at unit norm (uniform(-1, 1), then renormalised per class).
-        let w = _h.variables()["linear.weight"].shallow_clone();
+        let w = net.head_vars.variables()["linear.weight"].shallow_clone();
         assert_eq!(w.size(), vec![64, 10]);
         let norms = w.norm_scalaropt_dim(2.0, [0], false);
         assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
@@ -286,17 +321,17 @@ mod tests {
     #[test]
     fn resnet50_and_152_match_torchvision_state_dict() {
         for (arch, name) in [(Arch::Resnet50, "resnet50"), (Arch::Resnet152, "resnet152")] {
-            let (bvs, hvs, _) = build(arch, Head::Linear, false, 1000);
+            let net = build(arch, Head::Linear, false, 1000);
             let mut expected = fixture_keys(name);
             expected.sort();
-            assert_eq!(our_keys(&bvs, &hvs), expected, "{name}");
+            assert_eq!(our_keys(&net.backbone_vars, &net.head_vars), expected, "{name}");
         }
     }
 
     #[test]
     fn resnet50_forward_224_gives_1000_logits() {
         tch::manual_seed(0);
-        let (_b, _h, net) = build(Arch::Resnet50, Head::Linear, false, 1000);
+        let net = build(Arch::Resnet50, Head::Linear, false, 1000);
         let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
         let out = tch::no_grad(|| net.logits(&net.features(&x, false)));
         assert_eq!(out.size(), vec![1, 1000]);
@@ -306,9 +341,9 @@ mod tests {
     #[test]
     fn bbn_branches_mix_and_eval_concatenates() {
         tch::manual_seed(0);
-        let (bvs, _h, net) = build(Arch::ResnetSmall, Head::Linear, true, 10);
+        let net = build(Arch::ResnetSmall, Head::Linear, true, 10);
         assert_eq!(net.feature_dim(), 128);
-        assert!(bvs.variables().contains_key("rb_block.conv1.weight"));
+        assert!(net.backbone_vars.variables().contains_key("rb_block.conv1.weight"));
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let y = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let eval = net.features(&x, false);
@@ -327,16 +362,16 @@ mod tests {
     #[test]
     fn tau_normalize_linear_and_cosine() {
         tch::manual_seed(1);
-        let (_b, hvs, net) = build(Arch::ResnetSmall, Head::Linear, false, 5);
-        let w = hvs.variables()["linear.weight"].shallow_clone();
+        let net = build(Arch::ResnetSmall, Head::Linear, false, 5);
+        let w = net.head_vars.variables()["linear.weight"].shallow_clone();
         let before = w.norm_scalaropt_dim(2.0, [1], false);
         net.tau_normalize(0.5);
         let after = w.norm_scalaropt_dim(2.0, [1], false);
         // ||w / ||w||^tau|| = ||w||^(1 - tau).
         assert!(after.allclose(&before.pow_tensor_scalar(0.5), 1e-5, 1e-6, false));
 
-        let (_b, hvs, net) = build(Arch::ResnetSmall, Head::Normed, false, 5);
-        let w = hvs.variables()["linear.weight"].shallow_clone();
+        let net = build(Arch::ResnetSmall, Head::Normed, false, 5);
+        let w = net.head_vars.variables()["linear.weight"].shallow_clone();
         tch::no_grad(|| {
             let _ = w.shallow_clone().narrow(1, 0, 1).fill_(2.0); // anchor 0: norm 16 (64 entries of 2)
         });
@@ -353,13 +388,31 @@ mod tests {
     #[test]
     fn reset_head_reinitialises_in_place() {
         tch::manual_seed(2);
-        let (_b, hvs, mut net) = build(Arch::ResnetSmall, Head::Linear, false, 10);
-        let w = hvs.variables()["linear.weight"].shallow_clone();
+        let mut net = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        let w = net.head_vars.variables()["linear.weight"].shallow_clone();
         let before = w.copy();
-        net.reset_head(&hvs.root(), 10);
-        assert_eq!(hvs.variables().len(), 2, "no stale head copies");
-        assert!(!w.allclose(&before, 1e-6, 1e-6, false));
+        net.reset_head();
+        assert_eq!(net.head_vars.variables().len(), 2, "no stale head copies");
+        assert!(!w.allclose(&before, 1e-6, 1e-6, false), "the stored variable itself is re-initialised");
+    }
 
+    #[test]
+    fn named_variables_round_trip_through_a_file() {
+        tch::manual_seed(5);
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (build(Arch::ResnetSmall, Head::Normed, false, 4), build(Arch::ResnetSmall, Head::Normed, false, 4));
+        let path = dir.path().join("w.safetensors");
+        let stored = a.named_variables();
+        let named: Vec<(&str, Tensor)> = stored.iter().map(|(n, t)| (n.as_str(), t.shallow_clone())).collect();
+        Tensor::write_safetensors(&named, &path).unwrap();
+        b.load(&path).unwrap();
+        for ((na, ta), (nb, tb)) in a.named_variables().iter().zip(b.named_variables().iter()) {
+            assert_eq!(na, nb);
+            assert!(ta.equal(tb), "{na}");
+        }
+        assert!(a.named_variables().iter().any(|(n, _)| n == "head.linear.weight"));
+        let err = build(Arch::Resnet32, Head::Normed, false, 4).load(&path).unwrap_err().to_string();
+        assert!(err.contains("stored weights lack"), "{err}");
     }
 
     #[test]
@@ -367,11 +420,11 @@ mod tests {
         tch::manual_seed(3);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("small.safetensors");
-        let (src_vs, _h, src) = build(Arch::ResnetSmall, Head::Linear, false, 10);
-        src_vs.save(&file).unwrap();
+        let src = build(Arch::ResnetSmall, Head::Linear, false, 10);
+        src.backbone_vars.save(&file).unwrap();
 
-        let (dst_vs, _h2, dst) = build(Arch::ResnetSmall, Head::Linear, true, 10);
-        dst.load_pretrained(&dst_vs, &file).unwrap();
+        let dst = build(Arch::ResnetSmall, Head::Linear, true, 10);
+        dst.load_pretrained(&file).unwrap();
         let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let want = src.features(&x, false);
         let got = dst.features(&x, false);
@@ -379,12 +432,12 @@ mod tests {
         assert!(got.narrow(1, 0, 64).allclose(&want, 1e-5, 1e-6, false));
         assert!(got.narrow(1, 64, 64).allclose(&want, 1e-5, 1e-6, false));
 
-        let (r32_vs, _h3, r32) = build(Arch::Resnet32, Head::Linear, false, 10);
-        let err = r32.load_pretrained(&r32_vs, &file).unwrap_err().to_string();
+        let r32 = build(Arch::Resnet32, Head::Linear, false, 10);
+        let err = r32.load_pretrained(&file).unwrap_err().to_string();
         assert!(err.contains("small.safetensors") && err.contains("layer1.1."), "{err}");
 
         let missing = dir.path().join("absent.safetensors");
-        let err = format!("{:#}", src.load_pretrained(&src_vs, &missing).unwrap_err());
+        let err = format!("{:#}", src.load_pretrained(&missing).unwrap_err());
         assert!(err.contains("absent.safetensors"), "{err}");
     }
 }

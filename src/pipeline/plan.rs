@@ -131,24 +131,6 @@ pub fn train_images(d: &DatasetSpec) -> Option<usize> {
     Some(sizes.sum())
 }
 
-fn human_count(n: usize) -> String {
-    match n {
-        n if n >= 1_000_000_000 => format!("{:.1}G", n as f64 / 1e9),
-        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
-        n if n >= 10_000 => format!("{:.0}K", n as f64 / 1e3),
-        n => n.to_string(),
-    }
-}
-
-fn human_seconds(s: f64) -> String {
-    match s {
-        s if s >= 86_400.0 => format!("{:.1}d", s / 86_400.0),
-        s if s >= 3_600.0 => format!("{:.1}h", s / 3_600.0),
-        s if s >= 60.0 => format!("{:.0}m", s / 60.0),
-        s => format!("{:.0}s", s.ceil()),
-    }
-}
-
 impl Plan {
     /// Estimated seconds of a run on this plan's device: `None` without a measurement.
     fn seconds(&self, node: &RunNode) -> Option<f64> {
@@ -171,11 +153,11 @@ impl Plan {
         let _ = writeln!(out, "{:<15} {:<5} {:<7} {:>6} {:>8} {:>9} {:>8}  cells", "key", "stage", "state", "epochs", "images", "cost", "est.");
         for (n, state) in self.nodes() {
             let key = if n.parent().is_none() { n.short().to_string() } else { format!("└ {}", n.short()) };
-            let images = train_images(&n.spec.dataset).map(human_count).unwrap_or_else(|| "?".into());
-            let cost = n.cost_images().map(human_count).unwrap_or_else(|| "?".into());
+            let images = train_images(&n.spec.dataset).map(crate::human::count).unwrap_or_else(|| "?".into());
+            let cost = n.cost_images().map(crate::human::count).unwrap_or_else(|| "?".into());
             let est = match (state, self.seconds(n)) {
                 (RunState::Cached, _) => "-".to_string(),
-                (_, Some(s)) => format!("~{}", human_seconds(s)),
+                (_, Some(s)) => format!("~{}", crate::human::duration(s)),
                 (_, None) => "no data".to_string(),
             };
             let _ = writeln!(
@@ -207,18 +189,18 @@ impl Plan {
         let how = "epochs x train images / the images/s of this cache's finished runs of the same architecture and stage on this device";
         let _ = match (pending.len(), unmeasured) {
             (0, _) => writeln!(out, "nothing left to train"),
-            (_, 0) => writeln!(out, "left to train: {} images, ~{} on {device} ({how})", human_count(images), human_seconds(secs)),
+            (_, 0) => writeln!(out, "left to train: {} images, ~{} on {device} ({how})", crate::human::count(images), crate::human::duration(secs)),
             (n, u) if u == n => writeln!(
                 out,
                 "left to train: {} images; no time estimate: this cache has no finished run of these architectures on {device} \
                  to measure from (train one, or time the step with `gcl-repro bench step`)",
-                human_count(images)
+                crate::human::count(images)
             ),
             (_, u) => writeln!(
                 out,
                 "left to train: {} images, ~{} on {device} for the runs with a measurement, plus {u} run(s) with none on this device ({how})",
-                human_count(images),
-                human_seconds(secs)
+                crate::human::count(images),
+                crate::human::duration(secs)
             ),
         };
         if !self.graph.unavailable.is_empty() {

@@ -124,7 +124,7 @@ pub fn build_report(manifests: &[PathBuf], scale: Scale, cache_dir: &Path, data_
     let (parquet, csv) = write_runs(&all_cells, out)?;
     summary.files.extend([parquet, csv]);
     let report = out.join("REPORT.md");
-    std::fs::write(&report, report_markdown(&sections)).with_context(|| format!("writing {}", report.display()))?;
+    crate::atomic::write(&report, report_markdown(&sections))?;
     summary.files.push(report);
     Ok(summary)
 }

@@ -14,9 +14,9 @@ use crate::cache::{key, Cache};
 use crate::config::DatasetName;
 use crate::manifest::{Figure, FigureKind, PlannedRun, RunKeys};
 use crate::metrics::RunResult;
-use crate::plot::{self, CurveRun, PerClassSeries, PlotFiles, TsneFigure, TsnePanel};
+use crate::report::plot::{self, CurveRun, PerClassSeries, PlotFiles, TsneFigure, TsnePanel};
 use crate::training::EMBEDDINGS;
-use crate::tsne::{tsne, TsneInit, TsneOptions};
+use crate::report::tsne::{tsne, TsneInit, TsneOptions};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -242,7 +242,7 @@ fn cached_map(cache: &Cache, run_key: &str, embeddings: &Path, split: &str, clas
     tracing::info!("t-SNE of {} {split} points of run {} ({dim}-d)", indices.len(), &run_key[..12.min(run_key.len())]);
     let points = tsne(&data, indices.len(), dim, &opts);
     let map = TsneMap { material, labels: indices.iter().map(|&i| labels[i]).collect(), indices, points };
-    write_atomically(&path, serde_json::to_string(&map)?.as_bytes())?;
+    crate::atomic::write(&path, serde_json::to_string(&map)?.as_bytes())?;
     Ok(Some(map))
 }
 
@@ -279,15 +279,6 @@ pub fn subsample(labels: &[usize], classes: Option<&[usize]>, max_points: usize)
     let mut picked: Vec<usize> = rand::seq::index::sample(&mut rng, candidates.len(), max_points).into_iter().map(|j| candidates[j]).collect();
     picked.sort_unstable();
     picked
-}
-
-/// Write to a temporary file beside `path`, then rename: readers never see half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("cache file without a directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("moving {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@
 pub mod build;
 pub mod figures;
 pub mod gather;
+pub mod plot;
+pub mod tsne;
 
 pub use build::{build_report, ReportSummary};
 
@@ -483,7 +485,7 @@ pub fn write_runs(cells: &[CellInput], dir: &Path) -> Result<(PathBuf, PathBuf)>
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    crate::atomic::write(path, text)
 }
 
 fn write_csv(df: &mut DataFrame, path: &Path) -> Result<()> {

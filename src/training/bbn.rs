@@ -54,7 +54,7 @@ impl Stage for Bbn<'_> {
     fn begin_epoch(&mut self, ctx: &mut EpochCtx) -> Result<()> {
         self.base.begin(ctx);
         let seed = ctx.seed ^ REBALANCE_SEED;
-        let order = crate::samplers::epoch_indices(&reversed_sampler(), self.labels, self.counts, seed);
+        let order = crate::data::samplers::epoch_indices(&reversed_sampler(), self.labels, self.counts, seed);
         self.rebalancing = Some(self.train.batches(order, self.base.spec.batch_size, self.base.spec.augment, seed));
         Ok(())
     }
@@ -63,7 +63,7 @@ impl Stage for Bbn<'_> {
         let next = self.rebalancing.as_mut().and_then(|b| b.next());
         let (x_r, y_r) = next.context("the re-balancing sampler ran out of batches")??;
         let alpha = cumulative_alpha(ctx.epoch - 1, ctx.epochs);
-        let net = &self.base.model.net;
+        let net = self.base.net;
         let out = net.logits(&net.bbn_features(x, &x_r, alpha, true));
         let criterion = &self.base.criterion;
         let loss = criterion.mixup_loss(&out, y, &y_r, alpha, true);

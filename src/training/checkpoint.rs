@@ -18,16 +18,10 @@ pub fn save<S: Serialize>(path: &Path, tensors: &[(String, Tensor)], state: &S) 
     write_atomic(path, &named)
 }
 
-/// Write named tensors as one safetensors file, atomically: to a temporary name, fsync'd, then
-/// renamed, so a reader (or a resumed run) sees the old file or the new one, never a torn one.
+/// Write named tensors as one safetensors file, atomically (`crate::atomic`).
 pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let named: Vec<(&str, Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous())).collect();
-    let tmp = path.with_extension("tmp");
-    Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    // fsync before the rename so a power cut cannot leave a renamed but empty file.
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    crate::atomic::write_with(path, |tmp| Tensor::write_safetensors(&named, tmp).with_context(|| format!("writing {}", tmp.display())))
 }
 
 /// Load what `save` wrote: the tensors (by name) and the state.
@@ -54,6 +48,6 @@ mod tests {
         let (named, state): (_, Vec<u32>) = load(&p).unwrap();
         assert_eq!(state, vec![1, 2, 3]);
         assert!(named[0].1.equal(&t));
-        assert!(!p.with_extension("tmp").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
     }
 }

@@ -127,7 +127,7 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
         let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
         let mut ctx = EpochCtx { epoch, epochs, seed: epoch_seed, rng: &mut rng, device: env.device };
         stage.begin_epoch(&mut ctx)?;
-        let order = crate::samplers::epoch_indices(stage.sampler(), split.labels, split.counts, epoch_seed);
+        let order = crate::data::samplers::epoch_indices(stage.sampler(), split.labels, split.counts, epoch_seed);
         let lr = schedule::lr_at(&optim, epoch);
         let bs = optim.batch_size;
         env.observer.epoch_started(n, epoch, epochs, order.len().div_ceil(bs));

@@ -1,11 +1,11 @@
 //! What a finished stage leaves beside its weights: the result record (metrics and provenance)
 //! and the features of both splits for t-SNE figures.
 use super::epoch::TrainState;
-use super::model::Model;
 use super::source::{self, BatchSource};
 use super::checkpoint;
 use crate::data::Data;
 use crate::metrics::{Provenance, RunResult, SHOT_RULE};
+use crate::models::Network;
 use anyhow::Result;
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -47,7 +47,7 @@ pub fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, d
 const MAX_EMBEDDED: usize = 20_000;
 
 /// Features (the classifier's input) of the train and test splits, for t-SNE figures.
-pub fn embeddings(model: &Model, train: &dyn BatchSource, test: &dyn BatchSource, path: &Path) -> Result<()> {
+pub fn embeddings(net: &Network, train: &dyn BatchSource, test: &dyn BatchSource, path: &Path) -> Result<()> {
     let feats = |split: &dyn BatchSource| -> Result<(Tensor, Tensor, Tensor)> {
         let order = source::spread(split.len(), MAX_EMBEDDED);
         let index = Tensor::from_slice(&order.iter().map(|&i| i as i64).collect::<Vec<_>>());
@@ -55,7 +55,7 @@ pub fn embeddings(model: &Model, train: &dyn BatchSource, test: &dyn BatchSource
             let (mut parts, mut labels) = (Vec::new(), Vec::new());
             for batch in split.batches(order, 500, false, 0) {
                 let (x, y) = batch?;
-                parts.push(model.net.features(&x, false).to_device(Device::Cpu));
+                parts.push(net.features(&x, false).to_device(Device::Cpu));
                 labels.extend(Vec::<i64>::try_from(y.to_device(Device::Cpu))?);
             }
             Ok((Tensor::cat(&parts, 0), source::labels_tensor(labels), index))

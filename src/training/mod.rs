@@ -1,6 +1,5 @@
 //! The two-stage recipe: stage 1 trains backbone + classifier; stage 2 freezes the backbone
 //! and re-balances the classifier. One file per part:
-//! - `model`: the network with its backbone and classifier variables in two stores;
 //! - `epoch`: the epoch loop both stages share and the [`Stage`] trait they implement;
 //! - `stage1` (with `bbn`, BBN's own stage 1), `stage2` with `rebalance` (cRT, LWS, tau-norm,
 //!   cRT + LWS);
@@ -17,7 +16,6 @@ pub mod checkpoint;
 pub mod epoch;
 pub mod evaluate;
 pub mod export;
-pub mod model;
 pub mod observer;
 pub mod rebalance;
 pub mod schedule;
@@ -28,7 +26,6 @@ pub mod stage2;
 
 pub use epoch::Stage;
 pub use evaluate::evaluate;
-pub use model::Model;
 pub use observer::{Observer, Progress, Silent};
 pub use stage1::run_stage1;
 pub use stage2::run_stage2;

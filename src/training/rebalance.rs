@@ -10,7 +10,7 @@
 //! - `tau_norm`: `w_j / ||w_j||^tau` post hoc, no training.
 //! - `crt_lws`: MiSLAS's stage 2: the classifier at `lr * classifier_lr_factor` and the per-class
 //!   scales at `lr`, trained together.
-use super::model::{trainable, Model};
+use crate::models::{trainable, Network};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -104,18 +104,19 @@ impl Rebalance {
         Rebalance::all_defaults().into_iter().find(|r| r.name() == name)
     }
 
-    /// Set up the classifier of `model` (its backbone already frozen) for this method.
-    pub fn prepare(&self, model: &mut Model, num_classes: usize, device: Device) -> Rebalancer {
-        let scales = || Tensor::ones([num_classes as i64], (Kind::Float, device)).set_requires_grad(true);
+    /// Set up the classifier of `net` (its backbone already frozen) for this method.
+    pub fn prepare(&self, net: &mut Network, device: Device) -> Rebalancer {
+        let classes = net.num_classes();
+        let scales = || Tensor::ones([classes], (Kind::Float, device)).set_requires_grad(true);
         match self {
             Rebalance::Crt(c) => {
-                c.init.apply(model, num_classes);
-                let params = trainable(&model.head);
+                c.init.apply(net);
+                let params = trainable(&net.head_vars);
                 Rebalancer { scale: None, lr_factors: vec![c.classifier_lr_factor; params.len()], params, trains: true }
             }
             Rebalance::CrtLws(c) => {
-                c.init.apply(model, num_classes);
-                let mut params = trainable(&model.head);
+                c.init.apply(net);
+                let mut params = trainable(&net.head_vars);
                 let mut lr_factors = vec![c.classifier_lr_factor; params.len()];
                 let scale = scales();
                 params.push(scale.shallow_clone());
@@ -123,13 +124,13 @@ impl Rebalance {
                 Rebalancer { scale: Some(scale), params, lr_factors, trains: true }
             }
             Rebalance::Lws(_) => {
-                model.head.freeze();
+                net.head_vars.freeze();
                 let scale = scales();
                 Rebalancer { params: vec![scale.shallow_clone()], lr_factors: vec![1.0], scale: Some(scale), trains: true }
             }
             Rebalance::TauNorm(t) => {
-                model.head.freeze();
-                model.net.tau_normalize(t.tau);
+                net.head_vars.freeze();
+                net.tau_normalize(t.tau);
                 Rebalancer { scale: None, params: vec![], lr_factors: vec![], trains: false }
             }
         }
@@ -140,10 +141,10 @@ impl ClassifierInit {
     /// Re-initialise the classifier in place, in the head's own var store, so that it is
     /// what stage 2 trains and stores. (Engine 3 and earlier swapped in an empty store here, so a
     /// `reinit` stage 2 trained no classifier at all.)
-    fn apply(self, model: &mut Model, num_classes: usize) {
+    fn apply(self, net: &mut Network) {
         if self == ClassifierInit::Reinit {
             // A fresh classifier (Kang et al. 2020) instead of fine-tuning the stage-1 one.
-            model.net.reset_head(&model.head.root(), num_classes as i64);
+            net.reset_head();
         }
     }
 }
@@ -189,30 +190,27 @@ impl Rebalancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, Head, RunSpec};
+    use crate::config::{Arch, Head, ModelSpec};
 
-    fn model() -> Model {
-        let mut spec = RunSpec::default();
-        spec.model.arch = Arch::ResnetSmall;
-        spec.model.head = Head::Linear;
+    fn model() -> Network {
         tch::manual_seed(4);
-        Model::new(&spec, 10, Device::Cpu)
+        Network::new(&ModelSpec { arch: Arch::ResnetSmall, head: Head::Linear, ..ModelSpec::default() }, 10, Device::Cpu)
     }
 
     #[test]
     fn each_method_trains_what_it_owns() {
         let mut m = model();
-        m.backbone.freeze();
-        let crt = Rebalance::Crt(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 0.5 }).prepare(&mut m, 10, Device::Cpu);
+        m.backbone_vars.freeze();
+        let crt = Rebalance::Crt(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 0.5 }).prepare(&mut m, Device::Cpu);
         let (p, f) = crt.params();
         assert_eq!((p.len(), f), (2, vec![0.5, 0.5]), "linear head: weight and bias");
         assert!(crt.tensors().is_empty() && crt.trains());
 
         let mut m = model();
-        let lws = Rebalance::Lws(Lws {}).prepare(&mut m, 10, Device::Cpu);
+        let lws = Rebalance::Lws(Lws {}).prepare(&mut m, Device::Cpu);
         let (p, f) = lws.params();
         assert_eq!((p.len(), p[0].size(), f), (1, vec![10], vec![1.0]));
-        assert!(trainable(&m.head).is_empty(), "LWS freezes the classifier");
+        assert!(trainable(&m.head_vars).is_empty(), "LWS freezes the classifier");
         let out = Tensor::randn([3, 10], (Kind::Float, Device::Cpu));
         assert!(lws.output(out.shallow_clone()).equal(&out), "scales start at 1");
         tch::no_grad(|| {
@@ -221,19 +219,19 @@ mod tests {
         assert!(lws.output(out.shallow_clone()).allclose(&(&out * 3.0), 1e-6, 1e-6, false));
 
         let mut m = model();
-        let both = Rebalance::CrtLws(Crt { classifier_lr_factor: 0.2, ..Crt::default() }).prepare(&mut m, 10, Device::Cpu);
+        let both = Rebalance::CrtLws(Crt { classifier_lr_factor: 0.2, ..Crt::default() }).prepare(&mut m, Device::Cpu);
         assert_eq!(both.params().1, vec![0.2, 0.2, 1.0]);
 
         let mut m = model();
-        let tau = Rebalance::TauNorm(TauNorm { tau: 1.5 }).prepare(&mut m, 10, Device::Cpu);
-        assert!(!tau.trains() && tau.params().0.is_empty() && trainable(&m.head).is_empty());
+        let tau = Rebalance::TauNorm(TauNorm { tau: 1.5 }).prepare(&mut m, Device::Cpu);
+        assert!(!tau.trains() && tau.params().0.is_empty() && trainable(&m.head_vars).is_empty());
     }
 
     #[test]
     fn reinit_replaces_the_classifier_and_restore_round_trips() {
         let mut m = model();
         let before = m.named_variables().into_iter().find(|(n, _)| n == "head.linear.weight").unwrap().1.copy();
-        let r = Rebalance::CrtLws(Crt { init: ClassifierInit::Reinit, ..Crt::default() }).prepare(&mut m, 10, Device::Cpu);
+        let r = Rebalance::CrtLws(Crt { init: ClassifierInit::Reinit, ..Crt::default() }).prepare(&mut m, Device::Cpu);
         let after = m.named_variables().into_iter().find(|(n, _)| n == "head.linear.weight").expect("the re-initialised classifier is stored").1;
         assert!(!after.allclose(&before, 1e-6, 1e-6, false));
         // What stage 2 optimises is the re-initialised classifier itself (and the scales).

@@ -2,12 +2,12 @@
 //! stage's loss, sampler and, optionally, mixup and deferred re-weighting. BBN's stage 1 is
 //! its own method (`bbn`), built on the same pieces.
 use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
-use super::model::{trainable, Model};
 use super::sgd::Sgd;
-use super::{bbn::Bbn, export, source, RunEnv, EMBEDDINGS, FINAL_MODEL};
+use super::{bbn::Bbn, checkpoint, export, source, RunEnv, EMBEDDINGS, FINAL_MODEL};
 use crate::config::{OptimSpec, RunSpec, SamplerSpec, Stage1Spec};
 use crate::data::Data;
 use crate::losses::Criterion;
+use crate::models::{trainable, Network};
 use crate::metrics::RunResult;
 use anyhow::Result;
 use std::path::Path;
@@ -22,7 +22,7 @@ pub struct DeferredReweighting {
 
 impl DeferredReweighting {
     pub fn new(spec: &Stage1Spec, counts: &[usize]) -> Option<DeferredReweighting> {
-        spec.drw_epoch.map(|d| DeferredReweighting { from_epoch: d, weights: crate::samplers::drw_weights(counts, 0.9999) })
+        spec.drw_epoch.map(|d| DeferredReweighting { from_epoch: d, weights: crate::data::samplers::drw_weights(counts, 0.9999) })
     }
 
     pub fn apply(&self, criterion: &mut Criterion, ctx: &EpochCtx) {
@@ -34,7 +34,7 @@ impl DeferredReweighting {
 /// The standard stage 1: one forward of the whole network per (possibly mixed) batch.
 pub struct Stage1<'a> {
     pub spec: &'a Stage1Spec,
-    pub model: &'a Model,
+    pub net: &'a Network,
     pub criterion: Criterion,
     pub drw: Option<DeferredReweighting>,
 }
@@ -70,21 +70,21 @@ impl Stage for Stage1<'_> {
     }
 
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome> {
-        let net = &self.model.net;
+        let net = self.net;
         let mixup = self.spec.mixup.then_some(self.spec.mixup_alpha);
         Ok(supervised_step(&self.criterion, mixup, &|x| net.logits(&net.features(x, true)), x, y, ctx))
     }
 
     fn eval_logits(&self, x: &Tensor) -> Tensor {
-        self.criterion.eval_logits(&self.model.net.logits(&self.model.net.features(x, false)))
+        self.criterion.eval_logits(&self.net.logits(&self.net.features(x, false)))
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        self.model.named_variables()
+        self.net.named_variables()
     }
 
     fn restore(&self, named: &[(String, Tensor)]) -> Result<()> {
-        self.model.load_named(named)
+        self.net.load_named(named)
     }
 }
 
@@ -93,26 +93,26 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
     let started = chrono::Utc::now();
     let s1 = &spec.stage1;
     tch::manual_seed(spec.seed as i64);
-    let model = Model::new(spec, data.num_classes(), env.device);
+    let net = Network::new(&spec.model, data.num_classes() as i64, env.device);
     if let Some(p) = &spec.model.pretrained {
-        model.net.load_pretrained(&model.backbone, Path::new(p))?;
+        net.load_pretrained(Path::new(p))?;
     }
     let counts = data.class_counts();
     let labels = data.train_labels();
     let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device);
-    let mut params = trainable(&model.backbone);
-    params.extend(trainable(&model.head));
+    let mut params = trainable(&net.backbone_vars);
+    params.extend(trainable(&net.head_vars));
     let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);
     let (train, test) = source::sources(data, env.device);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
-    let standard = Stage1 { spec: s1, model: &model, criterion, drw: DeferredReweighting::new(s1, counts) };
+    let standard = Stage1 { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
     let state = if spec.model.bbn {
         epoch::train(env, &mut Bbn::new(standard, &split), &mut opt, &split, spec.seed)?
     } else {
         let mut stage = standard;
         epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?
     };
-    model.save(&env.dir.join(FINAL_MODEL))?;
-    export::embeddings(&model, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
+    checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
+    export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
     Ok(export::result(key, 1, None, state, data, started))
 }

@@ -2,13 +2,13 @@
 //! with `shift_bn`) and re-balance the classifier by the stage's `rebalance` method.
 use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
 use super::evaluate::evaluate;
-use super::model::Model;
 use super::rebalance::Rebalancer;
 use super::sgd::Sgd;
 use super::{checkpoint, derive_seed, export, source, RunEnv, BEST_MODEL, FINAL_MODEL};
 use crate::config::{CheckpointChoice, OptimSpec, RunSpec, SamplerSpec, Stage2Spec};
 use crate::data::Data;
 use crate::losses::Criterion;
+use crate::models::Network;
 use crate::metrics::RunResult;
 use anyhow::{Context as _, Result};
 use std::path::Path;
@@ -18,7 +18,7 @@ pub struct Stage2<'a> {
     spec: &'a Stage2Spec,
     /// Augmentation follows stage 1's setting.
     augment: bool,
-    model: &'a Model,
+    net: &'a Network,
     classifier: Rebalancer,
     criterion: Criterion,
 }
@@ -28,8 +28,8 @@ impl Stage2<'_> {
     /// its BatchNorm layers stay in eval mode, except with `shift_bn` while training, where they
     /// re-estimate their running statistics.
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let f = tch::no_grad(|| self.model.net.features(x, self.spec.shift_bn && train));
-        self.classifier.output(self.model.net.logits(&f))
+        let f = tch::no_grad(|| self.net.features(x, self.spec.shift_bn && train));
+        self.classifier.output(self.net.logits(&f))
     }
 }
 
@@ -65,14 +65,14 @@ impl Stage for Stage2<'_> {
     }
 
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v = self.model.named_variables();
+        let mut v = self.net.named_variables();
         v.extend(self.classifier.tensors());
         v
     }
 
     fn restore(&self, named: &[(String, Tensor)]) -> Result<()> {
         let rest: Vec<(String, Tensor)> = self.classifier.restore(named)?.into_iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-        self.model.load_named(&rest)
+        self.net.load_named(&rest)
     }
 }
 
@@ -81,14 +81,14 @@ pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, pare
     let started = chrono::Utc::now();
     let s2 = spec.stage2.as_ref().context("run_stage2 called on a spec without stage 2")?;
     tch::manual_seed(derive_seed(spec.seed, 2, 0) as i64);
-    let mut model = Model::new(spec, data.num_classes(), env.device);
+    let mut net = Network::new(&spec.model, data.num_classes() as i64, env.device);
     let weights = match s2.from_checkpoint {
         CheckpointChoice::Final => parent_dir.join(FINAL_MODEL),
         CheckpointChoice::BestOnTest => parent_dir.join(BEST_MODEL),
     };
-    model.load(&weights)?;
-    model.backbone.freeze();
-    let classifier = s2.rebalance.prepare(&mut model, data.num_classes(), env.device);
+    net.load(&weights)?;
+    net.backbone_vars.freeze();
+    let classifier = s2.rebalance.prepare(&mut net, env.device);
     let (params, lr_factors) = classifier.params();
     let mut opt = Sgd::with_lr_scales(params, lr_factors, s2.momentum, s2.weight_decay).nesterov(s2.nesterov);
     let counts = data.class_counts();
@@ -96,7 +96,7 @@ pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, pare
     let criterion = Criterion::new(&s2.loss, counts, spec.model.head, env.device);
     let (train, test) = source::sources(data, env.device);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
-    let mut stage = Stage2 { spec: s2, augment: spec.stage1.augment, model: &model, classifier, criterion };
+    let mut stage = Stage2 { spec: s2, augment: spec.stage1.augment, net: &net, classifier, criterion };
     let mut state = epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?;
     // The final classifier (and the method's own tensors), beside the best-on-test ones.
     checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &stage.tensors())?;

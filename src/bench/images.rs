@@ -1,7 +1,7 @@
 //! `gcl-repro bench loader`: images/s of [`ImageLoader`] against torchvision's `DataLoader`
 //! doing the same transforms on the same files with the same number of workers, measured in
 //! one call on one machine (the reference runs `scripts/bench_loader_torchvision.py`).
-use super::loader::{epoch_seed, ImageLoader, LoaderOptions};
+use crate::data::images::loader::{epoch_seed, ImageLoader, LoaderOptions};
 use crate::data::listfile::ListDataset;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -309,8 +309,8 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         "train_seconds": { "ours": ours_seconds, "torch": theirs_seconds },
         "wall_seconds": started.elapsed().as_secs_f64(),
     });
-    std::fs::write(opts.out.join("fidelity.json"), serde_json::to_string_pretty(&json)?)?;
-    std::fs::write(opts.out.join("fidelity.md"), &md)?;
+    crate::atomic::write(&opts.out.join("fidelity.json"), serde_json::to_string_pretty(&json)?)?;
+    crate::atomic::write(&opts.out.join("fidelity.md"), &md)?;
     Ok(md)
 }
 

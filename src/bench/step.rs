@@ -1,11 +1,11 @@
 //! `gcl-repro bench step`: the stage-1 training step (ResNet-32, cosine classifier, GCL loss,
 //! mixup, SGD) timed beside PyTorch eager doing the same step on the same device in the same
 //! call, so the result is a ratio rather than an absolute time that varies from host to host.
-use crate::config::{Arch, Head, LossSpec, ModelSpec, RunSpec};
+use crate::config::{Arch, Head, LossSpec, ModelSpec};
 use crate::losses::{Criterion, Gcl};
+use crate::models::Network;
 use crate::training::augment::DeviceImages;
 use crate::training::sgd::Sgd;
-use crate::training::Model;
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use rand_distr::Distribution;
@@ -42,10 +42,9 @@ pub fn time_our_step(device: Device, batch: usize, steps: usize, warmup: usize, 
     let classes = 10usize;
     let counts: Vec<usize> = (0..classes).map(|i| (5000.0 * 0.01f64.powf(i as f64 / 9.0)) as usize).collect();
     let n: usize = counts.iter().sum();
-    let spec = RunSpec { model: ModelSpec { arch, head: Head::Normed, ..ModelSpec::default() }, ..RunSpec::default() };
-    let model = Model::new(&spec, classes, device);
-    let mut params: Vec<Tensor> = model.backbone.trainable_variables();
-    params.extend(model.head.trainable_variables());
+    let net = Network::new(&ModelSpec { arch, head: Head::Normed, ..ModelSpec::default() }, classes as i64, device);
+    let mut params: Vec<Tensor> = net.backbone_vars.trainable_variables();
+    params.extend(net.head_vars.trainable_variables());
     let mut opt = Sgd::new(params, 0.9, 2e-4);
     let criterion = Criterion::new(&LossSpec::Gcl(Gcl::default()), &counts, Head::Normed, device);
     let images = Tensor::randint(256, [n as i64, 3, 32, 32], (Kind::Uint8, Device::Cpu));
@@ -59,7 +58,7 @@ pub fn time_our_step(device: Device, batch: usize, steps: usize, warmup: usize, 
         let lam: f64 = beta.sample(&mut rng);
         let perm = Tensor::randperm(batch as i64, (Kind::Int64, device));
         let x = &x * lam + x.index_select(0, &perm) * (1.0 - lam);
-        let out = model.net.logits(&model.net.features(&x, true));
+        let out = net.logits(&net.features(&x, true));
         let loss = criterion.mixup_loss(&out, &y, &y.index_select(0, &perm), lam, true);
         opt.zero_grad();
         loss.backward();
