@@ -1,0 +1,71 @@
+//! Expansion of a validated manifest into its cells and their planned runs (one per seed), each
+//! with its resolved settings, its data identity and, where the data is here, its cache keys.
+use super::{cell_id, merge, Manifest, PlannedRun, RunKeys, TableCell};
+use crate::cache::key::run_keys;
+use crate::config::{RunSpec, Scale};
+use crate::data::DataIdentity;
+use anyhow::{Context, Result};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use toml::Table;
+
+/// The cells of the table in row-major order (rows and columns in file order), with their runs
+/// at `scale`, the data identity of each run and, where the data is here, its cache keys.
+pub fn expand(m: &Manifest, scale: Scale, data_root: &Path) -> Result<Vec<TableCell>> {
+    let mut identities: HashMap<String, DataIdentity> = HashMap::new();
+    expand_with(m, scale, &mut |spec: &RunSpec| {
+        let k = serde_json::to_string(&spec.dataset)?;
+        Ok(identities.entry(k).or_insert_with(|| DataIdentity::of(&spec.dataset, data_root)).clone())
+    })
+}
+
+/// Number of cells of the table and of distinct trainings (stage-1 and stage-2 runs) at full
+/// scale. Needs no data: distinct settings give distinct runs whatever the data identity.
+pub fn summary(m: &Manifest) -> Result<(usize, usize)> {
+    let cells = expand_with(m, Scale::Full, &mut |_| Ok(DataIdentity::Known(String::new())))?;
+    let mut runs = HashSet::new();
+    for keys in cells.iter().flat_map(|c| &c.runs).filter_map(|r| r.keys.as_ref()) {
+        runs.insert(keys.stage1.clone());
+        if let Some(k) = &keys.stage2 {
+            runs.insert(k.clone());
+        }
+    }
+    Ok((cells.len(), runs.len()))
+}
+
+pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) -> Result<DataIdentity>) -> Result<Vec<TableCell>> {
+    let mut cells = Vec::new();
+    for (ri, row) in m.rows.iter().enumerate() {
+        for (ci, col) in m.columns.iter().enumerate() {
+            let id = cell_id(&row.id, &col.id);
+            let published = m.published.get(&id).copied();
+            let excluded = m.excluded.contains(&id);
+            if excluded && published.is_none() && !row.quoted {
+                // Outside the row's columns and no published number: not part of the table.
+                continue;
+            }
+            let mut runs = Vec::new();
+            if !row.quoted && !excluded {
+                let empty = Table::new();
+                let cell = m.cell_settings.get(&id).unwrap_or(&empty);
+                let fragments = [&m.defaults, &m.column_settings[ci], &m.row_settings[ri], cell];
+                let seeds: Vec<Option<u64>> = match &m.seeds {
+                    Some(s) => s.iter().map(|s| Some(*s)).collect(),
+                    None => vec![None],
+                };
+                for seed in seeds {
+                    let spec = merge::resolve(&fragments, &m.smoke, scale, seed)
+                        .with_context(|| format!("{}: cell {id}", m.path.display()))?;
+                    let data = identity(&spec).with_context(|| format!("cell {id}: data identity"))?;
+                    let keys = data.known().map(|d| {
+                        let (stage1, stage2) = run_keys(&spec, d);
+                        RunKeys { stage1, stage2 }
+                    });
+                    runs.push(PlannedRun { seed: spec.seed, spec, data, keys });
+                }
+            }
+            cells.push(TableCell { row: row.id.clone(), column: col.id.clone(), published, quoted: row.quoted, runs });
+        }
+    }
+    Ok(cells)
+}

@@ -1,0 +1,474 @@
+//! Validation of a manifest file: every key and value checked without data, each problem
+//! reported as `FILE:LINE:COL: message` with the key, its table and the fix. The published
+//! values (`published`) and the figures (`figures`) are checked in their own files.
+use super::expand::expand_with;
+use super::schema::{self, check_fragment, did_you_mean, unknown_key_message, Problem, Shape};
+use super::source::{table_name, Source};
+use super::*;
+use crate::config::Scale;
+use crate::data::DataIdentity;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use toml::{Table, Value};
+
+pub(super) const TOP_KEYS: &[&str] = &["manifest", "defaults", "columns", "rows", "cells", "figures"];
+pub(super) const MANIFEST_KEYS: &[&str] = &["name", "title", "published", "seeds", "shots", "smoke"];
+pub(super) const PUBLISHED_REF_KEYS: &[&str] = &["file", "table"];
+pub(super) const COLUMN_KEYS: &[&str] = &["label", "published_column"];
+pub(super) const ROW_KEYS: &[&str] = &["label", "quoted", "published", "published_row", "columns"];
+pub(super) const CELL_KEYS: &[&str] = &["skip"];
+pub(super) const FIGURE_KEYS: &[&str] = &["kind", "title", "cells", "splits", "stage", "classes", "max_points"];
+pub(super) const SPLITS: &[&str] = &["train", "test"];
+
+/// Collects every problem of one manifest file.
+pub(super) struct Validator {
+    pub(super) src: Source,
+    /// (line, column, message): reported in file order.
+    pub(super) errors: Vec<(usize, usize, String)>,
+    pub(super) shape: Shape,
+}
+
+pub(super) fn key_path(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+pub(super) fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The RunSpec fragment of a row/column/cell table: the table without its own keys.
+pub(super) fn fragment_of(t: &Table, own: &[&str]) -> Table {
+    t.iter().filter(|(k, _)| !own.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl Validator {
+    pub(super) fn err(&mut self, path: Vec<String>, msg: impl std::fmt::Display) {
+        let (line, col) = self.src.position(&path);
+        let text = self.src.error(&path, msg);
+        self.errors.push((line, col, text));
+    }
+
+    pub(super) fn problems(&mut self, problems: Vec<Problem>) {
+        for (path, msg) in problems {
+            self.err(path, msg);
+        }
+    }
+
+    /// Unknown keys of a table with a fixed key set.
+    pub(super) fn check_keys(&mut self, t: &Table, at: &[String], allowed: &[&str]) {
+        for key in t.keys() {
+            if !allowed.contains(&key.as_str()) {
+                let mut p = at.to_vec();
+                p.push(key.clone());
+                let msg = unknown_key_message(key, &table_name(at), allowed);
+                self.err(p, msg);
+            }
+        }
+    }
+
+    /// A sub-table that must be a table, if present.
+    pub(super) fn table<'a>(&mut self, parent: &'a Table, at: &[String], key: &str) -> Option<&'a Table> {
+        let mut p = at.to_vec();
+        p.push(key.to_string());
+        match parent.get(key) {
+            None => None,
+            Some(Value::Table(t)) => Some(t),
+            Some(other) => {
+                self.err(p.clone(), format!("`{key}` in {} must be a table, not {}", table_name(at), schema::describe(other)));
+                None
+            }
+        }
+    }
+
+    pub(super) fn string(&mut self, t: &Table, at: &[String], key: &str) -> Option<String> {
+        let mut p = at.to_vec();
+        p.push(key.to_string());
+        match t.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.err(p, format!("`{key}` in {} must be a string, not {}", table_name(at), schema::describe(other)));
+                None
+            }
+        }
+    }
+
+    pub(super) fn boolean(&mut self, t: &Table, at: &[String], key: &str) -> Option<bool> {
+        let mut p = at.to_vec();
+        p.push(key.to_string());
+        match t.get(key) {
+            None => None,
+            Some(Value::Boolean(b)) => Some(*b),
+            Some(other) => {
+                self.err(p, format!("`{key}` in {} must be true or false, not {}", table_name(at), schema::describe(other)));
+                None
+            }
+        }
+    }
+
+    pub(super) fn strings(&mut self, t: &Table, at: &[String], key: &str) -> Option<Vec<String>> {
+        let mut p = at.to_vec();
+        p.push(key.to_string());
+        match t.get(key) {
+            None => None,
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        other => {
+                            let mut pi = p.clone();
+                            pi.push(i.to_string());
+                            self.err(pi, format!("`{key}` in {} must list strings, found {}", table_name(at), schema::describe(other)));
+                        }
+                    }
+                }
+                Some(out)
+            }
+            Some(other) => {
+                self.err(p, format!("`{key}` in {} must be an array of strings, not {}", table_name(at), schema::describe(other)));
+                None
+            }
+        }
+    }
+
+    /// A reference `name` to one of `known` ids; reports a dangling one with a did-you-mean.
+    pub(super) fn reference(&mut self, path: Vec<String>, what: &str, name: &str, known: &[&str]) -> bool {
+        self.reference_in(path, what, name, "", known)
+    }
+
+    /// Same, naming where the ids live (`in FILE`).
+    pub(super) fn reference_in(&mut self, path: Vec<String>, what: &str, name: &str, place: &str, known: &[&str]) -> bool {
+        if known.contains(&name) {
+            return true;
+        }
+        let hint = did_you_mean(name, known).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+        self.err(path, format!("no {what} `{name}`{place}{hint} (known: {})", known.join(", ")));
+        false
+    }
+
+    /// A RunSpec fragment's keys and values.
+    pub(super) fn fragment(&mut self, t: &Table, at: &[String], own: &[&str]) {
+        let mut problems = Vec::new();
+        check_fragment(t, at, &[], &self.shape, own, &mut problems);
+        self.problems(problems);
+    }
+
+    pub(super) fn manifest(&mut self, path: &Path, top: &Table) -> Manifest {
+        self.check_keys(top, &[], TOP_KEYS);
+        let empty = Table::new();
+        let head = self.table(top, &[], "manifest").unwrap_or(&empty).clone();
+        let at = key_path(&["manifest"]);
+        self.check_keys(&head, &at, MANIFEST_KEYS);
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let name = self.string(&head, &at, "name").unwrap_or(stem);
+        let title = self.string(&head, &at, "title").unwrap_or_else(|| name.clone());
+        let shots = self.boolean(&head, &at, "shots").unwrap_or(false);
+        let seeds = self.seeds(&head);
+        let smoke = self.table(&head, &at, "smoke").cloned().unwrap_or_default();
+        self.fragment(&smoke, &key_path(&["manifest", "smoke"]), &[]);
+        if smoke.contains_key("seed") {
+            self.err(key_path(&["manifest", "smoke", "seed"]), "`seed` in [manifest.smoke] would make smoke runs use other seeds than the table; set `seeds` in [manifest]");
+        }
+        let defaults = self.table(top, &[], "defaults").cloned().unwrap_or_default();
+        self.fragment(&defaults, &key_path(&["defaults"]), &[]);
+
+        let (columns, column_settings, published_columns) = self.columns(top);
+        let col_ids: Vec<String> = columns.iter().map(|c| c.id.clone()).collect();
+        let (mut rows, row_settings, row_tables) = self.rows(top);
+        let (cell_settings, excluded) = self.cells(top, &rows, &col_ids);
+
+        // Published values: the referenced file first, inline values override.
+        let mut published = HashMap::new();
+        let file_rows = self.published_file(&head);
+        for (ri, row) in rows.iter_mut().enumerate() {
+            let at = key_path(&["rows", &row.id]);
+            let t = &row_tables[ri];
+            let pub_row = self.string(t, &at, "published_row");
+            let quoted = self.boolean(t, &at, "quoted");
+            if let Some(file_rows) = &file_rows {
+                let id = pub_row.clone().unwrap_or_else(|| row.id.clone());
+                match file_rows.iter().find(|r| r.id == id) {
+                    Some(found) => {
+                        row.quoted = quoted.unwrap_or(found.quoted);
+                        for (ci, col) in columns.iter().enumerate() {
+                            if let Some(v) = found.values.get(&published_columns[ci]) {
+                                published.insert(cell_id(&row.id, &col.id), *v);
+                            }
+                        }
+                    }
+                    None if pub_row.is_some() => {
+                        let known: Vec<&str> = file_rows.iter().map(|r| r.id.as_str()).collect();
+                        let mut p = at.clone();
+                        p.push("published_row".into());
+                        self.reference_in(p, "row", &id, " in the published table", &known);
+                    }
+                    None => row.quoted = quoted.unwrap_or(false),
+                }
+            } else {
+                row.quoted = quoted.unwrap_or(false);
+                if pub_row.is_some() {
+                    self.err(key_path(&["rows", &row.id, "published_row"]), "`published_row` needs a published table: add `published = { file = ..., table = ... }` to [manifest]");
+                }
+            }
+            if let Some(inline) = self.table(t, &at, "published") {
+                let mut p = at.clone();
+                p.push("published".into());
+                for (col, v) in inline {
+                    let mut pc = p.clone();
+                    pc.push(col.clone());
+                    let known: Vec<&str> = col_ids.iter().map(|s| s.as_str()).collect();
+                    if !self.reference(pc.clone(), "column", col, &known) {
+                        continue;
+                    }
+                    match v {
+                        Value::Float(x) => {
+                            published.insert(cell_id(&row.id, col), *x);
+                        }
+                        Value::Integer(x) => {
+                            published.insert(cell_id(&row.id, col), *x as f64);
+                        }
+                        other => self.err(pc, format!("published value of `{col}` must be a number (top-1 %), not {}", schema::describe(other))),
+                    }
+                }
+            }
+        }
+
+        // Row-level consistency: quoted rows have no settings and some numbers; trained rows
+        // have at least one cell to train.
+        for (ri, row) in rows.iter().enumerate() {
+            let at = key_path(&["rows", &row.id]);
+            let has_published = col_ids.iter().any(|c| published.contains_key(&cell_id(&row.id, c)));
+            if row.quoted {
+                if let Some(k) = row_settings[ri].keys().next() {
+                    let mut p = at.clone();
+                    p.push(k.clone());
+                    self.err(p, format!("row `{}` is quoted (published values only, no training) but sets `{k}`; remove the settings or set `quoted = false`", row.id));
+                }
+                if !has_published {
+                    self.err(at.clone(), format!("quoted row `{}` has no published values; add `published = {{ column = value }}` or a published table", row.id));
+                }
+                for c in &col_ids {
+                    if cell_settings.contains_key(&cell_id(&row.id, c)) {
+                        self.err(key_path(&["cells", &cell_id(&row.id, c)]), format!("cell `{}` belongs to the quoted row `{}`, which is not trained", cell_id(&row.id, c), row.id));
+                    }
+                }
+            } else if !col_ids.is_empty() && col_ids.iter().all(|c| excluded.contains(&cell_id(&row.id, c))) {
+                self.err(at, format!("row `{}` is not quoted but has no cell to train (all its cells are skipped or outside its `columns`)", row.id));
+            }
+        }
+        if seeds.is_some() {
+            self.seed_conflicts(&defaults, &column_settings, &columns, &row_settings, &rows, &cell_settings);
+        }
+
+        let cells_with_runs: HashSet<String> = rows
+            .iter()
+            .filter(|r| !r.quoted)
+            .flat_map(|r| col_ids.iter().map(move |c| cell_id(&r.id, c)))
+            .filter(|id| !excluded.contains(id))
+            .collect();
+        let has_stage2: HashSet<String> = cells_with_runs
+            .iter()
+            .filter(|id| {
+                let (r, c) = id.split_once('.').unwrap();
+                let ri = rows.iter().position(|x| x.id == r).unwrap();
+                let ci = col_ids.iter().position(|x| x == c).unwrap();
+                let mut merged = Table::new();
+                for f in [&defaults, &column_settings[ci], &row_settings[ri]] {
+                    merge::merge(&mut merged, f);
+                }
+                if let Some(cell) = cell_settings.get(*id) {
+                    merge::merge(&mut merged, cell);
+                }
+                merge::has_stage2(&merged)
+            })
+            .cloned()
+            .collect();
+        let figures = self.figures(top, &cells_with_runs, &has_stage2, &rows, &col_ids);
+
+        Manifest {
+            path: path.to_path_buf(),
+            name,
+            title,
+            shots,
+            seeds,
+            rows,
+            columns,
+            figures,
+            defaults,
+            smoke,
+            row_settings,
+            column_settings,
+            cell_settings,
+            excluded,
+            published,
+        }
+    }
+
+    pub(super) fn seeds(&mut self, head: &Table) -> Option<Vec<u64>> {
+        let p = key_path(&["manifest", "seeds"]);
+        let value = head.get("seeds")?;
+        let Value::Array(items) = value else {
+            self.err(p, format!("`seeds` in [manifest] must be an array of integers like [123, 124], not {}", schema::describe(value)));
+            return None;
+        };
+        let mut seeds = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let mut pi = p.clone();
+            pi.push(i.to_string());
+            match item {
+                Value::Integer(s) if *s >= 0 => {
+                    if seeds.contains(&(*s as u64)) {
+                        self.err(pi, format!("seed {s} is listed twice in `seeds`"));
+                    }
+                    seeds.push(*s as u64);
+                }
+                other => self.err(pi, format!("`seeds` must list non-negative integers, found {}", schema::short(other))),
+            }
+        }
+        if seeds.is_empty() {
+            self.err(p, "`seeds` in [manifest] is empty; list at least one seed or remove the key (default: seed 123)");
+            return None;
+        }
+        Some(seeds)
+    }
+
+    pub(super) fn seed_conflicts(&mut self, defaults: &Table, cols: &[Table], columns: &[ColumnInfo], rows_s: &[Table], rows: &[RowInfo], cells: &HashMap<String, Table>) {
+        let mut places: Vec<Vec<String>> = Vec::new();
+        if defaults.contains_key("seed") {
+            places.push(key_path(&["defaults", "seed"]));
+        }
+        for (c, t) in columns.iter().zip(cols) {
+            if t.contains_key("seed") {
+                places.push(key_path(&["columns", &c.id, "seed"]));
+            }
+        }
+        for (r, t) in rows.iter().zip(rows_s) {
+            if t.contains_key("seed") {
+                places.push(key_path(&["rows", &r.id, "seed"]));
+            }
+        }
+        for (id, t) in cells {
+            if t.contains_key("seed") {
+                places.push(key_path(&["cells", id, "seed"]));
+            }
+        }
+        for p in places {
+            self.err(p, "`seed` conflicts with `seeds` in [manifest], which sets the seed of every run; remove one of them");
+        }
+    }
+
+    pub(super) fn columns(&mut self, top: &Table) -> (Vec<ColumnInfo>, Vec<Table>, Vec<String>) {
+        let (mut infos, mut settings, mut published_ids) = (Vec::new(), Vec::new(), Vec::new());
+        let Some(columns) = self.table(top, &[], "columns") else {
+            self.err(vec![], "the manifest has no columns: add at least one [columns.ID] table");
+            return (infos, settings, published_ids);
+        };
+        for (id, v) in columns {
+            let at = key_path(&["columns", id]);
+            let Value::Table(t) = v else {
+                self.err(at, format!("column `{id}` must be a table ([columns.{id}]), not {}", schema::describe(v)));
+                continue;
+            };
+            if !valid_id(id) {
+                self.err(at.clone(), format!("column id `{id}` may only use letters, digits, `_` and `-` (cells are named row.column)"));
+            }
+            self.fragment(t, &at, COLUMN_KEYS);
+            let label = self.string(t, &at, "label").unwrap_or_else(|| id.clone());
+            published_ids.push(self.string(t, &at, "published_column").unwrap_or_else(|| id.clone()));
+            infos.push(ColumnInfo { id: id.clone(), label });
+            settings.push(fragment_of(t, COLUMN_KEYS));
+        }
+        if infos.is_empty() {
+            self.err(key_path(&["columns"]), "[columns] is empty: add at least one [columns.ID] table");
+        }
+        (infos, settings, published_ids)
+    }
+
+    pub(super) fn rows(&mut self, top: &Table) -> (Vec<RowInfo>, Vec<Table>, Vec<Table>) {
+        let (mut infos, mut settings, mut tables) = (Vec::new(), Vec::new(), Vec::new());
+        let Some(rows) = self.table(top, &[], "rows") else {
+            self.err(vec![], "the manifest has no rows: add at least one [rows.ID] table");
+            return (infos, settings, tables);
+        };
+        for (id, v) in rows {
+            let at = key_path(&["rows", id]);
+            let Value::Table(t) = v else {
+                self.err(at, format!("row `{id}` must be a table ([rows.{id}]), not {}", schema::describe(v)));
+                continue;
+            };
+            if !valid_id(id) {
+                self.err(at.clone(), format!("row id `{id}` may only use letters, digits, `_` and `-` (cells are named row.column)"));
+            }
+            self.fragment(t, &at, ROW_KEYS);
+            let label = self.string(t, &at, "label").unwrap_or_else(|| id.clone());
+            infos.push(RowInfo { id: id.clone(), label, quoted: false });
+            settings.push(fragment_of(t, ROW_KEYS));
+            tables.push(t.clone());
+        }
+        if infos.is_empty() {
+            self.err(key_path(&["rows"]), "[rows] is empty: add at least one [rows.ID] table");
+        }
+        (infos, settings, tables)
+    }
+
+    /// `[cells."row.column"]` fragments, and the set of cells that are not run.
+    pub(super) fn cells(&mut self, top: &Table, rows: &[RowInfo], col_ids: &[String]) -> (HashMap<String, Table>, HashSet<String>) {
+        let mut excluded = HashSet::new();
+        let known_cols: Vec<&str> = col_ids.iter().map(|s| s.as_str()).collect();
+        let row_ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        // A row's `columns` restricts it to some columns.
+        if let Some(Value::Table(rows_t)) = top.get("rows") {
+            for row in rows {
+                let Some(Value::Table(t)) = rows_t.get(&row.id) else { continue };
+                let at = key_path(&["rows", &row.id]);
+                if let Some(list) = self.strings(t, &at, "columns") {
+                    for (i, c) in list.iter().enumerate() {
+                        let mut p = at.clone();
+                        p.extend(["columns".to_string(), i.to_string()]);
+                        self.reference(p, "column", c, &known_cols);
+                    }
+                    for c in col_ids {
+                        if !list.contains(c) {
+                            excluded.insert(cell_id(&row.id, c));
+                        }
+                    }
+                }
+            }
+        }
+        let mut settings = HashMap::new();
+        let Some(cells) = self.table(top, &[], "cells") else { return (settings, excluded) };
+        for (id, v) in cells {
+            let at = key_path(&["cells", id]);
+            let Value::Table(t) = v else {
+                self.err(at, format!("cell `{id}` must be a table ([cells.\"{id}\"]), not {}", schema::describe(v)));
+                continue;
+            };
+            let Some((r, c)) = id.split_once('.') else {
+                self.err(at, format!("cell id `{id}` must be `row.column`, e.g. [cells.\"{}\"]", rows.first().map(|r| cell_id(&r.id, col_ids.first().map(|s| s.as_str()).unwrap_or("column"))).unwrap_or_else(|| "row.column".into())));
+                continue;
+            };
+            let ok_r = self.reference(at.clone(), "row", r, &row_ids);
+            let ok_c = self.reference(at.clone(), "column", c, &known_cols);
+            self.fragment(t, &at, CELL_KEYS);
+            if self.boolean(t, &at, "skip") == Some(true) {
+                excluded.insert(id.clone());
+            } else if ok_r && ok_c && excluded.contains(id.as_str()) {
+                self.err(at.clone(), format!("cell `{id}` is outside the `columns` of row `{r}`, so its settings would never be used"));
+            }
+            settings.insert(id.clone(), fragment_of(t, CELL_KEYS));
+        }
+        (settings, excluded)
+    }
+
+    /// Every trained cell resolves to a valid RunSpec at both scales (the per-key checks above
+    /// catch nearly everything; this is the final word, with the row's position).
+    pub(super) fn check_resolves(&mut self, m: &Manifest) {
+        for scale in [Scale::Full, Scale::Smoke] {
+            if let Err(e) = expand_with(m, scale, &mut |_| Ok(DataIdentity::Known(String::new()))) {
+                self.err(vec![], format!("{e:#}"));
+                return;
+            }
+        }
+    }
+}
