@@ -1,18 +1,25 @@
 //! Real CIFAR-10: the long-tailed split, file verification (flipped byte, truncation), the
-//! prepared form, and `gcl-repro data info`. Skips when the real files are absent.
+//! prepared form, and `gcl-repro data info`.
+//!
+//! The tests that read the real files are named `needs_cifar10_*` and are `#[ignore]`d, so a plain
+//! `cargo test` reports them as ignored; `make test` runs them (`cargo test -- --ignored
+//! needs_cifar10`) when `cifar-10-batches-bin/` is under `$GCL_TEST_DATA`, else under
+//! `../shared/datasets`. Run explicitly without the files, they fail, naming where they looked.
 use gcl_repro::config::{DatasetName, DatasetSpec};
 use gcl_repro::data::{self, cifar};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-fn data_root() -> Option<PathBuf> {
+/// The data root holding the real CIFAR-10; panics, naming where it looked, when it is absent.
+fn data_root() -> PathBuf {
     let root = std::env::var_os("GCL_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets")));
-    if root.join("cifar-10-batches-bin").is_dir() {
-        Some(root)
-    } else {
-        eprintln!("SKIPPED: real CIFAR-10 not found under {} (set GCL_TEST_DATA)", root.display());
-        None
-    }
+    assert!(
+        root.join("cifar-10-batches-bin").is_dir(),
+        "needs the real CIFAR-10, but {} is not a directory: set GCL_TEST_DATA to a data root that holds \
+         cifar-10-batches-bin/ (`gcl-repro --data-root DIR data fetch cifar10` makes one)",
+        root.join("cifar-10-batches-bin").display()
+    );
+    root
 }
 
 /// Keep the verification memo of these tests out of the user's cache.
@@ -36,9 +43,10 @@ fn copy_root(root: &Path) -> tempfile::TempDir {
 }
 
 #[test]
-fn every_file_with_a_flipped_byte_is_refused_by_name() {
+#[ignore = "needs real CIFAR-10: cifar-10-batches-bin/ under $GCL_TEST_DATA, else ../shared/datasets (set GCL_TEST_DATA to a data root made by `gcl-repro data fetch cifar10`)"]
+fn needs_cifar10_every_file_with_a_flipped_byte_is_refused_by_name() {
     private_memo();
-    let Some(root) = data_root() else { return };
+    let root = data_root();
     let tmp = copy_root(&root);
     let dir = tmp.path().join("cifar-10-batches-bin");
     cifar::verify_files(cifar::Cifar::C10, tmp.path()).unwrap();
@@ -62,9 +70,10 @@ fn every_file_with_a_flipped_byte_is_refused_by_name() {
 }
 
 #[test]
-fn long_tailed_split_and_prepared_round_trip() {
+#[ignore = "needs real CIFAR-10: cifar-10-batches-bin/ under $GCL_TEST_DATA, else ../shared/datasets (set GCL_TEST_DATA to a data root made by `gcl-repro data fetch cifar10`)"]
+fn needs_cifar10_long_tailed_split_and_prepared_round_trip() {
     private_memo();
-    let Some(root) = data_root() else { return };
+    let root = data_root();
     let spec = DatasetSpec::default();
     let d = data::load(&spec, &root).unwrap();
     assert_eq!(d.class_counts, vec![5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]);
@@ -105,9 +114,10 @@ fn long_tailed_split_and_prepared_round_trip() {
 }
 
 #[test]
-fn cli_info_writes_the_numpy_indices() {
+#[ignore = "needs real CIFAR-10: cifar-10-batches-bin/ under $GCL_TEST_DATA, else ../shared/datasets (set GCL_TEST_DATA to a data root made by `gcl-repro data fetch cifar10`)"]
+fn needs_cifar10_cli_info_writes_the_numpy_indices() {
     private_memo();
-    let Some(root) = data_root() else { return };
+    let root = data_root();
     let tmp = tempfile::tempdir().unwrap();
     let idx = tmp.path().join("idx.txt");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gcl-repro"))

@@ -1,25 +1,37 @@
 //! List files: the real ImageNet-LT / Places-LT split lists, path remaps, error lines, and the
 //! iNaturalist 2018 JSON conversion.
+//!
+//! The tests that read the real lists are named `needs_split_lists_*` and are `#[ignore]`d, so a
+//! plain `cargo test` reports them as ignored; `make test` runs them (`cargo test -- --ignored
+//! needs_split_lists`) when `splits/` under `$GCL_TEST_DATA`, else under `../shared/datasets`,
+//! holds the lists they read. Run explicitly without them, they fail, naming what is missing.
 use gcl_repro::data::listfile::{convert_inat_json, ListDataset, PathRemap, PLACES_DECOUPLING, PLACES_MISLAS};
 use std::path::{Path, PathBuf};
 
-/// The real split lists, or `None` (with a message) when they are not on this machine.
-fn splits_dir() -> Option<PathBuf> {
+/// The lists the `needs_split_lists_*` tests read.
+const LISTS: [&str; 3] = ["Places_LT_train.txt", "Places_LT_test.txt", "ImageNet_LT_test.txt"];
+
+/// The directory holding the real split lists; panics, naming what is missing, when it lacks one.
+fn splits_dir() -> PathBuf {
     let base = std::env::var_os("GCL_TEST_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets")));
     let dir = base.join("splits");
-    if dir.join("Places_LT_train.txt").exists() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: split lists not found in {} (set GCL_TEST_DATA)", dir.display());
-        None
-    }
+    let missing: Vec<&str> = LISTS.into_iter().filter(|f| !dir.join(f).is_file()).collect();
+    assert!(
+        missing.is_empty(),
+        "needs the real split lists, but {} lacks {}: set GCL_TEST_DATA to a data root whose splits/ holds {}",
+        dir.display(),
+        missing.join(", "),
+        LISTS.join(", ")
+    );
+    dir
 }
 
 #[test]
-fn places_lt_train_is_long_tailed_365_classes() {
-    let Some(dir) = splits_dir() else { return };
+#[ignore = "needs split lists: Places_LT_{train,test}.txt, ImageNet_LT_test.txt in splits/ under $GCL_TEST_DATA, else ../shared/datasets (set GCL_TEST_DATA to a data root holding them)"]
+fn needs_split_lists_places_lt_train_is_long_tailed_365_classes() {
+    let dir = splits_dir();
     let ds = ListDataset::from_file(&dir.join("Places_LT_train.txt"), None).unwrap();
     assert_eq!(ds.len(), 62_500);
     assert_eq!(ds.num_classes, 365);
@@ -31,8 +43,9 @@ fn places_lt_train_is_long_tailed_365_classes() {
 }
 
 #[test]
-fn balanced_test_lists() {
-    let Some(dir) = splits_dir() else { return };
+#[ignore = "needs split lists: Places_LT_{train,test}.txt, ImageNet_LT_test.txt in splits/ under $GCL_TEST_DATA, else ../shared/datasets (set GCL_TEST_DATA to a data root holding them)"]
+fn needs_split_lists_balanced_test_lists() {
+    let dir = splits_dir();
     let places = ListDataset::from_file(&dir.join("Places_LT_test.txt"), None).unwrap();
     assert_eq!((places.len(), places.num_classes), (36_500, 365));
     assert!(places.class_counts.iter().all(|&c| c == 100));
@@ -42,8 +55,9 @@ fn balanced_test_lists() {
 }
 
 #[test]
-fn places_remaps_between_conventions_and_back() {
-    let Some(dir) = splits_dir() else { return };
+#[ignore = "needs split lists: Places_LT_{train,test}.txt, ImageNet_LT_test.txt in splits/ under $GCL_TEST_DATA, else ../shared/datasets (set GCL_TEST_DATA to a data root holding them)"]
+fn needs_split_lists_places_remaps_between_conventions_and_back() {
+    let dir = splits_dir();
     let list = dir.join("Places_LT_train.txt");
     let original = ListDataset::from_file(&list, None).unwrap();
     let to_dec = PathRemap::from_spec(PLACES_MISLAS, PLACES_DECOUPLING);
@@ -61,8 +75,9 @@ fn places_remaps_between_conventions_and_back() {
 }
 
 #[test]
-fn bad_line_error_names_file_and_line() {
-    let Some(dir) = splits_dir() else { return };
+#[ignore = "needs split lists: Places_LT_{train,test}.txt, ImageNet_LT_test.txt in splits/ under $GCL_TEST_DATA, else ../shared/datasets (set GCL_TEST_DATA to a data root holding them)"]
+fn needs_split_lists_bad_line_error_names_file_and_line() {
+    let dir = splits_dir();
     let text = std::fs::read_to_string(dir.join("Places_LT_train.txt")).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines[16] = "data_256/a/airfield/00000001.jpg zero";
