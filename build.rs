@@ -30,6 +30,17 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=GCL_GIT_COMMIT={commit}");
     // HEAD names a branch; its log changes with every commit, so the embedded commit stays current.
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/logs/HEAD");
+    // Asked of git (in a worktree `.git` is a file), and only files that exist: cargo reruns a
+    // build script every time a watched path is missing.
+    for file in ["HEAD", "logs/HEAD"] {
+        let path = std::process::Command::new("git")
+            .args(["rev-parse", "--git-path", file])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }
