@@ -1,13 +1,19 @@
 //! Numbers as people read them in tables and messages: one formatter for durations, one for
 //! counts, used everywhere a duration or a count of images is printed.
 
-/// `42s`, `12m`, `3.4h`, `1.5d` (seconds rounded up below a minute).
+/// `12.3 s`, `4m 05s`, `2h 07m`, `1d 12h`.
 pub fn duration(seconds: f64) -> String {
-    match seconds {
-        s if s >= 86_400.0 => format!("{:.1}d", s / 86_400.0),
-        s if s >= 3_600.0 => format!("{:.1}h", s / 3_600.0),
-        s if s >= 60.0 => format!("{:.0}m", s / 60.0),
-        s => format!("{:.0}s", s.ceil()),
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        let s = seconds.round() as u64;
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if seconds < 86_400.0 {
+        let m = (seconds / 60.0).round() as u64;
+        format!("{}h {:02}m", m / 60, m % 60)
+    } else {
+        let h = (seconds / 3600.0).round() as u64;
+        format!("{}d {:02}h", h / 24, h % 24)
     }
 }
 
@@ -27,7 +33,10 @@ mod tests {
 
     #[test]
     fn durations_and_counts() {
-        assert_eq!([duration(0.2), duration(59.0), duration(150.0), duration(7_200.0), duration(129_600.0)], ["1s", "59s", "2m", "2.0h", "1.5d"]);
+        assert_eq!(
+            [duration(12.34), duration(245.0), duration(7_620.0), duration(129_600.0)],
+            ["12.3 s", "4m 05s", "2h 07m", "1d 12h"]
+        );
         assert_eq!([count(889), count(9_999), count(177_800), count(2_500_000), count(1_200_000_000)], ["889", "9999", "178K", "2.5M", "1.2G"]);
     }
 }

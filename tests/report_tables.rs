@@ -198,6 +198,6 @@ fn report_lists_tables_figures_and_provenance() {
         assert!(line.contains("0.1.0 (abcdef1234)") && line.contains("2.11.0") && line.contains("12.8"), "{line}");
         assert!(line.contains("NVIDIA H100") && line.contains("1h 02m") && line.contains("2026-05-01T11:02:00Z"), "{line}");
     }
-    assert_eq!(wall_time(12.34), "12.3 s");
-    assert_eq!(wall_time(245.0), "4m 05s");
+    assert_eq!(gcl_repro::human::duration(12.34), "12.3 s");
+    assert_eq!(gcl_repro::human::duration(245.0), "4m 05s");
 }
