@@ -16,31 +16,9 @@ pub enum Cifar {
     C100,
 }
 
-/// One official file: name, record count, and the trusted MD5 when one is known.
-pub struct OfficialFile {
-    pub name: &'static str,
-    pub records: usize,
-    pub md5: Option<&'static str>,
-    pub train: bool,
-}
-
-const C10_FILES: &[OfficialFile] = &[
-    OfficialFile { name: "data_batch_1.bin", records: 10_000, md5: Some("5dd7e06a14cb22eb9f671a540d1b7c25"), train: true },
-    OfficialFile { name: "data_batch_2.bin", records: 10_000, md5: Some("5ea93a67294ea407fff1d09f752e9692"), train: true },
-    OfficialFile { name: "data_batch_3.bin", records: 10_000, md5: Some("942cd6a4bcdd0dd3c604fbe906cb4421"), train: true },
-    OfficialFile { name: "data_batch_4.bin", records: 10_000, md5: Some("ae636b3ba5c66a11e91e8cb52e771fcb"), train: true },
-    OfficialFile { name: "data_batch_5.bin", records: 10_000, md5: Some("53f37980c15c3d472c316c40844f3f0d"), train: true },
-    OfficialFile { name: "test_batch.bin", records: 10_000, md5: Some("803d5f7f4d78ea53de84dbe85f74fb6d"), train: false },
-];
-
-// We hold no trusted per-file MD5 for CIFAR-100's train.bin/test.bin (only the archive's,
-// 03b5dce01913d631647c71ecec9e9cb8, checked by `data fetch`). Their sizes are checked against
-// the record layout and their computed MD5s go into the data identity, so results obtained
-// from different file contents never share a cache key.
-const C100_FILES: &[OfficialFile] = &[
-    OfficialFile { name: "train.bin", records: 50_000, md5: None, train: true },
-    OfficialFile { name: "test.bin", records: 10_000, md5: None, train: false },
-];
+pub use super::catalog::OfficialFile;
+use super::catalog::{self, CIFAR100_FILES, CIFAR10_FILES};
+use crate::config::DatasetName;
 
 impl Cifar {
     pub fn name(self) -> &'static str {
@@ -49,18 +27,23 @@ impl Cifar {
             Cifar::C100 => "cifar100",
         }
     }
+    fn facts(self) -> &'static catalog::Facts {
+        let name = match self {
+            Cifar::C10 => DatasetName::Cifar10,
+            Cifar::C100 => DatasetName::Cifar100,
+        };
+        catalog::facts(name).expect("the catalogue lists both CIFARs")
+    }
     /// Directory under the data root, as unpacked from the official archive.
     pub fn dir_name(self) -> &'static str {
-        match self {
-            Cifar::C10 => "cifar-10-batches-bin",
-            Cifar::C100 => "cifar-100-binary",
-        }
+        self.facts().dir
     }
     pub fn num_classes(self) -> usize {
-        match self {
-            Cifar::C10 => 10,
-            Cifar::C100 => 100,
-        }
+        self.facts().classes
+    }
+    /// The official archive URL and its MD5.
+    pub fn archive(self) -> (&'static str, &'static str) {
+        self.facts().archive.expect("the catalogue gives both CIFAR archives")
     }
     /// Bytes per record: label byte(s) + pixels.
     pub fn record_len(self) -> usize {
@@ -71,8 +54,8 @@ impl Cifar {
     }
     pub fn files(self) -> &'static [OfficialFile] {
         match self {
-            Cifar::C10 => C10_FILES,
-            Cifar::C100 => C100_FILES,
+            Cifar::C10 => CIFAR10_FILES,
+            Cifar::C100 => CIFAR100_FILES,
         }
     }
     pub fn dir(self, data_root: &Path) -> PathBuf {

@@ -11,19 +11,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The official archive URL and its MD5.
-pub fn official_archive(kind: Cifar) -> (&'static str, &'static str) {
-    match kind {
-        Cifar::C10 => ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530"),
-        Cifar::C100 => ("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8"),
-    }
-}
-
 /// Download and unpack `kind` into `<data_root>/<kind.dir_name()>`. `url` overrides the
 /// official one (a mirror); `md5` overrides the official archive MD5 (for a custom archive).
 /// Returns the dataset directory.
 pub fn fetch(kind: Cifar, data_root: &Path, url: Option<&str>, md5: Option<&str>) -> Result<PathBuf> {
-    let (official_url, official_md5) = official_archive(kind);
+    let (official_url, official_md5) = kind.archive();
     let url = url.unwrap_or(official_url);
     let want_md5 = md5.unwrap_or(official_md5).to_ascii_lowercase();
     let target = kind.dir(data_root);

@@ -11,7 +11,8 @@
 //! ```
 use super::graph::{RunGraph, RunNode};
 use crate::cache::{Cache, RunState};
-use crate::config::{Arch, DatasetName, DatasetSpec, Profile, RunSpec, Scale};
+use crate::config::{Arch, RunSpec, Scale};
+pub use crate::data::catalog::train_images;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -105,30 +106,6 @@ impl Throughput {
     pub fn images_per_second(&self, arch: Arch, stage: u8, device_name: &str) -> Option<f64> {
         self.measured.get(&(arch, stage, device_name.to_string())).map(|(images, secs)| images / secs)
     }
-}
-
-/// Train-split size of a dataset: the long-tailed CIFAR profile (Cao et al. 2019) computed
-/// exactly, the list-file datasets' published sizes (their standard lists).
-pub fn train_images(d: &DatasetSpec) -> Option<usize> {
-    let (classes, n_max) = match d.name {
-        DatasetName::Cifar10 => (10, 5000),
-        DatasetName::Cifar100 => (100, 500),
-        DatasetName::Synthetic => (d.classes, d.max_per_class),
-        DatasetName::ImagenetLt => return Some(115_846),
-        DatasetName::PlacesLt => return Some(62_500),
-        DatasetName::Inat2018 => return Some(437_513),
-    };
-    if classes == 0 {
-        return None;
-    }
-    let gamma = d.imbalance.max(1.0);
-    let sizes = (0..classes).map(|i| match d.profile {
-        Profile::Exp if classes > 1 => (n_max as f64 * (1.0 / gamma).powf(i as f64 / (classes - 1) as f64)) as usize,
-        Profile::Exp => n_max,
-        Profile::Step if i < classes / 2 => n_max,
-        Profile::Step => (n_max as f64 / gamma) as usize,
-    });
-    Some(sizes.sum())
 }
 
 impl Plan {
@@ -316,17 +293,6 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_tailed_cifar_sizes_match_the_published_counts() {
-        // CIFAR-10-LT gamma 100: 12,406 images; CIFAR-100-LT gamma 100: 10,847 (Cao et al. 2019).
-        let c10 = DatasetSpec { imbalance: 100.0, ..DatasetSpec::default() };
-        assert_eq!(train_images(&c10), Some(12_406));
-        let c100 = DatasetSpec { name: DatasetName::Cifar100, imbalance: 100.0, ..DatasetSpec::default() };
-        assert_eq!(train_images(&c100), Some(10_847));
-        let balanced = DatasetSpec { imbalance: 1.0, ..DatasetSpec::default() };
-        assert_eq!(train_images(&balanced), Some(50_000));
-    }
 
     #[test]
     fn quoting_survives_quotes() {

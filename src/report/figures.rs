@@ -30,8 +30,6 @@ pub enum FigureOutcome {
     Waiting(String),
 }
 
-pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
-
 /// Seed of the t-SNE subsample. Fixed, so every method's panel of a split shows the same images.
 const SUBSAMPLE_SEED: u64 = 0;
 /// Bump when the way a map is computed changes, so old cached maps are not reused.
@@ -140,8 +138,8 @@ pub fn tsne_options() -> TsneOptions {
 }
 
 pub fn class_names(dataset: DatasetName, classes: usize) -> Vec<String> {
-    if dataset == DatasetName::Cifar10 && classes == CIFAR10_CLASSES.len() {
-        CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
+    if dataset == DatasetName::Cifar10 && classes == crate::data::catalog::CIFAR10_CLASSES.len() {
+        crate::data::catalog::CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
     } else {
         (0..classes).map(|i| format!("class {i}")).collect()
     }
