@@ -49,6 +49,12 @@ fn spelled_out<T: Serialize>(value: &T) -> Table {
 /// The tables whose variants own their settings: (table, tag key).
 const METHOD_TABLES: [(&str, &str); 2] = [("loss", "kind"), ("rebalance", "method")];
 
+/// The tag key of a method table (`loss` -> `kind`, `rebalance` -> `method`), `None` for any
+/// other table.
+pub fn method_tag(table: &str) -> Option<&'static str> {
+    METHOD_TABLES.iter().find(|(t, _)| *t == table).map(|(_, tag)| *tag)
+}
+
 /// The default settings, spelled out, of the variant `name` of a method table (`None` for an
 /// unknown name, which deserialisation then reports with the list of names).
 fn variant_defaults(table: &str, name: &str) -> Option<Table> {
@@ -66,7 +72,7 @@ pub fn variant_keys(table: &str) -> Vec<(String, Vec<String>)> {
         "rebalance" => Rebalance::all_defaults().iter().map(spelled_out).collect(),
         _ => vec![],
     };
-    let tag = METHOD_TABLES.iter().find(|(t, _)| *t == table).map(|(_, k)| *k).unwrap_or("kind");
+    let tag = method_tag(table).unwrap_or("kind");
     all.into_iter()
         .map(|t| (t.get(tag).and_then(Value::as_str).unwrap_or_default().to_string(), t.keys().cloned().collect()))
         .collect()

@@ -5,6 +5,7 @@
 //! added to `config` is allowed here without touching this file. Optional fields whose default
 //! is `None` are not serialised and are listed by hand in [`OPTIONAL_FIELDS`].
 use crate::config::{RunSpec, Stage2Spec};
+use super::merge::method_tag;
 use toml::{Table, Value};
 
 /// Shape of a settings key: a leaf value or a table of named keys (in declaration order).
@@ -54,7 +55,7 @@ pub fn runspec_shape() -> Shape {
     for (stage, sub) in items.iter_mut() {
         if let (true, Shape::Table(fields)) = (stage == "stage1" || stage == "stage2", sub) {
             for (name, shape) in fields.iter_mut() {
-                if name == "loss" || name == "rebalance" {
+                if method_tag(name).is_some() {
                     *shape = Shape::Table(union_of_variants(name).into_iter().map(|k| (k, Shape::Leaf)).collect());
                 }
             }
@@ -86,11 +87,7 @@ fn union_of_variants(table: &str) -> Vec<String> {
 /// For a method table (`loss`, `rebalance`) that names its variant: the variant's tag key, name
 /// and own settings (`None`: not a method table, no name, or an unknown name).
 fn named_variant(key: &str, t: &Table) -> Option<(&'static str, String, Vec<String>)> {
-    let tag = match key {
-        "loss" => "kind",
-        "rebalance" => "method",
-        _ => return None,
-    };
+    let tag = method_tag(key)?;
     let name = t.get(tag)?.as_str()?.to_string();
     let own = super::merge::variant_keys(key).into_iter().find(|(n, _)| *n == name)?.1;
     Some((tag, name, own))
@@ -98,7 +95,7 @@ fn named_variant(key: &str, t: &Table) -> Option<(&'static str, String, Vec<Stri
 
 /// The variant of a method table that has the setting `leaf` (to check a lone leaf value).
 fn variant_with(table: &str, leaf: &str) -> Option<(&'static str, String)> {
-    let tag = if table == "loss" { "kind" } else { "method" };
+    let tag = method_tag(table)?;
     super::merge::variant_keys(table).into_iter().find(|(_, keys)| keys.iter().any(|k| k == leaf)).map(|(n, _)| (tag, n))
 }
 
@@ -193,7 +190,7 @@ fn check_leaf(rel_path: &[String], v: &Value) -> Result<(), String> {
         let mut t = Table::new();
         t.insert(key.clone(), value);
         // A lone setting of a method table is checked inside a variant that has it.
-        if depth + 2 == rel_path.len() && (key == "loss" || key == "rebalance") {
+        if depth + 2 == rel_path.len() && method_tag(key).is_some() {
             if let (Some(Value::Table(inner)), Some((tag, name))) = (t.get_mut(key), variant_with(key, leaf)) {
                 inner.entry(tag.to_string()).or_insert(Value::String(name));
             }

@@ -30,6 +30,13 @@ pub struct CellUse {
     pub seed: u64,
 }
 
+impl CellUse {
+    /// `manifest:row.column/sSEED` (run and log messages).
+    pub fn label(&self) -> String {
+        format!("{}:{}/s{}", self.manifest, self.cell, self.seed)
+    }
+}
+
 /// One distinct training.
 #[derive(Clone, Debug)]
 pub struct RunNode {
@@ -88,7 +95,7 @@ impl RunNode {
 
     /// The uses as `manifest:row.column/sSEED`, comma-separated (run and log messages).
     pub fn label(&self) -> String {
-        self.uses.iter().map(|u| format!("{}:{}/s{}", u.manifest, u.cell, u.seed)).collect::<Vec<_>>().join(", ")
+        self.uses.iter().map(CellUse::label).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -134,8 +141,7 @@ impl RunGraph {
                     let used = CellUse { manifest: em.manifest.name.clone(), cell: cell.id(), seed: run.seed };
                     let (Some(keys), DataIdentity::Known(identity)) = (&run.keys, &run.data) else {
                         if let DataIdentity::Unavailable { reason, .. } = &run.data {
-                            let label = format!("{}:{}/s{}", used.manifest, used.cell, used.seed);
-                            graph.unavailable.push(UnavailableRun { label, reason: format!("data not available: {reason}") });
+                            graph.unavailable.push(UnavailableRun { label: used.label(), reason: format!("data not available: {reason}") });
                         }
                         continue;
                     };
