@@ -68,8 +68,8 @@ pub fn build_report(manifests: &[PathBuf], scale: Scale, cache_dir: &Path, data_
     let mut gathered: Vec<GatheredManifest> = Vec::new();
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     let graph = RunGraph::build(manifests, scale, data_root)?;
-    for (i, path) in manifests.iter().enumerate() {
-        let g = gather(&graph, i, data_root, &cache).with_context(|| format!("reporting {}", path.display()))?;
+    for (path, em) in manifests.iter().zip(graph.manifests) {
+        let g = gather(em, scale, data_root, &cache).with_context(|| format!("reporting {}", path.display()))?;
         if let Some(first) = names.insert(g.manifest.name.clone(), path.clone()) {
             bail!(
                 "{} and {} are both named `{}`; their tables would overwrite each other: set a distinct `name` in [manifest]",

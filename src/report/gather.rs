@@ -5,7 +5,7 @@ use crate::cache::Cache;
 use crate::config::Scale;
 use crate::data::DataIdentity;
 use crate::manifest::{self, Manifest, PlannedRun, TableCell};
-use crate::pipeline::RunGraph;
+use crate::pipeline::graph::ExpandedManifest;
 use crate::metrics::RunResult;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -24,10 +24,9 @@ pub struct GatheredManifest {
     pub warnings: Vec<String>,
 }
 
-/// Look up the results of one manifest of a run graph.
-pub fn gather(graph: &RunGraph, index: usize, data_root: &Path, cache: &Cache) -> Result<GatheredManifest> {
-    let em = &graph.manifests[index];
-    let (path, m, cells) = (&em.path, &em.manifest, &em.cells);
+/// Look up the results of one manifest of a run graph built at `scale` (taken over, not copied).
+pub fn gather(em: ExpandedManifest, scale: Scale, data_root: &Path, cache: &Cache) -> Result<GatheredManifest> {
+    let ExpandedManifest { path, manifest: m, cells } = em;
     let mut warnings = Vec::new();
     for run in cells.iter().flat_map(|c| &c.runs) {
         if let DataIdentity::Unavailable { dataset, reason } = &run.data {
@@ -43,7 +42,7 @@ pub fn gather(graph: &RunGraph, index: usize, data_root: &Path, cache: &Cache) -
         }
     }
     let mut inputs = Vec::new();
-    for cell in cells {
+    for cell in &cells {
         let row = m.rows.iter().find(|r| r.id == cell.row).expect("expanded cells name manifest rows");
         let column = m.columns.iter().find(|c| c.id == cell.column).expect("expanded cells name manifest columns");
         let mut runs = Vec::new();
@@ -62,12 +61,12 @@ pub fn gather(graph: &RunGraph, index: usize, data_root: &Path, cache: &Cache) -
             column: column.id.clone(),
             column_label: column.label.clone(),
             published: cell.published,
-            smoke: graph.scale == Scale::Smoke,
+            smoke: scale == Scale::Smoke,
             runs,
             expected_seeds: cell.runs.len(),
         });
     }
-    Ok(GatheredManifest { path: path.clone(), manifest: m.clone(), scale: graph.scale, cells: cells.clone(), inputs, warnings })
+    Ok(GatheredManifest { path, manifest: m, scale, cells, inputs, warnings })
 }
 
 /// The stored result of a run, with the file named when it cannot be read.
