@@ -180,11 +180,41 @@ pub struct ModelSpec {
     pub bbn: bool,
     /// Start from ImageNet-pretrained weights (safetensors file under the data root).
     pub pretrained: Option<String>,
+    /// Start from the weights of a PyTorch state_dict (safetensors; `.pth` checkpoints are
+    /// converted by `scripts/torch_to_safetensors.py`), every variable included: backbone,
+    /// head and BatchNorm statistics (`models::import`). A manifest's relative path is relative
+    /// to the manifest's folder. The file enters the key by its content ([`Self::init_sha256`]),
+    /// not by its path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+    /// SHA-256 of `init_from`'s bytes: filled in when a manifest is expanded (or set by hand to
+    /// pin the file); a run refuses a file whose content no longer matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_sha256: Option<String>,
 }
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        ModelSpec { arch: Arch::Resnet32, head: Head::Normed, bbn: false, pretrained: None }
+        ModelSpec { arch: Arch::Resnet32, head: Head::Normed, bbn: false, pretrained: None, init_from: None, init_sha256: None }
+    }
+}
+
+impl ModelSpec {
+    /// Set `init_from` to `path` and record its content's SHA-256 (`init_sha256`); an
+    /// `init_sha256` set before must match the file.
+    pub fn pin_init_from(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        let digest = crate::models::import::sha256_file(path)?;
+        if let Some(pinned) = &self.init_sha256 {
+            if *pinned != digest {
+                anyhow::bail!(
+                    "model.init_from {}: its SHA-256 is {digest}, but model.init_sha256 pins {pinned}; the file changed (restore it, or update or remove init_sha256)",
+                    path.display()
+                );
+            }
+        }
+        self.init_from = Some(path.display().to_string());
+        self.init_sha256 = Some(digest);
+        Ok(())
     }
 }
 

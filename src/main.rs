@@ -47,6 +47,9 @@ enum Command {
     /// Show the run graph of manifests (what is cached, what would run, estimated cost);
     /// optionally write Slurm job scripts for it. Nothing is run.
     Plan(cli::experiments::PlanArgs),
+    /// Evaluate a checkpoint (PyTorch state_dict or run weights) in a cell's network on its test
+    /// split: top-1, top-5, many/medium/few and per-class accuracy. Nothing is trained.
+    Eval(cli::experiments::EvalArgs),
     /// Train what the manifests need and is not cached yet.
     Run(cli::experiments::RunArgs),
     /// Look after the run cache: ls, show, verify, gc.
@@ -113,6 +116,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Explain(args) => cli::experiments::explain(args, cli.data_root),
         Command::Plan(args) => cli::experiments::plan(args, cli.device, cli.cache_dir, cli.data_root),
+        Command::Eval(args) => cli::experiments::eval(args, cli.device, cli.data_root),
         Command::Run(args) => cli::experiments::run(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Cache(cmd) => cli::experiments::cache(cmd, cli.cache_dir, cli.data_root),
         Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),

@@ -138,6 +138,24 @@ pub struct RunResult {
     pub provenance: Provenance,
 }
 
+/// An evaluation as text: top-1/top-5, the shot groups (with the rule) and every class's
+/// accuracy beside its training count.
+pub fn describe_evaluation(e: &Evaluation, train_counts: &[usize]) -> String {
+    let group = |g: Option<f64>| g.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    let mut text = format!(
+        "top-1 {:.2}  top-5 {:.2}  many {}  medium {}  few {}  ({SHOT_RULE})\nper class (accuracy %, training images):\n",
+        e.top1,
+        e.top5,
+        group(e.many),
+        group(e.medium),
+        group(e.few)
+    );
+    for (j, (acc, n)) in e.per_class.iter().zip(train_counts).enumerate() {
+        text.push_str(&format!("  class {j:>4}: {acc:6.2}  ({n})\n"));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

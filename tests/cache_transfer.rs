@@ -1,7 +1,10 @@
 //! Results travel: `cache export` / `cache import` round trip (with and without weights), a
 //! corrupted archive and a conflicting key; plus the messages of `cache verify` and `plan`.
+mod common;
+
+use common::{gcl, ok, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const MANIFEST: &str = r#"
 [manifest]
@@ -29,20 +32,8 @@ splits = ["test"]
 stage = 1
 "#;
 
-fn gcl(cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gcl-repro"));
-    c.arg("--cache-dir").arg(cache).args(["--device", "cpu"]).env("GCL_DATA_ROOT", "/nonexistent");
-    c
-}
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
 
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "command failed: {}", text(&out));
-    text(&out)
-}
 
 fn fail(out: Output) -> String {
     assert!(!out.status.success(), "command should have failed: {}", text(&out));

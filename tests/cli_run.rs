@@ -1,7 +1,10 @@
 //! `gcl-repro run` end to end through the real binary: caching, verification, resume after
 //! `kill -9`, and two runners sharing one cache.
+mod common;
+
+use common::{gcl, ok};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const MANIFEST: &str = r#"
@@ -37,17 +40,7 @@ fn write_manifest(dir: &Path, epochs: usize) -> PathBuf {
     p
 }
 
-fn gcl(cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gcl-repro"));
-    c.arg("--cache-dir").arg(cache).args(["--device", "cpu"]).env("GCL_DATA_ROOT", "/nonexistent-data-root");
-    c
-}
 
-fn ok(out: Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "command failed: {text}");
-    text
-}
 
 fn run_dirs(cache: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(cache.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();

@@ -44,7 +44,7 @@ fn assert_all(name: &str, t: &Tensor, value: f64) {
 /// Checks every variable of a model; returns how many BatchNorm layers, convs and heads it saw.
 fn check_model(arch: Arch, head: Head, bbn: bool) -> (usize, usize, usize) {
     tch::manual_seed(0);
-    let spec = ModelSpec { arch, head, bbn, pretrained: None };
+    let spec = ModelSpec { arch, head, bbn, ..ModelSpec::default() };
     let classes = 10;
     let net = Network::new(&spec, classes, Device::Cpu);
     let vars: HashMap<String, Tensor> = net.named_variables().into_iter().collect();

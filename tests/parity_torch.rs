@@ -9,8 +9,9 @@
 //! plain `cargo test` reports it as ignored; `make test` runs it (`cargo test -- --ignored
 //! needs_torch`) when one of these imports torch and numpy. Run explicitly without one, it fails,
 //! naming the interpreters it tried.
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Command;
 
 use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec};
@@ -19,32 +20,15 @@ use gcl_repro::losses::Criterion;
 use gcl_repro::models::Network;
 use tch::{Device, Kind, Tensor};
 
-/// The first candidate that imports torch and numpy, or a message naming every one tried.
-fn python() -> Result<PathBuf, String> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Ok(p) = std::env::var("GCL_PYTHON") {
-        candidates.push(p.into());
-    }
-    if let Ok(v) = std::env::var("VIRTUAL_ENV") {
-        candidates.push(PathBuf::from(v).join("bin/python"));
-    }
-    candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
-    let tried = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-    candidates.into_iter().find(|p| {
-        Command::new(p).args(["-c", "import torch, numpy"]).output().map(|o| o.status.success()).unwrap_or(false)
-    })
-    .ok_or_else(|| format!("none of {tried} imports torch and numpy"))
-}
-
 const BATCH: i64 = 4;
 const COUNTS: [i64; 10] = [500, 300, 180, 108, 65, 39, 23, 14, 8, 5];
 
 #[test]
 #[ignore = "needs Python with torch+numpy: $GCL_PYTHON, else $VIRTUAL_ENV/bin/python, else .venv/bin/python (make setup creates .venv)"]
 fn needs_torch_tch_matches_pytorch_forward_backward() {
-    let py = python().unwrap_or_else(|why| panic!("needs a Python with torch and numpy: {why} (set GCL_PYTHON, or run `make setup`)"));
+    let py = common::python_or_panic();
     tch::manual_seed(42);
-    let spec = ModelSpec { arch: Arch::ResnetSmall, head: Head::Normed, bbn: false, pretrained: None };
+    let spec = ModelSpec { arch: Arch::ResnetSmall, head: Head::Normed, ..ModelSpec::default() };
     let mut net = Network::new(&spec, COUNTS.len() as i64, Device::Cpu);
     net.backbone_vars.double();
     net.head_vars.double();

@@ -3,7 +3,7 @@
 //! Canonical form: the fully resolved settings serialised to JSON with object keys sorted
 //! (serde_json's default map is ordered), so key order in a manifest and spelled-out defaults do
 //! not change the key. A stage-2 key contains its stage-1 key, so stage-2 variants share stage 1.
-use crate::config::RunSpec;
+use crate::config::{ModelSpec, RunSpec};
 use crate::ENGINE_VERSION;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -15,12 +15,22 @@ pub fn stage1_material(spec: &RunSpec, data_identity: &str) -> Value {
         "stage": 1,
         "dataset": spec.dataset,
         "data_identity": data_identity,
-        "model": spec.model,
+        "model": model_material(&spec.model),
         "stage1": spec.stage1,
         "seed": spec.seed,
         "scale": spec.scale,
         "cpu": spec.cpu,
     })
+}
+
+/// The model's settings as hashed: a starting-weights file enters by its content
+/// (`init_sha256`), not by where it lies (`init_from`), so moving the file keeps the key.
+fn model_material(model: &ModelSpec) -> Value {
+    let mut v = json!(model);
+    if let Some(map) = v.as_object_mut() {
+        map.remove("init_from");
+    }
+    v
 }
 
 pub fn stage2_material(spec: &RunSpec, stage1_key: &str) -> Option<Value> {
@@ -105,6 +115,20 @@ mod tests {
         assert_ne!(run_keys(&other, "d").0, k);
         assert_ne!(run_keys(&base, "other-data").0, k);
         assert_eq!(k.len(), 64);
+    }
+
+    #[test]
+    fn starting_weights_enter_by_content_not_path() {
+        let base = RunSpec::default();
+        let with = |path: &str, sha: &str| {
+            let mut s = base.clone();
+            s.model.init_from = Some(path.into());
+            s.model.init_sha256 = Some(sha.into());
+            run_keys(&s, "d").0
+        };
+        assert_eq!(with("/a/w.safetensors", "aa"), with("/b/moved.safetensors", "aa"));
+        assert_ne!(with("/a/w.safetensors", "aa"), with("/a/w.safetensors", "bb"));
+        assert_ne!(with("/a/w.safetensors", "aa"), run_keys(&base, "d").0);
     }
 
     #[test]

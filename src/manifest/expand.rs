@@ -6,7 +6,7 @@ use crate::config::{RunSpec, Scale};
 use crate::data::DataIdentity;
 use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use toml::Table;
 
 /// The cells of the table in row-major order (rows and columns in file order), with their runs
@@ -35,6 +35,7 @@ pub fn summary(m: &Manifest) -> Result<(usize, usize)> {
 
 pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) -> Result<DataIdentity>) -> Result<Vec<TableCell>> {
     let mut cells = Vec::new();
+    let mut pinned: HashMap<PathBuf, String> = HashMap::new();
     for (ri, row) in m.rows.iter().enumerate() {
         for (ci, col) in m.columns.iter().enumerate() {
             let id = cell_id(&row.id, &col.id);
@@ -54,8 +55,9 @@ pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&
                     None => vec![None],
                 };
                 for seed in seeds {
-                    let spec = merge::resolve(&fragments, &m.smoke, scale, seed)
+                    let mut spec = merge::resolve(&fragments, &m.smoke, scale, seed)
                         .with_context(|| format!("{}: cell {id}", m.path.display()))?;
+                    pin_init_from(&mut spec, &m.path, &mut pinned).with_context(|| format!("{}: cell {id}", m.path.display()))?;
                     let data = identity(&spec).with_context(|| format!("cell {id}: data identity"))?;
                     let keys = data.known().map(|d| {
                         let (stage1, stage2) = run_keys(&spec, d);
@@ -68,4 +70,23 @@ pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&
         }
     }
     Ok(cells)
+}
+
+/// `model.init_from` relative to the manifest's folder, made absolute, with its content's
+/// SHA-256 recorded (each file read once per expansion).
+fn pin_init_from(spec: &mut RunSpec, manifest: &Path, pinned: &mut HashMap<PathBuf, String>) -> Result<()> {
+    let Some(rel) = spec.model.init_from.clone() else { return Ok(()) };
+    let path = manifest.parent().unwrap_or(Path::new(".")).join(&rel);
+    let path = std::path::absolute(&path).unwrap_or(path);
+    match pinned.get(&path) {
+        Some(digest) if spec.model.init_sha256.as_ref().is_none_or(|p| p == digest) => {
+            spec.model.init_from = Some(path.display().to_string());
+            spec.model.init_sha256 = Some(digest.clone());
+        }
+        _ => {
+            spec.model.pin_init_from(&path).context("model.init_from (a path relative to the manifest's folder)")?;
+            pinned.insert(path, spec.model.init_sha256.clone().unwrap_or_default());
+        }
+    }
+    Ok(())
 }

@@ -38,6 +38,8 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
     ("dataset", "path_remap"),
     ("dataset", "image_root"),
     ("model", "pretrained"),
+    ("model", "init_from"),
+    ("model", "init_sha256"),
     ("stage1", "drw_epoch"),
     ("cpu", "isa"),
     ("cpu", "threads"),

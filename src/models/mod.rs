@@ -7,6 +7,7 @@
 //! frozen variables in `trainable_variables()`.
 pub mod bbn;
 pub mod heads;
+pub mod import;
 pub mod resnet;
 pub mod resnet_cifar;
 
@@ -257,7 +258,7 @@ mod tests {
     use tch::{Device, Kind};
 
     fn build(arch: Arch, head: Head, bbn: bool, classes: i64) -> Network {
-        Network::new(&ModelSpec { arch, head, bbn, pretrained: None }, classes, Device::Cpu)
+        Network::new(&ModelSpec { arch, head, bbn, ..ModelSpec::default() }, classes, Device::Cpu)
     }
 
     fn trainable_count(vs: &nn::VarStore) -> i64 {

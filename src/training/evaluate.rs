@@ -23,3 +23,16 @@ pub fn evaluate(predict: &dyn Fn(&Tensor) -> Tensor, split: &dyn BatchSource, tr
     })?;
     Ok(Evaluation::from_predictions(&labels, &preds, &hits5, train_counts))
 }
+
+/// Evaluate the weights in `path` (a PyTorch state_dict, see `models::import`, or a run's
+/// `model.safetensors`) in the network `spec` builds, on the test split of `data`, predicting as
+/// the spec's last stage does (its loss's evaluation logits). Stage-2 extras that live outside
+/// the network (LWS scales, tau-norm) are not applied: this evaluates backbone + classifier.
+pub fn evaluate_weights(spec: &crate::config::RunSpec, data: &crate::data::Data, path: &std::path::Path, device: Device) -> Result<Evaluation> {
+    let net = crate::models::Network::new(&spec.model, data.num_classes() as i64, device);
+    crate::models::import::load_state_dict(&net, path)?;
+    let loss = spec.stage2.as_ref().map_or(&spec.stage1.loss, |s2| &s2.loss);
+    let criterion = crate::losses::Criterion::new(loss, data.class_counts(), spec.model.head, device);
+    let (_, test) = super::source::sources(data, device);
+    evaluate(&|x| criterion.eval_logits(&net.logits(&net.features(x, false))), test.as_ref(), data.class_counts())
+}

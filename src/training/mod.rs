@@ -25,7 +25,7 @@ pub mod stage1;
 pub mod stage2;
 
 pub use epoch::Stage;
-pub use evaluate::evaluate;
+pub use evaluate::{evaluate, evaluate_weights};
 pub use observer::{Observer, Progress, Silent};
 pub use stage1::run_stage1;
 pub use stage2::run_stage2;

@@ -4,12 +4,13 @@
 use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
 use super::sgd::Sgd;
 use super::{bbn::Bbn, checkpoint, export, source, RunEnv, EMBEDDINGS, FINAL_MODEL};
-use crate::config::{OptimSpec, RunSpec, SamplerSpec, Stage1Spec};
+use crate::config::{ModelSpec, OptimSpec, RunSpec, SamplerSpec, Stage1Spec};
 use crate::data::Data;
 use crate::losses::Criterion;
 use crate::models::{trainable, Network};
 use crate::metrics::RunResult;
-use anyhow::Result;
+use super::evaluate::evaluate;
+use anyhow::{bail, Result};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
@@ -97,6 +98,7 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
     if let Some(p) = &spec.model.pretrained {
         net.load_pretrained(Path::new(p))?;
     }
+    load_init_from(&net, &spec.model)?;
     let counts = data.class_counts();
     let labels = data.train_labels();
     let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device);
@@ -106,13 +108,38 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
     let (train, test) = source::sources(data, env.device);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
     let standard = Stage1 { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
-    let state = if spec.model.bbn {
+    let mut state = if spec.model.bbn {
         epoch::train(env, &mut Bbn::new(standard, &split), &mut opt, &split, spec.seed)?
     } else {
         let mut stage = standard;
         epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?
     };
+    if state.records.is_empty() {
+        // `epochs = 0`: the starting weights are the result (an imported checkpoint used as
+        // stage 1); one evaluation of them.
+        let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device);
+        let eval = evaluate(&|x| criterion.eval_logits(&net.logits(&net.features(x, false))), split.test, counts)?;
+        state.best_top1 = eval.top1;
+        state.best_eval = Some(eval.clone());
+        state.last_eval = Some(eval);
+    }
     checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
     export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
     Ok(export::result(key, 1, None, state, data, started))
+}
+
+/// Start from `model.init_from`'s weights, refusing a file whose content is not the one the
+/// run's key was computed from.
+pub fn load_init_from(net: &Network, model: &ModelSpec) -> Result<()> {
+    let Some(path) = &model.init_from else { return Ok(()) };
+    let path = Path::new(path);
+    let digest = crate::models::import::sha256_file(path)?;
+    match &model.init_sha256 {
+        Some(pinned) if *pinned == digest => crate::models::import::load_state_dict(net, path),
+        Some(pinned) => bail!(
+            "model.init_from {}: its SHA-256 is now {digest}, but the run was keyed with {pinned}; the file changed since the run was planned (restore it, or plan again)",
+            path.display()
+        ),
+        None => bail!("model.init_from {} has no init_sha256: a run's starting weights must be pinned (ModelSpec::pin_init_from)", path.display()),
+    }
 }
