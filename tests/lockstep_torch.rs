@@ -71,8 +71,9 @@
 //! else `$VIRTUAL_ENV/bin/python`, else `.venv/bin/python` in the crate root. Named `needs_torch_*`
 //! and `#[ignore]`d, so a plain `cargo test` reports it as ignored and `make test` runs it in its
 //! needs_torch group; run explicitly without such a Python it fails, naming what it tried.
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Command;
 
 use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, SamplerKind, SamplerSpec, Stage1Spec, Stage2Spec};
@@ -133,18 +134,6 @@ const PAD: i64 = 4;
 const S1_EPOCHS: usize = 5;
 const S2_EPOCHS: usize = 3;
 const CIFAR10_LT100: [usize; 10] = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50];
-
-/// The first candidate that imports torch and numpy, or a message naming every one tried.
-fn python() -> Result<PathBuf, String> {
-    let candidates: Vec<PathBuf> = [std::env::var("GCL_PYTHON").ok().map(PathBuf::from), std::env::var("VIRTUAL_ENV").ok().map(|v| PathBuf::from(v).join("bin/python"))]
-        .into_iter()
-        .flatten()
-        .chain([PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))])
-        .collect();
-    let imports = |p: &&PathBuf| Command::new(p).args(["-c", "import torch, numpy"]).output().is_ok_and(|o| o.status.success());
-    let tried = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-    candidates.iter().find(imports).cloned().ok_or_else(|| format!("none of {tried} imports torch and numpy"))
-}
 
 /// What scripts/lockstep_torch.py wrote.
 struct Reference(HashMap<String, Tensor>);
@@ -246,7 +235,7 @@ fn epoch_batches(r: &Reference, case: &str, epoch: usize) -> Vec<(Tensor, Tensor
 
 /// A float64 small CIFAR ResNet holding the reference's tensors under `prefix`.
 fn network(r: &Reference, head: Head, prefix: &str) -> Network {
-    let spec = ModelSpec { arch: Arch::ResnetSmall, head, bbn: false, pretrained: None };
+    let spec = ModelSpec { arch: Arch::ResnetSmall, head, ..ModelSpec::default() };
     let mut net = Network::new(&spec, CLASSES, Device::Cpu);
     net.backbone_vars.double();
     net.head_vars.double();
@@ -470,7 +459,7 @@ fn released_constants(r: &Reference, found: &mut Findings) {
 #[test]
 #[ignore = "needs Python with torch+numpy: $GCL_PYTHON, else $VIRTUAL_ENV/bin/python, else .venv/bin/python (make setup creates .venv)"]
 fn needs_torch_training_trajectories_match_pytorch_step_by_step() {
-    let py = python().unwrap_or_else(|why| panic!("needs a Python with torch and numpy: {why} (set GCL_PYTHON, or run `make setup`)"));
+    let py = common::python_or_panic();
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("lockstep.npz");
