@@ -9,6 +9,10 @@ shared/reference/gcl-notes.md, and PyTorch's own module defaults. Nothing here i
 Rust code.
 
     python scripts/fidelity_torch.py --config CONFIG.json --out RESULT.json
+
+The result JSON holds, per stage, the final-epoch top-1, per-class accuracy and shot groups,
+the per-epoch log and the training time; with `save_stage1` in the config, the stage-1 weights
+are written there as a safetensors state_dict.
 """
 import argparse, json, math, os, random, sys, time
 
@@ -16,6 +20,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np  # noqa: E402
 
 # [backbone]/[classifier] transforms.Normalize constants.
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -182,15 +189,26 @@ def mixup(x, y):
 
 
 # ---------------------------------------------------------------- train / eval
+def shot_groups(per_class, train_counts):
+    """Mean per-class accuracy of the shot groups of Liu et al. 2019 (many: > 100 training
+    images, medium: 20-100, few: < 20); None for an empty group."""
+    def mean(sel):
+        accs = [a for a, n in zip(per_class, train_counts) if sel(n)]
+        return sum(accs) / len(accs) if accs else None
+    return {"many": mean(lambda n: n > 100), "medium": mean(lambda n: 20 <= n <= 100), "few": mean(lambda n: n < 20)}
+
+
 @torch.no_grad()
 def evaluate(backbone, head, test_x, test_y, device, bs=500):
+    """Top-1 (%) and per-class accuracy (%) on the test split."""
     backbone.eval(), head.eval()
-    correct = 0
+    preds = []
     for k in range(0, test_x.shape[0], bs):
         x = normalise(test_x[k:k + bs].to(device).float() / 255.0)
-        pred = head(backbone.features(x)).argmax(1)
-        correct += int((pred == test_y[k:k + bs].to(device)).sum())
-    return 100.0 * correct / test_x.shape[0]
+        preds.append(head(backbone.features(x)).argmax(1).cpu())
+    pred, y = torch.cat(preds), test_y.cpu()
+    per_class = [100.0 * int((pred[y == c] == c).sum()) / max(int((y == c).sum()), 1) for c in range(NUM_CLASSES)]
+    return 100.0 * int((pred == y).sum()) / y.numel(), per_class
 
 
 def run_epoch(order, train_x, train_y, bs, forward, criterion, use_mixup, opt, device):
@@ -223,11 +241,17 @@ def train_stage(name, epochs, lr_of, order_of, forward, criterion, use_mixup, op
         order = order_of()
         loss = run_epoch(order, train_x, train_y, cfg_bs, forward, criterion, use_mixup, opt, device)
         ips = order.numel() / (time.time() - te)
-        acc = evaluate(backbone, head, test_x, test_y, device)
+        acc, per_class = evaluate(backbone, head, test_x, test_y, device)
         log.append({"epoch": e, "lr": lr, "train_loss": loss, "test_top1": acc})
         print(f"[{name}] epoch {e}/{epochs} lr {lr:.6f} train_loss {loss:.4f} "
               f"test_top1 {acc:.2f} ({ips:.0f} img/s)", file=sys.stderr, flush=True)
-    return {"final_top1": log[-1]["test_top1"], "per_epoch": log, "seconds": time.time() - t0}
+    return {"final_top1": log[-1]["test_top1"], "final_per_class": per_class,
+            "final_shots": shot_groups(per_class, train_counts_of(train_y)),
+            "per_epoch": log, "seconds": time.time() - t0}
+
+
+def train_counts_of(train_y):
+    return torch.bincount(train_y, minlength=NUM_CLASSES).tolist()
 
 
 def main():
@@ -286,6 +310,11 @@ def main():
     result["stage1"] = train_stage("stage1", int(s1["epochs"]), lr1, lambda: torch.randperm(N),
                                    model, crit1, bool(cfg["mixup"]), opt1, int(s1["batch_size"]),
                                    data, model.train, device)
+
+    # The stage-1 weights as a safetensors state_dict, PyTorch's names (what gcl-repro's paired
+    # stage 2 starts from: weights flow from this script to gcl-repro, never back).
+    if cfg.get("save_stage1"):
+        safetensors_np.save(model.state_dict(), cfg["save_stage1"], metadata={"seed": seed, "method": method})
 
     # --- stage 2 ([classifier], cRT) from the stage-1 final-epoch weights
     if method == "gcl":

@@ -37,11 +37,15 @@ pub struct FidelityOptions {
     pub out: PathBuf,
 }
 
+/// Stage 2 trains at least this many epochs at any compression, so its cosine schedule has a
+/// shape (one epoch would run at constant peak lr).
+pub const MIN_STAGE2_EPOCHS: usize = 3;
+
 /// The released 200-epoch milestones scaled to `epochs`: (warm-up epochs, step milestones,
 /// stage-2 epochs).
 pub fn compressed_schedule(epochs: usize) -> (usize, Vec<usize>, usize) {
     let scale = |e: f64| (e * epochs as f64 / 200.0).round() as usize;
-    (scale(5.0), vec![scale(160.0), scale(180.0)], scale(30.0).max(1))
+    (scale(5.0), vec![scale(160.0), scale(180.0)], scale(30.0).max(MIN_STAGE2_EPOCHS))
 }
 
 /// The two run specs (GCL with its stage 2, CE) of one seed, at the compressed schedule.
@@ -109,17 +113,27 @@ fn ours(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Resu
     Ok(([s1.final_eval.top1, s2.final_eval.top1, c.final_eval.top1], seconds))
 }
 
+/// The PyTorch script's stage-1 weights of a seed (GCL), in its directory.
+const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
+
 fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -> Result<serde_json::Value> {
     std::fs::create_dir_all(dir)?;
     let cfg_path = dir.join(format!("{method}_config.json"));
     let out_path = dir.join(format!("{method}_result.json"));
-    if let Ok(text) = std::fs::read_to_string(&out_path) {
-        // A finished seed of an interrupted benchmark is not trained again.
-        if let Ok(v) = serde_json::from_str(&text) {
+    let weights = (method == "gcl").then(|| dir.join(TORCH_STAGE1));
+    let mut cfg = torch_config(spec, method, opts);
+    if let Some(w) = &weights {
+        cfg["save_stage1"] = json!(w);
+    }
+    let cfg_text = serde_json::to_string_pretty(&cfg)?;
+    // A finished seed of an interrupted benchmark is not trained again, if it ran this config.
+    let same_config = std::fs::read_to_string(&cfg_path).is_ok_and(|t| t == cfg_text);
+    if let (true, Ok(text)) = (same_config, std::fs::read_to_string(&out_path)) {
+        if let (Ok(v), true) = (serde_json::from_str(&text), weights.as_ref().is_none_or(|w| w.is_file())) {
             return Ok(v);
         }
     }
-    std::fs::write(&cfg_path, serde_json::to_string_pretty(&torch_config(spec, method, opts))?)?;
+    std::fs::write(&cfg_path, cfg_text)?;
     let status = Command::new(&opts.python)
         .arg(&opts.script)
         .arg("--config")
@@ -135,7 +149,36 @@ fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -
     Ok(serde_json::from_str(&text)?)
 }
 
-fn theirs(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64)> {
+/// One seed of the paired check: PyTorch's stage-1 weights evaluated by both engines, and the
+/// stage 2 of each engine trained from those very weights.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Paired {
+    /// Our evaluation of PyTorch's stage-1 weights, and PyTorch's own (same weights, same images).
+    pub stage1_ours: f64,
+    pub stage1_torch: f64,
+    /// Final top-1 of our stage 2 and of the script's released-recipe stage 2.
+    pub stage2_ours: f64,
+    pub stage2_torch: f64,
+}
+
+/// Our stage 2 from the PyTorch script's stage-1 weights: a stage 1 of no epochs that starts
+/// from them (`model.init_from`), then the recipe's stage 2 on top.
+fn ours_paired(gcl: &RunSpec, torch_weights: &Path, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64, f64)> {
+    let mut spec = gcl.clone();
+    spec.model.pin_init_from(torch_weights)?;
+    spec.stage1.epochs = 0;
+    let data: crate::data::Data = crate::data::load(&spec.dataset, &opts.data_root)?.into();
+    let stop = AtomicBool::new(false);
+    let observers = ["imported_stage1", "paired_crt"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
+    let env = |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
+    let s1 = training::run_stage1(&spec.stage1_only(), &data, "imported-stage1", &env(0, "imported_stage1"))?;
+    let s2 = training::run_stage2(&spec, &data, "paired-crt", "imported-stage1", &dir.join("imported_stage1"), &env(1, "paired_crt"))?;
+    Ok((s1.final_eval.top1, s2.final_eval.top1, s2.provenance.wall_seconds))
+}
+
+/// The script's finals and training seconds of one seed, with its GCL result (per class, shot
+/// groups, per epoch) kept for the JSON.
+fn theirs(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64, serde_json::Value)> {
     let top1 = |v: &serde_json::Value, stage: &str| -> Result<f64> {
         v[stage]["final_top1"].as_f64().with_context(|| format!("PyTorch result lacks {stage}.final_top1: {v}"))
     };
@@ -143,7 +186,7 @@ fn theirs(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Re
     let c = torch_run(ce, "ce", opts, dir)?;
     let secs = |v: &serde_json::Value, stage: &str| v[stage]["seconds"].as_f64().unwrap_or(0.0);
     let seconds = secs(&g, "stage1") + secs(&g, "stage2") + secs(&c, "stage1");
-    Ok(([top1(&g, "stage1")?, top1(&g, "stage2")?, top1(&c, "stage1")?], seconds))
+    Ok(([top1(&g, "stage1")?, top1(&g, "stage2")?, top1(&c, "stage1")?], seconds, g))
 }
 
 /// Mean and sample standard deviation.
@@ -231,67 +274,130 @@ fn ln_gamma(x: f64) -> f64 {
 
 pub const RECIPES: [&str; 3] = ["GCL stage 1", "GCL + CBEN cRT", "CE"];
 
-/// The result table (Markdown) from the per-seed finals of both engines.
-pub fn table(ours: &[Finals], theirs: &[Finals]) -> String {
-    let mut text = String::from("| recipe | gcl-repro (tch) | PyTorch script | difference | Welch p | within 1.0 or p ≥ 0.05 |\n|---|---|---|---|---|---|\n");
+/// Paired two-sided t-test of `a[i] - b[i]`: (mean difference, its sample std, p). Fewer than
+/// two pairs: p is NaN (no test); all differences equal: p = 1 if they are 0, else 0.
+pub fn paired_t(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let (m, sd) = mean_std(&d);
+    if d.len() < 2 {
+        return (m, sd, f64::NAN);
+    }
+    if sd == 0.0 {
+        return (m, sd, if m == 0.0 { 1.0 } else { 0.0 });
+    }
+    let df = d.len() as f64 - 1.0;
+    let t = m / (sd / (d.len() as f64).sqrt());
+    (m, sd, incomplete_beta(df / 2.0, 0.5, df / (df + t * t)))
+}
+
+/// The acceptance rule: a difference within 1.0 point, or not significant (p >= 0.05).
+fn verdict(diff: f64, p: f64) -> String {
+    match (diff.abs() <= 1.0, p.is_nan()) {
+        (true, _) => "yes".into(),
+        (false, true) => "untested (one seed: no variance, no test)".into(),
+        (false, false) if p >= 0.05 => "yes".into(),
+        (false, false) => "NO".into(),
+    }
+}
+
+fn p_text(p: f64) -> String {
+    if p.is_nan() { "n/a".into() } else { format!("{p:.3}") }
+}
+
+/// The result table (Markdown): the unpaired comparisons (Welch) from each engine's own runs,
+/// then the paired ones from PyTorch's stage-1 weights (paired t-test).
+pub fn table(ours: &[Finals], theirs: &[Finals], paired: &[Paired]) -> String {
+    let mut text = String::from("| recipe | gcl-repro (tch) | PyTorch script | difference | test, p | within 1.0 or p ≥ 0.05 |\n|---|---|---|---|---|---|\n");
     for (r, name) in RECIPES.iter().enumerate() {
         let a: Vec<f64> = ours.iter().map(|f| f[r]).collect();
         let b: Vec<f64> = theirs.iter().map(|f| f[r]).collect();
         let ((ma, sa), (mb, sb)) = (mean_std(&a), mean_std(&b));
         let (_, _, p) = welch(&a, &b);
-        let verdict = match ((ma - mb).abs() <= 1.0, p.is_nan()) {
-            (true, _) => "yes".to_string(),
-            (false, true) => "untested (one seed: no variance, no test)".to_string(),
-            (false, false) if p >= 0.05 => "yes".to_string(),
-            (false, false) => "NO".to_string(),
-        };
-        let p = if p.is_nan() { "n/a".to_string() } else { format!("{p:.3}") };
-        let _ = writeln!(text, "| {name} | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {:+.2} | {p} | {verdict} |", ma - mb);
+        let _ = writeln!(text, "| {name}, unpaired (own stage 1 each) | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {:+.2} | Welch {} | {} |", ma - mb, p_text(p), verdict(ma - mb, p));
+    }
+    let rows: [(&str, fn(&Paired) -> (f64, f64)); 2] = [
+        ("PyTorch's GCL stage-1 weights, evaluated by each engine", |p| (p.stage1_ours, p.stage1_torch)),
+        ("GCL + CBEN cRT, **paired** (both stage 2s from PyTorch's stage 1)", |p| (p.stage2_ours, p.stage2_torch)),
+    ];
+    for (name, pick) in rows {
+        let (a, b): (Vec<f64>, Vec<f64>) = paired.iter().map(pick).unzip();
+        let ((ma, sa), (mb, sb)) = (mean_std(&a), mean_std(&b));
+        let (d, sd, p) = paired_t(&a, &b);
+        let _ = writeln!(text, "| {name} | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {d:+.2} ± {sd:.2} | paired t {} | {} |", p_text(p), verdict(d, p));
     }
     text
 }
 
-/// Trains both engines for every seed (ours first, then PyTorch, per seed) and writes
-/// `fidelity.json` and `fidelity.md` into `opts.out`. Returns the Markdown.
+/// What both engines do alike but the released scripts do not, said under the table.
+const SHARED_CHOICES: &str = "Choices both engines share that differ from the released scripts: the final-epoch checkpoint is \
+reported and stage 2 starts from stage 1's final epoch (released: the best epoch on the test set); stage 2 samples by CBEN \
+with the released code's a = 0.9999, b = 1e-5 (the released classifier script's default sampler differs: see gcl-notes); \
+CE trains without mixup (the released `--mixup` flag is a `type=bool` argparse option that cannot be turned off).";
+
+/// Trains both engines for every seed (ours first, then PyTorch, then our stage 2 on PyTorch's
+/// stage 1, per seed) and writes `fidelity.json` and `fidelity.md` into `opts.out`. Returns
+/// the Markdown.
 pub fn run(opts: &FidelityOptions) -> Result<String> {
     tch::set_num_threads(opts.threads as i32);
     std::fs::create_dir_all(&opts.out)?;
     let started = Instant::now();
-    let (mut ours_all, mut theirs_all) = (Vec::new(), Vec::new());
+    let (mut ours_all, mut theirs_all, mut paired_all) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ours_seconds, mut theirs_seconds) = (0.0, 0.0);
     let seeds: Vec<u64> = (0..opts.seeds as u64).map(|i| 123 + i).collect();
     for &seed in &seeds {
         let (gcl, ce) = recipes(opts.epochs, seed);
-        let (o, t_ours) = ours(&gcl, &ce, opts, &opts.out.join(format!("ours/seed{seed}")))?;
-        let (p, t_torch) = theirs(&gcl, &ce, opts, &opts.out.join(format!("torch/seed{seed}")))?;
-        tracing::info!("fidelity seed {seed}: ours {o:?} ({t_ours:.0} s), PyTorch {p:?} ({t_torch:.0} s)");
-        ours_seconds += t_ours;
+        let ours_dir = opts.out.join(format!("ours/seed{seed}"));
+        let torch_dir = opts.out.join(format!("torch/seed{seed}"));
+        let (o, t_ours) = ours(&gcl, &ce, opts, &ours_dir)?;
+        let (p, t_torch, torch_gcl) = theirs(&gcl, &ce, opts, &torch_dir)?;
+        let (stage1_ours, stage2_ours, t_paired) = ours_paired(&gcl, &torch_dir.join(TORCH_STAGE1), opts, &ours_dir)?;
+        let pair = Paired { stage1_ours, stage1_torch: p[0], stage2_ours, stage2_torch: p[1] };
+        tracing::info!("fidelity seed {seed}: ours {o:?} ({t_ours:.0} s), PyTorch {p:?} ({t_torch:.0} s), paired {pair:?}");
+        ours_seconds += t_ours + t_paired;
         theirs_seconds += t_torch;
         ours_all.push(o);
         theirs_all.push(p);
+        paired_all.push((pair, torch_gcl));
     }
+    let paired: Vec<Paired> = paired_all.iter().map(|(p, _)| *p).collect();
     let (warmup, milestones, s2) = compressed_schedule(opts.epochs);
     let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let mut md = format!(
         "# Fidelity: gcl-repro against an independent PyTorch run\n\n\
-         Command: `{cmd}` (gcl-repro {version}, commit {commit}).\n\n\
+         Command: `{cmd}` (gcl-repro {version}, commit {commit}, engine {engine}).\n\n\
          CIFAR-10-LT γ = 100 (12,406 train images, the Cao et al. subset), ResNet-32, final-epoch test top-1 (%).\n\
-         Schedule compressed from 200 to {e} epochs: warm-up {warmup}, milestones {milestones:?}, stage 2 {s2} epoch(s).\n\
-         Seeds {seeds:?} for each engine; device {dev} ({cpu}); our CPU path: {path}; libtorch {lt}.\n\n",
+         Schedule compressed from 200 to {e} epochs: warm-up {warmup}, milestones {milestones:?}, stage 2 {s2} epochs \
+         (at least {MIN_STAGE2_EPOCHS}, cosine from the released peak).\n\
+         Seeds {seeds:?} for each engine; device {dev} ({cpu}); our CPU path: {path}; libtorch {lt}.\n\n\
+         Unpaired rows: each engine trains from its own random init, so they differ by chance as well. Paired rows: \
+         both engines start stage 2 from the PyTorch script's own stage-1 weights of the same seed (read through \
+         `model.init_from`), which removes stage 1's chance; what remains is the stage-2 recipe and its sampling.\n\n",
         cmd = command.join(" "),
         version = env!("CARGO_PKG_VERSION"),
         commit = env!("GCL_GIT_COMMIT"),
+        engine = crate::ENGINE_VERSION,
         e = opts.epochs,
         dev = crate::device::device_label(opts.device),
         cpu = crate::device::cpu_name(),
         path = crate::numerics::describe(),
         lt = crate::device::libtorch_version(),
     );
-    md.push_str(&table(&ours_all, &theirs_all));
-    let _ = writeln!(md, "\nPer seed (ours | PyTorch), {}:", RECIPES.join(", "));
+    md.push_str(&table(&ours_all, &theirs_all, &paired));
+    let _ = writeln!(md, "\n{SHARED_CHOICES}");
+    let _ = writeln!(md, "\nPer seed (ours | PyTorch), {}; paired: stage 1 read by ours / PyTorch, stage 2 ours / PyTorch:", RECIPES.join(", "));
     for (i, seed) in seeds.iter().enumerate() {
         let f = |v: &Finals| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ");
-        let _ = writeln!(md, "- seed {seed}: {} | {}", f(&ours_all[i]), f(&theirs_all[i]));
+        let p = &paired[i];
+        let _ = writeln!(
+            md,
+            "- seed {seed}: {} | {}; paired: {:.2} / {:.2}, {:.2} / {:.2}",
+            f(&ours_all[i]),
+            f(&theirs_all[i]),
+            p.stage1_ours,
+            p.stage1_torch,
+            p.stage2_ours,
+            p.stage2_torch
+        );
     }
     let _ = writeln!(
         md,
@@ -301,8 +407,10 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         theirs_seconds / 60.0,
         started.elapsed().as_secs_f64() / 60.0
     );
+    let torch_results: Vec<&serde_json::Value> = paired_all.iter().map(|(_, g)| g).collect();
     let json = json!({
         "epochs": opts.epochs, "seeds": seeds, "recipes": RECIPES, "ours": ours_all, "torch": theirs_all,
+        "paired": paired, "torch_gcl_results": torch_results,
         "engine_version": crate::ENGINE_VERSION, "git_commit": env!("GCL_GIT_COMMIT"),
         "libtorch": crate::device::libtorch_version(), "cpu": crate::device::cpu_name(), "threads": opts.threads,
         "command": command,
@@ -341,9 +449,24 @@ mod tests {
     }
 
     #[test]
+    fn paired_t_on_known_differences() {
+        // Differences [1, 2, 3, 4]: mean 2.5, sd sqrt(5/3), t = 2.5 / (sd / 2) = 3.872983, df 3;
+        // two-sided p by numerical integration of Student's density (as above): 0.030466.
+        let (d, sd, p) = paired_t(&[11.0, 12.0, 13.0, 14.0], &[10.0, 10.0, 10.0, 10.0]);
+        assert!((d - 2.5).abs() < 1e-12 && (sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((p - 0.030_466).abs() < 1e-5, "p {p}");
+        assert_eq!(paired_t(&[1.0, 2.0], &[1.0, 2.0]).2, 1.0, "identical pairs");
+        assert!(paired_t(&[1.0], &[2.0]).2.is_nan(), "one pair: no test");
+        // A paired design sees a shift that Welch cannot see beside the spread between seeds.
+        let (a, b) = ([20.0, 25.0, 30.0], [19.0, 24.1, 29.0]);
+        assert!(paired_t(&a, &b).2 < 0.05 && welch(&a, &b).2 > 0.5);
+    }
+
+    #[test]
     fn schedule_scales_every_milestone() {
         assert_eq!(compressed_schedule(200), (5, vec![160, 180], 30));
-        assert_eq!(compressed_schedule(6), (0, vec![5, 5], 1));
+        assert_eq!(compressed_schedule(6), (0, vec![5, 5], 3), "stage 2 keeps at least 3 epochs");
         assert_eq!(compressed_schedule(20), (1, vec![16, 18], 3));
+        assert_eq!(compressed_schedule(40), (1, vec![32, 36], 6));
     }
 }
