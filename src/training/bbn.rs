@@ -6,6 +6,7 @@
 use super::epoch::{count_eq, EpochCtx, Split, Stage, StepOutcome};
 use super::source::{BatchSource, Batches};
 use super::stage1::Stage1;
+use super::Stream;
 use crate::config::{OptimSpec, SamplerKind, SamplerSpec};
 use crate::models::bbn::cumulative_alpha;
 use anyhow::{Context as _, Result};
@@ -15,9 +16,6 @@ use tch::Tensor;
 fn reversed_sampler() -> SamplerSpec {
     SamplerSpec { kind: SamplerKind::Reversed, ..SamplerSpec::default() }
 }
-
-/// Seeds of the re-balancing branch's order and augmentation, apart from the conventional one's.
-const REBALANCE_SEED: u64 = 0xBB4E;
 
 pub struct Bbn<'a> {
     base: Stage1<'a>,
@@ -53,9 +51,9 @@ impl Stage for Bbn<'_> {
 
     fn begin_epoch(&mut self, ctx: &mut EpochCtx) -> Result<()> {
         self.base.begin(ctx);
-        let seed = ctx.seed ^ REBALANCE_SEED;
-        let order = crate::data::samplers::epoch_indices(&reversed_sampler(), self.labels, self.counts, seed);
-        self.rebalancing = Some(self.train.batches(order, self.base.spec.batch_size, self.base.spec.augment, seed));
+        let order = crate::data::samplers::epoch_indices(&reversed_sampler(), self.labels, self.counts, Stream::ReversedSampler.seed(ctx.seed));
+        let augment_seed = Stream::ReversedHostAugment.seed(ctx.seed);
+        self.rebalancing = Some(self.train.batches(order, self.base.spec.batch_size, self.base.spec.augment, augment_seed));
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 //! resumes after its last complete epoch and, on CPU, ends bit-identical.
 use super::sgd::Sgd;
 use super::source::BatchSource;
-use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, TrainError, BEST_MODEL, CHECKPOINT, LOG};
+use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Stream, TrainError, BEST_MODEL, CHECKPOINT, LOG};
 use crate::config::{OptimSpec, SamplerSpec};
 use crate::losses::Criterion;
 use crate::metrics::{EpochRecord, Evaluation};
@@ -36,7 +36,7 @@ pub struct StepOutcome {
     pub hits: f64,
 }
 
-/// The epoch a step belongs to and its random generator (seeded per epoch).
+/// The epoch a step belongs to, its seed, and mixup's random generator ([`Stream::Mixup`]).
 pub struct EpochCtx<'r> {
     pub epoch: usize,
     pub epochs: usize,
@@ -124,15 +124,15 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
         let t0 = Instant::now();
         let epoch_seed = derive_seed(seed, n as u64, epoch as u64);
         tch::manual_seed(epoch_seed as i64);
-        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(Stream::Mixup.seed(epoch_seed));
         let mut ctx = EpochCtx { epoch, epochs, seed: epoch_seed, rng: &mut rng, device: env.device };
         stage.begin_epoch(&mut ctx)?;
-        let order = crate::data::samplers::epoch_indices(stage.sampler(), split.labels, split.counts, epoch_seed);
+        let order = crate::data::samplers::epoch_indices(stage.sampler(), split.labels, split.counts, Stream::Sampler.seed(epoch_seed));
         let lr = schedule::lr_at(&optim, epoch);
         let bs = optim.batch_size;
         env.observer.epoch_started(n, epoch, epochs, order.len().div_ceil(bs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-        for (step, batch) in split.train.batches(order, bs, stage.augment(), epoch_seed).enumerate() {
+        for (step, batch) in split.train.batches(order, bs, stage.augment(), Stream::HostAugment.seed(epoch_seed)).enumerate() {
             if env.stop.load(Ordering::SeqCst) {
                 env.observer.stopped();
                 return Err(TrainError::Interrupted.into());

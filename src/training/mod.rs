@@ -71,6 +71,51 @@ pub fn derive_seed(seed: u64, stage: u64, epoch: u64) -> u64 {
     (z ^ (z >> 31)) & 0x7FFF_FFFF_FFFF_FFFF
 }
 
+/// The consumers of an epoch's randomness that draw from their own generator. Each gets its own
+/// stream seeded from the epoch's seed ([`Stream::seed`]), so no two read the same numbers (the
+/// sampler's order and mixup's lambda once read one ChaCha stream from the same seed). libtorch's
+/// generator (crop offsets and flips on the device, mixup's permutation, GCL's noise) is seeded
+/// with the epoch's seed itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The stage's sampler: the epoch's order of images.
+    Sampler = 1,
+    /// Mixup's lambda, one Beta draw per batch.
+    Mixup = 2,
+    /// BBN's reversed sampler (its second branch's batches).
+    ReversedSampler = 3,
+    /// Augmentation of images decoded on the host (list-file datasets).
+    HostAugment = 4,
+    /// The same for the images of BBN's reversed sampler.
+    ReversedHostAugment = 5,
+}
+
+impl Stream {
+    /// The stream's seed in the epoch whose seed is `epoch_seed`.
+    pub fn seed(self, epoch_seed: u64) -> u64 {
+        derive_seed(epoch_seed, 0x5eed_0000 + self as u64, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+    use rand::SeedableRng;
+
+    /// Every stream of an epoch starts elsewhere: no consumer reads another's numbers.
+    #[test]
+    fn each_purpose_reads_its_own_stream() {
+        let streams = [Stream::Sampler, Stream::Mixup, Stream::ReversedSampler, Stream::HostAugment, Stream::ReversedHostAugment];
+        let epoch_seed = derive_seed(123, 1, 1);
+        let firsts: std::collections::HashSet<u64> =
+            streams.iter().map(|s| rand_chacha::ChaCha8Rng::seed_from_u64(s.seed(epoch_seed)).gen::<u64>()).collect();
+        assert_eq!(firsts.len(), streams.len());
+        assert!(streams.iter().all(|s| s.seed(epoch_seed) != epoch_seed));
+        assert_eq!(Stream::Mixup.seed(epoch_seed), Stream::Mixup.seed(epoch_seed), "deterministic");
+    }
+}
+
 /// Refuse to start a run whose settings cannot work, before any training.
 pub fn check_spec(spec: &RunSpec) -> Result<()> {
     if spec.stage1.batch_size == 0 {
