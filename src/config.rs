@@ -203,7 +203,11 @@ impl ModelSpec {
     /// Set `init_from` to `path` and record its content's SHA-256 (`init_sha256`); an
     /// `init_sha256` set before must match the file.
     pub fn pin_init_from(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
-        let digest = crate::models::import::sha256_file(path)?;
+        self.pin_init_from_digest(path, crate::models::import::sha256_file(path)?)
+    }
+
+    /// [`Self::pin_init_from`] with the file's digest already computed.
+    pub fn pin_init_from_digest(&mut self, path: &std::path::Path, digest: String) -> anyhow::Result<()> {
         if let Some(pinned) = &self.init_sha256 {
             if *pinned != digest {
                 anyhow::bail!(

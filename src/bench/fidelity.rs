@@ -331,8 +331,8 @@ pub fn table(ours: &[Finals], theirs: &[Finals], paired: &[Paired]) -> String {
 /// What both engines do alike but the released scripts do not, said under the table.
 const SHARED_CHOICES: &str = "Choices both engines share that differ from the released scripts: the final-epoch checkpoint is \
 reported and stage 2 starts from stage 1's final epoch (released: the best epoch on the test set); stage 2 samples by CBEN \
-with the released code's a = 0.9999, b = 1e-5 (the released classifier script's default sampler differs: see gcl-notes); \
-CE trains without mixup (the released `--mixup` flag is a `type=bool` argparse option that cannot be turned off).";
+with the released code's a = 0.9999, b = 1e-5, the paper's sampler (the released `cifar_train_classifier.py` defaults to \
+`--train_rule BalancedRS`, class-balanced); CE trains without mixup (the released `--mixup` flag is a `type=bool` argparse option that cannot be turned off).";
 
 /// Trains both engines for every seed (ours first, then PyTorch, then our stage 2 on PyTorch's
 /// stage 1, per seed) and writes `fidelity.json` and `fidelity.md` into `opts.out`. Returns

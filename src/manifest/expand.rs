@@ -78,15 +78,14 @@ fn pin_init_from(spec: &mut RunSpec, manifest: &Path, pinned: &mut HashMap<PathB
     let Some(rel) = spec.model.init_from.clone() else { return Ok(()) };
     let path = manifest.parent().unwrap_or(Path::new(".")).join(&rel);
     let path = std::path::absolute(&path).unwrap_or(path);
-    match pinned.get(&path) {
-        Some(digest) if spec.model.init_sha256.as_ref().is_none_or(|p| p == digest) => {
-            spec.model.init_from = Some(path.display().to_string());
-            spec.model.init_sha256 = Some(digest.clone());
+    let digest = match pinned.get(&path) {
+        Some(d) => d.clone(),
+        None => {
+            let d = crate::models::import::sha256_file(&path).context("model.init_from (a path relative to the manifest's folder)")?;
+            pinned.insert(path.clone(), d.clone());
+            d
         }
-        _ => {
-            spec.model.pin_init_from(&path).context("model.init_from (a path relative to the manifest's folder)")?;
-            pinned.insert(path, spec.model.init_sha256.clone().unwrap_or_default());
-        }
-    }
+    };
+    spec.model.pin_init_from_digest(&path, digest)?;
     Ok(())
 }
