@@ -44,19 +44,33 @@ impl DeviceImages {
 }
 
 /// Zero-pad by `pad` pixels, take a random crop of the original size per image, flip half of
-/// the images horizontally. Done with two gathers so it is a handful of kernels per batch.
+/// the images horizontally. Only draws (from libtorch's generator: the row offsets, the column
+/// offsets, then the flips, an order the numerics golden depends on) and hands the cut to
+/// [`crop_flip_at`].
 pub fn pad_crop_flip(x: &Tensor, pad: i64) -> Tensor {
+    let b = x.size4().expect("images are [B, C, H, W]").0;
+    let dev = x.device();
+    let oy = Tensor::randint(2 * pad + 1, [b, 1], (Kind::Int64, dev));
+    let ox = Tensor::randint(2 * pad + 1, [b, 1], (Kind::Int64, dev));
+    let flip = Tensor::rand([b, 1, 1, 1], (Kind::Float, dev)).lt(0.5);
+    crop_flip_at(x, pad, &oy, &ox, &flip)
+}
+
+/// The deterministic part of [`pad_crop_flip`], for given draws: zero-pad `x` `[B, C, H, W]` by
+/// `pad` pixels, cut image `i`'s `H x W` window with its top-left corner at row `oy[i]` and
+/// column `ox[i]` of the padded image (int64 `[B, 1]`, each in `0..=2 pad`), and mirror it left
+/// to right where `flip[i]` (bool `[B, 1, 1, 1]`) is set. Public so that a recorded stream of
+/// crops can be replayed through the same kernels (tests/lockstep_torch.rs). Two gathers, so it
+/// is a handful of kernels per batch.
+pub fn crop_flip_at(x: &Tensor, pad: i64, oy: &Tensor, ox: &Tensor, flip: &Tensor) -> Tensor {
     let (b, c, h, w) = x.size4().expect("images are [B, C, H, W]");
     let dev = x.device();
     let padded = x.constant_pad_nd([pad, pad, pad, pad]);
-    let oy = Tensor::randint(2 * pad + 1, [b, 1], (Kind::Int64, dev));
-    let ox = Tensor::randint(2 * pad + 1, [b, 1], (Kind::Int64, dev));
     let rows = (oy + Tensor::arange(h, (Kind::Int64, dev)).view([1, h])).view([b, 1, h, 1]);
     let cols = (ox + Tensor::arange(w, (Kind::Int64, dev)).view([1, w])).view([b, 1, 1, w]);
     let x = padded.gather(2, &rows.expand([b, c, h, w + 2 * pad], false), false);
     let x = x.gather(3, &cols.expand([b, c, h, w], false), false);
-    let flip = Tensor::rand([b, 1, 1, 1], (Kind::Float, dev)).lt(0.5);
-    x.flip([3]).where_self(&flip, &x)
+    x.flip([3]).where_self(flip, &x)
 }
 
 #[cfg(test)]
@@ -84,6 +98,44 @@ mod tests {
             }
             assert!(found, "image {b} is not a crop of the padded image");
         }
+    }
+
+    #[test]
+    fn crop_flip_at_cuts_the_given_windows() {
+        let x = Tensor::arange(3 * 3 * 8 * 8, (Kind::Int64, Device::Cpu)).view([3, 3, 8, 8]).to_kind(Kind::Uint8);
+        let (oy, ox, flip) = ([0i64, 4, 1], [4i64, 0, 2], [false, true, true]);
+        let y = crop_flip_at(
+            &x,
+            2,
+            &Tensor::from_slice(&oy).view([3, 1]),
+            &Tensor::from_slice(&ox).view([3, 1]),
+            &Tensor::from_slice(&flip).view([3, 1, 1, 1]),
+        );
+        let padded = x.constant_pad_nd([2, 2, 2, 2]);
+        for b in 0..3 {
+            let win = padded.get(b).narrow(1, oy[b as usize], 8).narrow(2, ox[b as usize], 8);
+            let win = if flip[b as usize] { win.flip([2]) } else { win };
+            assert!(y.get(b).equal(&win), "image {b} is not its window at ({}, {})", oy[b as usize], ox[b as usize]);
+        }
+    }
+
+    #[test]
+    fn pad_crop_flip_is_crop_flip_at_of_its_draws() {
+        // The draw order (rows, columns, flips) is what ties a seed to the crops: replayed by
+        // hand from the same seed, the same windows must come out. libtorch's generator is
+        // shared by the tests running in parallel in this process, so one may draw between
+        // the seed and ours; a few attempts make that harmless, a wrong order fails every one.
+        let x = Tensor::arange(5 * 3 * 6 * 6, (Kind::Int64, Device::Cpu)).view([5, 3, 6, 6]).to_kind(Kind::Uint8);
+        let attempt = |seed: i64| {
+            tch::manual_seed(seed);
+            let oy = Tensor::randint(5, [5, 1], (Kind::Int64, Device::Cpu));
+            let ox = Tensor::randint(5, [5, 1], (Kind::Int64, Device::Cpu));
+            let flip = Tensor::rand([5, 1, 1, 1], (Kind::Float, Device::Cpu)).lt(0.5);
+            let want = crop_flip_at(&x, 2, &oy, &ox, &flip);
+            tch::manual_seed(seed);
+            pad_crop_flip(&x, 2).equal(&want)
+        };
+        assert!((7..12).any(attempt), "pad_crop_flip does not cut the windows its draws name");
     }
 
     #[test]
