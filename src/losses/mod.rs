@@ -209,6 +209,22 @@ impl Criterion {
         self.loss(head_out, y_a, train) * lam + self.loss(head_out, y_b, train) * (1.0 - lam)
     }
 
+    /// [`Criterion::mixup_loss`] with each term's GCL sample given (`eps_a` for the `y_a` term,
+    /// `eps_b` for the `y_b` term, each `[B, C]` as in [`Criterion::loss_with_noise`]), for tests
+    /// and parity checks that replay a recorded stream. The terms are combined in the same
+    /// operations and order as `mixup_loss`, so given the same samples it is the same arithmetic.
+    pub fn mixup_loss_with_noise(
+        &self,
+        head_out: &Tensor,
+        y_a: &Tensor,
+        y_b: &Tensor,
+        lam: f64,
+        eps_a: &Tensor,
+        eps_b: &Tensor,
+    ) -> Tensor {
+        self.loss_with_noise(head_out, y_a, eps_a) * lam + self.loss_with_noise(head_out, y_b, eps_b) * (1.0 - lam)
+    }
+
     /// Optional per-class weights `[C]` (LDAM-DRW's deferred re-weighting).
     pub fn set_class_weights(&mut self, w: Option<Tensor>) {
         self.class_weights = w;
@@ -311,6 +327,19 @@ mod tests {
         let want =
             0.3 * mean_over_rows(|_, o, y| ce(o, y)) + 0.7 * (0..4).map(|i| ce(&OUT[i], yb_v[i])).sum::<f64>() / 4.0;
         close(got, want);
+    }
+
+    #[test]
+    fn mixup_with_noise_gives_each_term_its_sample() {
+        let c = criterion(Gcl::default(), Head::Normed);
+        let (out, y_a, y_b) = (out_tensor(), y_tensor(), Tensor::from_slice(&[1i64, 1, 0, 0]));
+        let eps_a = Tensor::from_slice(&[0.3, -1.2, 0.7, 2.0, -0.4, 0.1, -0.9, 1.5, 0.6, 0.2, -2.2, 1.1]).view([4, 3]);
+        let eps_b = -&eps_a * 0.5 + 0.25;
+        let got = c.mixup_loss_with_noise(&out, &y_a, &y_b, 0.3, &eps_a, &eps_b);
+        let want = c.loss_with_noise(&out, &y_a, &eps_a) * 0.3 + c.loss_with_noise(&out, &y_b, &eps_b) * 0.7;
+        assert!(got.equal(&want), "{} vs {}", value(&got), value(&want));
+        let swapped = c.mixup_loss_with_noise(&out, &y_a, &y_b, 0.3, &eps_b, &eps_a);
+        assert!((value(&swapped) - value(&got)).abs() > 1e-6, "the samples must reach their own terms");
     }
 
     #[test]
