@@ -27,32 +27,33 @@
 //! and the per-class constants (cloud sizes, LDAM margins, DRW weights, CBEN probabilities) for
 //! CIFAR-10-LT (gamma 100) and the small set.
 //!
-//! What could not be driven from the recorded stream, and the hook that would allow it (none is
-//! in `src/`; the test uses the nearest public pieces instead):
-//! - Crop and flip: `augment::pad_crop_flip` draws its offsets and flips from libtorch's
-//!   generator inside. Missing: `augment::crop_flip_at(x, pad, oy, ox, flip)` (the gather part of
-//!   `pad_crop_flip`, which would then only draw and call it), in src/training/augment.rs. Here
-//!   [`crop_flip_at`] cuts the window by hand; our batching and normalisation
-//!   (`DeviceImages` as a `BatchSource`, fed the recorded order over the cropped images) are ours.
-//! - Mixup's lambda and permutation: `epoch::supervised_step` draws them (`portable::beta` on
-//!   the epoch's ChaCha generator, `Tensor::randperm`). Missing: a `supervised_step` that takes a
-//!   given `(lam, perm)`, in src/training/epoch.rs.
-//! - GCL's noise under mixup: `Criterion::mixup_loss` draws each term's noise itself (`Noise::Draw`).
-//!   Missing: `Criterion::mixup_loss_with_noise(out, y_a, y_b, lam, eps_a, eps_b)` in
-//!   src/losses/mod.rs. Here both terms go through the public `Criterion::loss_with_noise`, so
-//!   the test checks the loss, not that `mixup_loss` draws two independent samples (it does, as
-//!   the released `mixup_criterion` calls the criterion twice; see its docs).
+//! How the recorded stream reaches our code: the pieces that draw keep their draws apart from
+//! what they do with them, and the test calls the second part with the recorded draws.
+//! - Crop and flip: `augment::crop_flip_at`, the cut that `pad_crop_flip` makes after drawing,
+//!   given the recorded offsets and flips; `DeviceImages` (as a `BatchSource`, fed the recorded
+//!   order over the cut images) batches and normalises them.
+//! - Mixup: `epoch::mixup_step`, the mixup branch of `supervised_step` after it has drawn lambda
+//!   and the permutation, given the recorded ones and, through `MixupDraws::noise`, the two
+//!   terms' GCL samples, which it passes to `Criterion::mixup_loss_with_noise`. So the test checks
+//!   the loss, not that `mixup_loss` draws two independent samples (it does, as the released
+//!   `mixup_criterion` calls the criterion twice; see its docs).
+//!
+//! What could not be driven from the recorded stream, and the hook that would allow it (neither
+//! is in `src/`; the test uses the nearest public pieces instead):
 //! - Stage 2's step: `stage2::Stage2` has private fields and no constructor. Missing: a public
 //!   `Stage2::new(spec, augment, net, rebalancer, criterion)` in src/training/stage2.rs. Here the
-//!   step is composed as `Stage2::forward` is: features under `no_grad` in eval mode, then
-//!   `Rebalancer::output(net.logits(..))`.
+//!   forward pass is composed as `Stage2::forward` is (features under `no_grad` in eval mode,
+//!   then `Rebalancer::output(net.logits(..))`) and handed to `mixup_step`.
 //! - The loop: `epoch::train` takes its order from `samplers::epoch_indices` (ChaCha) and its
-//!   batches from a `BatchSource` that augments with libtorch's generator. Missing: an
-//!   `EpochCtx` field carrying a source of draws (order, crops, mixup, noise) whose default
-//!   draws as today and whose recorded form replays a stream. Here the loop is spelled out:
-//!   `lr_at` once per epoch, `Stage::begin_epoch`, then per batch the step, `Sgd::zero_grad`,
-//!   `backward`, `Sgd::step`, as `train` does. So the sampler's draws are not compared (CBEN's
-//!   class probabilities are, against the released sampler's weights).
+//!   batches from a `BatchSource` that augments with libtorch's generator, and `supervised_step`
+//!   draws mixup's lambda (`portable::beta` on the epoch's ChaCha generator) and permutation
+//!   (`Tensor::randperm`) and GCL's noise itself. Missing: an `EpochCtx` field carrying a source
+//!   of draws (order, crops, mixup, noise) whose default draws as today and whose recorded form
+//!   replays a stream. Here the loop is spelled out: `lr_at` once per epoch, `Stage::begin_epoch`,
+//!   then per batch the step, `Sgd::zero_grad`, `backward`, `Sgd::step`, as `train` does. So the
+//!   draws themselves are not compared (CBEN's class probabilities are, against the released
+//!   sampler's weights), and GCL's stage 1 runs `mixup_step` on `Stage1`'s forward pass
+//!   (`net.logits(&net.features(x, true))`) rather than `Stage1::step`.
 //! The CE and LDAM-DRW steps have no randomness inside, so they run through our real
 //! `stage1::Stage1` (`Stage::begin_epoch`, which applies `DeferredReweighting`, and `Stage::step`).
 //!
@@ -81,8 +82,8 @@ use gcl_repro::data::samplers::{class_probabilities, drw_weights};
 use gcl_repro::data::{CIFAR_MEAN, CIFAR_STD};
 use gcl_repro::losses::{cloud_sizes, ldam_margins, Ce, CloudSchedule, Criterion, Gcl, Ldam};
 use gcl_repro::models::{trainable, Network};
-use gcl_repro::training::augment::DeviceImages;
-use gcl_repro::training::epoch::EpochCtx;
+use gcl_repro::training::augment::{crop_flip_at, DeviceImages};
+use gcl_repro::training::epoch::{mixup_step, EpochCtx, MixupDraws};
 use gcl_repro::training::rebalance::{Crt, Lws, Rebalance, Rebalancer};
 use gcl_repro::training::schedule::lr_at;
 use gcl_repro::training::sgd::Sgd;
@@ -207,28 +208,19 @@ impl Findings {
     }
 }
 
-/// The window `pad_crop_flip` takes at offsets (oy, ox) of the zero-padded uint8 image
-/// `[3, H, W]`, mirrored when `flip` (the hook src/training/augment.rs lacks; module docs).
-fn crop_flip_at(img: &Tensor, oy: i64, ox: i64, flip: bool) -> Tensor {
-    let (_, h, w) = img.size3().unwrap();
-    let win = img.constant_pad_nd([PAD, PAD, PAD, PAD]).narrow(1, oy, h).narrow(2, ox, w);
-    if flip {
-        win.flip([2])
-    } else {
-        win
-    }
-}
-
 /// One epoch's batches as our pipeline forms them from the recorded order and crops: the
-/// cropped uint8 images in loader order, batched and normalised by `DeviceImages`.
+/// images in loader order cut by our `crop_flip_at` at the recorded offsets and flips, then
+/// batched and normalised by `DeviceImages`.
 fn epoch_batches(r: &Reference, case: &str, epoch: usize) -> Vec<(Tensor, Tensor)> {
     let key = |k: &str| format!("{case}/e{epoch}/{k}");
-    let (order, oy, ox, flip) = (r.i64s(&key("order")), r.i64s(&key("oy")), r.i64s(&key("ox")), r.i64s(&key("flip")));
-    let images = r.get("data/images");
+    let order = r.i64s(&key("order"));
+    let column = |k: &str| r.get(&key(k)).to_kind(Kind::Int64).view([-1, 1]);
+    let flip = r.get(&key("flip")).ne(0).view([-1, 1, 1, 1]);
+    let images = r.get("data/images").index_select(0, &Tensor::from_slice(&order));
+    let crops = crop_flip_at(&images, PAD, &column("oy"), &column("ox"), &flip);
     let labels = r.i64s("data/labels");
-    let crops: Vec<Tensor> = (0..order.len()).map(|k| crop_flip_at(&images.get(order[k]), oy[k], ox[k], flip[k] != 0)).collect();
     let crop_labels: Vec<i64> = order.iter().map(|&i| labels[i as usize]).collect();
-    let source = DeviceImages::new(&Tensor::stack(&crops, 0), &crop_labels, CIFAR_MEAN, CIFAR_STD, Device::Cpu);
+    let source = DeviceImages::new(&crops, &crop_labels, CIFAR_MEAN, CIFAR_STD, Device::Cpu);
     let batches: Vec<(Tensor, Tensor)> = source.batches((0..order.len()).collect(), BATCH, false, 0).map(|b| b.unwrap()).collect();
     batches
 }
@@ -256,15 +248,21 @@ fn counts(r: &Reference) -> Vec<usize> {
     r.i64s("data/counts").iter().map(|&n| n as usize).collect()
 }
 
-/// The mixed-batch loss with the recorded lambda, permutation and the two terms' GCL samples:
-/// `lam L(out, y) + (1 - lam) L(out, y[perm])` on `out = forward(lam x + (1 - lam) x[perm])`.
-fn mixup_loss(r: &Reference, case: &str, step: usize, criterion: &Criterion, forward: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor) -> Tensor {
+/// The loss of our `mixup_step` (the mixup branch of `supervised_step`) given the recorded
+/// lambda, permutation and the two terms' GCL samples.
+fn replayed_mixup_loss(
+    r: &Reference,
+    case: &str,
+    step: usize,
+    criterion: &Criterion,
+    forward: &dyn Fn(&Tensor) -> Tensor,
+    x: &Tensor,
+    y: &Tensor,
+) -> Tensor {
     let key = |k: &str| format!("{case}/s{step}/{k}");
-    let lam = r.f64s(&key("lam"))[0];
-    let perm = r.get(&key("perm"));
-    let out = forward(&(x * lam + x.index_select(0, perm) * (1.0 - lam)));
-    let y_b = y.index_select(0, perm);
-    criterion.loss_with_noise(&out, y, r.get(&key("eps_a"))) * lam + criterion.loss_with_noise(&out, &y_b, r.get(&key("eps_b"))) * (1.0 - lam)
+    let noise = Some((r.get(&key("eps_a")), r.get(&key("eps_b"))));
+    let draws = MixupDraws { lam: r.f64s(&key("lam"))[0], perm: r.get(&key("perm")), noise };
+    mixup_step(criterion, forward, x, y, &draws).loss
 }
 
 /// A training run in lockstep: per epoch `begin(epoch)` and the rate `lr_at(epoch)`, per batch
@@ -329,7 +327,7 @@ fn epoch_ctx(rng: &mut ChaCha8Rng, epoch: usize, epochs: usize) -> EpochCtx<'_> 
     EpochCtx { epoch, epochs, seed: 0, rng, device: Device::Cpu }
 }
 
-/// Stage 1, GCL + mixup (composed from public pieces; module docs).
+/// Stage 1, GCL + mixup: Stage1's forward pass through `mixup_step` (module docs).
 fn gcl_stage1(r: &Reference, found: &mut Findings) {
     let spec = stage1_spec(LossSpec::Gcl(Gcl { scale: 30.0, noise_mul: 0.5, ..Gcl::default() }), true, None, 0.1);
     let net = network(r, Head::Normed, "gcl_s1/init/");
@@ -339,7 +337,7 @@ fn gcl_stage1(r: &Reference, found: &mut Findings) {
     let names = names_of(&params, &net.named_variables());
     let mut opt = Sgd::new(params, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
     let forward = |x: &Tensor| net.logits(&net.features(x, true));
-    let mut loss = |step: usize, x: &Tensor, y: &Tensor| mixup_loss(r, "gcl_s1", step, &criterion, &forward, x, y);
+    let mut loss = |step: usize, x: &Tensor, y: &Tensor| replayed_mixup_loss(r, "gcl_s1", step, &criterion, &forward, x, y);
     replay(r, "gcl_s1", S1_EPOCHS, &mut opt, &|e| lr_at(&spec.optim(), e), &mut |_| {}, &mut loss, found);
     compare_final(r, "gcl_s1", &net.named_variables(), &opt, &names, found);
 }
@@ -372,7 +370,8 @@ fn plain_stage1(r: &Reference, case: &str, spec: &Stage1Spec, head: Head, found:
     compare_final(r, case, &net.named_variables(), &opt, &names, found);
 }
 
-/// Stage 2 from `gcl_s1`'s final weights (composed as `Stage2::forward`; module docs).
+/// Stage 2 from `gcl_s1`'s final weights: `Stage2::forward` as composed here, through
+/// `mixup_step` (module docs).
 fn stage2(r: &Reference, case: &str, rebalance: Rebalance, found: &mut Findings) {
     let spec = Stage2Spec { rebalance: rebalance.clone(), epochs: S2_EPOCHS, batch_size: BATCH, ..Stage2Spec::default() };
     let mut net = network(r, Head::Normed, "gcl_s1/final/");
@@ -392,7 +391,7 @@ fn stage2(r: &Reference, case: &str, rebalance: Rebalance, found: &mut Findings)
         let f = tch::no_grad(|| net.features(x, spec.shift_bn));
         rebalancer.output(net.logits(&f))
     };
-    let mut loss = |step: usize, x: &Tensor, y: &Tensor| mixup_loss(r, case, step, &criterion, &forward, x, y);
+    let mut loss = |step: usize, x: &Tensor, y: &Tensor| replayed_mixup_loss(r, case, step, &criterion, &forward, x, y);
     replay(r, case, S2_EPOCHS, &mut opt, &|e| lr_at(&spec.optim(), e), &mut |_| {}, &mut loss, found);
     let mut named = net.named_variables();
     named.extend(rebalancer.tensors());
