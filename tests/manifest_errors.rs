@@ -99,7 +99,7 @@ fn validate_command_prints_ok_or_errors_and_exit_status() {
     assert!(out.status.success(), "{text}");
     assert_eq!(
         text,
-        "ok tests/fixtures/manifests/good.toml (9 cells, 16 runs)\nok experiments/quickstart.toml (4 cells, 4 runs)\n"
+        "ok tests/fixtures/manifests/good.toml (9 cells, 16 runs)\nok experiments/quickstart.toml (4 cells, 12 runs)\n"
     );
     let out = std::process::Command::new(bin)
         .args(["validate", "tests/fixtures/manifests/good.toml", "tests/fixtures/manifests/bad_published.toml", "tests/fixtures/manifests/good.toml"])
