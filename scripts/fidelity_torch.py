@@ -12,7 +12,8 @@ Rust code.
 
 The result JSON holds, per stage, the final-epoch top-1, per-class accuracy and shot groups,
 the per-epoch log and the training time; with `save_stage1` in the config, the stage-1 weights
-are written there as a safetensors state_dict.
+are written there as a safetensors state_dict; with `save_init`, the initial weights (and with
+`init_only`, nothing is trained).
 """
 import argparse, json, math, os, random, sys, time
 
@@ -290,6 +291,14 @@ def main():
     model = ResNet32(head).to(device)
     n_backbone = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("linear."))
     assert n_backbone + 64 * NUM_CLASSES + NUM_CLASSES == 464154, n_backbone  # with a linear head
+    # The initial weights (gcl-repro's paired stage 1 starts from them). Built from the same seed
+    # by the same calls as the full run, so `init_only` gives exactly the full run's init.
+    if cfg.get("save_init"):
+        safetensors_np.save(model.state_dict(), cfg["save_init"], metadata={"seed": seed, "method": method})
+        if cfg.get("init_only"):
+            with open(args.out, "w") as f:
+                json.dump({"method": method, "seed": seed, "init_only": True, "torch_version": torch.__version__}, f)
+            return
     if method == "gcl":  # [backbone]: GCLLoss(m=0., s=30, noise_mul=0.5)
         crit1 = GCLLoss(counts, s=30.0, m=0.0, noise_mul=0.5, device=device)
     else:  # [backbone]: nn.CrossEntropyLoss()

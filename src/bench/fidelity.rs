@@ -115,21 +115,48 @@ fn ours(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Resu
 
 /// The PyTorch script's stage-1 weights of a seed (GCL), in its directory.
 const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
+/// The PyTorch script's initial GCL weights of a seed, before any training.
+const TORCH_INIT: &str = "gcl_init.safetensors";
 
 fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -> Result<serde_json::Value> {
+    let weights = dir.join(TORCH_STAGE1);
+    match method {
+        "gcl" => script_run(spec, method, method, json!({ "save_stage1": weights }), &[weights], opts, dir),
+        _ => script_run(spec, method, method, json!({}), &[], opts, dir),
+    }
+}
+
+/// The script's initial GCL weights of a seed (`init_only`: the network built exactly as its
+/// full run builds it, from the same seed, saved before any training).
+fn torch_init(spec: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(TORCH_INIT);
+    script_run(spec, "gcl", "gcl_init", json!({ "save_init": path, "init_only": true }), std::slice::from_ref(&path), opts, dir)?;
+    Ok(path)
+}
+
+/// One call of the script as `name` (its config and result files), with `extra` config entries;
+/// it must leave the `outputs`. A call already made with the same config is not made again.
+fn script_run(
+    spec: &RunSpec,
+    method: &str,
+    name: &str,
+    extra: serde_json::Value,
+    outputs: &[PathBuf],
+    opts: &FidelityOptions,
+    dir: &Path,
+) -> Result<serde_json::Value> {
     std::fs::create_dir_all(dir)?;
-    let cfg_path = dir.join(format!("{method}_config.json"));
-    let out_path = dir.join(format!("{method}_result.json"));
-    let weights = (method == "gcl").then(|| dir.join(TORCH_STAGE1));
+    let cfg_path = dir.join(format!("{name}_config.json"));
+    let out_path = dir.join(format!("{name}_result.json"));
     let mut cfg = torch_config(spec, method, opts);
-    if let Some(w) = &weights {
-        cfg["save_stage1"] = json!(w);
+    if let (Some(cfg), Some(extra)) = (cfg.as_object_mut(), extra.as_object()) {
+        cfg.extend(extra.clone());
     }
     let cfg_text = serde_json::to_string_pretty(&cfg)?;
     // A finished seed of an interrupted benchmark is not trained again, if it ran this config.
     let same_config = std::fs::read_to_string(&cfg_path).is_ok_and(|t| t == cfg_text);
     if let (true, Ok(text)) = (same_config, std::fs::read_to_string(&out_path)) {
-        if let (Ok(v), true) = (serde_json::from_str(&text), weights.as_ref().is_none_or(|w| w.is_file())) {
+        if let (Ok(v), true) = (serde_json::from_str(&text), outputs.iter().all(|o| o.is_file())) {
             return Ok(v);
         }
     }
@@ -159,6 +186,23 @@ pub struct Paired {
     /// Final top-1 of our stage 2 and of the script's released-recipe stage 2.
     pub stage2_ours: f64,
     pub stage2_torch: f64,
+    /// Final top-1 of our GCL stage 1 started from the script's initial weights of the seed (the
+    /// script's own stage 1 from them is `Finals[0]` of the script).
+    pub stage1_from_torch_init: f64,
+}
+
+/// Our GCL stage 1 from the PyTorch script's initial weights of the seed (`model.init_from`):
+/// both engines' stage 1 then start from one network; data order, augmentation, mixup and noise
+/// still come from each engine's own generators.
+fn ours_from_torch_init(gcl: &RunSpec, torch_init: &Path, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64)> {
+    let mut spec = gcl.stage1_only();
+    spec.model.pin_init_from(torch_init)?;
+    let data: crate::data::Data = crate::data::load(&spec.dataset, &opts.data_root)?.into();
+    let stop = AtomicBool::new(false);
+    let observer = Progress::new(format!("ours seed {} stage 1 from PyTorch's init", gcl.seed), None);
+    let env = RunEnv { device: opts.device, dir: dir.join("paired_stage1"), stop: &stop, observer: &observer };
+    let s1 = training::run_stage1(&spec, &data, "paired-stage1", &env)?;
+    Ok((s1.final_eval.top1, s1.provenance.wall_seconds))
 }
 
 /// Our stage 2 from the PyTorch script's stage-1 weights: a stage 1 of no epochs that starts
@@ -315,7 +359,8 @@ pub fn table(ours: &[Finals], theirs: &[Finals], paired: &[Paired]) -> String {
         let (_, _, p) = welch(&a, &b);
         let _ = writeln!(text, "| {name}, unpaired (own stage 1 each) | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {:+.2} | Welch {} | {} |", ma - mb, p_text(p), verdict(ma - mb, p));
     }
-    let rows: [(&str, fn(&Paired) -> (f64, f64)); 2] = [
+    let rows: [(&str, fn(&Paired) -> (f64, f64)); 3] = [
+        ("GCL stage 1, **paired start** (both from PyTorch's initial weights of the seed)", |p| (p.stage1_from_torch_init, p.stage1_torch)),
         ("PyTorch's GCL stage-1 weights, evaluated by each engine", |p| (p.stage1_ours, p.stage1_torch)),
         ("GCL + CBEN cRT, **paired** (both stage 2s from PyTorch's stage 1)", |p| (p.stage2_ours, p.stage2_torch)),
     ];
@@ -351,9 +396,10 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         let (o, t_ours) = ours(&gcl, &ce, opts, &ours_dir)?;
         let (p, t_torch, torch_gcl) = theirs(&gcl, &ce, opts, &torch_dir)?;
         let (stage1_ours, stage2_ours, t_paired) = ours_paired(&gcl, &torch_dir.join(TORCH_STAGE1), opts, &ours_dir)?;
-        let pair = Paired { stage1_ours, stage1_torch: p[0], stage2_ours, stage2_torch: p[1] };
+        let (stage1_from_torch_init, t_init) = ours_from_torch_init(&gcl, &torch_init(&gcl, opts, &torch_dir)?, opts, &ours_dir)?;
+        let pair = Paired { stage1_ours, stage1_torch: p[0], stage2_ours, stage2_torch: p[1], stage1_from_torch_init };
         tracing::info!("fidelity seed {seed}: ours {o:?} ({t_ours:.0} s), PyTorch {p:?} ({t_torch:.0} s), paired {pair:?}");
-        ours_seconds += t_ours + t_paired;
+        ours_seconds += t_ours + t_paired + t_init;
         theirs_seconds += t_torch;
         ours_all.push(o);
         theirs_all.push(p);
@@ -370,8 +416,9 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
          (at least {MIN_STAGE2_EPOCHS}, cosine from the released peak).\n\
          Seeds {seeds:?} for each engine; device {dev} ({cpu}); our CPU path: {path}; libtorch {lt}.\n\n\
          Unpaired rows: each engine trains from its own random init, so they differ by chance as well. Paired rows: \
-         both engines start stage 2 from the PyTorch script's own stage-1 weights of the same seed (read through \
-         `model.init_from`), which removes stage 1's chance; what remains is the stage-2 recipe and its sampling.\n\n",
+         both engines start from the PyTorch script's own weights of the same seed, read through `model.init_from`: \
+         its initial weights for stage 1 (removing the chance of the init; data order, augmentation, mixup and noise \
+         still differ), its stage-1 weights for stage 2 (removing stage 1's chance).\n\n",
         cmd = command.join(" "),
         version = env!("CARGO_PKG_VERSION"),
         commit = env!("GCL_GIT_COMMIT"),
@@ -384,15 +431,22 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
     );
     md.push_str(&table(&ours_all, &theirs_all, &paired));
     let _ = writeln!(md, "\n{SHARED_CHOICES}");
-    let _ = writeln!(md, "\nPer seed (ours | PyTorch), {}; paired: stage 1 read by ours / PyTorch, stage 2 ours / PyTorch:", RECIPES.join(", "));
+    let _ = writeln!(
+        md,
+        "\nPer seed (ours | PyTorch), {}; paired: stage 1 from PyTorch's init ours / PyTorch, stage 1 read by ours / PyTorch, \
+         stage 2 ours / PyTorch:",
+        RECIPES.join(", ")
+    );
     for (i, seed) in seeds.iter().enumerate() {
         let f = |v: &Finals| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ");
         let p = &paired[i];
         let _ = writeln!(
             md,
-            "- seed {seed}: {} | {}; paired: {:.2} / {:.2}, {:.2} / {:.2}",
+            "- seed {seed}: {} | {}; paired: {:.2} / {:.2}, {:.2} / {:.2}, {:.2} / {:.2}",
             f(&ours_all[i]),
             f(&theirs_all[i]),
+            p.stage1_from_torch_init,
+            p.stage1_torch,
             p.stage1_ours,
             p.stage1_torch,
             p.stage2_ours,
