@@ -208,6 +208,14 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
         state.elapsed_seconds += t0.elapsed().as_secs_f64();
         save_checkpoint(&ck_path, stage, opt, &mut state)?;
     }
+    if epochs == 0 {
+        // Nothing to train (imported weights used as stage 1, tau-norm): the stage's result is
+        // one evaluation of what it starts from.
+        let eval = evaluate(&|x| stage.eval_logits(x), split.test, split.counts)?;
+        state.best_top1 = eval.top1;
+        state.best_eval = Some(eval.clone());
+        state.last_eval = Some(eval);
+    }
     Ok(state)
 }
 

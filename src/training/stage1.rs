@@ -9,7 +9,6 @@ use crate::data::Data;
 use crate::losses::Criterion;
 use crate::models::{trainable, Network};
 use crate::metrics::RunResult;
-use super::evaluate::evaluate;
 use anyhow::{bail, Result};
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -108,21 +107,13 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
     let (train, test) = source::sources(data, env.device);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
     let standard = Stage1 { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
-    let mut state = if spec.model.bbn {
+    // `epochs = 0` (imported weights used as stage 1): `train` evaluates them once.
+    let state = if spec.model.bbn {
         epoch::train(env, &mut Bbn::new(standard, &split), &mut opt, &split, spec.seed)?
     } else {
         let mut stage = standard;
         epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?
     };
-    if state.records.is_empty() {
-        // `epochs = 0`: the starting weights are the result (an imported checkpoint used as
-        // stage 1); one evaluation of them.
-        let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device);
-        let eval = evaluate(&|x| criterion.eval_logits(&net.logits(&net.features(x, false))), split.test, counts)?;
-        state.best_top1 = eval.top1;
-        state.best_eval = Some(eval.clone());
-        state.last_eval = Some(eval);
-    }
     checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
     export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
     Ok(export::result(key, 1, None, state, data, started))

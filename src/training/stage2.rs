@@ -1,7 +1,6 @@
 //! Stage 2: freeze the stage-1 backbone (BatchNorm in eval mode, or re-estimating its statistics
 //! with `shift_bn`) and re-balance the classifier by the stage's `rebalance` method.
 use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
-use super::evaluate::evaluate;
 use super::rebalance::Rebalancer;
 use super::sgd::Sgd;
 use super::{checkpoint, derive_seed, export, source, RunEnv, BEST_MODEL, FINAL_MODEL};
@@ -97,15 +96,9 @@ pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, pare
     let (train, test) = source::sources(data, env.device);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
     let mut stage = Stage2 { spec: s2, augment: spec.stage1.augment, net: &net, classifier, criterion };
-    let mut state = epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?;
+    // A method that trains nothing (tau-norm) has no epochs: `train` evaluates it once.
+    let state = epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?;
     // The final classifier (and the method's own tensors), beside the best-on-test ones.
     checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &stage.tensors())?;
-    if !stage.classifier.trains() {
-        // No training (tau-norm): one evaluation of the re-balanced classifier.
-        let eval = evaluate(&|x| stage.eval_logits(x), split.test, counts)?;
-        state.best_top1 = eval.top1;
-        state.best_eval = Some(eval.clone());
-        state.last_eval = Some(eval);
-    }
     Ok(export::result(key, 2, Some(parent_key.to_string()), state, data, started))
 }
