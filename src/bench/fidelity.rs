@@ -12,6 +12,7 @@
 //! the table gives mean ± std of the final-epoch top-1 of each engine, the difference of means
 //! and Welch's t-test p-value. Seeds differ between the engines' generators, so only the
 //! distributions can agree, which is what the test asks.
+use crate::data::Data;
 use crate::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, RunSpec, Stage1Spec, Stage2Spec};
 use crate::losses::Ce;
 use crate::training::{self, Progress, RunEnv};
@@ -101,14 +102,13 @@ type Finals = [f64; 3];
 
 /// Finals of one engine and seed, and the training seconds its runs recorded (a resumed
 /// benchmark still reports the time its runs took when they trained).
-fn ours(gcl: &RunSpec, ce: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64)> {
-    let data: crate::data::Data = crate::data::load(&gcl.dataset, &opts.data_root)?.into();
+fn ours(gcl: &RunSpec, ce: &RunSpec, data: &Data, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64)> {
     let stop = AtomicBool::new(false);
     let observers = ["gcl_stage1", "gcl_crt", "ce"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
     let env = |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
-    let s1 = training::run_stage1(&gcl.stage1_only(), &data, "gcl-stage1", &env(0, "gcl_stage1"))?;
-    let s2 = training::run_stage2(gcl, &data, "gcl-crt", "gcl-stage1", &dir.join("gcl_stage1"), &env(1, "gcl_crt"))?;
-    let c = training::run_stage1(ce, &data, "ce", &env(2, "ce"))?;
+    let s1 = training::run_stage1(&gcl.stage1_only(), data, "gcl-stage1", &env(0, "gcl_stage1"))?;
+    let s2 = training::run_stage2(gcl, data, "gcl-crt", "gcl-stage1", &dir.join("gcl_stage1"), &env(1, "gcl_crt"))?;
+    let c = training::run_stage1(ce, data, "ce", &env(2, "ce"))?;
     let seconds = s1.provenance.wall_seconds + s2.provenance.wall_seconds + c.provenance.wall_seconds;
     Ok(([s1.final_eval.top1, s2.final_eval.top1, c.final_eval.top1], seconds))
 }
@@ -194,29 +194,27 @@ pub struct Paired {
 /// Our GCL stage 1 from the PyTorch script's initial weights of the seed (`model.init_from`):
 /// both engines' stage 1 then start from one network; data order, augmentation, mixup and noise
 /// still come from each engine's own generators.
-fn ours_from_torch_init(gcl: &RunSpec, torch_init: &Path, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64)> {
+fn ours_from_torch_init(gcl: &RunSpec, torch_init: &Path, data: &Data, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64)> {
     let mut spec = gcl.stage1_only();
     spec.model.pin_init_from(torch_init)?;
-    let data: crate::data::Data = crate::data::load(&spec.dataset, &opts.data_root)?.into();
     let stop = AtomicBool::new(false);
     let observer = Progress::new(format!("ours seed {} stage 1 from PyTorch's init", gcl.seed), None);
     let env = RunEnv { device: opts.device, dir: dir.join("paired_stage1"), stop: &stop, observer: &observer };
-    let s1 = training::run_stage1(&spec, &data, "paired-stage1", &env)?;
+    let s1 = training::run_stage1(&spec, data, "paired-stage1", &env)?;
     Ok((s1.final_eval.top1, s1.provenance.wall_seconds))
 }
 
 /// Our stage 2 from the PyTorch script's stage-1 weights: a stage 1 of no epochs that starts
 /// from them (`model.init_from`), then the recipe's stage 2 on top.
-fn ours_paired(gcl: &RunSpec, torch_weights: &Path, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64, f64)> {
+fn ours_paired(gcl: &RunSpec, torch_weights: &Path, data: &Data, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64, f64)> {
     let mut spec = gcl.clone();
     spec.model.pin_init_from(torch_weights)?;
     spec.stage1.epochs = 0;
-    let data: crate::data::Data = crate::data::load(&spec.dataset, &opts.data_root)?.into();
     let stop = AtomicBool::new(false);
     let observers = ["imported_stage1", "paired_crt"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
     let env = |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
-    let s1 = training::run_stage1(&spec.stage1_only(), &data, "imported-stage1", &env(0, "imported_stage1"))?;
-    let s2 = training::run_stage2(&spec, &data, "paired-crt", "imported-stage1", &dir.join("imported_stage1"), &env(1, "paired_crt"))?;
+    let s1 = training::run_stage1(&spec.stage1_only(), data, "imported-stage1", &env(0, "imported_stage1"))?;
+    let s2 = training::run_stage2(&spec, data, "paired-crt", "imported-stage1", &dir.join("imported_stage1"), &env(1, "paired_crt"))?;
     Ok((s1.final_eval.top1, s2.final_eval.top1, s2.provenance.wall_seconds))
 }
 
@@ -386,26 +384,28 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
     tch::set_num_threads(opts.threads as i32);
     std::fs::create_dir_all(&opts.out)?;
     let started = Instant::now();
-    let (mut ours_all, mut theirs_all, mut paired_all) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours_all, mut theirs_all, mut paired, mut torch_gcl_results) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut ours_seconds, mut theirs_seconds) = (0.0, 0.0);
     let seeds: Vec<u64> = (0..opts.seeds as u64).map(|i| 123 + i).collect();
+    // Every seed trains on the same CIFAR-10-LT subset: read it once.
+    let data: Data = crate::data::load(&recipes(opts.epochs, 0).0.dataset, &opts.data_root)?.into();
     for &seed in &seeds {
         let (gcl, ce) = recipes(opts.epochs, seed);
         let ours_dir = opts.out.join(format!("ours/seed{seed}"));
         let torch_dir = opts.out.join(format!("torch/seed{seed}"));
-        let (o, t_ours) = ours(&gcl, &ce, opts, &ours_dir)?;
+        let (o, t_ours) = ours(&gcl, &ce, &data, opts, &ours_dir)?;
         let (p, t_torch, torch_gcl) = theirs(&gcl, &ce, opts, &torch_dir)?;
-        let (stage1_ours, stage2_ours, t_paired) = ours_paired(&gcl, &torch_dir.join(TORCH_STAGE1), opts, &ours_dir)?;
-        let (stage1_from_torch_init, t_init) = ours_from_torch_init(&gcl, &torch_init(&gcl, opts, &torch_dir)?, opts, &ours_dir)?;
+        let (stage1_ours, stage2_ours, t_paired) = ours_paired(&gcl, &torch_dir.join(TORCH_STAGE1), &data, opts, &ours_dir)?;
+        let (stage1_from_torch_init, t_init) = ours_from_torch_init(&gcl, &torch_init(&gcl, opts, &torch_dir)?, &data, opts, &ours_dir)?;
         let pair = Paired { stage1_ours, stage1_torch: p[0], stage2_ours, stage2_torch: p[1], stage1_from_torch_init };
         tracing::info!("fidelity seed {seed}: ours {o:?} ({t_ours:.0} s), PyTorch {p:?} ({t_torch:.0} s), paired {pair:?}");
         ours_seconds += t_ours + t_paired + t_init;
         theirs_seconds += t_torch;
         ours_all.push(o);
         theirs_all.push(p);
-        paired_all.push((pair, torch_gcl));
+        paired.push(pair);
+        torch_gcl_results.push(torch_gcl);
     }
-    let paired: Vec<Paired> = paired_all.iter().map(|(p, _)| *p).collect();
     let (warmup, milestones, s2) = compressed_schedule(opts.epochs);
     let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
     let mut md = format!(
@@ -461,10 +461,9 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         theirs_seconds / 60.0,
         started.elapsed().as_secs_f64() / 60.0
     );
-    let torch_results: Vec<&serde_json::Value> = paired_all.iter().map(|(_, g)| g).collect();
     let json = json!({
         "epochs": opts.epochs, "seeds": seeds, "recipes": RECIPES, "ours": ours_all, "torch": theirs_all,
-        "paired": paired, "torch_gcl_results": torch_results,
+        "paired": paired, "torch_gcl_results": torch_gcl_results,
         "engine_version": crate::ENGINE_VERSION, "git_commit": env!("GCL_GIT_COMMIT"),
         "libtorch": crate::device::libtorch_version(), "cpu": crate::device::cpu_name(), "threads": opts.threads,
         "command": command,
