@@ -207,6 +207,10 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
         state.epochs_done = epoch;
         state.elapsed_seconds += t0.elapsed().as_secs_f64();
         save_checkpoint(&ck_path, stage, opt, &mut state)?;
+        if epoch < epochs && super::WIND_DOWN.load(Ordering::SeqCst) {
+            env.observer.stopped();
+            return Err(TrainError::WoundDown { stage: n, epoch }.into());
+        }
     }
     if epochs == 0 {
         // Nothing to train (imported weights used as stage 1, tau-norm): the stage's result is

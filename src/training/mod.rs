@@ -58,8 +58,21 @@ pub struct RunEnv<'a> {
 pub enum TrainError {
     #[error("interrupted; the run resumes from its last complete epoch when started again")]
     Interrupted,
+    #[error("wound down at the end of epoch {epoch} of stage {stage} (deadline); the run resumes from there when started again")]
+    WoundDown { stage: u8, epoch: usize },
     #[error("loss diverged ({value}) in stage {stage}, epoch {epoch}, step {step}; the run was stopped (lower the learning rate or check the data)")]
     Diverged { value: f64, stage: u8, epoch: usize, step: usize },
+}
+
+/// Set by a deadline (`--deadline`): every training in this process stops after the epoch it is
+/// in, with that epoch checkpointed ([`TrainError::WoundDown`]), so nothing finished is lost.
+/// Unlike Ctrl-C (`RunEnv::stop`, which stops after the current step and loses the partial
+/// epoch) it is process-wide: a worker process runs one training at a time.
+pub static WIND_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ask every training in this process to stop at the end of its current epoch.
+pub fn wind_down() {
+    WIND_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// splitmix64: decorrelated seeds for each (run seed, stage, epoch).
