@@ -2,6 +2,7 @@
 //! runs from a plain shell with no LD_LIBRARY_PATH. RUNPATH (not RPATH) is used on purpose:
 //! on a GPU host, `LD_LIBRARY_PATH` pointing at that host's libtorch takes precedence.
 use std::env;
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -9,17 +10,25 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB={lib}");
-        // The small C++ shim of `numerics` (see src/shim/numerics.cpp); it needs no header of
-        // libtorch, only its C++ ABI, and resolves against libtorch_cpu at link time.
+        // The C++ shims linked into the binary: `numerics` (src/shim/numerics.cpp, which needs no
+        // header of libtorch, only its C++ ABI) and the static step's multi-tensor SGD
+        // (src/shim/step.cpp, against ATen's headers). Both resolve against libtorch_cpu.
+        let include = Path::new(&lib).join("../include");
         println!("cargo:rerun-if-changed=src/shim/numerics.cpp");
+        println!("cargo:rerun-if-changed=src/shim/step.cpp");
         cc::Build::new()
             .cpp(true)
             .std("c++17")
             .define("_GLIBCXX_USE_CXX11_ABI", "1")
+            .include(&include)
+            .flag_if_supported("-Wno-unused-parameter")
             .file("src/shim/numerics.cpp")
+            .file("src/shim/step.cpp")
             .compile("gcl_shim");
+        cuda_graph_library(&lib, &include);
     } else {
         println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB=");
+        write_no_cuda_graph_library("tch did not report libtorch's library directory");
     }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
@@ -43,4 +52,51 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
+}
+
+/// The CUDA-graph shim (src/shim/cuda_graph.cpp) as a shared library in OUT_DIR, embedded into
+/// the binary by `training::cuda_graph` and dlopen'd only on CUDA, so the binary itself needs
+/// no CUDA library. It is compiled against the headers that `pip install torch==2.11.0` brings
+/// (torch's, and the CUDA runtime's from the `nvidia` packages, plus `nvidia-cuda-crt`, which
+/// `make setup` installs). Without them the library is an empty file and graph mode reports
+/// itself unavailable at run time.
+fn cuda_graph_library(lib: &str, include: &Path) {
+    println!("cargo:rerun-if-changed=src/shim/cuda_graph.cpp");
+    let cuda = Path::new(lib).join("../../nvidia/cu13");
+    let cuda_include = cuda.join("include");
+    if !cuda_include.join("crt/host_config.h").exists() {
+        write_no_cuda_graph_library(&format!(
+            "no CUDA runtime headers at {} (make setup installs nvidia-cuda-crt)",
+            cuda_include.display()
+        ));
+        return;
+    }
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("libgcl_cuda_graph.so");
+    let compiler = cc::Build::new().cpp(true).get_compiler();
+    let status = compiler
+        .to_command()
+        .args(["-std=c++17", "-O2", "-fPIC", "-shared", "-D_GLIBCXX_USE_CXX11_ABI=1"])
+        .arg(format!("-I{}", include.display()))
+        .arg(format!("-I{}", cuda_include.display()))
+        .arg("src/shim/cuda_graph.cpp")
+        .arg("-o")
+        .arg(&out)
+        .arg("-Wl,--no-as-needed")
+        .arg(format!("-L{lib}"))
+        .arg(format!("-L{}", cuda.join("lib").display()))
+        .args(["-ltorch_cuda", "-lc10_cuda", "-ltorch_cpu", "-lc10", "-l:libcudart.so.13"])
+        .status();
+    match status {
+        Ok(s) if s.success() => println!("cargo:rustc-env=GCL_CUDA_GRAPH_NOTE=built"),
+        other => {
+            println!("cargo:warning=the CUDA-graph shim did not compile ({other:?}); graph mode will be unavailable");
+            write_no_cuda_graph_library("the CUDA-graph shim did not compile");
+        }
+    }
+}
+
+fn write_no_cuda_graph_library(why: &str) {
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("libgcl_cuda_graph.so");
+    std::fs::write(out, b"").unwrap();
+    println!("cargo:rustc-env=GCL_CUDA_GRAPH_NOTE={why}");
 }

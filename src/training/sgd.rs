@@ -69,6 +69,56 @@ impl Sgd {
         })
     }
 
+    /// [`Sgd::step`] as libtorch's multi-tensor kernels (src/shim/step.cpp), with the learning
+    /// rate read from a 0-dim tensor: what the static step ([`super::static_step`]) runs, on
+    /// CUDA inside a captured graph. Bit-identical to `step(lr)` on CPU. Falls back to `step`
+    /// where the foreach form does not apply: before the first step (the buffers start as a copy
+    /// of the first update), with Nesterov momentum, or with per-parameter learning rates.
+    pub fn step_foreach(&mut self, lr: &Tensor) -> anyhow::Result<()> {
+        if !self.foreach_ready() {
+            let value = lr.double_value(&[]);
+            self.step(value);
+            return Ok(());
+        }
+        let params: Vec<*mut torch_sys::C_tensor> = self.params.iter().map(|p| p.as_ptr() as *mut _).collect();
+        let bufs: Vec<*mut torch_sys::C_tensor> =
+            self.buffers.iter().map(|b| b.as_ref().expect("checked by foreach_ready").as_ptr() as *mut _).collect();
+        let mut err = [0 as std::ffi::c_char; 512];
+        // SAFETY: every pointer is a live tch tensor handle (an `at::Tensor*`) owned by `self` or
+        // `lr` for the duration of the call; the shim copies the handles it keeps.
+        let rc = unsafe {
+            shim::gcl_foreach_sgd(
+                params.as_ptr(),
+                bufs.as_ptr(),
+                params.len() as i32,
+                self.momentum,
+                self.weight_decay,
+                lr.as_ptr() as *const _,
+                err.as_mut_ptr(),
+                err.len() as i32,
+            )
+        };
+        shim::check(rc, &err, "the foreach SGD step")
+    }
+
+    /// Whether [`Sgd::step_foreach`] can run the multi-tensor kernels (not its fallback).
+    pub fn foreach_ready(&self) -> bool {
+        !self.nesterov
+            && self.lr_scales.iter().all(|&s| s == 1.0)
+            && self.buffers.iter().all(|b| b.is_some())
+            && self.params.iter().all(|p| p.grad().defined())
+    }
+
+    /// [`Sgd::zero_grad`] in one multi-tensor call (the gradients stay the same tensors, as a
+    /// CUDA graph needs).
+    pub fn zero_grad_foreach(&mut self) -> anyhow::Result<()> {
+        let params: Vec<*mut torch_sys::C_tensor> = self.params.iter().map(|p| p.as_ptr() as *mut _).collect();
+        let mut err = [0 as std::ffi::c_char; 512];
+        // SAFETY: as in `step_foreach`.
+        let rc = unsafe { shim::gcl_foreach_zero_grad(params.as_ptr(), params.len() as i32, err.as_mut_ptr(), err.len() as i32) };
+        shim::check(rc, &err, "zeroing the gradients")
+    }
+
     /// Momentum buffers for checkpoints (`None` before the first step).
     pub fn buffers(&self) -> Vec<Option<Tensor>> {
         self.buffers.iter().map(|b| b.as_ref().map(|t| t.shallow_clone())).collect()
@@ -77,6 +127,36 @@ impl Sgd {
     pub fn set_buffers(&mut self, buffers: Vec<Option<Tensor>>) {
         assert_eq!(buffers.len(), self.buffers.len(), "checkpoint has a different parameter count");
         self.buffers = buffers;
+    }
+}
+
+/// The entry points of src/shim/step.cpp (compiled by build.rs into the binary).
+mod shim {
+    use std::ffi::c_char;
+    use torch_sys::C_tensor;
+
+    extern "C" {
+        pub fn gcl_foreach_sgd(
+            params: *const *mut C_tensor,
+            bufs: *const *mut C_tensor,
+            n: i32,
+            momentum: f64,
+            weight_decay: f64,
+            lr: *const C_tensor,
+            err: *mut c_char,
+            errlen: i32,
+        ) -> i32;
+        pub fn gcl_foreach_zero_grad(params: *const *mut C_tensor, n: i32, err: *mut c_char, errlen: i32) -> i32;
+    }
+
+    /// 0 is success; otherwise the shim's message.
+    pub fn check(rc: i32, err: &[c_char], what: &str) -> anyhow::Result<()> {
+        if rc == 0 {
+            return Ok(());
+        }
+        // SAFETY: the shim always NUL-terminates `err` within its length.
+        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+        anyhow::bail!("{what} failed in libtorch: {msg}")
     }
 }
 
@@ -128,6 +208,41 @@ mod tests {
         let got: Vec<f64> = Vec::try_from(p.detach().to_device(Device::Cpu)).unwrap();
         for i in 0..2 {
             assert!((got[i] - expect[i]).abs() < 1e-12, "{got:?} vs {expect:?}");
+        }
+    }
+
+    /// The foreach update (through the C++ shim) gives the same bits as the per-tensor one, over
+    /// several parameters of different shapes, with weight decay, in float32.
+    #[test]
+    fn foreach_step_is_bit_identical_to_step() {
+        tch::manual_seed(3);
+        let shapes: [&[i64]; 3] = [&[4, 3, 3, 3], &[7], &[5, 2]];
+        let make = || -> Vec<Tensor> { shapes.iter().map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect() };
+        let init = make();
+        let a: Vec<Tensor> = init.iter().map(|t| t.copy().set_requires_grad(true)).collect();
+        let b: Vec<Tensor> = init.iter().map(|t| t.copy().set_requires_grad(true)).collect();
+        let mut opt_a = Sgd::new(a.iter().map(|t| t.shallow_clone()).collect(), 0.9, 2e-4);
+        let mut opt_b = Sgd::new(b.iter().map(|t| t.shallow_clone()).collect(), 0.9, 2e-4);
+        let targets = make();
+        let lr = Tensor::from(0.1f32);
+        for step in 0..20 {
+            let loss = |ps: &[Tensor]| -> Tensor {
+                ps.iter().zip(&targets).map(|(p, t)| ((p - t) * (p - t)).sum(Kind::Float)).fold(Tensor::from(0f32), |x, y| x + y)
+            };
+            opt_a.zero_grad();
+            loss(&a).backward();
+            opt_a.step(0.1);
+            if step > 0 {
+                opt_b.zero_grad_foreach().unwrap();
+            } else {
+                opt_b.zero_grad();
+            }
+            loss(&b).backward();
+            assert_eq!(opt_b.foreach_ready(), step > 0, "step {step}");
+            opt_b.step_foreach(&lr).unwrap();
+        }
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.equal(y), "weights differ");
         }
     }
 }
