@@ -51,5 +51,9 @@ pub mod training;
 /// no longer read the same ChaCha stream from the same seed; BBN's reversed sampler and host-side
 /// augmentation have their own streams too. Sampling, mixup draws and hence every run's weights
 /// change; the recipes do not.
+/// 6: on CPU the convolutions run channels-last (NHWC), which oneDNN convolves without
+/// reordering every tensor (the ResNet-32 step ~20% faster here); the sums differ in rounding
+/// from engine 5's NCHW convolutions, so every CPU run's weights change in the last bits and
+/// then by chance. The static step (`training::static_step`) is bit-identical to the eager one.
 /// The golden run of `tests/numerics.rs` pins the numerics of this version.
-pub const ENGINE_VERSION: u32 = 5;
+pub const ENGINE_VERSION: u32 = 6;

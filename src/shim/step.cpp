@@ -68,7 +68,7 @@ extern "C" int gcl_foreach_zero_grad(at::Tensor** params, int n, char* err, int 
       const at::Tensor& grad = params[i]->grad();
       if (grad.defined()) g.push_back(grad);
     }
-    at::_foreach_zero_(g);
+    if (!g.empty()) at::_foreach_zero_(g);  // before the first backward there is nothing to zero
     return 0;
   } catch (const std::exception& e) {
     write_error(err, errlen, e.what());

@@ -7,6 +7,7 @@
 //! resumes after its last complete epoch and, on CPU, ends bit-identical.
 use super::sgd::Sgd;
 use super::source::BatchSource;
+use super::static_step::{StaticParts, StaticStep, StepMode};
 use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Stream, TrainError, BEST_MODEL, CHECKPOINT, LOG};
 use crate::config::{OptimSpec, SamplerSpec};
 use crate::losses::Criterion;
@@ -59,6 +60,11 @@ pub trait Stage {
     }
     /// The loss (with gradients to what the stage trains) and hits of one batch.
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome>;
+    /// The parts of the static step ([`StaticStep`]) for a stage whose step it can run;
+    /// `None` (the default) trains with the eager step only.
+    fn static_parts(&self) -> Option<StaticParts<'_>> {
+        None
+    }
     /// The logits to predict from, in evaluation mode.
     fn eval_logits(&self, x: &Tensor) -> Tensor;
     /// Every tensor the stage needs to continue or to be used later, by stable names.
@@ -145,6 +151,9 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
     rewrite_log(&env.dir.join(LOG), &state.records)?;
     let optim = stage.optim();
     let epochs = optim.epochs;
+    let mode = super::step_mode();
+    // The static step's tensors, made at the first full batch and kept for the stage.
+    let mut fixed: Option<StaticStep> = None;
     for epoch in state.epochs_done + 1..=epochs {
         let t0 = Instant::now();
         let epoch_seed = derive_seed(seed, n as u64, epoch as u64);
@@ -155,8 +164,10 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
         let order = crate::data::samplers::epoch_indices(stage.sampler(), split.labels, split.counts, Stream::Sampler.seed(epoch_seed));
         let lr = schedule::lr_at(&optim, epoch);
         let bs = optim.batch_size;
-        env.observer.epoch_started(n, epoch, epochs, order.len().div_ceil(bs));
+        let order_len = order.len();
+        env.observer.epoch_started(n, epoch, epochs, order_len.div_ceil(bs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+        let on_cpu = env.device == Device::Cpu;
         for (step, batch) in split.train.batches(order, bs, stage.augment(), Stream::HostAugment.seed(epoch_seed)).enumerate() {
             if env.stop.load(Ordering::SeqCst) {
                 env.observer.stopped();
@@ -164,6 +175,19 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
             }
             let (x, y) = batch?;
             let b = y.size()[0] as usize;
+            if mode == StepMode::Graph {
+                if let Some(parts) = stage.static_parts() {
+                    let fixed = fixed.get_or_insert_with(|| StaticStep::new(&x, env.device, mode));
+                    if fixed.fits(&x) {
+                        fixed.run(&parts, &x, &y, lr, opt, &mut ctx)?;
+                        // The sums live on the device: read them for the bar on CPU only (free there).
+                        let (s, l, h) = if on_cpu { fixed.peek_sums() } else { (0, f64::NAN, f64::NAN) };
+                        let done = (seen + s).max(1) as f64;
+                        env.observer.step_done(step, (loss_sum + l) / done, 100.0 * (correct + h) / done);
+                        continue;
+                    }
+                }
+            }
             let StepOutcome { loss, hits } = stage.step(&x, &y, &mut ctx)?;
             opt.zero_grad();
             loss.backward();
@@ -177,6 +201,19 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
             correct += hits;
             seen += b;
             env.observer.step_done(step, loss_sum / seen as f64, 100.0 * correct / seen as f64);
+        }
+        if let Some(fixed) = fixed.as_mut() {
+            // One host read per epoch. Only the epoch's last batch can have run eagerly (a
+            // partial one), so adding the device sums after it is the eager order's last addition.
+            let (s, l, h) = fixed.take_sums();
+            let mean = l / s.max(1) as f64;
+            if !l.is_finite() || mean > 1e4 {
+                env.observer.stopped();
+                return Err(TrainError::Diverged { value: mean, stage: n, epoch, step: order_len.div_ceil(bs) }.into());
+            }
+            loss_sum += l;
+            correct += h;
+            seen += s;
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         let eval = evaluate(&|x| stage.eval_logits(x), split.test, split.counts)?;

@@ -24,6 +24,7 @@ pub mod sgd;
 pub mod source;
 pub mod stage1;
 pub mod stage2;
+pub mod static_step;
 
 pub use epoch::Stage;
 pub use evaluate::{evaluate, evaluate_weights};
@@ -70,6 +71,30 @@ pub enum TrainError {
 /// Unlike Ctrl-C (`RunEnv::stop`, which stops after the current step and loses the partial
 /// epoch) it is process-wide: a worker process runs one training at a time.
 pub static WIND_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How this process's training steps run ([`static_step::StepMode`]): the static step unless
+/// `GCL_STEP=eager` or [`set_step_mode`] says otherwise. Both give the same bits on CPU.
+pub fn step_mode() -> static_step::StepMode {
+    match STEP_MODE.load(std::sync::atomic::Ordering::SeqCst) {
+        1 => static_step::StepMode::Eager,
+        2 => static_step::StepMode::Graph,
+        _ => match std::env::var("GCL_STEP").as_deref() {
+            Ok("eager") => static_step::StepMode::Eager,
+            _ => static_step::StepMode::Graph,
+        },
+    }
+}
+
+/// Choose the step of every later training in this process (`bench train --mode`).
+pub fn set_step_mode(mode: static_step::StepMode) {
+    let v = match mode {
+        static_step::StepMode::Eager => 1,
+        static_step::StepMode::Graph => 2,
+    };
+    STEP_MODE.store(v, std::sync::atomic::Ordering::SeqCst);
+}
+
+static STEP_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Ask every training in this process to stop at the end of its current epoch.
 pub fn wind_down() {

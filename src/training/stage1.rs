@@ -3,6 +3,7 @@
 //! its own method (`bbn`), built on the same pieces.
 use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
 use super::sgd::Sgd;
+use super::static_step::StaticParts;
 use super::{bbn::Bbn, checkpoint, export, source, RunEnv, EMBEDDINGS, FINAL_MODEL};
 use crate::config::{ModelSpec, OptimSpec, RunSpec, SamplerSpec, Stage1Spec};
 use crate::data::Data;
@@ -73,6 +74,17 @@ impl Stage for Stage1<'_> {
         let net = self.net;
         let mixup = self.spec.mixup.then_some(self.spec.mixup_alpha);
         Ok(supervised_step(&self.criterion, mixup, &|x| net.logits(&net.features(x, true)), x, y, ctx))
+    }
+
+    fn static_parts(&self) -> Option<StaticParts<'_>> {
+        let net = self.net;
+        Some(StaticParts {
+            forward: Box::new(move |x| net.logits(&net.features(x, true))),
+            criterion: &self.criterion,
+            mixup_alpha: self.spec.mixup.then_some(self.spec.mixup_alpha),
+            state: net.named_variables().into_iter().map(|(_, t)| t).collect(),
+            generation: self.criterion.version(),
+        })
     }
 
     fn eval_logits(&self, x: &Tensor) -> Tensor {
