@@ -8,6 +8,7 @@
 pub mod fidelity;
 pub mod images;
 pub mod step;
+pub mod train;
 pub mod tsne;
 
 pub use step::{find_python, step_report};

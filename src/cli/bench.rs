@@ -10,6 +10,13 @@ pub enum BenchCommand {
     Loader(BenchLoaderArgs),
     /// ms/step of the stage-1 training step (ResNet-32 + GCL, batch 64) beside PyTorch eager.
     Step(BenchStepArgs),
+    /// images/s of `run`'s training loop (released GCL stage 1 on CIFAR-10-LT: data,
+    /// augmentation, mixup, loss, backward, SGD, one evaluation) beside two PyTorch eager
+    /// references in alternating rounds: the released DataLoader pipeline and a tensor pipeline.
+    Train(BenchTrainArgs),
+    /// The eager and the static step (a CUDA graph on CUDA) trained from the same weights:
+    /// how far the weights end apart (exit status 1 beyond the tolerance).
+    Parity(BenchParityArgs),
     /// Train our engine and an independent PyTorch script (scripts/fidelity_torch.py) on the real
     /// CIFAR-10-LT γ=100 with the released schedule compressed to E epochs, K seeds each, and
     /// compare final top-1 of GCL stage 1, GCL + CBEN cRT and CE (mean ± std, Welch p).
@@ -88,6 +95,42 @@ pub struct BenchFidelityArgs {
 }
 
 #[derive(clap::Args)]
+pub struct BenchTrainArgs {
+    /// The step: `graph` (the static step; replayed as a CUDA graph on CUDA) or `eager`.
+    #[arg(long, value_enum, default_value = "graph")]
+    mode: gcl_repro::training::static_step::StepMode,
+    /// Timed training steps per side and round (after --warmup untimed ones).
+    #[arg(long, default_value_t = 120)]
+    steps: usize,
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Alternating rounds (ours, PyTorch released, PyTorch tensor); medians are compared.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Time our loop only.
+    #[arg(long)]
+    no_torch: bool,
+    /// Also write bench-train.md and bench-train.json into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Python with torch 2.11 (and torchvision for the released pipeline).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[arg(long, default_value = "scripts/bench_train_torch.py")]
+    script: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct BenchParityArgs {
+    /// Training steps of each path.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// On CUDA: the largest allowed |difference| as a fraction of the largest |weight| (CPU: 0).
+    #[arg(long, default_value_t = 1e-3)]
+    tolerance: f64,
+}
+
+#[derive(clap::Args)]
 pub struct BenchStepArgs {
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -151,6 +194,30 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
         BenchCommand::Tsne { points, dim, threads, python, script } => {
             let python = gcl_repro::bench::find_python(python);
             println!("{}", gcl_repro::bench::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?);
+            Ok(())
+        }
+        BenchCommand::Train(a) => {
+            let b = gcl_repro::bench::train::TrainBench {
+                device: device.resolve()?,
+                mode: a.mode,
+                steps: a.steps,
+                warmup: a.warmup,
+                rounds: a.rounds,
+                data_root: data_root.to_path_buf(),
+                python: gcl_repro::bench::find_python(a.python),
+                script: a.script,
+                no_torch: a.no_torch,
+                out: a.out,
+            };
+            print!("{}", gcl_repro::bench::train::run(&b)?);
+            Ok(())
+        }
+        BenchCommand::Parity(a) => {
+            let (report, pass) = gcl_repro::bench::train::parity(device.resolve()?, a.steps, a.tolerance)?;
+            print!("{report}");
+            if !pass {
+                anyhow::bail!("the eager and the static step disagree beyond the tolerance");
+            }
             Ok(())
         }
         BenchCommand::Step(a) => {

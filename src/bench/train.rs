@@ -1,0 +1,355 @@
+//! `gcl-repro bench train`: the training loop `run` executes (data source, augmentation,
+//! mixup, GCL loss, backward, SGD, schedule, one evaluation of the test split, the epoch's
+//! checkpoint), timed for a number of steps of the released stage-1 recipe on CIFAR-10-LT,
+//! beside two PyTorch eager references measured in the same call, in alternating rounds
+//! (`scripts/bench_train_torch.py`):
+//! - `released`: the released scripts' pipeline (torchvision `DataLoader`, PIL transforms);
+//! - `tensor`: the fastest eager PyTorch loop we could write for the recipe (augmentation on
+//!   tensors, channels-last; its docstring says what was tried).
+//!
+//! Each side times the same thing: `steps` training steps after `warmup` untimed ones, then one
+//! evaluation of the 10,000 test images. images/s = steps x batch / (train + evaluation time).
+//! Data reading and process start-up are outside the clocks.
+//!
+//! `bench parity` (below) trains the same steps with the eager and the static/graph step from
+//! the same weights and reports how far the weights end apart.
+use crate::config::{DatasetName, DatasetSpec, LossSpec, RunSpec};
+use crate::data::Data;
+use crate::losses::{Ce, Criterion};
+use crate::models::{trainable, Network};
+use crate::training::epoch::{self, Split};
+use crate::training::sgd::Sgd;
+use crate::training::source::{self, Batches, BatchSource};
+use crate::training::stage1::Stage1;
+use crate::training::static_step::StepMode;
+use crate::training::{self, RunEnv, Silent};
+use anyhow::{bail, Context as _, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+use tch::Device;
+
+/// What `bench train` runs.
+pub struct TrainBench {
+    pub device: Device,
+    pub mode: StepMode,
+    pub steps: usize,
+    pub warmup: usize,
+    pub rounds: usize,
+    pub data_root: PathBuf,
+    pub python: PathBuf,
+    pub script: PathBuf,
+    /// Skip the PyTorch references (ours only).
+    pub no_torch: bool,
+    /// Also write `bench-train.json` and `bench-train.md` here.
+    pub out: Option<PathBuf>,
+}
+
+/// One side's timing of one round.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Timing {
+    pub images_per_sec: f64,
+    pub train_images_per_sec: f64,
+    pub eval_seconds: f64,
+    /// Peak resident memory of the process (CPU) in MiB, where known.
+    pub peak_rss_mib: Option<f64>,
+    pub test_top1: f64,
+}
+
+/// Where the benchmark's images come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Images {
+    /// The official CIFAR-10 binaries under the data root: both sides read them.
+    Raw,
+    /// Only our prepared file (`data prepare`, as carried to a GPU host): the PyTorch side,
+    /// which cannot read it, times random images of the same sizes.
+    Prepared,
+    /// Neither: both sides time random images with CIFAR-10-LT's sizes.
+    Synthetic,
+}
+
+/// The released stage-1 recipe on CIFAR-10-LT γ = 100 and where its images come from.
+pub fn recipe(data_root: &Path) -> (RunSpec, Images) {
+    let mut spec = RunSpec::released_gcl().stage1_only();
+    spec.stage1.epochs = 1;
+    let images = if data_root.join("cifar-10-batches-bin").is_dir() {
+        Images::Raw
+    } else if crate::data::prepared_path(&spec.dataset, data_root).is_ok_and(|p| p.is_file()) {
+        Images::Prepared
+    } else {
+        Images::Synthetic
+    };
+    if images == Images::Synthetic {
+        // 10 classes, 5,000 images in the largest, γ = 100: the sizes of CIFAR-10-LT.
+        spec.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 10, max_per_class: 5000, imbalance: 100.0, test_per_class: 1000, ..DatasetSpec::default() };
+    }
+    (spec, images)
+}
+
+fn test_len(data: &Data) -> usize {
+    match data {
+        Data::Memory(d) => d.test.len(),
+        Data::Lists(d) => d.test.len(),
+    }
+}
+
+/// A source that yields exactly `batches` full batches, cycling through the order.
+struct Limited<'a> {
+    inner: &'a dyn BatchSource,
+    batches: usize,
+}
+
+impl BatchSource for Limited<'_> {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, seed: u64) -> Batches<'_> {
+        let order: Vec<usize> = order.iter().copied().cycle().take(self.batches * batch_size).collect();
+        self.inner.batches(order, batch_size, augment, seed)
+    }
+}
+
+/// Train `steps` steps of stage 1 (one epoch of `run`'s loop, evaluation and checkpoint
+/// included) on `net` from its current weights, in a fresh directory; returns the epoch's record.
+fn train_steps(spec: &RunSpec, net: &Network, opt: &mut Sgd, data: &Data, device: Device, steps: usize, seed: u64) -> Result<crate::metrics::EpochRecord> {
+    let dir = tempfile::tempdir()?;
+    let stop = AtomicBool::new(false);
+    let env = RunEnv { device, dir: dir.path().to_path_buf(), stop: &stop, observer: &Silent };
+    let (train, test) = source::sources(data, device);
+    let limited = Limited { inner: train.as_ref(), batches: steps };
+    let labels = data.train_labels();
+    let split = Split { labels: &labels, counts: data.class_counts(), train: &limited, test: test.as_ref() };
+    let criterion = Criterion::new(&spec.stage1.loss, data.class_counts(), spec.model.head, device);
+    let mut stage = Stage1 { spec: &spec.stage1, net, criterion, drw: None };
+    let state = epoch::train(&env, &mut stage, opt, &split, seed)?;
+    state.records.into_iter().next().context("the timed epoch left no record")
+}
+
+/// A network and its optimiser as `run_stage1` builds them, from seed 0.
+fn build(spec: &RunSpec, data: &Data, device: Device) -> (Network, Sgd) {
+    tch::manual_seed(0);
+    let net = Network::new(&spec.model, data.num_classes() as i64, device);
+    let mut params = trainable(&net.backbone_vars);
+    params.extend(trainable(&net.head_vars));
+    let opt = Sgd::new(params, spec.stage1.momentum, spec.stage1.weight_decay);
+    (net, opt)
+}
+
+/// Our side of one round.
+pub fn time_ours(spec: &RunSpec, data: &Data, device: Device, steps: usize, warmup: usize) -> Result<Timing> {
+    let (net, mut opt) = build(spec, data, device);
+    if warmup > 0 {
+        train_steps(spec, &net, &mut opt, data, device, warmup, 1)?;
+    }
+    sync(device);
+    let t0 = Instant::now();
+    let record = train_steps(spec, &net, &mut opt, data, device, steps, 2)?;
+    sync(device);
+    let total = t0.elapsed().as_secs_f64();
+    let images = (steps * spec.stage1.batch_size) as f64;
+    let train_seconds = images / record.images_per_sec;
+    Ok(Timing {
+        images_per_sec: images / total,
+        train_images_per_sec: record.images_per_sec,
+        eval_seconds: (total - train_seconds).max(0.0),
+        peak_rss_mib: peak_rss_mib(),
+        test_top1: record.test_top1,
+    })
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// This process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The PyTorch side of one round: `pipeline` is `released` or `tensor`.
+pub fn time_torch(b: &TrainBench, pipeline: &str, images: Images) -> Result<Timing> {
+    let mut cmd = std::process::Command::new(&b.python);
+    cmd.arg(&b.script)
+        .args(["--pipeline", pipeline, "--steps", &b.steps.to_string(), "--warmup", &b.warmup.to_string(), "--batch", "64"])
+        .args(["--threads", &tch::get_num_threads().to_string(), "--device", &crate::device::device_label(b.device)]);
+    if images == Images::Raw {
+        cmd.arg("--data-root").arg(&b.data_root);
+    } else {
+        cmd.arg("--synthetic");
+    }
+    let out = cmd.output().with_context(|| format!("running {} {}", b.python.display(), b.script.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("{}", err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message"));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).context("the PyTorch reference printed no JSON line")?;
+    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))?;
+    let num = |k: &str| v[k].as_f64().with_context(|| format!("`{k}` missing from the PyTorch reference's output"));
+    Ok(Timing {
+        images_per_sec: num("images_per_sec")?,
+        train_images_per_sec: num("train_images_per_sec")?,
+        eval_seconds: num("eval_seconds")?,
+        peak_rss_mib: v["peak_rss_mib"].as_f64(),
+        test_top1: num("test_top1")?,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Run the benchmark; returns its Markdown report (also written under `out`).
+pub fn run(b: &TrainBench) -> Result<String> {
+    training::set_step_mode(b.mode);
+    let (spec, images) = recipe(&b.data_root);
+    let data: Data = crate::data::load(&spec.dataset, &b.data_root)?.into();
+    let machine = crate::pipeline::runner::device_name(b.device);
+    let mut md = String::new();
+    writeln!(
+        md,
+        "# bench train\n\nGCL stage 1 as released (ResNet-32, cosine head, GCL s = 30, c = 0.5, log cloud, mixup α = 1, SGD lr 0.1 \
+         momentum 0.9 wd 2e-4, batch 64) on {}: {} timed steps after {} warm-up ones, then one evaluation of the {} test images; \
+         {} alternating round(s).\n\nmachine: {} ({machine}), {} threads, {} kernels, libtorch {}; our step: {}\n",
+        match images {
+            Images::Raw => "CIFAR-10-LT γ = 100 (real CIFAR-10, both sides)",
+            Images::Prepared => "CIFAR-10-LT γ = 100 (our prepared file; the PyTorch side times random images of the same sizes)",
+            Images::Synthetic => "random images with CIFAR-10-LT's sizes (no CIFAR-10 under the data root)",
+        },
+        b.steps,
+        b.warmup,
+        test_len(&data),
+        b.rounds,
+        crate::device::device_label(b.device),
+        tch::get_num_threads(),
+        crate::numerics::effective_capability(),
+        crate::device::libtorch_version(),
+        match (b.mode, b.device.is_cuda()) {
+            (StepMode::Eager, _) => "eager",
+            (StepMode::Graph, true) => "static, replayed as a CUDA graph",
+            (StepMode::Graph, false) => "static (no capture on CPU; same bits as eager)",
+        },
+    )?;
+    md.push_str("| round | side | images/s | training images/s | evaluation s | peak RSS MiB | top-1 after |\n|---|---|---|---|---|---|---|\n");
+    let sides = if b.no_torch { vec!["gcl-repro"] } else { vec!["gcl-repro", "PyTorch released pipeline", "PyTorch tensor pipeline"] };
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
+    let mut failures: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    for round in 1..=b.rounds.max(1) {
+        for (i, side) in sides.iter().enumerate() {
+            let timing = match i {
+                0 => time_ours(&spec, &data, b.device, b.steps, b.warmup),
+                1 => time_torch(b, "released", images),
+                _ => time_torch(b, "tensor", images),
+            };
+            match timing {
+                Ok(t) => {
+                    writeln!(
+                        md,
+                        "| {round} | {side} | {:.0} | {:.0} | {:.1} | {} | {:.2} |",
+                        t.images_per_sec,
+                        t.train_images_per_sec,
+                        t.eval_seconds,
+                        t.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+                        t.test_top1
+                    )?;
+                    rates[i].push(t.images_per_sec);
+                    rows.push(serde_json::json!({"round": round, "side": side, "timing": t}));
+                }
+                Err(e) => {
+                    writeln!(md, "| {round} | {side} | failed | | | | |")?;
+                    failures.push(format!("{side}, round {round}: {e:#}"));
+                }
+            }
+        }
+    }
+    md.push('\n');
+    let ours = (!rates[0].is_empty()).then(|| median(rates[0].clone()));
+    let mut ratios = serde_json::Map::new();
+    for (i, name) in [(1, "released pipeline"), (2, "tensor pipeline")] {
+        if i >= sides.len() {
+            continue;
+        }
+        match (ours, rates[i].is_empty()) {
+            (Some(o), false) => {
+                let r = o / median(rates[i].clone());
+                writeln!(md, "ratio ours/PyTorch ({name}) {r:.2}")?;
+                ratios.insert(name.into(), r.into());
+            }
+            _ => writeln!(md, "ratio ours/PyTorch ({name}) n/a")?,
+        }
+    }
+    if let Some(o) = ours {
+        writeln!(md, "median images/s: gcl-repro {o:.0}")?;
+    }
+    for f in &failures {
+        writeln!(md, "\nfailed: {f}")?;
+    }
+    if let Some(dir) = &b.out {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("bench-train.md"), &md)?;
+        let json = serde_json::json!({
+            "device": crate::device::device_label(b.device), "machine": machine, "mode": b.mode, "steps": b.steps,
+            "warmup": b.warmup, "rounds": b.rounds, "images": format!("{images:?}"), "rows": rows, "ratios": ratios, "failures": failures,
+        });
+        std::fs::write(dir.join("bench-train.json"), serde_json::to_string_pretty(&json)?)?;
+    }
+    if ours.is_none() {
+        bail!("our side failed: {}\n{md}", failures.join("; "));
+    }
+    Ok(md)
+}
+
+/// `bench parity`: the same `steps` steps from the same weights with the eager and the static
+/// step (a CUDA graph on CUDA). The recipe is ResNet-32 + mixup with cross-entropy, so that no
+/// random draw happens inside the step and any difference is floating-point: zero on CPU (the
+/// paths are bit-identical there), and on CUDA within `tolerance` of the weights' largest
+/// magnitude. Returns the report and whether it passed.
+pub fn parity(device: Device, steps: usize, tolerance: f64) -> Result<(String, bool)> {
+    let mut spec = RunSpec::released_gcl().stage1_only();
+    spec.stage1.loss = LossSpec::Ce(Ce::default());
+    spec.stage1.epochs = 1;
+    spec.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 10, max_per_class: 200, imbalance: 10.0, test_per_class: 20, ..DatasetSpec::default() };
+    let data: Data = crate::data::load(&spec.dataset, Path::new("/nonexistent"))?.into();
+    let mut finals = Vec::new();
+    for mode in [StepMode::Eager, StepMode::Graph] {
+        training::set_step_mode(mode);
+        let (net, mut opt) = build(&spec, &data, device);
+        train_steps(&spec, &net, &mut opt, &data, device, steps, 3)?;
+        finals.push(net.named_variables());
+    }
+    let (mut worst, mut worst_name, mut scale) = (0.0f64, String::new(), 0.0f64);
+    for ((name, a), (_, b)) in finals[0].iter().zip(&finals[1]) {
+        let d = (a - b).abs().max().double_value(&[]);
+        scale = scale.max(a.abs().max().double_value(&[]));
+        if d > worst || worst_name.is_empty() {
+            (worst, worst_name) = (d, name.clone());
+        }
+    }
+    let limit = if device == Device::Cpu { 0.0 } else { tolerance * scale };
+    let pass = worst <= limit;
+    let report = format!(
+        "parity of the eager and the {} step on {} ({}): ResNet-32, CE + mixup, batch 64, {steps} steps from the same weights\n\
+         largest |difference| of any weight or BatchNorm statistic: {worst:.3e} (at {worst_name}); largest |weight| {scale:.3e}\n\
+         tolerance: {} -> {}\n",
+        if device.is_cuda() { "CUDA-graph" } else { "static" },
+        crate::device::device_label(device),
+        crate::pipeline::runner::device_name(device),
+        if device == Device::Cpu { "0 (bit-identical on CPU)".to_string() } else { format!("{tolerance:e} x largest |weight| = {limit:.3e}") },
+        if pass { "PASS" } else { "FAIL" },
+    );
+    Ok((report, pass))
+}
