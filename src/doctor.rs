@@ -20,9 +20,23 @@ pub fn report(data_roots: &[PathBuf]) -> (String, bool) {
     writeln!(s, "libtorch_cuda: {}", if cuda_lib { "loaded" } else { "not found (CPU-only libtorch or CUDA libraries missing)" }).unwrap();
     writeln!(s, "CUDA:      {}", if cuda { "available" } else { "not available" }).unwrap();
     writeln!(s, "cuDNN:     {}", if tch::Cuda::cudnn_is_available() { "available" } else { "not available" }).unwrap();
+    let graph = crate::training::cuda_graph::BUILD_NOTE;
+    if !crate::training::cuda_graph::built() {
+        writeln!(s, "CUDA graphs: not in this build ({graph})").unwrap();
+    } else if cuda_lib {
+        match crate::training::cuda_graph::device_count() {
+            Ok(n) => writeln!(s, "CUDA graphs: shim loaded, {n} device(s)").unwrap(),
+            Err(e) => writeln!(s, "CUDA graphs: shim built but not loadable here ({e:#})").unwrap(),
+        }
+    } else {
+        writeln!(s, "CUDA graphs: shim built (loaded only where libtorch_cuda is)").unwrap();
+    }
     if cuda {
         for i in 0..tch::Cuda::device_count() {
-            writeln!(s, "  gpu {i}: {}", gpu_name(i as usize)).unwrap();
+            let mem = crate::training::cuda_graph::memory_info(i as usize)
+                .map(|(free, total)| format!(", {:.1} of {:.1} GiB free", free as f64 / 1073741824.0, total as f64 / 1073741824.0))
+                .unwrap_or_default();
+            writeln!(s, "  gpu {i}: {}{mem}", gpu_name(i as usize)).unwrap();
         }
     }
     for root in data_roots {
