@@ -52,9 +52,15 @@ impl DeviceChoice {
         let count = if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
-            DeviceChoice::Auto if count > 0 => Ok(Device::Cuda(0)),
+            DeviceChoice::Auto if count > 0 => {
+                apply_memory_share(0)?;
+                Ok(Device::Cuda(0))
+            }
             DeviceChoice::Auto => Ok(Device::Cpu),
-            DeviceChoice::Cuda(n) if n < count => Ok(Device::Cuda(n)),
+            DeviceChoice::Cuda(n) if n < count => {
+                apply_memory_share(n)?;
+                Ok(Device::Cuda(n))
+            }
             DeviceChoice::Cuda(n) if count == 0 => bail!(
                 "device cuda:{n} was requested but CUDA is not available on this host \
                  (libtorch_cuda {}); use --device cpu or --device auto",
@@ -65,6 +71,28 @@ impl DeviceChoice {
             }
         }
     }
+}
+
+/// The environment variable through which `run --jobs N` gives each worker process on a GPU
+/// its share of the GPU's memory (a fraction in (0, 1]).
+pub const MEMORY_SHARE_ENV: &str = "GCL_CUDA_MEMORY_SHARE";
+
+/// The share of one GPU's memory each of `workers` processes gets: an equal part of 90 % (the
+/// rest is the CUDA contexts' own memory and headroom).
+pub fn memory_share(workers: usize) -> f64 {
+    0.9 / workers.max(1) as f64
+}
+
+/// Cap this process's CUDA caching allocator at [`MEMORY_SHARE_ENV`]'s fraction of the GPU's
+/// memory, if set: several runs sharing one GPU then each fail alone with an out-of-memory error
+/// instead of one starving the others. Needs the CUDA-graph shim (it wraps libtorch's
+/// `setMemoryFraction`).
+fn apply_memory_share(device: usize) -> Result<()> {
+    let Ok(text) = std::env::var(MEMORY_SHARE_ENV) else { return Ok(()) };
+    let share: f64 = text.parse().ok().filter(|f| *f > 0.0 && *f <= 1.0).ok_or_else(|| {
+        anyhow::anyhow!("{MEMORY_SHARE_ENV}={text} is not a fraction in (0, 1]; unset it or give e.g. 0.45")
+    })?;
+    crate::training::cuda_graph::set_memory_fraction(device, share)
 }
 
 /// CPU model name from /proc/cpuinfo and the cores this process may use, e.g.
