@@ -145,7 +145,7 @@ impl Reference {
     }
 
     fn f64s(&self, key: &str) -> Vec<f64> {
-        Vec::try_from(self.get(key).to_kind(Kind::Double).view([-1])).unwrap()
+        Vec::try_from(self.get(key).to_kind(Kind::Double).reshape([-1])).unwrap()
     }
 
     fn i64s(&self, key: &str) -> Vec<i64> {
@@ -183,8 +183,8 @@ impl Findings {
     }
 
     fn tensor(&mut self, kind: &str, what: &str, got: &Tensor, want: &Tensor) {
-        let got = got.detach().to_kind(Kind::Double).view([-1]);
-        let want = want.to_kind(Kind::Double).view([-1]);
+        let got = got.detach().to_kind(Kind::Double).reshape([-1]);
+        let want = want.to_kind(Kind::Double).reshape([-1]);
         if got.size() != want.size() {
             self.failures.push(format!("{what}: shape {:?}, PyTorch {:?}", got.size(), want.size()));
             return;
