@@ -138,13 +138,31 @@ pub struct RunArgs {
     /// Train again even if cached (replaces the cached result).
     #[arg(long)]
     pub force: bool,
+    /// Wind down MINUTES after the start (fractions allowed): no run starts after it, and the runs
+    /// in progress stop at the end of their current epoch, checkpointed (they resume on the next
+    /// `run`). That epoch finishes after the deadline: leave one epoch's time to spare. Exits 0
+    /// with a line counting the runs finished, wound down and never started.
+    #[arg(long, value_name = "MINUTES")]
+    pub deadline: Option<f64>,
+    /// A worker's deadline, from its parent: seconds since 1970 (a worker whose run was wound
+    /// down or not started exits with status 75).
+    #[arg(long = "deadline-at", hide = true, conflicts_with = "deadline")]
+    pub deadline_at: Option<f64>,
 }
 
 pub fn run(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
-    run_inner(args, device, cache_dir, data_root)
+    let deadline = match (args.deadline, args.deadline_at) {
+        (Some(minutes), _) => Some(runner::Deadline::in_minutes(minutes)?),
+        (None, Some(at)) => Some(runner::Deadline::from_unix_seconds(at)?),
+        (None, None) => None,
+    };
+    let worker = args.deadline_at.is_some();
+    run_inner(args, device, cache_dir, data_root, deadline, worker)
 }
 
-fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
+/// `worker`: a process started by another runner for one run (`--deadline-at`), which tells its
+/// parent by its exit status that the deadline stopped that run.
+fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf, deadline: Option<runner::Deadline>, worker: bool) -> Result<()> {
     let graph = RunGraph::build(&args.manifests, args.scale.into(), &data_root)?;
     let jobs = graph.select(&args.only)?;
     // Runs whose data is not here are reported as skipped, so the others still run.
@@ -154,7 +172,7 @@ fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
     let devices = devices.into_iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
     let mut child_args: Vec<String> = args.manifests.iter().map(|p| p.display().to_string()).collect();
     child_args.extend(["--scale".to_string(), if matches!(args.scale, ScaleArg::Smoke) { "smoke" } else { "full" }.to_string()]);
-    let opts = runner::Options { cache_dir, data_root, devices, jobs_per_device: args.jobs, force: args.force, child_args };
+    let opts = runner::Options { cache_dir, data_root, devices, jobs_per_device: args.jobs, force: args.force, child_args, deadline };
     let stop = runner::install_stop_handler();
     let t = std::time::Instant::now();
     let mut summary = runner::execute(&jobs, &opts, &stop)?;
@@ -168,6 +186,9 @@ fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
         let done = summary.trained.len() + summary.cached.len();
         let rest = if done > 0 { format!("; the other {done} are cached") } else { String::new() };
         bail!("{} run(s) failed, {} skipped (see above){rest}", summary.failed.len(), summary.skipped.len());
+    }
+    if worker && !(summary.wound_down.is_empty() && summary.not_started.is_empty()) {
+        std::process::exit(runner::WOUND_DOWN_EXIT);
     }
     Ok(())
 }
@@ -294,6 +315,13 @@ pub struct ReproduceArgs {
     /// Report directory (default: results/, or results/smoke/ at smoke scale).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Wind down MINUTES after the start (fractions allowed): no run starts after it, and the runs
+    /// in progress stop at the end of their current epoch, checkpointed (they resume on the next
+    /// `run`). That epoch finishes after the deadline: leave one epoch's time to spare. The report
+    /// is written of what finished; exits 0 with a line counting the runs finished, wound down
+    /// and never started.
+    #[arg(long, value_name = "MINUTES")]
+    pub deadline: Option<f64>,
 }
 
 /// `1,3-5` -> [1, 3, 4, 5]; only the paper's tables 1..=5.
@@ -321,6 +349,7 @@ pub fn parse_tables(spec: &str) -> Result<Vec<u32>> {
 
 /// Run the chosen tables' manifests (what is missing), then write the report.
 pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
+    let deadline = args.deadline.map(runner::Deadline::in_minutes).transpose()?;
     let mut manifests: Vec<PathBuf> = parse_tables(&args.tables)?.iter().map(|n| PathBuf::from(format!("experiments/table{n}.toml"))).collect();
     if !args.no_figures {
         manifests.push(PathBuf::from("experiments/figures.toml"));
@@ -331,9 +360,11 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
         }
     }
     let scale: Scale = args.scale.into();
-    let run_args = RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false };
-    // Keep going to the report even when some runs fail or lack data: the report says which.
-    let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone());
+    let run_args =
+        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None, deadline_at: None };
+    // Keep going to the report even when some runs fail or lack data (or the deadline stopped
+    // them): the report says which.
+    let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone(), deadline, false);
     let out = args.out.unwrap_or_else(|| match scale {
         Scale::Full => PathBuf::from("results"),
         Scale::Smoke => PathBuf::from("results/smoke"),

@@ -4,6 +4,13 @@
 //!
 //! `--jobs N` runs N runs at once per device as separate processes (`gcl-repro run --only KEY`
 //! children); with one job everything runs in this process.
+//!
+//! A [`Deadline`] (`--deadline MINUTES`) changes nothing before it comes. When it comes, this
+//! process and every worker (each gets the same absolute time and arms its own) call
+//! [`training::wind_down`]: a run in progress stops after the epoch it is in, checkpointed, and
+//! stays in the cache's partial directory (it resumes on the next `run`, like after Ctrl-C); no
+//! new run starts. The epoch in progress finishes *after* the deadline, so a caller with a hard
+//! limit passes a deadline that leaves one epoch (plus start-up and the report) to spare.
 use super::graph::{RunNode, Stage};
 use crate::cache::{Cache, RunState};
 use crate::data::Data;
@@ -16,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tch::Device;
 
 pub struct Options {
@@ -27,6 +34,67 @@ pub struct Options {
     pub force: bool,
     /// Re-invocation of this binary for child processes (`--jobs` > 1): the manifest arguments.
     pub child_args: Vec<String>,
+    /// When to wind down (passed on to the workers as an absolute time).
+    pub deadline: Option<Deadline>,
+}
+
+/// The hidden `run` flag that hands a worker its parent's deadline, as seconds since the Unix
+/// epoch.
+pub const DEADLINE_AT_FLAG: &str = "--deadline-at";
+
+/// Exit status of a worker whose run was wound down or not started by the deadline (its parent
+/// reads the cache to tell which).
+pub const WOUND_DOWN_EXIT: i32 = 75;
+
+/// An absolute time at which every training winds down ([`training::wind_down`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Deadline {
+    at: SystemTime,
+}
+
+impl Deadline {
+    /// `minutes` from now (`--deadline`); 0 is a deadline that has already come.
+    pub fn in_minutes(minutes: f64) -> Result<Self> {
+        anyhow::ensure!(minutes.is_finite() && minutes >= 0.0, "--deadline: {minutes} is not a number of minutes (0 or more)");
+        Ok(Deadline { at: SystemTime::now() + Duration::from_secs_f64(minutes * 60.0) })
+    }
+
+    /// The deadline a parent passed (`--deadline-at`, seconds since the Unix epoch).
+    pub fn from_unix_seconds(secs: f64) -> Result<Self> {
+        anyhow::ensure!(secs.is_finite() && secs >= 0.0, "{DEADLINE_AT_FLAG}: {secs} is not a time (seconds since 1970)");
+        Ok(Deadline { at: UNIX_EPOCH + Duration::from_secs_f64(secs) })
+    }
+
+    pub fn unix_seconds(&self) -> f64 {
+        self.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    }
+
+    /// Time left (zero once it has come).
+    pub fn left(&self) -> Duration {
+        self.at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    }
+
+    /// Wind down at the deadline: at once if it has come, else from a timer thread.
+    pub fn arm(self) {
+        let announce = || tracing::warn!("deadline reached: the runs in progress stop after their current epoch (checkpointed), no new run starts");
+        if self.left().is_zero() {
+            training::wind_down();
+            announce();
+            return;
+        }
+        std::thread::spawn(move || {
+            // Short sleeps against the wall clock, so a long sleep never overshoots it.
+            loop {
+                let left = self.left();
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(500)));
+            }
+            training::wind_down();
+            announce();
+        });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +104,12 @@ pub struct Summary {
     pub failed: Vec<(String, String)>,
     pub skipped: Vec<(String, String)>,
     pub interrupted: bool,
+    /// Stopped by the deadline after an epoch; they resume from their partial directory.
+    pub wound_down: Vec<String>,
+    /// Not started because the deadline had come.
+    pub not_started: Vec<String>,
+    /// The deadline came while this call ran.
+    pub deadline_reached: bool,
 }
 
 impl Summary {
@@ -54,8 +128,24 @@ impl Summary {
         for (label, why) in &self.skipped {
             eprintln!("  skipped {label}: {why}");
         }
+        if self.deadline_reached {
+            let finished = self.trained.len() + self.cached.len();
+            let all = finished + self.failed.len() + self.skipped.len() + self.wound_down.len() + self.not_started.len();
+            eprintln!(
+                "deadline reached: {finished} of {all} runs finished ({} trained now, {} cached), {} wound down (partial: they resume on the next `run`), {} never started",
+                self.trained.len(),
+                self.cached.len(),
+                self.wound_down.len(),
+                self.not_started.len()
+            );
+            for label in &self.wound_down {
+                eprintln!("  wound down {label}");
+            }
+        }
     }
 
+    /// No failure, nothing skipped, not interrupted. Runs the deadline wound down or kept from
+    /// starting are no failure: they resume (or start) on the next `run`.
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
     }
@@ -84,7 +174,22 @@ pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>) -> Res
     let status = |s: &Summary, running: usize| {
         format!("done {} · running {} · cached {} · failed {}", s.trained.len(), running, s.cached.len(), s.failed.len())
     };
+    if let Some(d) = opts.deadline {
+        d.arm();
+    }
     while !pending.is_empty() || !running.is_empty() {
+        if training::winding_down() {
+            // The deadline has come: start nothing more; the workers running wind down themselves.
+            summary.deadline_reached = true;
+            for job in pending.drain(..) {
+                if cache.state(&job.key) == RunState::Cached {
+                    summary.cached.push(job.label());
+                } else {
+                    summary.not_started.push(job.label());
+                }
+                overall.inc(1);
+            }
+        }
         if stop.load(Ordering::SeqCst) {
             summary.interrupted = true;
             for (mut child, _, _) in running.drain(..) {
@@ -100,6 +205,13 @@ pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>) -> Res
                 let (_, job, _) = running.remove(i);
                 if st.success() && cache.state(&job.key) == RunState::Cached {
                     summary.trained.push(job.label());
+                } else if st.code() == Some(WOUND_DOWN_EXIT) {
+                    failed_keys.insert(job.key.clone());
+                    if cache.state(&job.key) == RunState::Partial {
+                        summary.wound_down.push(job.label());
+                    } else {
+                        summary.not_started.push(job.label());
+                    }
                 } else {
                     failed_keys.insert(job.key.clone());
                     summary.failed.push((job.label(), format!("worker exited with {st}; see its log in {}", cache.partial_dir(&job.key).display())));
@@ -114,6 +226,9 @@ pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>) -> Res
         let mut progressed = false;
         let mut next = 0;
         while next < pending.len() {
+            if training::winding_down() {
+                break; // the top of the loop counts what is left as not started
+            }
             if slots == 1 && !running.is_empty() {
                 break; // one run at a time: wait for the child (a run at another CPU level)
             }
@@ -194,6 +309,11 @@ pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>) -> Res
                     overall.abandon();
                     return Ok(summary);
                 }
+                Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => {
+                    // Like Ctrl-C, the partial run stays and resumes; the loop starts nothing more.
+                    failed_keys.insert(job.key.clone());
+                    summary.wound_down.push(job.label());
+                }
                 Err(e) => {
                     failed_keys.insert(job.key.clone());
                     tracing::error!("{} ({}) failed: {e:#}", job.label(), job.short());
@@ -208,6 +328,7 @@ pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>) -> Res
         }
     }
     overall.finish_and_clear();
+    summary.deadline_reached |= training::winding_down();
     Ok(summary)
 }
 
@@ -221,6 +342,7 @@ fn spawn_child(opts: &Options, job: &RunNode, device: Device) -> Result<std::pro
         .arg(&opts.cache_dir)
         .arg("--data-root")
         .arg(&opts.data_root)
+        .args(opts.deadline.map(|d| [DEADLINE_AT_FLAG.to_string(), format!("{:.3}", d.unix_seconds())]).into_iter().flatten())
         .arg("--quiet")
         .env(crate::numerics::CHILD_ENV, "1")
         .stdin(std::process::Stdio::null());

@@ -101,6 +101,11 @@ pub fn wind_down() {
     WIND_DOWN.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Whether [`wind_down`] was called in this process.
+pub fn winding_down() -> bool {
+    WIND_DOWN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// splitmix64: decorrelated seeds for each (run seed, stage, epoch).
 pub fn derive_seed(seed: u64, stage: u64, epoch: u64) -> u64 {
     let mut z = seed ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03);
