@@ -23,6 +23,8 @@ demo: build
 ## ignored), each group whose input is here runs with `-- --ignored NAME`, and a line per group says
 ## whether it ran or why not. A one-node Slurm is started for the Slurm group when this machine can
 ## (root + Debian's slurm-wlm/munge, installed here if missing); once it is up, that group runs.
+## Then `scripts/gpu-check.sh --dry-run` rehearses the GPU job's command on the CPU (a few minutes;
+## its logs are kept in a temp dir when it fails).
 ## Any failing run makes the exit status non-zero; the Slurm started here is stopped on every path.
 ## (Sub-makes go through SUBMAKE, not a literal $(MAKE), so that `make -n test` only prints.)
 SUBMAKE = $(MAKE) --no-print-directory
@@ -31,6 +33,10 @@ test: build
 	status=0; summary=(); \
 	if cargo test --release --no-fail-fast; then summary+=("plain run (the ignored groups below aside): passed"); \
 	else status=1; summary+=("plain run (the ignored groups below aside): FAILED"); fi; \
+	gpudry=$$(mktemp -d); \
+	echo "scripts/gpu-check.sh --dry-run $$gpudry: the GPU job's command, rehearsed on the CPU"; \
+	if scripts/gpu-check.sh --dry-run "$$gpudry"; then rm -rf "$$gpudry"; summary+=("gpu-check --dry-run (the GPU job rehearsed on the CPU): passed"); \
+	else status=1; summary+=("gpu-check --dry-run (the GPU job rehearsed on the CPU): FAILED, see $$gpudry/summary.txt and its logs"); fi; \
 	ignored=$$(cargo test --release -q --tests -- --list --ignored 2>/dev/null | grep ': test$$'); \
 	tests() { if [ "$$1" = 1 ]; then echo "1 test"; else echo "$$1 tests"; fi; }; \
 	group() { \
