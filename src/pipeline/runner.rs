@@ -346,6 +346,10 @@ fn spawn_child(opts: &Options, job: &RunNode, device: Device) -> Result<std::pro
         .arg("--quiet")
         .env(crate::numerics::CHILD_ENV, "1")
         .stdin(std::process::Stdio::null());
+    if device.is_cuda() && opts.jobs_per_device > 1 && std::env::var_os(crate::device::MEMORY_SHARE_ENV).is_none() {
+        // Each worker on a shared GPU gets an equal part of its memory (device::memory_share).
+        cmd.env(crate::device::MEMORY_SHARE_ENV, crate::device::memory_share(opts.jobs_per_device).to_string());
+    }
     cmd.spawn().context("starting a worker process")
 }
 
