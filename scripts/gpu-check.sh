@@ -67,7 +67,10 @@ if [ $dry = 1 ]; then
     bench_steps=${GPU_CHECK_BENCH_STEPS:-5}
     bench_rounds=${GPU_CHECK_BENCH_ROUNDS:-1}
     parity_steps=${GPU_CHECK_PARITY_STEPS:-3}
-    box_doctor=30 box_bench=60 box_parity=60 box_export=30 box_report=30
+    box_doctor=30 box_bench=90 box_parity=60 box_export=30 box_report=30
+    # The project's venv (make setup) has torch and torchvision for the PyTorch references.
+    python=${GCL_PYTHON:-$root/.venv/bin/python}
+    [ -x "$python" ] || python=python3
     margin=25                           # after the deadline: an epoch of a stand-in run, the report
     deadline_cap=75                     # so that the deadline comes while runs are in progress
     mkdir -p "$data_root"
@@ -214,8 +217,14 @@ export root GPU_CHECK_EXPORT_WEIGHTS="${GPU_CHECK_EXPORT_WEIGHTS-}"
 
 echo "gpu-check: $mode into $out (budget $budget s)"
 step doctor "$box_doctor" bash -c doctor_step
-step bench-eager "$box_bench" "$bin" --device "$device" bench train --mode eager --steps "$bench_steps" --rounds "$bench_rounds" --out "$out/bench-eager"
-step bench-graph "$box_bench" "$bin" --device "$device" bench train --mode graph --steps "$bench_steps" --rounds "$bench_rounds" --out "$out/bench-graph"
+# The PyTorch references run beside both modes on the GPU; the dry run times them once (eager
+# and graph are the same bits on CPU, and each reference evaluates 10,000 images).
+eager_torch=()
+[ "$dry" = 1 ] && eager_torch=(--no-torch)
+step bench-eager "$box_bench" "$bin" --device "$device" --data-root "$data_root" bench train --mode eager \
+    --steps "$bench_steps" --rounds "$bench_rounds" --python "$python" "${eager_torch[@]}" --out "$out/bench-eager"
+step bench-graph "$box_bench" "$bin" --device "$device" --data-root "$data_root" bench train --mode graph \
+    --steps "$bench_steps" --rounds "$bench_rounds" --python "$python" --out "$out/bench-graph"
 step parity "$box_parity" "$bin" --device "$device" bench parity --steps "$parity_steps"
 
 # The reproduce step gets what the budget has left but the export and the report; its deadline
