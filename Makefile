@@ -2,7 +2,7 @@
 # Set-up is idempotent: the virtualenv is made once (stamp file), then every call is a no-op.
 SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
-STAMP := $(VENV)/.gcl-setup-torch-2.11.0-crt
+STAMP := $(VENV)/.gcl-setup-torch-2.11.0-crt-tv0.26
 BIN := target/release/gcl-repro
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
@@ -83,7 +83,8 @@ $(STAMP):
 	python3 -m venv $(VENV)
 	# nvidia-cuda-crt: the CUDA headers (crt/host_config.h) that torch's wheel leaves out and the
 	# CUDA-graph shim (src/shim/cuda_graph.cpp) needs to compile; 134 KB, headers only.
-	$(VENV)/bin/pip install --disable-pip-version-check -q torch==2.11.0 numpy nvidia-cuda-crt==13.0.88
+	# torchvision + pillow: the released scripts' data pipeline, timed by `bench train`.
+	$(VENV)/bin/pip install --disable-pip-version-check -q torch==2.11.0 numpy nvidia-cuda-crt==13.0.88 torchvision==0.26.0 pillow
 	touch $(STAMP)
 
 doctor: build

@@ -92,6 +92,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import sys
 import time
 
@@ -473,7 +474,9 @@ def main():
            "images_per_sec": args.steps * args.batch / (train_s + eval_s),
            "train_images_per_sec": args.steps * args.batch / train_s,
            "eval_images_per_sec": n_test / eval_s, "test_top1": top1, "device": str(device),
-           "threads": torch.get_num_threads(), "torch": torch.__version__}
+           "threads": torch.get_num_threads(), "torch": torch.__version__,
+           # peak resident memory of this process (Linux reports ru_maxrss in KiB)
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     res.update(run["extra"])
     print(json.dumps(res), flush=True)
 
