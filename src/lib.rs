@@ -32,6 +32,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod models;
 pub mod numerics;
+pub mod memory;
 pub mod pipeline;
 pub mod portable;
 pub mod report;

@@ -85,6 +85,9 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 fn main() {
+    if std::env::var_os("GCL_NO_MALLOPT").is_none() {
+        gcl_repro::memory::keep_freed_memory();
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     if let Err(err) = run(cli) {

@@ -76,9 +76,12 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
-        (out + self.shortcut(x)).relu()
+        // ReLU in place (as torchvision's `ReLU(inplace=True)`): neither BatchNorm's nor the
+        // sum's backward needs its output, and the values are the same; one buffer less each.
+        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train);
+        let out = out.relu_().apply(&self.conv2).apply_t(&self.bn2, train);
+        let mut sum = out + self.shortcut(x);
+        sum.relu_()
     }
 }
 
@@ -122,7 +125,8 @@ impl ResNetCifar {
 
     /// Stem and every block but the last (the part BBN's two branches share).
     pub fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = out.relu_();
         for block in &self.blocks[..self.blocks.len() - 1] {
             out = out.apply_t(block, train);
         }
