@@ -30,7 +30,7 @@
 # cpu, no payload, toy sizes (bench --steps 5 --rounds 1, parity 3 steps), and `reproduce
 # --scale smoke --jobs 2` of stand-ins of tables 3-5 written into OUTDIR/dry-project/experiments:
 # the real manifests with the dataset swapped for the built-in synthetic one, a small ResNet and
-# a few more epochs, so that the deadline (at most 75 s) stops some runs and keeps others from
+# a few more epochs, so that the deadline (at most 25 s) stops some runs and keeps others from
 # starting, without needing CIFAR.
 #
 # Settings (environment): GCL_GPU_PAYLOAD (payload dir), GCL_PYTHON (the host's Python with
@@ -72,7 +72,7 @@ if [ $dry = 1 ]; then
     python=${GCL_PYTHON:-$root/.venv/bin/python}
     [ -x "$python" ] || python=python3
     margin=25                           # after the deadline: an epoch of a stand-in run, the report
-    deadline_cap=75                     # so that the deadline comes while runs are in progress
+    deadline_cap=25                     # so that the deadline comes while runs are in progress (all finish in ~50 s)
     mkdir -p "$data_root"
 else
     mode="GPU host"

@@ -161,6 +161,9 @@ fn jobs_2_runs_workers_as_processes_and_caches_everything() {
     assert_eq!(run_dirs(&cache).len(), 3);
     let text = ok(gcl(&cache).arg("run").arg(&m).args(["--jobs", "2"]).output().unwrap());
     assert!(text.contains("runs: 0 trained, 3 cached"), "{text}");
+    // Two workers on one device wrote three runs side by side: every file is as recorded.
+    let text = ok(gcl(&cache).args(["cache", "verify"]).output().unwrap());
+    assert!(text.contains("3 run(s) checked, 0 with problems"), "{text}");
 }
 
 #[test]
