@@ -113,14 +113,17 @@ impl BatchSource for Limited<'_> {
 
 /// Train `steps` steps of stage 1 (one epoch of `run`'s loop, evaluation and checkpoint
 /// included) on `net` from its current weights, in a fresh directory; returns the epoch's record.
-fn train_steps(spec: &RunSpec, net: &Network, opt: &mut Sgd, data: &Data, device: Device, steps: usize, seed: u64) -> Result<crate::metrics::EpochRecord> {
+/// `full_evaluation = false` evaluates one batch of the test split only (warm-up).
+fn train_steps(spec: &RunSpec, net: &Network, opt: &mut Sgd, data: &Data, device: Device, steps: usize, seed: u64, full_evaluation: bool) -> Result<crate::metrics::EpochRecord> {
     let dir = tempfile::tempdir()?;
     let stop = AtomicBool::new(false);
     let env = RunEnv { device, dir: dir.path().to_path_buf(), stop: &stop, observer: &Silent };
     let (train, test) = source::sources(data, device);
     let limited = Limited { inner: train.as_ref(), batches: steps };
+    let one_batch = Limited { inner: test.as_ref(), batches: 1 };
+    let test: &dyn BatchSource = if full_evaluation { test.as_ref() } else { &one_batch };
     let labels = data.train_labels();
-    let split = Split { labels: &labels, counts: data.class_counts(), train: &limited, test: test.as_ref() };
+    let split = Split { labels: &labels, counts: data.class_counts(), train: &limited, test };
     let criterion = Criterion::new(&spec.stage1.loss, data.class_counts(), spec.model.head, device);
     let mut stage = Stage1 { spec: &spec.stage1, net, criterion, drw: None };
     let state = epoch::train(&env, &mut stage, opt, &split, seed)?;
@@ -141,11 +144,11 @@ fn build(spec: &RunSpec, data: &Data, device: Device) -> (Network, Sgd) {
 pub fn time_ours(spec: &RunSpec, data: &Data, device: Device, steps: usize, warmup: usize) -> Result<Timing> {
     let (net, mut opt) = build(spec, data, device);
     if warmup > 0 {
-        train_steps(spec, &net, &mut opt, data, device, warmup, 1)?;
+        train_steps(spec, &net, &mut opt, data, device, warmup, 1, false)?;
     }
     sync(device);
     let t0 = Instant::now();
-    let record = train_steps(spec, &net, &mut opt, data, device, steps, 2)?;
+    let record = train_steps(spec, &net, &mut opt, data, device, steps, 2, true)?;
     sync(device);
     let total = t0.elapsed().as_secs_f64();
     let images = (steps * spec.stage1.batch_size) as f64;
@@ -328,7 +331,7 @@ pub fn parity(device: Device, steps: usize, tolerance: f64) -> Result<(String, b
     for mode in [StepMode::Eager, StepMode::Graph] {
         training::set_step_mode(mode);
         let (net, mut opt) = build(&spec, &data, device);
-        train_steps(&spec, &net, &mut opt, &data, device, steps, 3)?;
+        train_steps(&spec, &net, &mut opt, &data, device, steps, 3, false)?;
         finals.push(net.named_variables());
     }
     let (mut worst, mut worst_name, mut scale) = (0.0f64, String::new(), 0.0f64);
