@@ -68,8 +68,9 @@ if [ $dry = 1 ]; then
     bench_rounds=${GPU_CHECK_BENCH_ROUNDS:-1}
     parity_steps=${GPU_CHECK_PARITY_STEPS:-3}
     box_doctor=30 box_bench=90 box_parity=60 box_export=30 box_report=30
-    # The project's venv (make setup) has torch and torchvision for the PyTorch references.
-    python=${GCL_PYTHON:-$root/.venv/bin/python}
+    # The project's venv (make setup, exported by make as VIRTUAL_ENV) has torch and torchvision
+    # for the PyTorch references.
+    python=${GCL_PYTHON:-${VIRTUAL_ENV:-$root/.venv}/bin/python}
     [ -x "$python" ] || python=python3
     margin=25                           # after the deadline: an epoch of a stand-in run, the report
     deadline_cap=25                     # so that the deadline comes while runs are in progress (all finish in ~50 s)
