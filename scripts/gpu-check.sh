@@ -35,7 +35,7 @@
 #
 # Settings (environment): GCL_GPU_PAYLOAD (payload dir), GCL_PYTHON (the host's Python with
 # torch, default python3), GPU_CHECK_BUDGET (seconds for all steps: 540, dry 230),
-# GPU_CHECK_JOBS (4, dry 2), GPU_CHECK_BENCH_STEPS / GPU_CHECK_BENCH_ROUNDS (100/3, dry 5/1),
+# GPU_CHECK_JOBS (4, dry 2), GPU_CHECK_BENCH_STEPS / GPU_CHECK_BENCH_ROUNDS (300/2, dry 5/1),
 # GPU_CHECK_PARITY_STEPS (20, dry 3), GPU_CHECK_EXPORT_WEIGHTS (unset: metrics, logs and t-SNE
 # maps only).
 set -u
@@ -84,10 +84,10 @@ else
     scale=full
     budget=${GPU_CHECK_BUDGET:-540}
     jobs=${GPU_CHECK_JOBS:-4}
-    bench_steps=${GPU_CHECK_BENCH_STEPS:-100}
-    bench_rounds=${GPU_CHECK_BENCH_ROUNDS:-3}
+    bench_steps=${GPU_CHECK_BENCH_STEPS:-300}
+    bench_rounds=${GPU_CHECK_BENCH_ROUNDS:-2}
     parity_steps=${GPU_CHECK_PARITY_STEPS:-20}
-    box_doctor=60 box_bench=100 box_parity=60 box_export=45 box_report=45
+    box_doctor=60 box_bench=120 box_parity=60 box_export=45 box_report=45
     margin=60                           # one full-scale epoch at 4 jobs (~6 s), workers' stop, the report
     deadline_cap=
     # The binary was linked against the build machine's libtorch: use this host's (same 2.11.0).

@@ -9,7 +9,8 @@
 //!
 //! Each side times the same thing: `steps` training steps after `warmup` untimed ones, then one
 //! evaluation of the 10,000 test images. images/s = steps x batch / (train + evaluation time).
-//! Data reading and process start-up are outside the clocks.
+//! Data reading and process start-up are outside the clocks, and so is, on our side, the
+//! capture of the CUDA graph (done once per stage in `run`, during the warm-up here).
 //!
 //! `bench parity` (below) trains the same steps with the eager and the static/graph step from
 //! the same weights and reports how far the weights end apart.
@@ -113,11 +114,22 @@ impl BatchSource for Limited<'_> {
 
 /// Train `steps` steps of stage 1 (one epoch of `run`'s loop, evaluation and checkpoint
 /// included) on `net` from its current weights, in a fresh directory; returns the epoch's record.
-/// `full_evaluation = false` evaluates one batch of the test split only (warm-up).
-fn train_steps(spec: &RunSpec, net: &Network, opt: &mut Sgd, data: &Data, device: Device, steps: usize, seed: u64, full_evaluation: bool) -> Result<crate::metrics::EpochRecord> {
+/// `full_evaluation = false` evaluates one batch of the test split only.
+#[allow(clippy::too_many_arguments)]
+fn train_steps(
+    spec: &RunSpec,
+    net: &Network,
+    opt: &mut Sgd,
+    data: &Data,
+    device: Device,
+    steps: usize,
+    seed: u64,
+    full_evaluation: bool,
+    observer: &dyn crate::training::Observer,
+) -> Result<crate::metrics::EpochRecord> {
     let dir = tempfile::tempdir()?;
     let stop = AtomicBool::new(false);
-    let env = RunEnv { device, dir: dir.path().to_path_buf(), stop: &stop, observer: &Silent };
+    let env = RunEnv { device, dir: dir.path().to_path_buf(), stop: &stop, observer };
     let (train, test) = source::sources(data, device);
     let limited = Limited { inner: train.as_ref(), batches: steps };
     let one_batch = Limited { inner: test.as_ref(), batches: 1 };
@@ -140,23 +152,45 @@ fn build(spec: &RunSpec, data: &Data, device: Device) -> (Network, Sgd) {
     (net, opt)
 }
 
-/// Our side of one round.
+/// Clocks read by the training loop itself (an [`Observer`](crate::training::Observer)): when
+/// the warm-up steps are done, when the last step is done, when the evaluation is done. So the
+/// warm-up, and on CUDA the graph capture, happen in the same loop as the timed steps (the
+/// static step lives for a stage, as in `run`) but outside the clock.
+struct Clocks {
+    device: Device,
+    warmup: usize,
+    last_step: usize,
+    marks: std::cell::RefCell<Vec<Instant>>,
+}
+
+impl crate::training::Observer for Clocks {
+    fn step_done(&self, step: usize, _mean_loss: f64, _accuracy: f64) {
+        if step + 1 == self.warmup || step == self.last_step {
+            sync(self.device);
+            self.marks.borrow_mut().push(Instant::now());
+        }
+    }
+
+    fn epoch_finished(&self, _record: &crate::metrics::EpochRecord) {
+        self.marks.borrow_mut().push(Instant::now());
+    }
+}
+
+/// Our side of one round: `warmup + steps` steps of one epoch of `run`'s loop, the clock
+/// running from the end of the warm-up to the end of the evaluation.
 pub fn time_ours(spec: &RunSpec, data: &Data, device: Device, steps: usize, warmup: usize) -> Result<Timing> {
     let (net, mut opt) = build(spec, data, device);
-    if warmup > 0 {
-        train_steps(spec, &net, &mut opt, data, device, warmup, 1, false)?;
-    }
-    sync(device);
-    let t0 = Instant::now();
-    let record = train_steps(spec, &net, &mut opt, data, device, steps, 2, true)?;
-    sync(device);
-    let total = t0.elapsed().as_secs_f64();
+    let warmup = warmup.max(1);
+    let clocks = Clocks { device, warmup, last_step: warmup + steps - 1, marks: Default::default() };
+    let record = train_steps(spec, &net, &mut opt, data, device, warmup + steps, 2, true, &clocks)?;
+    let marks = clocks.marks.into_inner();
+    let [start, trained, evaluated] = marks[..] else { bail!("the training loop reported {} of its 3 clock marks", marks.len()) };
+    let train_seconds = (trained - start).as_secs_f64();
     let images = (steps * spec.stage1.batch_size) as f64;
-    let train_seconds = images / record.images_per_sec;
     Ok(Timing {
-        images_per_sec: images / total,
-        train_images_per_sec: record.images_per_sec,
-        eval_seconds: (total - train_seconds).max(0.0),
+        images_per_sec: images / (evaluated - start).as_secs_f64(),
+        train_images_per_sec: images / train_seconds,
+        eval_seconds: (evaluated - trained).as_secs_f64(),
         peak_rss_mib: peak_rss_mib(),
         test_top1: record.test_top1,
     })
@@ -331,7 +365,7 @@ pub fn parity(device: Device, steps: usize, tolerance: f64) -> Result<(String, b
     for mode in [StepMode::Eager, StepMode::Graph] {
         training::set_step_mode(mode);
         let (net, mut opt) = build(&spec, &data, device);
-        train_steps(&spec, &net, &mut opt, &data, device, steps, 3, false)?;
+        train_steps(&spec, &net, &mut opt, &data, device, steps, 3, false, &Silent)?;
         finals.push(net.named_variables());
     }
     let (mut worst, mut worst_name, mut scale) = (0.0f64, String::new(), 0.0f64);

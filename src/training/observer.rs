@@ -66,7 +66,8 @@ impl Observer for Progress<'_> {
     fn step_done(&self, step: usize, mean_loss: f64, accuracy: f64) {
         if let Some(bar) = self.bar.borrow().as_ref() {
             bar.inc(1);
-            if step % 10 == 0 {
+            // NaN: the static step on a GPU keeps the sums on the device until the epoch ends.
+            if step % 10 == 0 && mean_loss.is_finite() {
                 bar.set_message(format!("loss {mean_loss:.3} acc {accuracy:.1}%"));
             }
         }
