@@ -134,6 +134,7 @@ fn report_from_a_trained_cache() {
         jobs_per_device: 1,
         force: false,
         child_args: vec![],
+        deadline: None,
     };
     let summary = runner::execute(&jobs, &opts, &Arc::new(AtomicBool::new(false))).unwrap();
     assert!(summary.ok() && summary.trained.len() == 3, "{summary:?}");

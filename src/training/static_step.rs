@@ -123,10 +123,12 @@ impl StaticStep {
             (Some((_, graph)), _) => graph.replay(),
             (None, true) => {
                 let Device::Cuda(index) = self.device else { unreachable!() };
-                // Warm-up steps change the weights and a capture only records: keep the state,
-                // warm up and capture, put the state back, then replay this batch's step.
+                // Warm-up steps change the weights and a capture only records: keep the state
+                // (weights, BatchNorm statistics, momentum, the epoch's sums so far), warm up and
+                // capture, put the state back, then replay this batch's step.
                 let mut state: Vec<Tensor> = parts.state.iter().map(|t| t.shallow_clone()).collect();
                 state.extend(opt.buffers().into_iter().flatten());
+                state.extend([self.loss_sum.shallow_clone(), self.hits_sum.shallow_clone()]);
                 let saved: Vec<Tensor> = tch::no_grad(|| state.iter().map(|t| t.copy()).collect());
                 let mut graph = CudaGraph::new(index)?;
                 graph.capture(CAPTURE_WARMUP, || self.body(parts, opt))?;
@@ -134,8 +136,6 @@ impl StaticStep {
                     for (t, s) in state.iter_mut().zip(&saved) {
                         t.copy_(s);
                     }
-                    let _ = self.loss_sum.zero_();
-                    let _ = self.hits_sum.zero_();
                 });
                 graph.replay()?;
                 self.graph = Some((parts.generation, graph));
