@@ -113,6 +113,11 @@ mod tests {
         Network::new(&ModelSpec { arch: Arch::ResnetSmall, head, ..ModelSpec::default() }, classes, Device::Cpu)
     }
 
+    /// Row-major copies to write (CPU convolution weights are channels-last).
+    fn contiguous(named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+        named.into_iter().map(|(n, t)| (n, t.contiguous())).collect()
+    }
+
     /// A state_dict written with PyTorch's names (DataParallel prefix, `num_batches_tracked`,
     /// float64) loads into a fresh network and reproduces the source's outputs.
     #[test]
@@ -123,7 +128,7 @@ mod tests {
         let mut named: Vec<(String, Tensor)> = src
             .named_variables()
             .into_iter()
-            .map(|(n, t)| (format!("module.{}", torch_name(&n)), t.to_kind(Kind::Double)))
+            .map(|(n, t)| (format!("module.{}", torch_name(&n)), t.to_kind(Kind::Double).contiguous()))
             .collect();
         named.push(("module.bn1.num_batches_tracked".into(), Tensor::from(7i64)));
         let path = dir.path().join("sd.safetensors");
@@ -140,14 +145,14 @@ mod tests {
     fn names_that_do_not_map_are_listed_on_both_sides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("linear.safetensors");
-        let named: Vec<(String, Tensor)> = net(Head::Linear, 4).named_variables();
+        let named: Vec<(String, Tensor)> = contiguous(net(Head::Linear, 4).named_variables());
         Tensor::write_safetensors(&named, &path).unwrap();
         let err = format!("{:#}", load_state_dict(&net(Head::Normed, 4), &path).unwrap_err());
         assert!(err.contains("linear.safetensors") && err.contains("`linear.bias`"), "{err}");
         assert!(err.contains("1 of its names are not in the network") && err.contains("0 of the network's names"), "{err}");
 
         let path = dir.path().join("five.safetensors");
-        Tensor::write_safetensors(&net(Head::Normed, 5).named_variables(), &path).unwrap();
+        Tensor::write_safetensors(&contiguous(net(Head::Normed, 5).named_variables()), &path).unwrap();
         let err = format!("{:#}", load_state_dict(&net(Head::Normed, 4), &path).unwrap_err());
         assert!(err.contains("`linear.weight` is [64, 5] in the file, [64, 4] in the network"), "{err}");
 

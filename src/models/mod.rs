@@ -443,7 +443,9 @@ mod tests {
         let (a, b) = (build(Arch::ResnetSmall, Head::Normed, false, 4), build(Arch::ResnetSmall, Head::Normed, false, 4));
         let path = dir.path().join("w.safetensors");
         let stored = a.named_variables();
-        let named: Vec<(&str, Tensor)> = stored.iter().map(|(n, t)| (n.as_str(), t.shallow_clone())).collect();
+        // Contiguous copies: on CPU the convolution weights are channels-last (safetensors wants
+        // plain row-major; `checkpoint::write_atomic` does the same).
+        let named: Vec<(&str, Tensor)> = stored.iter().map(|(n, t)| (n.as_str(), t.contiguous())).collect();
         Tensor::write_safetensors(&named, &path).unwrap();
         b.load(&path).unwrap();
         for ((na, ta), (nb, tb)) in a.named_variables().iter().zip(b.named_variables().iter()) {
@@ -461,7 +463,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("small.safetensors");
         let src = build(Arch::ResnetSmall, Head::Linear, false, 10);
-        src.backbone_vars.save(&file).unwrap();
+        let named: Vec<(String, Tensor)> = src.backbone_vars.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
+        Tensor::write_safetensors(&named, &file).unwrap();
 
         let dst = build(Arch::ResnetSmall, Head::Linear, true, 10);
         dst.load_pretrained(&file).unwrap();
