@@ -26,10 +26,13 @@ impl BatchSource for DeviceImages {
 
     fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, _seed: u64) -> Batches<'_> {
         // Augmentation draws from libtorch's generator, which the trainer seeds every epoch.
+        // The epoch's order goes to the device once; each batch is a slice of it there (a copy
+        // from the host per batch would make a GPU wait for the previous step every step).
         let device = self.images.device();
         let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
-        let chunks: Vec<Vec<i64>> = idx.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect();
-        Box::new(chunks.into_iter().map(move |c| Ok(self.batch(&Tensor::from_slice(&c).to_device(device), augment))))
+        let all = Tensor::from_slice(&idx).to_device(device);
+        let (n, bs) = (idx.len() as i64, batch_size.max(1) as i64);
+        Box::new((0..n).step_by(bs as usize).map(move |start| Ok(self.batch(&all.narrow(0, start, bs.min(n - start)), augment))))
     }
 }
 

@@ -61,6 +61,8 @@ pub struct StaticStep {
     hits_sum: Tensor,
     seen: usize,
     graph: Option<(u64, CudaGraph)>,
+    /// A capture failed: the stage goes on with uncaptured static steps.
+    capture_failed: bool,
     mode: StepMode,
 }
 
@@ -87,6 +89,7 @@ impl StaticStep {
             hits_sum: scalar(Kind::Double),
             seen: 0,
             graph: None,
+            capture_failed: false,
             mode,
         }
     }
@@ -115,7 +118,7 @@ impl StaticStep {
         });
         self.seen += self.batch as usize;
         STEPS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let capture = self.mode == StepMode::Graph && self.device.is_cuda() && opt.foreach_ready();
+        let capture = self.mode == StepMode::Graph && self.device.is_cuda() && !self.capture_failed && opt.foreach_ready();
         if self.graph.as_ref().is_some_and(|(generation, _)| *generation != parts.generation) {
             self.graph = None;
         }
@@ -131,15 +134,26 @@ impl StaticStep {
                 state.extend([self.loss_sum.shallow_clone(), self.hits_sum.shallow_clone()]);
                 let saved: Vec<Tensor> = tch::no_grad(|| state.iter().map(|t| t.copy()).collect());
                 let mut graph = CudaGraph::new(index)?;
-                graph.capture(CAPTURE_WARMUP, || self.body(parts, opt))?;
+                let captured = graph.capture(CAPTURE_WARMUP, || self.body(parts, opt));
                 tch::no_grad(|| {
                     for (t, s) in state.iter_mut().zip(&saved) {
                         t.copy_(s);
                     }
                 });
-                graph.replay()?;
-                self.graph = Some((parts.generation, graph));
-                Ok(())
+                match captured {
+                    Ok(()) => {
+                        graph.replay()?;
+                        self.graph = Some((parts.generation, graph));
+                        GRAPHS_CAPTURED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // A run is worth more than its speed: go on uncaptured, and say so.
+                        tracing::warn!("CUDA-graph capture failed ({e:#}); this stage continues with uncaptured static steps");
+                        self.capture_failed = true;
+                        self.body(parts, opt)
+                    }
+                }
             }
             (None, false) => self.body(parts, opt),
         }
@@ -201,6 +215,9 @@ impl StaticStep {
 
 /// Static steps run in this process (tests check that the static path was taken).
 pub static STEPS_RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// CUDA graphs captured in this process (`bench parity` reports it).
+pub static GRAPHS_CAPTURED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Eager steps on the side stream before a capture (`torch.cuda.graph`'s advice: cuDNN and
 /// cuBLAS allocate workspaces on first use). Their effect on the weights is undone before the
