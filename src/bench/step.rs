@@ -77,27 +77,35 @@ pub fn time_our_step(device: Device, batch: usize, steps: usize, warmup: usize, 
     Ok(StepTiming { ms_per_step: el * 1000.0 / steps as f64, images_per_sec: (steps * batch) as f64 / el })
 }
 
-fn sync(device: Device) {
+/// Wait for a CUDA device's queued work (nothing to wait for on CPU).
+pub(crate) fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
     }
+}
+
+/// Run a PyTorch reference (`python script args...`) and parse the last JSON line it printed;
+/// a failure is one error with its last line of stderr.
+pub fn reference_json(cmd: &mut std::process::Command) -> Result<serde_json::Value> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("the PyTorch reference failed: {}", err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message"));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).context("the PyTorch reference printed no JSON line")?;
+    serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))
 }
 
 /// Run the PyTorch reference script with the given python and parse its JSON line.
 pub fn time_torch_step(python: &Path, script: &Path, device: Device, batch: usize, steps: usize, warmup: usize) -> Result<StepTiming> {
     let dev = crate::device::device_label(device);
     let threads = tch::get_num_threads().to_string();
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .args([dev.as_str(), &batch.to_string(), &steps.to_string(), &warmup.to_string(), &threads])
-        .output()
-        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
-    if !out.status.success() {
-        bail!("the PyTorch reference failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().context("the PyTorch reference printed nothing")?;
-    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))?;
+    let v = reference_json(
+        std::process::Command::new(python)
+            .arg(script)
+            .args([dev.as_str(), &batch.to_string(), &steps.to_string(), &warmup.to_string(), &threads]),
+    )?;
     Ok(StepTiming {
         ms_per_step: v["ms_per_step"].as_f64().context("ms_per_step missing")?,
         images_per_sec: v["images_per_sec"].as_f64().context("images_per_sec missing")?,

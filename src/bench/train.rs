@@ -23,6 +23,7 @@ use crate::training::sgd::Sgd;
 use crate::training::source::{self, Batches, BatchSource};
 use crate::training::stage1::Stage1;
 use crate::training::static_step::StepMode;
+use super::step::sync;
 use crate::training::{self, RunEnv, Silent};
 use anyhow::{bail, Context as _, Result};
 use std::fmt::Write as _;
@@ -196,12 +197,6 @@ pub fn time_ours(spec: &RunSpec, data: &Data, device: Device, steps: usize, warm
     })
 }
 
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
-
 /// This process's peak resident set (VmHWM), in MiB.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -221,14 +216,7 @@ pub fn time_torch(b: &TrainBench, pipeline: &str, images: Images) -> Result<Timi
     } else {
         cmd.arg("--synthetic");
     }
-    let out = cmd.output().with_context(|| format!("running {} {}", b.python.display(), b.script.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        bail!("{}", err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message"));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).context("the PyTorch reference printed no JSON line")?;
-    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))?;
+    let v = super::step::reference_json(&mut cmd)?;
     let num = |k: &str| v[k].as_f64().with_context(|| format!("`{k}` missing from the PyTorch reference's output"));
     Ok(Timing {
         images_per_sec: num("images_per_sec")?,

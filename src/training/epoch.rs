@@ -177,7 +177,7 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
             let b = y.size()[0] as usize;
             if mode == StepMode::Graph {
                 if let Some(parts) = stage.static_parts() {
-                    let fixed = fixed.get_or_insert_with(|| StaticStep::new(&x, env.device, mode));
+                    let fixed = fixed.get_or_insert_with(|| StaticStep::new(&x, env.device));
                     if fixed.fits(&x) {
                         fixed.run(&parts, &x, &y, lr, opt, &mut ctx)?;
                         // The sums live on the device: read them for the bar on CPU only (free there).

@@ -63,12 +63,11 @@ pub struct StaticStep {
     graph: Option<(u64, CudaGraph)>,
     /// A capture failed: the stage goes on with uncaptured static steps.
     capture_failed: bool,
-    mode: StepMode,
 }
 
 impl StaticStep {
     /// Static tensors for batches shaped like `x` (`[B, C, H, W]`) on `device`.
-    pub fn new(x: &Tensor, device: Device, mode: StepMode) -> StaticStep {
+    pub fn new(x: &Tensor, device: Device) -> StaticStep {
         let scalar = |kind| Tensor::zeros([], (kind, device));
         let batch = x.size()[0];
         let x_static = Tensor::zeros(x.size(), (x.kind(), device));
@@ -90,7 +89,6 @@ impl StaticStep {
             seen: 0,
             graph: None,
             capture_failed: false,
-            mode,
         }
     }
 
@@ -118,7 +116,7 @@ impl StaticStep {
         });
         self.seen += self.batch as usize;
         STEPS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let capture = self.mode == StepMode::Graph && self.device.is_cuda() && !self.capture_failed && opt.foreach_ready();
+        let capture = self.device.is_cuda() && !self.capture_failed && opt.foreach_ready();
         if self.graph.as_ref().is_some_and(|(generation, _)| *generation != parts.generation) {
             self.graph = None;
         }
