@@ -129,6 +129,15 @@ pub struct DatasetSpec {
     /// List-file datasets: the directory the list's image paths are relative to, itself
     /// relative to the data root (default: the data root).
     pub image_root: Option<String>,
+    /// List-file datasets: colour jitter (brightness, contrast, saturation 0.4) in the
+    /// training transform, as Kang et al. and MiSLAS; GCL's released Places-LT loader has it
+    /// commented out (`Places-LT/datasets/places.py`), so its recipe sets `false`.
+    #[serde(skip_serializing_if = "is_true")]
+    pub color_jitter: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for DatasetSpec {
@@ -145,6 +154,7 @@ impl Default for DatasetSpec {
             test_list: None,
             path_remap: None,
             image_root: None,
+            color_jitter: true,
         }
     }
 }
@@ -159,6 +169,10 @@ pub enum Arch {
     ResnetSmall,
     Resnet50,
     Resnet152,
+    /// A torchvision-layout bottleneck ResNet with blocks `[1, 1, 1, 2]`: the ResNet-50/152 code
+    /// path (names, pretrained loading, freezing, the added block) at a fraction of the cost,
+    /// for smoke tests on generated images.
+    ResnetTiny,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -191,11 +205,42 @@ pub struct ModelSpec {
     /// pin the file); a run refuses a file whose content no longer matches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_sha256: Option<String>,
+    /// Parts of the backbone kept fixed in stage 1: named by their variable prefix (`conv1`,
+    /// `bn1`, a stage `layer3`, a block `layer4.0`; `models::part_names` lists an arch's parts).
+    /// Their parameters get no gradient and their BatchNorm runs in eval mode (running
+    /// statistics used, never updated), as a feature extractor under `model.eval()` in the
+    /// released Places-LT script.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
+    /// Remove the backbone's last N blocks (torchvision archs): the released `resnet152_fe`
+    /// (GCLLoss `Places-LT/models/resnet_places.py`) is ResNet-152 with layer4 cut to 2 blocks,
+    /// `layer4.2`'s pretrained weights deleted before loading.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub drop_blocks: usize,
+    /// One more trainable bottleneck after the backbone (torchvision archs): `layer5`,
+    /// 2048 -> 512 -> 2048, stride 1, no projection, PyTorch's default initialisation (the
+    /// released `Block`, GCLLoss `Places-LT/models/resnet_places.py`). Never pretrained.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub added_block: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        ModelSpec { arch: Arch::Resnet32, head: Head::Normed, bbn: false, pretrained: None, init_from: None, init_sha256: None }
+        ModelSpec {
+            arch: Arch::Resnet32,
+            head: Head::Normed,
+            bbn: false,
+            pretrained: None,
+            init_from: None,
+            init_sha256: None,
+            freeze: Vec::new(),
+            drop_blocks: 0,
+            added_block: false,
+        }
     }
 }
 

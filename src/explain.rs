@@ -2,8 +2,9 @@
 //!
 //! Every setting of both stages, fully resolved (defaults, column, row, cell and smoke merged as
 //! the runner merges them), one `key = value` line each, with a `*` and the released value
-//! beside every setting that differs from the released GCL CIFAR recipe
-//! ([`RunSpec::released_gcl`]), and the cache key(s) the results are stored under.
+//! beside every setting that differs from the cell's released recipe (its `recipe = "ID"`, a
+//! `[recipes.ID]` table of the manifest, or else the released GCL CIFAR recipe,
+//! [`RunSpec::released_gcl`]), and the cache key(s) the results are stored under.
 use crate::config::RunSpec;
 use crate::data::DataIdentity;
 use crate::manifest::{schema::did_you_mean, Manifest, TableCell};
@@ -30,14 +31,24 @@ fn settings(spec: &RunSpec) -> Vec<(String, Value)> {
     out
 }
 
-/// The lines of one run: every setting, `*` where it differs from the released recipe.
+/// The lines of one run: every setting, `*` where it differs from the released GCL CIFAR recipe.
 pub fn settings_lines(spec: &RunSpec) -> String {
-    let released: std::collections::HashMap<String, Value> = settings(&RunSpec::released_gcl()).into_iter().collect();
+    settings_beside(spec, &RunSpec::released_gcl())
+}
+
+/// The lines of one run: every setting, `*` and the released value where it differs from
+/// `released`.
+pub fn settings_beside(spec: &RunSpec, released: &RunSpec) -> String {
+    let released: std::collections::HashMap<String, Value> = settings(released).into_iter().collect();
     let mut text = String::new();
     for (path, value) in settings(spec) {
         if path == "stage2" {
             // Only when stage 2 is absent (a present stage 2 flattens into its fields).
-            let _ = writeln!(text, "* stage2 = none (the run ends after stage 1)   released: classifier re-training (cRT, CBEN)");
+            if released.keys().any(|k| k.starts_with("stage2.")) {
+                let _ = writeln!(text, "* stage2 = none (the run ends after stage 1)   released: a stage 2 (classifier re-training)");
+            } else {
+                let _ = writeln!(text, "  stage2 = none (the run ends after stage 1)");
+            }
             continue;
         }
         match released.get(&path) {
@@ -89,8 +100,21 @@ pub fn explain_cell(m: &Manifest, cell: &TableCell) -> String {
             (None, DataIdentity::Known(_)) => unreachable!("a run with known data has keys"),
         }
     }
-    text.push_str("settings (* = differs from the released GCL CIFAR recipe, whose value follows):\n");
-    text.push_str(&settings_lines(&first.spec));
+    match m.recipe_of(cell, first.seed) {
+        Some(Ok((name, source, released))) => {
+            let _ = writeln!(text, "released recipe `{name}`: {source}");
+            text.push_str("settings (* = differs from this cell's released recipe, whose value follows):\n");
+            text.push_str(&settings_beside(&first.spec, &released));
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(text, "released recipe: cannot be resolved: {e:#}");
+            text.push_str(&settings_lines(&first.spec));
+        }
+        None => {
+            text.push_str("settings (* = differs from the released GCL CIFAR recipe, whose value follows):\n");
+            text.push_str(&settings_lines(&first.spec));
+        }
+    }
     text
 }
 

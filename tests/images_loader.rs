@@ -32,7 +32,7 @@ fn make_set(dir: &Path, n: usize) -> Arc<ListDataset> {
 }
 
 fn opts(batch_size: usize, threads: usize) -> LoaderOptions {
-    LoaderOptions { batch_size, threads, prefetch: 2, skip_bad: false }
+    LoaderOptions { batch_size, threads, prefetch: 2, skip_bad: false, color_jitter: true }
 }
 
 fn collect(loader: &ImageLoader, indices: Vec<usize>, train: bool, seed: u64) -> Vec<(Tensor, Tensor)> {

@@ -106,7 +106,7 @@ fn bench_indices(len: usize, total: usize, train: bool) -> Vec<usize> {
 /// Images/s of our loader: one warm-up batch, then `batches` timed ones.
 pub fn measure_ours(b: &LoaderBench) -> Result<Rate> {
     let dataset = Arc::new(ListDataset::from_file(&b.list, None)?);
-    let opts = LoaderOptions { batch_size: b.batch_size, threads: b.workers, prefetch: 2, skip_bad: false };
+    let opts = LoaderOptions { batch_size: b.batch_size, threads: b.workers, prefetch: 2, skip_bad: false, color_jitter: true };
     let loader = ImageLoader::new(dataset.clone(), b.root.clone(), opts)?;
     let indices = bench_indices(dataset.len(), (b.batches + 1) * b.batch_size, b.train);
     let mut epoch = loader.epoch(indices, b.train, epoch_seed(0, 0));

@@ -131,7 +131,7 @@ fn train_steps(
     let dir = tempfile::tempdir()?;
     let stop = AtomicBool::new(false);
     let env = RunEnv { device, dir: dir.path().to_path_buf(), stop: &stop, observer };
-    let (train, test) = source::sources(data, device);
+    let (train, test) = source::sources(data, device, spec.dataset.color_jitter);
     let limited = Limited { inner: train.as_ref(), batches: steps };
     let one_batch = Limited { inner: test.as_ref(), batches: 1 };
     let test: &dyn BatchSource = if full_evaluation { test.as_ref() } else { &one_batch };

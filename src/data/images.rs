@@ -260,13 +260,16 @@ fn normalize(img: &mut [f32]) {
     }
 }
 
-/// Training transform into `out` (`SAMPLE_LEN` floats, [3][224][224], normalised).
-pub fn train_transform(img: &Rgb8, rng: &mut impl Rng, out: &mut [f32]) {
+/// Training transform into `out` (`SAMPLE_LEN` floats, [3][224][224], normalised); colour
+/// jitter only when `jitter` (no draw is spent on it otherwise).
+pub fn train_transform(img: &Rgb8, rng: &mut impl Rng, jitter: bool, out: &mut [f32]) {
     let crop = random_resized_crop_box(img.height, img.width, rng);
     let flip = rng.gen_bool(0.5);
     resample_into(img, crop, (CROP, CROP), (0, 0), flip, out);
-    for op in draw_jitter(rng) {
-        apply_jitter(op, out);
+    if jitter {
+        for op in draw_jitter(rng) {
+            apply_jitter(op, out);
+        }
     }
     normalize(out);
 }

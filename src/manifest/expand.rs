@@ -7,7 +7,6 @@ use crate::data::DataIdentity;
 use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use toml::Table;
 
 /// The cells of the table in row-major order (rows and columns in file order), with their runs
 /// at `scale`, the data identity of each run and, where the data is here, its cache keys.
@@ -47,9 +46,7 @@ pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&
             }
             let mut runs = Vec::new();
             if !row.quoted && !excluded {
-                let empty = Table::new();
-                let cell = m.cell_settings.get(&id).unwrap_or(&empty);
-                let fragments = [&m.defaults, &m.column_settings[ci], &m.row_settings[ri], cell];
+                let fragments = m.fragments_of(ri, ci);
                 let seeds: Vec<Option<u64>> = match &m.seeds {
                     Some(s) => s.iter().map(|s| Some(*s)).collect(),
                     None => vec![None],

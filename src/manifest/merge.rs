@@ -161,7 +161,9 @@ pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u
     }
     check_variant_settings(&merged)?;
     let text = toml::to_string(&merged).context("cannot write the merged settings")?;
-    toml::from_str::<RunSpec>(&text).with_context(|| format!("the merged settings are not a valid run:\n{text}"))
+    let spec = toml::from_str::<RunSpec>(&text).with_context(|| format!("the merged settings are not a valid run:\n{text}"))?;
+    crate::models::parts::check(&spec.model)?;
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -10,11 +10,15 @@
 //! [manifest.smoke]                # RunSpec fragment applied at `--scale smoke`
 //! stage1 = { epochs = 2 }
 //! [defaults]                      # RunSpec fragment of every cell
+//! [recipes.gcl_places_lt]         # a released recipe: `source` + a RunSpec fragment, merged
+//! source = "Keke921/GCLLoss Places-LT/pla_train_backbone.py"   # after the column, before the row
 //! [columns.cifar10_100]           # label, published_column + a RunSpec fragment
 //! dataset = { name = "cifar10", imbalance = 100 }
-//! [rows.ce]                       # label, quoted, published, published_row, columns + fragment
+//! [rows.ce]                       # label, quoted, published, published_row, columns, recipe
+//!                                 # (`"gcl_{column}"`: one recipe per column) + fragment: the
+//!                                 # row's settings are its deviations from the recipe (`explain`)
 //! stage1 = { loss = { kind = "ce" } }
-//! [cells."ce.cifar10_100"]        # skip + a RunSpec fragment for one cell
+//! [cells."ce.cifar10_100"]        # skip, recipe + a RunSpec fragment for one cell
 //! [figures.tsne]                  # kind (tsne|curves|per_class), title, cells, splits, stage,
 //!                                 # classes (t-SNE: class indices), max_points (t-SNE, per split)
 //! ```
@@ -111,6 +115,10 @@ pub struct Manifest {
     pub figures: Vec<Figure>,
     defaults: Table,
     smoke: Table,
+    /// `[recipes.ID]`: released recipes that cells follow (`recipe = "ID"` in a row or cell).
+    recipes: HashMap<String, Recipe>,
+    /// The recipe of each cell that has one (its own, else its row's).
+    cell_recipes: HashMap<String, String>,
     row_settings: Vec<Table>,
     column_settings: Vec<Table>,
     cell_settings: HashMap<String, Table>,
@@ -118,6 +126,41 @@ pub struct Manifest {
     excluded: HashSet<String>,
     /// Published value per cell id.
     published: HashMap<String, f64>,
+}
+
+/// A released recipe: the settings fragment a cell starts from before its row's and cell's
+/// own settings (which are then its deviations), and the file(s) it was read from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    pub source: String,
+    settings: Table,
+}
+
+/// A cell's fragments in resolution order (the one place this order is written):
+/// `[defaults]` <- column <- recipe <- row <- cell; `merge::resolve` adds smoke and seed.
+pub(crate) fn cell_fragments<'a>(defaults: &'a Table, column: &'a Table, recipe: Option<&'a Table>, row: &'a Table, cell: Option<&'a Table>) -> Vec<&'a Table> {
+    [Some(defaults), Some(column), recipe, Some(row), cell].into_iter().flatten().collect()
+}
+
+impl Manifest {
+    fn fragments_of(&self, ri: usize, ci: usize) -> Vec<&Table> {
+        let id = cell_id(&self.rows[ri].id, &self.columns[ci].id);
+        let recipe = self.cell_recipes.get(&id).map(|r| &self.recipes[r].settings);
+        cell_fragments(&self.defaults, &self.column_settings[ci], recipe, &self.row_settings[ri], self.cell_settings.get(&id))
+    }
+
+    /// The released recipe a cell follows, if it names one: its id, its source and the settings
+    /// it resolves to on its own (defaults, column and recipe; full scale, `seed`), which
+    /// `explain` sets beside the cell's.
+    pub fn recipe_of(&self, cell: &TableCell, seed: u64) -> Option<Result<(String, String, RunSpec)>> {
+        let name = self.cell_recipes.get(&cell.id())?;
+        let recipe = &self.recipes[name];
+        let ci = self.columns.iter().position(|c| c.id == cell.column)?;
+        let frags = [&self.defaults, &self.column_settings[ci], &recipe.settings];
+        let spec = merge::resolve(&frags, &Table::new(), crate::config::Scale::Full, Some(seed))
+            .with_context(|| format!("{}: recipe `{name}` in the column `{}`", self.path.display(), cell.column));
+        Some(spec.map(|s| (name.clone(), recipe.source.clone(), s)))
+    }
 }
 
 /// One cell of the table: its published value and its runs (one per seed; none when quoted

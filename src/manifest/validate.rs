@@ -11,12 +11,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use toml::{Table, Value};
 
-pub(super) const TOP_KEYS: &[&str] = &["manifest", "defaults", "columns", "rows", "cells", "figures"];
+pub(super) const TOP_KEYS: &[&str] = &["manifest", "defaults", "recipes", "columns", "rows", "cells", "figures"];
 pub(super) const MANIFEST_KEYS: &[&str] = &["name", "title", "published", "seeds", "shots", "smoke"];
 pub(super) const PUBLISHED_REF_KEYS: &[&str] = &["file", "table"];
 pub(super) const COLUMN_KEYS: &[&str] = &["label", "published_column"];
-pub(super) const ROW_KEYS: &[&str] = &["label", "quoted", "published", "published_row", "columns"];
-pub(super) const CELL_KEYS: &[&str] = &["skip"];
+pub(super) const ROW_KEYS: &[&str] = &["label", "quoted", "published", "published_row", "columns", "recipe"];
+pub(super) const CELL_KEYS: &[&str] = &["skip", "recipe"];
+pub(super) const RECIPE_KEYS: &[&str] = &["source"];
 pub(super) const FIGURE_KEYS: &[&str] = &["kind", "title", "cells", "splits", "stage", "classes", "max_points"];
 pub(super) const SPLITS: &[&str] = &["train", "test"];
 
@@ -173,10 +174,12 @@ impl Validator {
         let defaults = self.table(top, &[], "defaults").cloned().unwrap_or_default();
         self.fragment(&defaults, &key_path(&["defaults"]), &[]);
 
+        let recipes = self.recipes(top);
         let (columns, column_settings, published_columns) = self.columns(top);
         let col_ids: Vec<String> = columns.iter().map(|c| c.id.clone()).collect();
         let (mut rows, row_settings, row_tables) = self.rows(top);
         let (cell_settings, excluded) = self.cells(top, &rows, &col_ids);
+        let cell_recipes = self.cell_recipes(top, &rows, &col_ids, &excluded, &recipes);
 
         // Published values: the referenced file first, inline values override.
         let mut published = HashMap::new();
@@ -240,6 +243,9 @@ impl Validator {
             let at = key_path(&["rows", &row.id]);
             let has_published = col_ids.iter().any(|c| published.contains_key(&cell_id(&row.id, c)));
             if row.quoted {
+                if row_tables[ri].contains_key("recipe") {
+                    self.err(key_path(&["rows", &row.id, "recipe"]), format!("row `{}` is quoted (nothing is trained) but names a `recipe`; remove it", row.id));
+                }
                 if let Some(k) = row_settings[ri].keys().next() {
                     let mut p = at.clone();
                     p.push(k.clone());
@@ -273,12 +279,10 @@ impl Validator {
                 let (r, c) = id.split_once('.').unwrap();
                 let ri = rows.iter().position(|x| x.id == r).unwrap();
                 let ci = col_ids.iter().position(|x| x == c).unwrap();
+                let recipe = cell_recipes.get(*id).map(|r| &recipes[r].settings);
                 let mut merged = Table::new();
-                for f in [&defaults, &column_settings[ci], &row_settings[ri]] {
+                for f in cell_fragments(&defaults, &column_settings[ci], recipe, &row_settings[ri], cell_settings.get(*id)) {
                     merge::merge(&mut merged, f);
-                }
-                if let Some(cell) = cell_settings.get(*id) {
-                    merge::merge(&mut merged, cell);
                 }
                 merge::has_stage2(&merged)
             })
@@ -297,6 +301,8 @@ impl Validator {
             figures,
             defaults,
             smoke,
+            recipes,
+            cell_recipes,
             row_settings,
             column_settings,
             cell_settings,
@@ -459,6 +465,60 @@ impl Validator {
             settings.insert(id.clone(), fragment_of(t, CELL_KEYS));
         }
         (settings, excluded)
+    }
+
+    /// `[recipes.ID]`: a released recipe as a settings fragment, with its `source`.
+    pub(super) fn recipes(&mut self, top: &Table) -> HashMap<String, Recipe> {
+        let mut out = HashMap::new();
+        let Some(recipes) = self.table(top, &[], "recipes") else { return out };
+        for (id, v) in recipes {
+            let at = key_path(&["recipes", id]);
+            let Value::Table(t) = v else {
+                self.err(at, format!("recipe `{id}` must be a table ([recipes.{id}]), not {}", schema::describe(v)));
+                continue;
+            };
+            self.fragment(t, &at, RECIPE_KEYS);
+            let Some(source) = self.string(t, &at, "source") else {
+                self.err(at, format!("recipe `{id}` has no `source`: name the released file(s) it follows, e.g. source = \"owner/repo path/to/script.py\""));
+                continue;
+            };
+            out.insert(id.clone(), Recipe { source, settings: fragment_of(t, RECIPE_KEYS) });
+        }
+        out
+    }
+
+    /// The recipe of each trained cell: its own `recipe`, else its row's, with `{column}`
+    /// replaced by the column id (so `recipe = "mislas_{column}"` picks one recipe per dataset).
+    /// Dangling names are errors at the key that named them.
+    pub(super) fn cell_recipes(&mut self, top: &Table, rows: &[RowInfo], col_ids: &[String], excluded: &HashSet<String>, recipes: &HashMap<String, Recipe>) -> HashMap<String, String> {
+        let mut known: Vec<&str> = recipes.keys().map(String::as_str).collect();
+        known.sort();
+        let mut out = HashMap::new();
+        let rows_t = top.get("rows").and_then(Value::as_table);
+        let cells_t = top.get("cells").and_then(Value::as_table);
+        for row in rows {
+            let at = key_path(&["rows", &row.id]);
+            let row_recipe = rows_t.and_then(|t| t.get(&row.id)).and_then(Value::as_table).and_then(|t| self.string(t, &at, "recipe"));
+            for c in col_ids {
+                let id = cell_id(&row.id, c);
+                let cat = key_path(&["cells", &id]);
+                let own = cells_t.and_then(|t| t.get(&id)).and_then(Value::as_table).and_then(|t| self.string(t, &cat, "recipe"));
+                let (template, mut path) = match (own, &row_recipe) {
+                    (Some(r), _) => (r, cat),
+                    (None, Some(r)) => (r.clone(), at.clone()),
+                    (None, None) => continue,
+                };
+                if excluded.contains(&id) {
+                    continue;
+                }
+                let name = template.replace("{column}", c);
+                path.push("recipe".into());
+                if self.reference(path, &format!("recipe (cell {id})"), &name, &known) {
+                    out.insert(id, name);
+                }
+            }
+        }
+        out
     }
 
     /// Every trained cell resolves to a valid RunSpec at both scales (the per-key checks above

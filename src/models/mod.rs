@@ -8,6 +8,7 @@
 pub mod bbn;
 pub mod heads;
 pub mod import;
+pub mod parts;
 pub mod resnet;
 pub mod resnet_cifar;
 
@@ -20,7 +21,8 @@ use tch::{Device, Tensor};
 
 use crate::config::{Arch, Head, ModelSpec};
 use heads::{Classifier, LinearInit};
-use resnet::ResNet;
+use parts::Frozen;
+use resnet::{Bottleneck, BottleneckShape, ConvInit, ResNet};
 use resnet_cifar::ResNetCifar;
 
 #[derive(Debug)]
@@ -30,10 +32,10 @@ enum Backbone {
 }
 
 impl Backbone {
-    fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
+    fn trunk(&self, x: &Tensor, train: bool, frozen: &Frozen) -> Tensor {
         match self {
-            Backbone::Cifar(m) => m.trunk(x, train),
-            Backbone::ImageNet(m) => m.trunk(x, train),
+            Backbone::Cifar(m) => m.trunk(x, train, frozen),
+            Backbone::ImageNet(m) => m.trunk(x, train, frozen),
         }
     }
 
@@ -75,6 +77,10 @@ pub struct Network {
     backbone: Backbone,
     /// BBN's re-balancing branch (a twin of the backbone's last block), if `spec.bbn`.
     rb_block: Option<Box<dyn ModuleT>>,
+    /// `model.added_block`: the released Places `Block` (`layer5`) after the backbone.
+    added_block: Option<Bottleneck>,
+    /// `model.freeze`: parts without gradients whose BatchNorm runs in eval mode.
+    frozen: Frozen,
     head: Classifier,
     head_kind: Head,
     head_name: &'static str,
@@ -111,13 +117,17 @@ impl Network {
             Arch::ResnetSmall => {
                 (Backbone::Cifar(ResNetCifar::new(backbone_vs, 1)), "linear", LinearInit::KaimingNormal)
             }
-            Arch::Resnet50 => {
-                (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET50)), "fc", LinearInit::TorchDefault)
-            }
-            Arch::Resnet152 => {
-                (Backbone::ImageNet(ResNet::new(backbone_vs, ResNet::RESNET152)), "fc", LinearInit::TorchDefault)
+            Arch::Resnet50 | Arch::Resnet152 | Arch::ResnetTiny => {
+                // `model.drop_blocks` shortens the last stage (the released resnet152_fe).
+                let mut layers = [0usize; 4];
+                layers.copy_from_slice(&parts::stage_blocks(spec.arch, spec.drop_blocks));
+                (Backbone::ImageNet(ResNet::new(backbone_vs, layers)), "fc", LinearInit::TorchDefault)
             }
         };
+        let added_block = spec.added_block.then(|| {
+            let shape = BottleneckShape { c_in: ResNet::FEATURE_DIM, planes: ResNet::FEATURE_DIM / Bottleneck::EXPANSION, stride: 1 };
+            Bottleneck::with_init(&(backbone_vs / parts::ADDED_BLOCK), shape, ConvInit::TorchDefault)
+        });
         // BBN's classifier is a plain `nn.Linear(2D, C)` with PyTorch's default init (the
         // released BBN `network.py`), not the CIFAR code's Kaiming-normal `_weights_init`.
         let linear_init = if spec.bbn { LinearInit::TorchDefault } else { linear_init };
@@ -130,6 +140,12 @@ impl Network {
         });
         let dim = backbone.dim() * if spec.bbn { 2 } else { 1 };
         let head = Classifier::new(&(head_vs / head_name), spec.head, dim, num_classes, linear_init);
+        let frozen = Frozen::new(&spec.freeze);
+        for (name, var) in backbone_vars.variables() {
+            if frozen.covers(&name) {
+                let _ = var.set_requires_grad(false);
+            }
+        }
         let channels_last = device == Device::Cpu;
         if channels_last {
             // Same values, NHWC strides; later copies into the variables (resume, imports) keep them.
@@ -142,7 +158,19 @@ impl Network {
                 }
             });
         }
-        Network { backbone_vars, head_vars, backbone, rb_block, head, head_kind: spec.head, head_name, linear_init, channels_last }
+        Network {
+            backbone_vars,
+            head_vars,
+            backbone,
+            rb_block,
+            added_block,
+            frozen,
+            head,
+            head_kind: spec.head,
+            head_name,
+            linear_init,
+            channels_last,
+        }
     }
 
     /// The images as the convolutions want them ([`Network::channels_last`]).
@@ -187,8 +215,12 @@ impl Network {
     /// Pooled features `[B, D]` (BBN: both branches on `x`, concatenated, `D` = twice the
     /// backbone's width).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        let t = self.backbone.trunk(&self.input(x), train);
-        let f = pool(&self.backbone.last_block(&t, train));
+        let t = self.backbone.trunk(&self.input(x), train, &self.frozen);
+        let mut last = self.backbone.last_block(&t, self.frozen.train(&self.backbone.last_block_name(), train));
+        if let Some(block) = &self.added_block {
+            last = block.forward_t(&last, self.frozen.train(parts::ADDED_BLOCK, train));
+        }
+        let f = pool(&last);
         match &self.rb_block {
             Some(rb) => Tensor::cat(&[f, pool(&rb.forward_t(&t, train))], 1),
             None => f,
@@ -200,8 +232,10 @@ impl Network {
     /// Panics if the network was not built with `bbn = true`.
     pub fn bbn_features(&self, x_conv: &Tensor, x_rebal: &Tensor, alpha: f64, train: bool) -> Tensor {
         let rb = self.rb_block.as_ref().expect("bbn_features needs a network built with model.bbn = true");
-        let f_c = pool(&self.backbone.last_block(&self.backbone.trunk(&self.input(x_conv), train), train));
-        let f_r = pool(&rb.forward_t(&self.backbone.trunk(&self.input(x_rebal), train), train));
+        // `parts::check` keeps BBN apart from freezing and the added block.
+        let none = Frozen::default();
+        let f_c = pool(&self.backbone.last_block(&self.backbone.trunk(&self.input(x_conv), train, &none), train));
+        let f_r = pool(&rb.forward_t(&self.backbone.trunk(&self.input(x_rebal), train, &none), train));
         bbn::mix_branches(&f_c, &f_r, alpha)
     }
 
@@ -230,6 +264,9 @@ impl Network {
         let mut vars: Vec<(String, Tensor)> = self.backbone_vars.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, var) in vars {
+            if name.starts_with(&format!("{}.", parts::ADDED_BLOCK)) && self.added_block.is_some() {
+                continue; // the added block is never pretrained (the released `Block`)
+            }
             let source_name = match name.strip_prefix("rb_block.") {
                 Some(rest) => format!("{}.{rest}", self.backbone.last_block_name()),
                 None => name.clone(),

@@ -13,6 +13,7 @@
 //! Init as torchvision: Kaiming-normal with fan-out for convolutions, BatchNorm scale 1, shift 0.
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use super::parts::Frozen;
 use super::resnet_cifar::batch_norm2d;
 
 const KAIMING_NORMAL_FAN_OUT: nn::Init = nn::Init::Kaiming {
@@ -21,9 +22,25 @@ const KAIMING_NORMAL_FAN_OUT: nn::Init = nn::Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ReLU,
 };
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let cfg =
-        nn::ConvConfig { stride, padding: k / 2, bias: false, ws_init: KAIMING_NORMAL_FAN_OUT, ..Default::default() };
+/// How a block's convolutions start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvInit {
+    /// torchvision's ResNet: Kaiming-normal, fan-out, ReLU gain.
+    Torchvision,
+    /// PyTorch's `nn.Conv2d` default, `kaiming_uniform_(a = sqrt(5))`: uniform in
+    /// `±1 / sqrt(fan_in)`. A block built outside a ResNet, like the released Places `Block`.
+    TorchDefault,
+}
+
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, init: ConvInit) -> nn::Conv2D {
+    let ws_init = match init {
+        ConvInit::Torchvision => KAIMING_NORMAL_FAN_OUT,
+        ConvInit::TorchDefault => {
+            let bound = 1.0 / ((c_in * k * k) as f64).sqrt();
+            nn::Init::Uniform { lo: -bound, up: bound }
+        }
+    };
+    let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ws_init, ..Default::default() };
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
@@ -52,18 +69,22 @@ impl Bottleneck {
     pub const EXPANSION: i64 = 4;
 
     pub fn new(p: &nn::Path, shape: BottleneckShape) -> Bottleneck {
+        Self::with_init(p, shape, ConvInit::Torchvision)
+    }
+
+    pub fn with_init(p: &nn::Path, shape: BottleneckShape, init: ConvInit) -> Bottleneck {
         let BottleneckShape { c_in, planes, stride } = shape;
         let c_out = planes * Self::EXPANSION;
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             let d = p / "downsample";
-            (conv(&d / 0, c_in, c_out, 1, stride), batch_norm2d(&d / 1, c_out))
+            (conv(&d / 0, c_in, c_out, 1, stride, init), batch_norm2d(&d / 1, c_out))
         });
         Bottleneck {
-            conv1: conv(p / "conv1", c_in, planes, 1, 1),
+            conv1: conv(p / "conv1", c_in, planes, 1, 1, init),
             bn1: batch_norm2d(p / "bn1", planes),
-            conv2: conv(p / "conv2", planes, planes, 3, stride),
+            conv2: conv(p / "conv2", planes, planes, 3, stride, init),
             bn2: batch_norm2d(p / "bn2", planes),
-            conv3: conv(p / "conv3", planes, c_out, 1, 1),
+            conv3: conv(p / "conv3", planes, c_out, 1, 1, init),
             bn3: batch_norm2d(p / "bn3", c_out),
             downsample,
             shape,
@@ -91,6 +112,8 @@ pub struct ResNet {
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     blocks: Vec<Bottleneck>,
+    /// Var-store name of each block (`layer1.0`, ...), for `model.freeze`.
+    block_names: Vec<String>,
     /// Var-store name of the last block (e.g. `layer4.2`), for BBN's pretrained twin.
     last_block_name: String,
 }
@@ -99,9 +122,12 @@ impl ResNet {
     pub const FEATURE_DIM: i64 = 2048;
     pub const RESNET50: [usize; 4] = [3, 4, 6, 3];
     pub const RESNET152: [usize; 4] = [3, 8, 36, 3];
+    /// `Arch::ResnetTiny`: the same code path at a fraction of the cost (smoke tests).
+    pub const RESNET_TINY: [usize; 4] = [1, 1, 1, 2];
 
     pub fn new(p: &nn::Path, layers: [usize; 4]) -> ResNet {
         let mut blocks = Vec::new();
+        let mut block_names = Vec::new();
         let mut c_in = 64;
         let mut last_block_name = String::new();
         for (stage, &n) in layers.iter().enumerate() {
@@ -112,22 +138,26 @@ impl ResNet {
                 blocks.push(Bottleneck::new(&(&layer / i), BottleneckShape { c_in, planes, stride }));
                 c_in = planes * Bottleneck::EXPANSION;
                 last_block_name = format!("layer{}.{}", stage + 1, i);
+                block_names.push(last_block_name.clone());
             }
         }
         ResNet {
-            conv1: conv(p / "conv1", 3, 64, 7, 2),
+            conv1: conv(p / "conv1", 3, 64, 7, 2, ConvInit::Torchvision),
             bn1: batch_norm2d(p / "bn1", 64),
             blocks,
+            block_names,
             last_block_name,
         }
     }
 
-    /// Stem (7x7/2 conv, max-pool 3/2) and every block but the last.
-    pub fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+    /// Stem (7x7/2 conv, max-pool 3/2) and every block but the last; frozen parts run in eval
+    /// mode.
+    pub fn trunk(&self, x: &Tensor, train: bool, frozen: &Frozen) -> Tensor {
+        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, frozen.train("bn1", train)).relu();
         out = out.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        for block in &self.blocks[..self.blocks.len() - 1] {
-            out = out.apply_t(block, train);
+        let n = self.blocks.len() - 1;
+        for (block, name) in self.blocks[..n].iter().zip(&self.block_names) {
+            out = out.apply_t(block, frozen.train(name, train));
         }
         out
     }

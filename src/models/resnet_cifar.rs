@@ -9,6 +9,7 @@
 //!
 //! Variable names follow the released PyTorch definition (`conv1`, `bn1`, `layer1.0.conv1`, ...;
 //! see `scripts/resnet_cifar.py`), so its parameter count and state-dict keys match ours.
+use super::parts::Frozen;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -123,12 +124,14 @@ impl ResNetCifar {
         format!("layer3.{}", self.blocks_per_stage - 1)
     }
 
-    /// Stem and every block but the last (the part BBN's two branches share).
-    pub fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train);
+    /// Stem and every block but the last (the part BBN's two branches share); frozen parts run
+    /// in eval mode.
+    pub fn trunk(&self, x: &Tensor, train: bool, frozen: &Frozen) -> Tensor {
+        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, frozen.train("bn1", train));
         let _ = out.relu_();
-        for block in &self.blocks[..self.blocks.len() - 1] {
-            out = out.apply_t(block, train);
+        let n = self.blocks_per_stage;
+        for (i, block) in self.blocks[..self.blocks.len() - 1].iter().enumerate() {
+            out = out.apply_t(block, frozen.train(&format!("layer{}.{}", i / n + 1, i % n), train));
         }
         out
     }

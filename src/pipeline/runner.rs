@@ -375,9 +375,14 @@ fn run_one(
     };
     let observer = Progress::new(format!("{} [{}]", job.label(), job.short()), Some(multi));
     let ctx = RunEnv { device, dir: cache.partial_dir(&job.key), stop, observer: &observer };
+    // `model.pretrained` is a path under the data root (the key holds it as written).
+    let mut spec = job.spec.clone();
+    if let Some(p) = &spec.model.pretrained {
+        spec.model.pretrained = Some(opts.data_root.join(p).to_string_lossy().into_owned());
+    }
     let mut result = match &job.stage {
-        Stage::Two { parent } => training::run_stage2(&job.spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
-        Stage::One => training::run_stage1(&job.spec, &data, &job.key, &ctx)?,
+        Stage::Two { parent } => training::run_stage2(&spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
+        Stage::One => training::run_stage1(&spec, &data, &job.key, &ctx)?,
     };
     result.provenance.device = device_label(device);
     result.provenance.device_name = device_name(device);

@@ -41,6 +41,8 @@ pub struct ListSource {
     pub data: Arc<ListDataset>,
     pub root: PathBuf,
     pub device: Device,
+    /// `dataset.color_jitter` of the run (the training transform's colour jitter).
+    pub color_jitter: bool,
 }
 
 impl BatchSource for ListSource {
@@ -49,7 +51,7 @@ impl BatchSource for ListSource {
     }
 
     fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, seed: u64) -> Batches<'_> {
-        let opts = LoaderOptions { batch_size: batch_size.max(1), ..LoaderOptions::default() };
+        let opts = LoaderOptions { batch_size: batch_size.max(1), color_jitter: self.color_jitter, ..LoaderOptions::default() };
         match ImageLoader::new(self.data.clone(), self.root.clone(), opts) {
             Ok(loader) => {
                 let device = self.device;
@@ -61,15 +63,15 @@ impl BatchSource for ListSource {
 }
 
 /// The train and test sources of a dataset on `device`.
-pub fn sources(data: &Data, device: Device) -> (Box<dyn BatchSource>, Box<dyn BatchSource>) {
+pub fn sources(data: &Data, device: Device, color_jitter: bool) -> (Box<dyn BatchSource>, Box<dyn BatchSource>) {
     match data {
         Data::Memory(d) => (
             Box::new(DeviceImages::new(&d.train.images, &d.train.labels, d.mean, d.std, device)),
             Box::new(DeviceImages::new(&d.test.images, &d.test.labels, d.mean, d.std, device)),
         ),
         Data::Lists(d) => (
-            Box::new(ListSource { data: d.train.clone(), root: d.image_root.clone(), device }),
-            Box::new(ListSource { data: d.test.clone(), root: d.image_root.clone(), device }),
+            Box::new(ListSource { data: d.train.clone(), root: d.image_root.clone(), device, color_jitter }),
+            Box::new(ListSource { data: d.test.clone(), root: d.image_root.clone(), device, color_jitter }),
         ),
     }
 }

@@ -116,7 +116,7 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
     let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);
-    let (train, test) = source::sources(data, env.device);
+    let (train, test) = source::sources(data, env.device, spec.dataset.color_jitter);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
     let standard = Stage1 { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
     // `epochs = 0` (imported weights used as stage 1): `train` evaluates them once.

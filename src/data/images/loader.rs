@@ -32,11 +32,13 @@ pub struct LoaderOptions {
     /// Missing or undecodable images: `false` stops the epoch with an error naming the image
     /// and its list line; `true` logs a warning, drops the sample from its batch and counts it.
     pub skip_bad: bool,
+    /// Colour jitter in the training transform (`dataset.color_jitter`).
+    pub color_jitter: bool,
 }
 
 impl Default for LoaderOptions {
     fn default() -> Self {
-        LoaderOptions { batch_size: 128, threads: 0, prefetch: 2, skip_bad: false }
+        LoaderOptions { batch_size: 128, threads: 0, prefetch: 2, skip_bad: false, color_jitter: true }
     }
 }
 
@@ -103,6 +105,7 @@ impl ImageLoader {
             dataset: self.dataset.clone(),
             root: self.root.clone(),
             skip_bad: self.opts.skip_bad,
+            color_jitter: self.opts.color_jitter,
             train,
             seed,
             skipped: skipped.clone(),
@@ -141,6 +144,7 @@ struct BatchJob {
     dataset: Arc<ListDataset>,
     root: PathBuf,
     skip_bad: bool,
+    color_jitter: bool,
     train: bool,
     seed: u64,
     skipped: Arc<Mutex<Vec<SkippedSample>>>,
@@ -198,7 +202,7 @@ impl BatchJob {
         let img = decode(&bytes).with_context(whence)?;
         if self.train {
             let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(self.seed, position));
-            train_transform(&img, &mut rng, out);
+            train_transform(&img, &mut rng, self.color_jitter, out);
         } else {
             eval_transform(&img, out);
         }
