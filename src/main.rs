@@ -62,6 +62,9 @@ enum Command {
     /// Benchmarks (timings against a reference measured in the same run).
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// Train one planned run from its job file (started by `run --jobs` and Slurm tasks).
+    #[command(hide = true)]
+    Worker(cli::experiments::WorkerArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -125,5 +128,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),
         Command::Reproduce(args) => cli::experiments::reproduce(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Bench(cmd) => cli::bench::run(cmd, cli.device, &cli.data_root),
+        Command::Worker(args) => cli::experiments::worker(args, cli.device, cli.cache_dir, cli.data_root),
     }
 }

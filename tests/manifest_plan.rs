@@ -100,9 +100,13 @@ fn emit_slurm_writes_arrays_chained_by_afterok() {
     let keys2 = read("keys2.txt");
     assert_eq!((keys1.lines().count(), keys2.lines().count()), (8, 6));
     for line in keys1.lines().chain(keys2.lines()) {
-        let (key, manifest) = line.split_once('\t').unwrap();
+        let [key, job, manifest] = line.split('\t').collect::<Vec<_>>()[..] else { panic!("{line}") };
         assert_eq!(key.len(), 64);
         assert_eq!(Path::new(manifest), good().as_path());
+        // The task's input: the resolved run, in its partial directory, under its key.
+        assert_eq!(Path::new(job), cache.path().join("partial").join(key).join("worker.json"));
+        let node: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(job).unwrap()).unwrap();
+        assert_eq!(node["key"], key);
         assert!(stdout.contains(&key[..12]), "every emitted key is in the plan");
     }
     let s1 = read("stage1.sbatch");
@@ -111,7 +115,7 @@ fn emit_slurm_writes_arrays_chained_by_afterok() {
     assert!(s1.contains(&format!("#SBATCH --output={}/logs/stage1-%A_%a.out", dir.display())), "{s1}");
     let exe = Path::new(env!("CARGO_BIN_EXE_gcl-repro"));
     let expected = format!(
-        "'{}' run \"$MANIFEST\" --only \"$KEY\" --scale smoke --cache-dir '{}' --data-root '/data'",
+        "'{}' worker \"$JOB\" --cache-dir '{}' --data-root '/data'",
         exe.display(),
         cache.path().display()
     );
@@ -125,7 +129,7 @@ fn emit_slurm_writes_arrays_chained_by_afterok() {
     let task = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "SLURM_ARRAY_TASK_ID=3; LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" '{}'); KEY=${{LINE%%$'\\t'*}}; MANIFEST=${{LINE#*$'\\t'}}; echo \"$KEY|$MANIFEST\"",
+            "SLURM_ARRAY_TASK_ID=3; LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" '{}'); IFS=$'\\t' read -r KEY JOB MANIFEST <<< \"$LINE\"; echo \"$KEY|$JOB|$MANIFEST\"",
             dir.join("keys1.txt").display()
         ))
         .output()
@@ -145,5 +149,5 @@ fn slurm_command_without_key_is_refused() {
         .output()
         .unwrap();
     assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("has no {key} placeholder"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("has no {key} or {job} placeholder"));
 }

@@ -133,10 +133,9 @@ fn report_from_a_trained_cache() {
         devices: vec![tch::Device::Cpu],
         jobs_per_device: 1,
         force: false,
-        child_args: vec![],
         deadline: None,
     };
-    let summary = runner::execute(&jobs, &opts, &Arc::new(AtomicBool::new(false))).unwrap();
+    let summary = runner::execute(&jobs, &opts, &Arc::new(AtomicBool::new(false)), &runner::Quiet).unwrap();
     assert!(summary.ok() && summary.trained.len() == 3, "{summary:?}");
 
     let manifests = vec![tiny.clone(), empty.clone()];

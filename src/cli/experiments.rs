@@ -16,8 +16,9 @@ pub struct PlanArgs {
     /// Write job scripts: `--emit slurm DIR`.
     #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
     emit: Option<Vec<String>>,
-    /// Command of one Slurm task; placeholders {exe} {manifest} {key} {stage} {scale}
-    /// {cache_dir} {data_root}. Default: `{exe} run {manifest} --only {key} ...`.
+    /// Command of one Slurm task; placeholders {exe} {job} {key} {manifest} {stage} {scale}
+    /// {cache_dir} {data_root}. Default: `{exe} worker {job} ...` ({job}: the run's resolved
+    /// settings, written into its partial directory in the cache).
     #[arg(long, env = "GCL_SLURM_COMMAND")]
     slurm_command: Option<String>,
     /// Extra `#SBATCH` option for both job scripts (repeatable), e.g. --sbatch=--gres=gpu:1.
@@ -144,25 +145,37 @@ pub struct RunArgs {
     /// with a line counting the runs finished, wound down and never started.
     #[arg(long, value_name = "MINUTES")]
     pub deadline: Option<f64>,
-    /// A worker's deadline, from its parent: seconds since 1970 (a worker whose run was wound
-    /// down or not started exits with status 75).
-    #[arg(long = "deadline-at", hide = true, conflicts_with = "deadline")]
-    pub deadline_at: Option<f64>,
 }
 
 pub fn run(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
-    let deadline = match (args.deadline, args.deadline_at) {
-        (Some(minutes), _) => Some(runner::Deadline::in_minutes(minutes)?),
-        (None, Some(at)) => Some(runner::Deadline::from_unix_seconds(at)?),
-        (None, None) => None,
-    };
-    let worker = args.deadline_at.is_some();
-    run_inner(args, device, cache_dir, data_root, deadline, worker)
+    let deadline = args.deadline.map(runner::Deadline::in_minutes).transpose()?;
+    run_inner(args, device, cache_dir, data_root, deadline)
 }
 
-/// `worker`: a process started by another runner for one run (`--deadline-at`), which tells its
-/// parent by its exit status that the deadline stopped that run.
-fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf, deadline: Option<runner::Deadline>, worker: bool) -> Result<()> {
+/// The hidden `worker` command: one run planned by another process (`run --jobs N`, a run at
+/// another CPU level, or a Slurm task), read from its job file (`pipeline::worker`).
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The job file (`worker.json` in the run's partial directory).
+    pub job: PathBuf,
+    /// The parent's deadline: seconds since 1970 (a run wound down or not started by it exits
+    /// with status 75).
+    #[arg(long = "deadline-at")]
+    pub deadline_at: Option<f64>,
+}
+
+pub fn worker(args: WorkerArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
+    let deadline = args.deadline_at.map(runner::Deadline::from_unix_seconds).transpose()?;
+    let opts = runner::Options { cache_dir, data_root, devices: vec![device.resolve()?], jobs_per_device: 1, force: false, deadline };
+    let stop = runner::install_stop_handler();
+    match runner::run_worker(&args.job, &opts, &stop)? {
+        runner::Outcome::WoundDown | runner::Outcome::NotStarted => std::process::exit(runner::WOUND_DOWN_EXIT),
+        _ if stop.load(std::sync::atomic::Ordering::SeqCst) => std::process::exit(130),
+        _ => Ok(()),
+    }
+}
+
+fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf, deadline: Option<runner::Deadline>) -> Result<()> {
     let graph = RunGraph::build(&args.manifests, args.scale.into(), &data_root)?;
     let jobs = graph.select(&args.only)?;
     // Runs whose data is not here are reported as skipped, so the others still run.
@@ -170,14 +183,12 @@ fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
         if args.only.is_empty() { graph.unavailable.iter().map(|u| (u.label.clone(), u.reason.clone())).collect() } else { vec![] };
     let devices = if args.devices.is_empty() { vec![device] } else { args.devices.clone() };
     let devices = devices.into_iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
-    let mut child_args: Vec<String> = args.manifests.iter().map(|p| p.display().to_string()).collect();
-    child_args.extend(["--scale".to_string(), if matches!(args.scale, ScaleArg::Smoke) { "smoke" } else { "full" }.to_string()]);
-    let opts = runner::Options { cache_dir, data_root, devices, jobs_per_device: args.jobs, force: args.force, child_args, deadline };
+    let opts = runner::Options { cache_dir, data_root, devices, jobs_per_device: args.jobs, force: args.force, deadline };
     let stop = runner::install_stop_handler();
     let t = std::time::Instant::now();
-    let mut summary = runner::execute(&jobs, &opts, &stop)?;
+    let mut summary = runner::execute(&jobs, &opts, &stop, &runner::Bars::default())?;
     summary.skipped.extend(unavailable);
-    summary.print();
+    eprint!("{summary}");
     eprintln!("finished in {}", gcl_repro::human::duration(t.elapsed().as_secs_f64()));
     if summary.interrupted {
         std::process::exit(130);
@@ -186,9 +197,6 @@ fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
         let done = summary.trained.len() + summary.cached.len();
         let rest = if done > 0 { format!("; the other {done} are cached") } else { String::new() };
         bail!("{} run(s) failed, {} skipped (see above){rest}", summary.failed.len(), summary.skipped.len());
-    }
-    if worker && !(summary.wound_down.is_empty() && summary.not_started.is_empty()) {
-        std::process::exit(runner::WOUND_DOWN_EXIT);
     }
     Ok(())
 }
@@ -361,10 +369,10 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
     }
     let scale: Scale = args.scale.into();
     let run_args =
-        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None, deadline_at: None };
+        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None };
     // Keep going to the report even when some runs fail or lack data (or the deadline stopped
     // them): the report says which.
-    let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone(), deadline, false);
+    let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone(), deadline);
     let out = args.out.unwrap_or_else(|| match scale {
         Scale::Full => PathBuf::from("results"),
         Scale::Smoke => PathBuf::from("results/smoke"),

@@ -16,14 +16,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Which stage a run is: stage 1, or stage 2 on top of the stage-1 run `parent`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Stage {
     One,
     Two { parent: String },
 }
 
 /// One place a run is used: a cell of a manifest, for one seed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CellUse {
     pub manifest: String,
     pub cell: String,
@@ -37,8 +37,8 @@ impl CellUse {
     }
 }
 
-/// One distinct training.
-#[derive(Clone, Debug)]
+/// One distinct training (also what a worker process receives, as `worker.json`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunNode {
     pub key: String,
     pub stage: Stage,

@@ -197,8 +197,9 @@ pub struct SlurmOptions {
     pub sbatch: Vec<String>,
 }
 
-pub const DEFAULT_SLURM_COMMAND: &str =
-    "{exe} run {manifest} --only {key} --scale {scale} --cache-dir {cache_dir} --data-root {data_root}";
+/// A task trains its run from the job file written beside its partial run (`pipeline::worker`):
+/// the resolved settings, never a re-expansion of the manifest.
+pub const DEFAULT_SLURM_COMMAND: &str = "{exe} worker {job} --cache-dir {cache_dir} --data-root {data_root}";
 
 /// A string as one single-quoted shell word.
 fn shell_quote(s: &str) -> String {
@@ -209,9 +210,10 @@ fn shell_quote(s: &str) -> String {
 /// written. Paths inside the scripts are absolute, so they can be submitted from anywhere.
 pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &Path) -> Result<Vec<String>> {
     let template = slurm.command.clone().unwrap_or_else(|| DEFAULT_SLURM_COMMAND.to_string());
-    if !template.contains("{key}") {
-        bail!("the Slurm task command `{template}` has no {{key}} placeholder, so every task would do the same thing");
+    if !template.contains("{key}") && !template.contains("{job}") {
+        bail!("the Slurm task command `{template}` has no {{key}} or {{job}} placeholder, so every task would do the same thing");
     }
+    let cache = crate::cache::Cache::open(&opts.cache_dir)?;
     std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::path::absolute(dir)?;
     let exe = std::env::current_exe().context("cannot find the gcl-repro executable")?;
@@ -230,10 +232,13 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
         let mut keys = String::new();
         for n in &todo {
             let manifest = n.manifest.to_str().context("manifest paths must be UTF-8")?;
-            if manifest.contains(['\t', '\n']) {
-                bail!("the manifest path {manifest:?} contains a tab or newline");
+            let job = super::worker::write_job(&cache, n)?;
+            let job = std::path::absolute(&job)?;
+            let job = job.to_str().context("cache paths must be UTF-8")?.to_string();
+            if manifest.contains(['\t', '\n']) || job.contains(['\t', '\n']) {
+                bail!("the manifest path {manifest:?} or the job path {job:?} contains a tab or newline");
             }
-            let _ = writeln!(keys, "{}\t{manifest}", n.key);
+            let _ = writeln!(keys, "{}\t{job}\t{manifest}", n.key);
         }
         std::fs::write(dir.join(&keys_file), keys)?;
         written.push(keys_file.clone());
@@ -248,6 +253,7 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
             .replace("{scale}", scale)
             .replace("{stage}", &stage.to_string())
             .replace("{manifest}", "\"$MANIFEST\"")
+            .replace("{job}", "\"$JOB\"")
             .replace("{key}", "\"$KEY\"");
         let mut s = String::new();
         let _ = writeln!(s, "#!/bin/bash");
@@ -260,8 +266,7 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
         }
         let _ = writeln!(s, "set -euo pipefail");
         let _ = writeln!(s, "LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {})", shell_quote(&dir.join(&keys_file).to_string_lossy()));
-        let _ = writeln!(s, "KEY=${{LINE%%$'\\t'*}}");
-        let _ = writeln!(s, "MANIFEST=${{LINE#*$'\\t'}}");
+        let _ = writeln!(s, "IFS=$'\\t' read -r KEY JOB MANIFEST <<< \"$LINE\"");
         let _ = writeln!(s, "echo \"task $SLURM_ARRAY_TASK_ID: stage {stage} run $KEY of $MANIFEST\"");
         let _ = writeln!(s, "{command}");
         let script = format!("stage{stage}.sbatch");

@@ -2,8 +2,9 @@
 //! stage-2 runs built on it), each under a lock so that concurrent runners never train the
 //! same run twice, with an overall progress bar and a summary at the end.
 //!
-//! `--jobs N` runs N runs at once per device as separate processes (`gcl-repro run --only KEY`
-//! children); with one job everything runs in this process.
+//! The [`Scheduler`] (`schedule.rs`) decides what runs next; this module executes it: in this
+//! process, or with `--jobs N` as N worker processes per device, each handed its resolved run
+//! through `worker.rs` (`gcl-repro worker FILE`). Progress goes to a [`RunObserver`].
 //!
 //! A [`Deadline`] (`--deadline MINUTES`) changes nothing before it comes. When it comes, this
 //! process and every worker (each gets the same absolute time and arms its own) call
@@ -12,6 +13,8 @@
 //! new run starts. The epoch in progress finishes *after* the deadline, so a caller with a hard
 //! limit passes a deadline that leaves one epoch (plus start-up and the report) to spare.
 use super::graph::{RunNode, Stage};
+use super::schedule::{Decision, Scheduler};
+use super::worker;
 use crate::cache::{Cache, RunState};
 use crate::data::Data;
 use crate::device::device_label;
@@ -19,11 +22,11 @@ use crate::metrics::RunResult;
 use crate::training::{self, Progress, RunEnv, TrainError};
 use anyhow::{Context as _, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tch::Device;
 
 pub struct Options {
@@ -32,8 +35,6 @@ pub struct Options {
     pub devices: Vec<Device>,
     pub jobs_per_device: usize,
     pub force: bool,
-    /// Re-invocation of this binary for child processes (`--jobs` > 1): the manifest arguments.
-    pub child_args: Vec<String>,
     /// When to wind down (passed on to the workers as an absolute time).
     pub deadline: Option<Deadline>,
 }
@@ -112,232 +113,324 @@ pub struct Summary {
     pub deadline_reached: bool,
 }
 
-impl Summary {
-    pub fn print(&self) {
-        eprintln!(
+/// The end-of-run lines (the command prints them).
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
             "runs: {} trained, {} cached, {} failed, {} skipped{}",
             self.trained.len(),
             self.cached.len(),
             self.failed.len(),
             self.skipped.len(),
             if self.interrupted { " (interrupted: partial runs resume on the next `run`)" } else { "" }
-        );
+        )?;
         for (label, why) in &self.failed {
-            eprintln!("  failed  {label}: {why}");
+            writeln!(f, "  failed  {label}: {why}")?;
         }
         for (label, why) in &self.skipped {
-            eprintln!("  skipped {label}: {why}");
+            writeln!(f, "  skipped {label}: {why}")?;
         }
         if self.deadline_reached {
             let finished = self.trained.len() + self.cached.len();
             let all = finished + self.failed.len() + self.skipped.len() + self.wound_down.len() + self.not_started.len();
-            eprintln!(
+            writeln!(
+                f,
                 "deadline reached: {finished} of {all} runs finished ({} trained now, {} cached), {} wound down (partial: they resume on the next `run`), {} never started",
                 self.trained.len(),
                 self.cached.len(),
                 self.wound_down.len(),
                 self.not_started.len()
-            );
+            )?;
             for label in &self.wound_down {
-                eprintln!("  wound down {label}");
+                writeln!(f, "  wound down {label}")?;
             }
         }
+        Ok(())
     }
+}
 
+impl Summary {
     /// No failure, nothing skipped, not interrupted. Runs the deadline wound down or kept from
     /// starting are no failure: they resume (or start) on the next `run`.
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.skipped.is_empty() && !self.interrupted
     }
+
+    /// Record what became of a run, and tell the observer.
+    fn record(&mut self, observer: &dyn RunObserver, job: &RunNode, outcome: Outcome) {
+        let label = job.label();
+        match &outcome {
+            Outcome::Trained => self.trained.push(label),
+            Outcome::Cached => self.cached.push(label),
+            Outcome::Failed(why) => self.failed.push((format!("{label} ({})", job.short()), why.clone())),
+            Outcome::Skipped(why) => self.skipped.push((label, why.clone())),
+            Outcome::WoundDown => self.wound_down.push(label),
+            Outcome::NotStarted => self.not_started.push(label),
+        }
+        observer.finished(job, &outcome, self);
+    }
 }
 
-/// Run every job that is not cached. Stage-2 jobs wait for their parent; a failed parent
-/// skips its children (with the reason in the summary).
-pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>) -> Result<Summary> {
+/// What became of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Trained,
+    Cached,
+    Failed(String),
+    Skipped(String),
+    /// Stopped by the deadline after an epoch (it resumes from its partial directory).
+    WoundDown,
+    /// Not started: the deadline had come.
+    NotStarted,
+}
+
+/// What the runner reports while it works: the overall progress and each run's training
+/// (a terminal's bars, or nothing).
+pub trait RunObserver {
+    /// `runs` runs are planned.
+    fn begin(&self, _runs: usize) {}
+    /// A run starts training in this process or in a worker.
+    fn started(&self, _job: &RunNode) {}
+    /// A run ended (`summary` holds everything so far).
+    fn finished(&self, _job: &RunNode, _outcome: &Outcome, _summary: &Summary) {}
+    /// The call ends.
+    fn end(&self) {}
+    /// The observer of one training in this process.
+    fn training<'a>(&'a self, _job: &RunNode) -> Box<dyn training::Observer + 'a> {
+        Box::new(training::Silent)
+    }
+}
+
+/// No output (tests; workers, whose parent shows the progress).
+pub struct Quiet;
+
+impl RunObserver for Quiet {}
+
+/// The terminal's view: an overall bar (runs done, running, cached, failed, ETA) above one
+/// bar per training.
+pub struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: std::cell::Cell<usize>,
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        let multi = MultiProgress::new();
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("runs [{bar:30}] {pos}/{len} {msg} elapsed {elapsed} ETA {eta}").unwrap().progress_chars("=> "),
+        );
+        Bars { multi, overall, running: std::cell::Cell::new(0) }
+    }
+}
+
+impl RunObserver for Bars {
+    fn begin(&self, runs: usize) {
+        self.overall.set_length(runs as u64);
+    }
+
+    fn started(&self, _job: &RunNode) {
+        self.running.set(self.running.get() + 1);
+    }
+
+    fn finished(&self, _job: &RunNode, outcome: &Outcome, s: &Summary) {
+        if matches!(outcome, Outcome::Trained | Outcome::Failed(_) | Outcome::WoundDown) {
+            self.running.set(self.running.get().saturating_sub(1));
+        }
+        self.overall.inc(1);
+        let running = self.running.get();
+        self.overall.set_message(format!("done {} · running {running} · cached {} · failed {}", s.trained.len(), s.cached.len(), s.failed.len()));
+    }
+
+    fn end(&self) {
+        self.overall.finish_and_clear();
+    }
+
+    fn training<'a>(&'a self, job: &RunNode) -> Box<dyn training::Observer + 'a> {
+        Box::new(Progress::new(format!("{} [{}]", job.label(), job.short()), Some(&self.multi)))
+    }
+}
+
+/// Where a run trains: in this process, or in a worker process (`gcl-repro worker`).
+enum Placement {
+    Here,
+    Worker(Device),
+}
+
+/// Run every job that is not cached: the [`Scheduler`] decides what comes next, this loop
+/// places each started run in this process or in a worker and reaps the workers.
+pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>, observer: &dyn RunObserver) -> Result<Summary> {
     let cache = Cache::open(&opts.cache_dir)?;
     if opts.force {
         for j in jobs {
             cache.remove(&j.key)?;
         }
     }
-    let multi = MultiProgress::new();
-    let overall = multi.add(ProgressBar::new(jobs.len() as u64));
-    overall.set_style(
-        ProgressStyle::with_template("runs [{bar:30}] {pos}/{len} {msg} elapsed {elapsed} ETA {eta}").unwrap().progress_chars("=> "),
-    );
+    observer.begin(jobs.len());
     let mut summary = Summary::default();
-    let mut failed_keys: HashSet<String> = HashSet::new();
-    let mut pending: Vec<&RunNode> = jobs.to_vec();
+    let mut scheduler = Scheduler::new(jobs);
     let slots = opts.devices.len() * opts.jobs_per_device.max(1);
-    let mut running: Vec<(std::process::Child, &RunNode, Instant)> = Vec::new();
+    let mut workers: Vec<(std::process::Child, &RunNode)> = Vec::new();
     let mut data_cache: HashMap<String, Arc<Data>> = HashMap::new();
-    let status = |s: &Summary, running: usize| {
-        format!("done {} · running {} · cached {} · failed {}", s.trained.len(), running, s.cached.len(), s.failed.len())
-    };
+    let state = |key: &str| cache.state(key);
     if let Some(d) = opts.deadline {
         d.arm();
     }
-    while !pending.is_empty() || !running.is_empty() {
+    while !scheduler.is_done() || !workers.is_empty() {
         if training::winding_down() {
             // The deadline has come: start nothing more; the workers running wind down themselves.
             summary.deadline_reached = true;
-            for job in pending.drain(..) {
-                if cache.state(&job.key) == RunState::Cached {
-                    summary.cached.push(job.label());
-                } else {
-                    summary.not_started.push(job.label());
-                }
-                overall.inc(1);
+            for job in scheduler.drain() {
+                let outcome = if cache.state(&job.key) == RunState::Cached { Outcome::Cached } else { Outcome::NotStarted };
+                summary.record(observer, job, outcome);
             }
         }
         if stop.load(Ordering::SeqCst) {
             summary.interrupted = true;
-            for (mut child, _, _) in running.drain(..) {
+            for (mut child, _) in workers.drain(..) {
                 // Children got the same SIGINT from the terminal; wait for their clean stop.
                 let _ = child.wait();
             }
             break;
         }
-        // Reap finished children.
-        let mut i = 0;
-        while i < running.len() {
-            if let Some(st) = running[i].0.try_wait()? {
-                let (_, job, _) = running.remove(i);
-                if st.success() && cache.state(&job.key) == RunState::Cached {
-                    summary.trained.push(job.label());
-                } else if st.code() == Some(WOUND_DOWN_EXIT) {
-                    failed_keys.insert(job.key.clone());
-                    if cache.state(&job.key) == RunState::Partial {
-                        summary.wound_down.push(job.label());
-                    } else {
-                        summary.not_started.push(job.label());
-                    }
-                } else {
-                    failed_keys.insert(job.key.clone());
-                    summary.failed.push((job.label(), format!("worker exited with {st}; see its log in {}", cache.partial_dir(&job.key).display())));
-                }
-                overall.inc(1);
-            } else {
-                i += 1;
-            }
-        }
-        overall.set_message(status(&summary, running.len()));
-        // Pick the next job whose parent is done.
-        let mut progressed = false;
-        let mut next = 0;
-        while next < pending.len() {
-            if training::winding_down() {
-                break; // the top of the loop counts what is left as not started
-            }
-            if slots == 1 && !running.is_empty() {
-                break; // one run at a time: wait for the child (a run at another CPU level)
-            }
-            let job = pending[next];
-            if let Some(p) = job.parent() {
-                if failed_keys.contains(p) {
-                    pending.remove(next);
-                    failed_keys.insert(job.key.clone());
-                    summary.skipped.push((job.label(), format!("its stage-1 run {} failed", &p[..12])));
-                    overall.inc(1);
+        let mut progressed = reap(&mut workers, &cache, &mut scheduler, &mut summary, observer)?;
+        loop {
+            // One run at a time when there is one slot (a worker at another CPU level included).
+            let free = if slots == 1 { workers.is_empty() } else { workers.len() < slots };
+            let job = match scheduler.next(&state, free && !training::winding_down()) {
+                Decision::Start(job) => job,
+                Decision::Cached(job) => {
+                    summary.record(observer, job, Outcome::Cached);
                     progressed = true;
                     continue;
                 }
-                if cache.state(p) != RunState::Cached {
-                    next += 1;
+                Decision::Skip(job, why) => {
+                    summary.record(observer, job, Outcome::Skipped(why));
+                    progressed = true;
                     continue;
                 }
-            }
-            if cache.state(&job.key) == RunState::Cached {
-                pending.remove(next);
-                summary.cached.push(job.label());
-                overall.inc(1);
-                progressed = true;
-                continue;
-            }
-            if slots > 1 {
-                if running.len() >= slots {
-                    break;
-                }
-                // A child process per run; the lock inside the child keeps runners apart.
-                let device = opts.devices[running.len() % opts.devices.len()];
-                let child = spawn_child(opts, job, device)?;
-                pending.remove(next);
-                running.push((child, job, Instant::now()));
-                progressed = true;
-                continue;
-            }
-            // A CPU run that pins another kernel level than this process holds trains in a child
-            // process (a process has one level, fixed at its first tensor operation).
-            let device = opts.devices[0];
-            if device == Device::Cpu {
-                match crate::numerics::claim(job.spec.cpu.isa) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        let child = spawn_child(opts, job, device)?;
-                        pending.remove(next);
-                        running.push((child, job, Instant::now()));
-                        progressed = true;
-                        continue;
-                    }
-                    Err(e) => {
-                        pending.remove(next);
-                        failed_keys.insert(job.key.clone());
-                        summary.failed.push((format!("{} ({})", job.label(), job.short()), format!("{e:#}")));
-                        overall.inc(1);
-                        progressed = true;
-                        continue;
-                    }
-                }
-            }
-            let Some(lock) = cache.try_lock(&job.key)? else {
-                next += 1; // another process trains it; come back later
-                continue;
+                Decision::Wait | Decision::Done => break,
             };
-            pending.remove(next);
             progressed = true;
-            if cache.state(&job.key) == RunState::Cached {
-                summary.cached.push(job.label());
-                overall.inc(1);
-                continue;
-            }
-            let outcome = run_one(job, &cache, opts, opts.devices[0], &multi, stop, &mut data_cache);
-            drop(lock);
-            match outcome {
-                Ok(_) => summary.trained.push(job.label()),
-                Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::Interrupted)) => {
-                    summary.interrupted = true;
-                    overall.abandon();
-                    return Ok(summary);
-                }
-                Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => {
-                    // Like Ctrl-C, the partial run stays and resumes; the loop starts nothing more.
-                    failed_keys.insert(job.key.clone());
-                    summary.wound_down.push(job.label());
-                }
+            let placement = match place(job, opts, slots, workers.len()) {
+                Ok(p) => p,
                 Err(e) => {
-                    failed_keys.insert(job.key.clone());
-                    tracing::error!("{} ({}) failed: {e:#}", job.label(), job.short());
-                    summary.failed.push((format!("{} ({})", job.label(), job.short()), format!("{e:#}")));
+                    scheduler.failed(&job.key);
+                    summary.record(observer, job, Outcome::Failed(format!("{e:#}")));
+                    continue;
+                }
+            };
+            match placement {
+                Placement::Worker(device) => {
+                    observer.started(job);
+                    workers.push((spawn_worker(opts, &cache, job, device)?, job));
+                }
+                Placement::Here => {
+                    let Some(lock) = cache.try_lock(&job.key)? else {
+                        scheduler.requeue(job); // another process trains it; come back later
+                        progressed = false;
+                        break;
+                    };
+                    if cache.state(&job.key) == RunState::Cached {
+                        summary.record(observer, job, Outcome::Cached);
+                        continue;
+                    }
+                    observer.started(job);
+                    let training = observer.training(job);
+                    let result = run_one(job, &cache, opts, opts.devices[0], stop, &mut data_cache, training.as_ref());
+                    drop(training);
+                    drop(lock);
+                    match result {
+                        Ok(_) => summary.record(observer, job, Outcome::Trained),
+                        Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::Interrupted)) => {
+                            summary.interrupted = true;
+                            observer.end();
+                            return Ok(summary);
+                        }
+                        Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => {
+                            // Like Ctrl-C, the partial run stays and resumes; nothing more starts.
+                            scheduler.failed(&job.key);
+                            summary.record(observer, job, Outcome::WoundDown);
+                        }
+                        Err(e) => {
+                            scheduler.failed(&job.key);
+                            tracing::error!("{} ({}) failed: {e:#}", job.label(), job.short());
+                            summary.record(observer, job, Outcome::Failed(format!("{e:#}")));
+                        }
+                    }
                 }
             }
-            overall.inc(1);
-            overall.set_message(status(&summary, running.len()));
         }
         if !progressed {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    overall.finish_and_clear();
+    observer.end();
     summary.deadline_reached |= training::winding_down();
     Ok(summary)
 }
 
-fn spawn_child(opts: &Options, job: &RunNode, device: Device) -> Result<std::process::Child> {
+/// Where a started run trains: with several slots always in a worker (round-robin over the
+/// devices); with one, here, unless it is a CPU run pinned to another kernel level than this
+/// process holds (a process has one level, fixed at its first tensor operation).
+fn place(job: &RunNode, opts: &Options, slots: usize, running: usize) -> Result<Placement> {
+    if slots > 1 {
+        return Ok(Placement::Worker(opts.devices[running % opts.devices.len()]));
+    }
+    let device = opts.devices[0];
+    if device == Device::Cpu && !crate::numerics::claim(job.spec.cpu.isa)? {
+        return Ok(Placement::Worker(device));
+    }
+    Ok(Placement::Here)
+}
+
+/// Collect the workers that ended; whether any did.
+fn reap<'a>(
+    workers: &mut Vec<(std::process::Child, &'a RunNode)>,
+    cache: &Cache,
+    scheduler: &mut Scheduler<'a>,
+    summary: &mut Summary,
+    observer: &dyn RunObserver,
+) -> Result<bool> {
+    let mut any = false;
+    let mut i = 0;
+    while i < workers.len() {
+        let Some(status) = workers[i].0.try_wait()? else {
+            i += 1;
+            continue;
+        };
+        let (_, job) = workers.remove(i);
+        any = true;
+        let outcome = if status.success() && cache.state(&job.key) == RunState::Cached {
+            Outcome::Trained
+        } else if status.code() == Some(WOUND_DOWN_EXIT) {
+            if cache.state(&job.key) == RunState::Partial {
+                Outcome::WoundDown
+            } else {
+                Outcome::NotStarted
+            }
+        } else {
+            Outcome::Failed(format!("worker exited with {status}; see its log in {}", cache.partial_dir(&job.key).display()))
+        };
+        if outcome != Outcome::Trained {
+            scheduler.failed(&job.key);
+        }
+        summary.record(observer, job, outcome);
+    }
+    Ok(any)
+}
+
+/// Start a worker for `job`: its resolved run goes into its partial directory (the worker's
+/// only input besides where the cache and the data are), then `gcl-repro worker FILE`.
+fn spawn_worker(opts: &Options, cache: &Cache, job: &RunNode, device: Device) -> Result<std::process::Child> {
+    let job_file = worker::write_job(cache, job)?;
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("run")
-        .args(&opts.child_args)
-        .args(["--only", &job.key, "--jobs", "1", "--device", &device_label(device)])
+    cmd.arg("worker")
+        .arg(&job_file)
+        .args(["--device", &device_label(device)])
         .arg("--cache-dir")
         .arg(&opts.cache_dir)
         .arg("--data-root")
@@ -353,15 +446,49 @@ fn spawn_child(opts: &Options, job: &RunNode, device: Device) -> Result<std::pro
     cmd.spawn().context("starting a worker process")
 }
 
+/// `gcl-repro worker FILE`: train the run of a job file in this process (locked, so two workers
+/// never train one run) and publish it. The outcome decides the exit status: 0 trained or
+/// cached, [`WOUND_DOWN_EXIT`] wound down or not started, an error otherwise.
+pub fn run_worker(job_file: &Path, opts: &Options, stop: &Arc<AtomicBool>) -> Result<Outcome> {
+    let job = worker::read_job(job_file)?;
+    let cache = Cache::open(&opts.cache_dir)?;
+    if let Some(d) = opts.deadline {
+        d.arm();
+    }
+    if training::winding_down() {
+        return Ok(Outcome::NotStarted);
+    }
+    crate::numerics::claim(job.spec.cpu.isa)?;
+    let lock = loop {
+        if cache.state(&job.key) == RunState::Cached {
+            return Ok(Outcome::Cached);
+        }
+        match cache.try_lock(&job.key)? {
+            Some(lock) => break lock,
+            None => std::thread::sleep(Duration::from_millis(500)), // another runner has it
+        }
+    };
+    if cache.state(&job.key) == RunState::Cached {
+        return Ok(Outcome::Cached);
+    }
+    let result = run_one(&job, &cache, opts, opts.devices[0], stop, &mut HashMap::new(), &training::Silent);
+    drop(lock);
+    match result {
+        Ok(_) => Ok(Outcome::Trained),
+        Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => Ok(Outcome::WoundDown),
+        Err(e) => Err(e),
+    }
+}
+
 /// Train one job in this process and publish it in the cache.
 fn run_one(
     job: &RunNode,
     cache: &Cache,
     opts: &Options,
     device: Device,
-    multi: &MultiProgress,
     stop: &Arc<AtomicBool>,
     data_cache: &mut HashMap<String, Arc<Data>>,
+    observer: &dyn training::Observer,
 ) -> Result<RunResult> {
     training::check_spec(&job.spec)?;
     crate::numerics::set_threads(job.spec.cpu.threads);
@@ -373,8 +500,7 @@ fn run_one(
             d
         }
     };
-    let observer = Progress::new(format!("{} [{}]", job.label(), job.short()), Some(multi));
-    let ctx = RunEnv { device, dir: cache.partial_dir(&job.key), stop, observer: &observer };
+    let ctx = RunEnv { device, dir: cache.partial_dir(&job.key), stop, observer };
     // `model.pretrained` is a path under the data root (the key holds it as written).
     let mut spec = job.spec.clone();
     if let Some(p) = &spec.model.pretrained {
@@ -388,6 +514,7 @@ fn run_one(
     result.provenance.device_name = device_name(device);
     result.provenance.cuda = tch::Cuda::is_available().then(|| "available".to_string());
     let spec_toml = toml::to_string(&job.spec).context("serialising the resolved spec")?;
+    let _ = std::fs::remove_file(cache.partial_dir(&job.key).join(worker::JOB_FILE));
     cache.commit(&job.key, &result, &spec_toml, &job.key_material())?;
     Ok(result)
 }
@@ -407,7 +534,7 @@ pub fn install_stop_handler() -> Arc<AtomicBool> {
         if s.swap(true, Ordering::SeqCst) {
             std::process::exit(130); // a second Ctrl-C: stop now
         }
-        eprintln!("\nstopping after the current step (Ctrl-C again to quit at once)...");
+        tracing::warn!("stopping after the current step (Ctrl-C again to quit at once)...");
     });
     stop
 }
