@@ -19,7 +19,7 @@ fn unknown_keys_and_bad_values_name_line_key_and_allowed() {
         "tests/fixtures/manifests/bad_keys.toml:11:13: invalid value \"cifar11\" for `name` in [columns.c10.dataset]; expected one of cifar10, cifar100, synthetic, imagenet_lt, places_lt, inat2018",
         "tests/fixtures/manifests/bad_keys.toml:15:1: unknown key `sampeler` in [rows.gcl.stage2]; did you mean `sampler`? (allowed: rebalance, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, shift_bn, from_checkpoint)",
         "tests/fixtures/manifests/bad_keys.toml:17:1: invalid value \"cbenn\" for `kind` in [rows.gcl.stage2.sampler]; expected one of ib, cb, en, cben, class_aware, reversed",
-        "tests/fixtures/manifests/bad_keys.toml:20:1: unknown key `labl` in [rows.ce]; did you mean `label`? (allowed: dataset, model, stage1, stage2, seed, cpu, label, quoted, published, published_row, columns)",
+        "tests/fixtures/manifests/bad_keys.toml:20:1: unknown key `labl` in [rows.ce]; did you mean `label`? (allowed: dataset, model, stage1, stage2, seed, cpu, label, quoted, published, published_row, columns, recipe)",
         "tests/fixtures/manifests/bad_keys.toml:21:1: `stage2` in [rows.ce] must be a table or `false` (no stage 2), not a boolean; allowed keys: rebalance, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, shift_bn, from_checkpoint",
         "tests/fixtures/manifests/bad_keys.toml:22:7: invalid value \"cosine\" for `head` in [rows.ce.model]; expected one of linear, normed",
     ];
@@ -74,7 +74,19 @@ fn inline_manifest_edge_cases() {
     };
     check("[rows.ce]\n", "1:1: the manifest has no columns: add at least one [columns.ID] table");
     check("[columns.c]\n[rows]\n", "2:2: [rows] is empty: add at least one [rows.ID] table");
-    check("[columns.c]\n[rows.r]\n[figure.f]\n", "3:2: unknown key `figure` in the top level; did you mean `figures`? (allowed: manifest, defaults, columns, rows, cells, figures)");
+    check("[columns.c]\n[rows.r]\n[figure.f]\n", "3:2: unknown key `figure` in the top level; did you mean `figures`? (allowed: manifest, defaults, recipes, columns, rows, cells, figures)");
+    // Recipes: a source is required, names are checked per cell (with `{column}` filled in).
+    check("[recipes.x]\nstage1 = { epochs = 3 }\n[columns.c]\n[rows.r]\n", "1:10: recipe `x` has no `source`: name the released file(s) it follows, e.g. source = \"owner/repo path/to/script.py\"");
+    check(
+        "[recipes.gcl_c]\nsource = \"s\"\n[columns.c]\n[columns.d]\n[rows.r]\nrecipe = \"gcl_{column}\"\n",
+        "6:1: no recipe (cell r.d) `gcl_d`; did you mean `gcl_c`? (known: gcl_c)",
+    );
+    check("[recipes.x]\nsource = \"s\"\n[columns.c]\n[rows.r]\nquoted = true\npublished = { c = 1.0 }\nrecipe = \"x\"\n", "7:1: row `r` is quoted (nothing is trained) but names a `recipe`; remove it");
+    // A model setting that cannot be built is one error naming the cell and the setting.
+    let p = dir.path().join("freeze.toml");
+    std::fs::write(&p, "[recipes.x]\nsource = \"s\"\nmodel = { arch = \"resnet152\", freeze = [\"layer9\"] }\n[columns.c]\n[rows.r]\nrecipe = \"x\"\n").unwrap();
+    let err = format!("{:#}", manifest::load(&p).unwrap_err());
+    assert!(err.contains("cell r.c: model.freeze: `layer9` is not a part of this Resnet152 backbone (after drop_blocks = 0); name one of conv1, bn1, layer1, layer2, layer3, layer4; or a block such as `layer1.0`"), "{err}");
     check("[columns.\"a.b\"]\n[rows.r]\n", "1:10: column id `a.b` may only use letters, digits, `_` and `-` (cells are named row.column)");
     check("[manifest]\nseeds = []\n[columns.c]\n[rows.r]\n", "2:1: `seeds` in [manifest] is empty; list at least one seed or remove the key (default: seed 123)");
     check("[manifest.smoke]\nseed = 3\n[columns.c]\n[rows.r]\n", "2:1: `seed` in [manifest.smoke] would make smoke runs use other seeds than the table; set `seeds` in [manifest]");

@@ -1,7 +1,9 @@
 //! Resolution of a cell's settings by deep merge of RunSpec fragments.
 //!
-//! Order: `RunSpec::default()` <- `[defaults]` <- column <- row <- cell <- `[manifest.smoke]`
-//! (smoke scale only) <- seed. Tables merge key by key; any other value replaces. Every
+//! Order: `RunSpec::default()` <- the cell's fragments (`manifest::cell_fragments`, the one
+//! place their order is written: `[defaults]` <- column <- recipe <- row <- cell) <-
+//! `[manifest.smoke]` (smoke scale only) <- seed. The fragments merge as TOML tables (the one
+//! layer where a partial fragment exists) and the result is deserialised once into `RunSpec`. Tables merge key by key; any other value replaces. Every
 //! fragment merges onto the *resolved* settings so far, which start as the full default run
 //! spelled out, so a partial table never falls back to another type's defaults:
 //! - `stage2 = false` removes stage 2; a `stage2 = { ... }` over a removed or absent stage 2
@@ -146,24 +148,29 @@ pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u
     }
     if !has_stage2(&merged) {
         merged.remove("stage2");
-    } else if !fragments.iter().any(|f| sets_stage2_cloud(f)) && !(scale == Scale::Smoke && sets_stage2_cloud(smoke)) {
-        let cloud = merged.get("stage1").and_then(|s| s.get("loss")).and_then(|l| l.get("cloud")).cloned();
-        if let (Some(cloud), Some(Value::Table(s2))) = (cloud, merged.get_mut("stage2")) {
-            if let Some(Value::Table(loss)) = s2.get_mut("loss") {
-                if loss.contains_key("cloud") {
-                    loss.insert("cloud".into(), cloud);
-                }
-            }
-        }
     }
+    let own_stage2_cloud = fragments.iter().any(|f| sets_stage2_cloud(f)) || (scale == Scale::Smoke && sets_stage2_cloud(smoke));
     if let Some(seed) = seed {
         merged.insert("seed".into(), Value::Integer(seed as i64));
     }
     check_variant_settings(&merged)?;
     let text = toml::to_string(&merged).context("cannot write the merged settings")?;
-    let spec = toml::from_str::<RunSpec>(&text).with_context(|| format!("the merged settings are not a valid run:\n{text}"))?;
+    let mut spec = toml::from_str::<RunSpec>(&text).with_context(|| format!("the merged settings are not a valid run:\n{text}"))?;
+    if !own_stage2_cloud {
+        stage2_follows_stage1_cloud(&mut spec);
+    }
     crate::models::parts::check(&spec.model)?;
     Ok(spec)
+}
+
+/// The one rule across the stages, on the typed settings: the cloud-size schedule is a function
+/// of the method, as in the released code, where one `GCLLoss` cloud list serves both stages. A
+/// GCL stage 2 takes stage 1's GCL cloud (applied unless some fragment sets `stage2.loss.cloud`).
+fn stage2_follows_stage1_cloud(spec: &mut RunSpec) {
+    let (LossSpec::Gcl(stage1), Some(stage2)) = (&spec.stage1.loss, spec.stage2.as_mut()) else { return };
+    if let LossSpec::Gcl(g) = &mut stage2.loss {
+        g.cloud = stage1.cloud;
+    }
 }
 
 #[cfg(test)]
