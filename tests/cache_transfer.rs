@@ -6,21 +6,11 @@ use common::{gcl, ok, text};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-const MANIFEST: &str = r#"
-[manifest]
-title = "transfer"
-seeds = [2]
-
-[defaults]
-dataset = { name = "synthetic", classes = 4, max_per_class = 32, imbalance = 4, test_per_class = 8 }
-model = { arch = "resnet_small", head = "normed" }
-stage1 = { epochs = 1, batch_size = 32, warmup_epochs = 0, milestones = [], loss = { kind = "gcl" }, mixup = true }
-cpu = { isa = "avx2", threads = 1 }
-
-[columns.synth]
-label = "synthetic"
-
-[rows.gcl_crt]
+/// One GCL + cRT cell and a t-SNE figure, pinned to AVX2 kernels and one thread.
+fn manifest() -> String {
+    let defaults = r#"stage1 = { epochs = 1, batch_size = 32, warmup_epochs = 0, milestones = [], loss = { kind = "gcl" }, mixup = true }
+cpu = { isa = "avx2", threads = 1 }"#;
+    let rest = r#"[rows.gcl_crt]
 label = "GCL + cRT"
 stage2 = { epochs = 1, batch_size = 32 }
 
@@ -31,9 +21,8 @@ cells = ["gcl_crt.synth"]
 splits = ["test"]
 stage = 1
 "#;
-
-
-
+    common::synthetic_manifest(2, 32, defaults, rest)
+}
 
 fn fail(out: Output) -> String {
     assert!(!out.status.success(), "command should have failed: {}", text(&out));
@@ -62,7 +51,7 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 fn export_import_round_trip_corruption_conflict_and_messages() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("m.toml");
-    std::fs::write(&m, MANIFEST).unwrap();
+    std::fs::write(&m, manifest()).unwrap();
     let src = dir.path().join("src-cache");
 
     // Before any run: plan says it has no measurement on this device.
@@ -74,7 +63,7 @@ fn export_import_round_trip_corruption_conflict_and_messages() {
     ok(gcl(&src).arg("report").arg(&m).arg("--out").arg(dir.path().join("report-src")).output().unwrap());
     // Now it estimates from the measured throughput of this CPU (nothing left to train, so force a new seed).
     let m2 = dir.path().join("m2.toml");
-    std::fs::write(&m2, MANIFEST.replace("seeds = [2]", "seeds = [2, 9]")).unwrap();
+    std::fs::write(&m2, manifest().replace("seeds = [2]", "seeds = [2, 9]")).unwrap();
     let plan = ok(gcl(&src).arg("plan").arg(&m2).output().unwrap());
     assert!(plan.contains(&format!("on {}", gcl_repro::device::cpu_name())), "{plan}");
     assert!(plan.contains("images/s of this cache's finished runs"), "{plan}");

@@ -7,25 +7,9 @@ mod common;
 use common::{gcl, ok};
 use std::path::{Path, PathBuf};
 
-const MANIFEST: &str = r#"
-[manifest]
-title = "deadline test"
-seeds = [5]
-
-[defaults]
-cpu = { threads = 1 }   # two threads on a busy two-core machine take 7x as long
-dataset = { name = "synthetic", classes = 4, max_per_class = 64, imbalance = 4, test_per_class = 16 }
-model = { arch = "resnet_small", head = "normed" }
-stage1 = { epochs = EPOCHS, batch_size = 32, warmup_epochs = 1, milestones = [] }
-
-[columns.synth]
-label = "synthetic"
-
-[rows.gcl]
+const GCL_ROW: &str = r#"[rows.gcl]
 label = "GCL"
 stage1 = { loss = { kind = "gcl" }, mixup = true }
-
-ROWS
 "#;
 
 const CRT_ROW: &str = r#"
@@ -35,9 +19,12 @@ stage1 = { loss = { kind = "gcl" }, mixup = true }
 stage2 = { epochs = 1 }
 "#;
 
+/// The GCL row and `rows`, trained for `epochs` epochs on one thread (two threads on a busy
+/// two-core machine take 7x as long).
 fn write_manifest(dir: &Path, name: &str, epochs: usize, rows: &str) -> PathBuf {
+    let defaults = format!("cpu = {{ threads = 1 }}\nstage1 = {{ epochs = {epochs}, batch_size = 32, warmup_epochs = 1, milestones = [] }}");
     let p = dir.join(name);
-    std::fs::write(&p, MANIFEST.replace("EPOCHS", &epochs.to_string()).replace("ROWS", rows)).unwrap();
+    std::fs::write(&p, common::synthetic_manifest(5, 64, &defaults, &format!("{GCL_ROW}\n{rows}"))).unwrap();
     p
 }
 

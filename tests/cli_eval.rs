@@ -7,22 +7,11 @@ mod common;
 use common::{gcl, ok};
 use std::path::{Path, PathBuf};
 
-const MANIFEST: &str = r#"
-[manifest]
-title = "eval test"
-seeds = [3]
-
-[defaults]
-dataset = { name = "synthetic", classes = 4, max_per_class = 48, imbalance = 4, test_per_class = 12 }
-model = { arch = "resnet_small", head = "normed" }
-stage1 = { epochs = 1, batch_size = 32, warmup_epochs = 0, milestones = [], loss = { kind = "gcl" }, mixup = true }
-
-[columns.synth]
-label = "synthetic"
-
-[rows.gcl]
-label = "GCL"
-"#;
+/// One GCL cell trained for one epoch.
+fn manifest() -> String {
+    let stage1 = r#"stage1 = { epochs = 1, batch_size = 32, warmup_epochs = 0, milestones = [], loss = { kind = "gcl" }, mixup = true }"#;
+    common::synthetic_manifest(3, 48, stage1, "[rows.gcl]\nlabel = \"GCL\"\n")
+}
 
 const IMPORTED: &str = r#"
 [rows.imported]
@@ -31,8 +20,6 @@ model = { init_from = "weights/w.safetensors" }
 stage1 = { epochs = 0 }
 stage2 = { epochs = 1 }
 "#;
-
-
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -54,7 +41,7 @@ fn stage1_runs(cache: &Path) -> Vec<(PathBuf, serde_json::Value)> {
 fn eval_and_init_from_reproduce_a_runs_own_evaluation() {
     let dir = tempfile::tempdir().unwrap();
     let (m, cache) = (dir.path().join("m.toml"), dir.path().join("cache"));
-    std::fs::write(&m, MANIFEST).unwrap();
+    std::fs::write(&m, manifest()).unwrap();
     ok(gcl(&cache).arg("run").arg(&m).output().unwrap());
     let runs = stage1_runs(&cache);
     assert_eq!(runs.len(), 1);
@@ -73,7 +60,7 @@ fn eval_and_init_from_reproduce_a_runs_own_evaluation() {
     // 2 trains on top of it.
     std::fs::create_dir_all(dir.path().join("weights")).unwrap();
     std::fs::copy(&weights, dir.path().join("weights/w.safetensors")).unwrap();
-    std::fs::write(&m, format!("{MANIFEST}{IMPORTED}")).unwrap();
+    std::fs::write(&m, format!("{}{IMPORTED}", manifest())).unwrap();
     let text = ok(gcl(&cache).arg("run").arg(&m).output().unwrap());
     assert!(text.contains("runs: 2 trained, 1 cached"), "{text}");
     let imported = stage1_runs(&cache).into_iter().find(|(p, _)| p != run_dir).unwrap();
@@ -85,12 +72,12 @@ fn eval_and_init_from_reproduce_a_runs_own_evaluation() {
 
     // Moved, the same file keeps the key (cached); changed, it is a new run.
     std::fs::rename(dir.path().join("weights"), dir.path().join("moved")).unwrap();
-    std::fs::write(&m, format!("{MANIFEST}{}", IMPORTED.replace("weights/", "moved/"))).unwrap();
+    std::fs::write(&m, format!("{}{}", manifest(), IMPORTED.replace("weights/", "moved/"))).unwrap();
     let text = ok(gcl(&cache).arg("run").arg(&m).output().unwrap());
     assert!(text.contains("runs: 0 trained, 3 cached"), "{text}");
 
     // A missing file is one error naming it and where relative paths start.
-    std::fs::write(&m, format!("{MANIFEST}{}", IMPORTED.replace("weights/", "absent/"))).unwrap();
+    std::fs::write(&m, format!("{}{}", manifest(), IMPORTED.replace("weights/", "absent/"))).unwrap();
     let out = gcl(&cache).arg("plan").arg(&m).output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success());

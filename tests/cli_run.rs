@@ -7,20 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const MANIFEST: &str = r#"
-[manifest]
-title = "runner test"
-seeds = [5]
-
-[defaults]
-dataset = { name = "synthetic", classes = 4, max_per_class = 64, imbalance = 4, test_per_class = 16 }
-model = { arch = "resnet_small", head = "normed" }
-stage1 = { epochs = EPOCHS, batch_size = 32, warmup_epochs = 1, milestones = [] }
-
-[columns.synth]
-label = "synthetic"
-
-[rows.ce]
+/// A CE row, a GCL row and GCL + cRT (which shares GCL's stage-1 run).
+const ROWS: &str = r#"[rows.ce]
 label = "CE"
 model = { head = "linear" }
 
@@ -34,13 +22,19 @@ stage1 = { loss = { kind = "gcl" }, mixup = true }
 stage2 = { epochs = 1 }
 "#;
 
-fn write_manifest(dir: &Path, epochs: usize) -> PathBuf {
-    let p = dir.join("m.toml");
-    std::fs::write(&p, MANIFEST.replace("EPOCHS", &epochs.to_string())).unwrap();
-    p
+/// A CIFAR-100 manifest: its data is not under the tests' data root.
+const NEEDS_CIFAR: &str = "[manifest]\ntitle = \"t\"\n[defaults]\ndataset = { name = \"cifar100\", imbalance = 100 }\n[columns.c]\nlabel = \"c\"\n[rows.ce]\nlabel = \"CE\"\n";
+
+fn manifest(epochs: usize) -> String {
+    let stage1 = format!("stage1 = {{ epochs = {epochs}, batch_size = 32, warmup_epochs = 1, milestones = [] }}");
+    common::synthetic_manifest(5, 64, &stage1, ROWS)
 }
 
-
+fn write_manifest(dir: &Path, epochs: usize) -> PathBuf {
+    let p = dir.join("m.toml");
+    std::fs::write(&p, manifest(epochs)).unwrap();
+    p
+}
 
 fn run_dirs(cache: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(cache.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -143,7 +137,7 @@ fn two_runners_train_each_run_exactly_once() {
 fn misspelt_key_is_refused_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("bad.toml");
-    std::fs::write(&m, MANIFEST.replace("EPOCHS", "1").replace("stage2 = { epochs = 1 }", "stage2 = { epoch = 1 }")).unwrap();
+    std::fs::write(&m, manifest(1).replace("stage2 = { epochs = 1 }", "stage2 = { epoch = 1 }")).unwrap();
     let out = gcl(&dir.path().join("c")).arg("run").arg(&m).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -170,7 +164,7 @@ fn jobs_2_runs_workers_as_processes_and_caches_everything() {
 fn missing_data_is_skipped_with_the_reason_and_a_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("c100.toml");
-    std::fs::write(&m, "[manifest]\ntitle = \"t\"\n[defaults]\ndataset = { name = \"cifar100\", imbalance = 100 }\n[columns.c]\nlabel = \"c\"\n[rows.ce]\nlabel = \"CE\"\n").unwrap();
+    std::fs::write(&m, NEEDS_CIFAR).unwrap();
     let out = gcl(&dir.path().join("cache")).arg("run").arg(&m).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -205,7 +199,7 @@ fn ctrl_c_stops_cleanly_and_keeps_the_partial_run() {
 fn gc_refuses_when_a_manifest_needs_data_that_is_not_here() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("c100.toml");
-    std::fs::write(&m, "[manifest]\ntitle = \"t\"\n[defaults]\ndataset = { name = \"cifar100\", imbalance = 100 }\n[columns.c]\nlabel = \"c\"\n[rows.ce]\nlabel = \"CE\"\n").unwrap();
+    std::fs::write(&m, NEEDS_CIFAR).unwrap();
     let out = gcl(&dir.path().join("cache")).args(["cache", "gc"]).arg(&m).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

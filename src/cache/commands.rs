@@ -1,7 +1,7 @@
 //! `gcl-repro cache ls|show|verify|gc`: look after the run cache.
-use super::store::{Cache, SPEC};
+use super::store::{short_key, Cache, METRICS, SPEC};
 use crate::metrics::RunResult;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::collections::HashSet;
 use std::fmt::Write;
 
@@ -11,13 +11,13 @@ pub fn ls(cache: &Cache) -> Result<String> {
     writeln!(out, "{:<12}  {:>5}  {:>7}  {:>7}  {:>6}  {:<10}  settings", "key", "stage", "top1", "best", "epochs", "device")?;
     for key in cache.keys()? {
         let Some(r) = cache.result(&key)? else {
-            writeln!(out, "{:<12}  (no metrics.json: run `cache verify`)", &key[..12.min(key.len())])?;
+            writeln!(out, "{:<12}  (no {METRICS}: run `cache verify`)", short_key(&key))?;
             continue;
         };
         writeln!(
             out,
             "{:<12}  {:>5}  {:>7.2}  {:>7.2}  {:>6}  {:<10}  {}",
-            &key[..12],
+            short_key(&key),
             r.stage,
             r.final_eval.top1,
             r.best_top1,
@@ -27,7 +27,7 @@ pub fn ls(cache: &Cache) -> Result<String> {
         )?;
     }
     for key in cache.partial_keys()? {
-        writeln!(out, "{:<12}  partial (resumes on the next `gcl-repro run`)", &key[..12.min(key.len())])?;
+        writeln!(out, "{:<12}  partial (resumes on the next `gcl-repro run`)", short_key(&key))?;
     }
     Ok(out)
 }
@@ -50,7 +50,10 @@ fn settings_summary(cache: &Cache, key: &str) -> String {
 pub fn show(cache: &Cache, prefix: &str) -> Result<String> {
     let key = cache.resolve_prefix(prefix)?;
     let dir = cache.run_dir(&key);
-    let r: RunResult = cache.result(&key)?.expect("resolved keys are complete runs");
+    // A directory under runs/ whose metrics.json was removed resolves too.
+    let Some(r): Option<RunResult> = cache.result(&key)? else {
+        bail!("run {key} has no {} (run `gcl-repro cache verify`)", dir.join(METRICS).display())
+    };
     let mut out = String::new();
     writeln!(out, "run {key} (stage {})", r.stage)?;
     if let Some(p) = &r.parent {

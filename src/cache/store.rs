@@ -13,7 +13,7 @@
 //! <cache>/locks/<key>.lock held (flock) by the process training the run
 //! ```
 use crate::metrics::RunResult;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::os::unix::io::AsRawFd;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -85,9 +85,16 @@ impl Cache {
         if !path.is_file() {
             return Ok(None);
         }
-        let text = fs::read_to_string(&path)?;
-        let r = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid result; run `gcl-repro cache verify`", path.display()))?;
+        // One line saying what is wrong with which file, then the two ways out.
+        let parsed = fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|text| Ok(serde_json::from_str(&text)?));
+        let r = parsed.map_err(|e| {
+            anyhow!(
+                "{} is not a valid result ({e}); `gcl-repro cache verify` tells whether it changed since the run finished, \
+                 `gcl-repro run MANIFEST --force --only {}` re-trains the run",
+                path.display(),
+                short_key(key)
+            )
+        })?;
         Ok(Some(r))
     }
 
@@ -201,8 +208,8 @@ impl Cache {
                 Ok(h) => problems.push(format!(
                     "{key}: {name}: its SHA-256 differs from the one recorded in {HASHES} when the run finished \
                      ({}... now, {}... recorded): the file was changed or corrupted",
-                    &h[..12],
-                    &hash[..12.min(hash.len())]
+                    short_key(&h),
+                    short_key(hash)
                 )),
                 Err(_) if weightless && name.ends_with(".safetensors") => {}
                 Err(_) => problems.push(format!("{key}: {name} is missing")),
@@ -227,8 +234,14 @@ fn sorted_files(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The first 12 characters of a key or hash, as `plan` and `cache ls` print them (all of it
+/// when shorter, or when it is not the hex it should be).
+pub fn short_key(key: &str) -> &str {
+    key.get(..12).unwrap_or(key)
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path)?;
+    let mut f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

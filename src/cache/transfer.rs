@@ -15,7 +15,7 @@
 //! run differs from one already cached under the same key, and only then renames each run
 //! into `runs/` (one atomic rename per run). A run imported without its weights carries a
 //! `weights-omitted` marker, which `cache verify` honours.
-use super::store::{sha256_file, Cache, HASHES};
+use super::store::{sha256_file, short_key, Cache, HASHES};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +37,12 @@ struct Toc {
     runs: Vec<String>,
     /// Archive path -> (SHA-256, size).
     files: BTreeMap<String, (String, u64)>,
+}
+
+/// A non-empty path of plain names (no `..`, no root): what may be unpacked into the scratch.
+fn is_relative_path(name: &str) -> bool {
+    let mut parts = Path::new(name).components().peekable();
+    parts.peek().is_some() && parts.all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 fn is_weights(name: &str) -> bool {
@@ -143,18 +149,19 @@ pub struct Imported {
 pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
     let scratch = tempfile::Builder::new().prefix("import-").tempdir_in(&cache.root).context("cannot make a scratch directory in the cache")?;
     let file = fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let what = || format!("{} is not a readable gcl-repro export", archive.display());
+    let what = || format!("{} is not a readable gcl-repro export (truncated or damaged?); nothing was imported", archive.display());
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut seen = BTreeSet::new();
     for entry in tar.entries().with_context(what)? {
         let mut entry = entry.with_context(what)?;
         let name = entry.path().with_context(what)?.to_string_lossy().into_owned();
-        let safe = Path::new(&name).components().all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !safe || !entry.header().entry_type().is_file() {
-            bail!("{}: refusing entry `{name}` (only plain files with relative paths belong in an export)", archive.display());
+        if !is_relative_path(&name) || !entry.header().entry_type().is_file() {
+            bail!("{}: refusing entry `{name}` (only plain files with relative paths belong in an export); nothing was imported", archive.display());
         }
         let dest = scratch.path().join(&name);
-        fs::create_dir_all(dest.parent().unwrap())?;
+        if let Some(dir) = dest.parent() {
+            fs::create_dir_all(dir)?;
+        }
         entry.unpack(&dest).with_context(what)?;
         seen.insert(name);
     }
@@ -163,10 +170,11 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
     if toc.format != FORMAT {
         bail!("{}: export format {} is not the format {FORMAT} this gcl-repro reads", archive.display(), toc.format);
     }
-    // Every listed file present and intact, nothing unlisted.
+    // Every listed file present and intact, nothing unlisted. Only names that came out of the
+    // archive (checked above) are looked up, so the list cannot point outside the scratch.
     for (name, (hash, size)) in &toc.files {
         let path = scratch.path().join(name);
-        if !path.is_file() {
+        if !seen.contains(name) {
             bail!("{}: {name} is listed but missing (truncated archive?); nothing was imported", archive.display());
         }
         if fs::metadata(&path)?.len() != *size || sha256_file(&path)? != *hash {
@@ -180,6 +188,9 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
     let staged = Cache { root: scratch.path().to_path_buf() };
     let mut result = Imported::default();
     for key in &toc.runs {
+        if !is_relative_path(key) || key.contains('/') || !staged.run_dir(key).is_dir() {
+            bail!("{}: run `{key}` is listed in {TOC} but has no directory runs/{key} in the archive; nothing was imported", archive.display());
+        }
         if toc.without_weights {
             // Marked before the check, so `verify_run` itself accepts the absent weights.
             fs::write(staged.run_dir(key).join(WEIGHTS_OMITTED), "imported with `cache export --without-weights`: weights and embeddings are not here\n")?;
@@ -197,8 +208,8 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
                      nothing was imported. A key names one result: find out which is right (`gcl-repro cache show {}`), \
                      and remove the cached one first (`gcl-repro run --force --only {}` re-trains it) to take the archive's",
                     archive.display(),
-                    &key[..12.min(key.len())],
-                    &key[..12.min(key.len())]
+                    short_key(key),
+                    short_key(key)
                 );
             }
             result.present.push(key.clone());

@@ -12,7 +12,7 @@ use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Strea
 use crate::config::{OptimSpec, SamplerSpec};
 use crate::losses::Criterion;
 use crate::metrics::{EpochRecord, Evaluation};
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -260,6 +260,9 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
     Ok(state)
 }
 
+/// Checkpoint names of the momentum buffers: `momentum.<index of the parameter>`.
+const MOMENTUM: &str = "momentum.";
+
 /// The stage's tensors and the momentum buffers (`momentum.<i>`), with the state.
 fn save_checkpoint(path: &Path, stage: &dyn Stage, opt: &Sgd, state: &mut TrainState) -> Result<()> {
     let buffers = opt.buffers();
@@ -267,23 +270,46 @@ fn save_checkpoint(path: &Path, stage: &dyn Stage, opt: &Sgd, state: &mut TrainS
     let mut tensors = stage.tensors();
     for (i, b) in buffers.into_iter().enumerate() {
         if let Some(b) = b {
-            tensors.push((format!("momentum.{i}"), b));
+            tensors.push((format!("{MOMENTUM}{i}"), b));
         }
     }
     checkpoint::save(path, &tensors, &*state)
 }
 
+/// Continue from the checkpoint at `path`. A checkpoint that cannot be read or does not fit the
+/// run (another version's, or damaged) is one error naming it and how to start over; nothing is
+/// discarded silently, since the partial run may hold hours of training.
 fn resume(env: &RunEnv, stage: &dyn Stage, opt: &mut Sgd, path: &Path) -> Result<TrainState> {
-    let (named, st): (Vec<(String, Tensor)>, TrainState) = checkpoint::load(path)?;
-    let (momentum, tensors): (Vec<_>, Vec<_>) = named.into_iter().partition(|(n, _)| n.starts_with("momentum."));
-    stage.restore(&tensors)?;
-    let mut buffers: Vec<Option<Tensor>> = (0..st.momentum_present.len()).map(|_| None).collect();
-    for (name, t) in momentum {
-        let i: usize = name["momentum.".len()..].parse()?;
-        buffers[i] = Some(t.to_device(env.device));
+    let restored = checkpoint::load(path).and_then(|(named, st): (_, TrainState)| {
+        restore(stage, opt, named, &st, env.device).with_context(|| format!("checkpoint {} does not fit this run", path.display()))?;
+        Ok(st)
+    });
+    restored.map_err(|e| anyhow!("{e:#}; delete the run's partial directory {} to restart it from its first epoch", env.dir.display()))
+}
+
+/// Put a checkpoint's tensors back into the stage and its momentum buffers into the optimiser,
+/// after checking that every one is there with the shape it needs.
+fn restore(stage: &dyn Stage, opt: &mut Sgd, named: Vec<(String, Tensor)>, st: &TrainState, device: Device) -> Result<()> {
+    let params = opt.params();
+    if st.momentum_present.len() != params.len() {
+        bail!("its optimiser state covers {} parameters, this run trains {}", st.momentum_present.len(), params.len());
     }
-    opt.set_buffers(buffers);
-    Ok(st)
+    // A momentum buffer has its parameter's shape and dtype.
+    let mut expected = stage.tensors();
+    for (i, p) in params.iter().enumerate().filter(|(i, _)| st.momentum_present[*i]) {
+        expected.push((format!("{MOMENTUM}{i}"), p.shallow_clone()));
+    }
+    checkpoint::check_fits(&named, &expected)?;
+    let (momentum, tensors): (Vec<_>, Vec<_>) = named.into_iter().partition(|(n, _)| n.starts_with(MOMENTUM));
+    stage.restore(&tensors)?;
+    let mut buffers: Vec<Option<Tensor>> = params.iter().map(|_| None).collect();
+    for (name, t) in momentum {
+        // Only the buffers the state lists were checked against their parameters.
+        let index = name[MOMENTUM.len()..].parse::<usize>().ok().filter(|&i| st.momentum_present.get(i) == Some(&true));
+        let Some(i) = index else { bail!("tensor `{name}` is not a momentum buffer its optimiser state lists") };
+        buffers[i] = Some(t.to_device(device));
+    }
+    opt.set_buffers(buffers)
 }
 
 fn append_log(path: &Path, record: &EpochRecord) -> Result<()> {

@@ -124,9 +124,23 @@ impl Sgd {
         self.buffers.iter().map(|b| b.as_ref().map(|t| t.shallow_clone())).collect()
     }
 
-    pub fn set_buffers(&mut self, buffers: Vec<Option<Tensor>>) {
-        assert_eq!(buffers.len(), self.buffers.len(), "checkpoint has a different parameter count");
+    /// Put back momentum buffers (resume), one per parameter, each of its parameter's shape.
+    pub fn set_buffers(&mut self, buffers: Vec<Option<Tensor>>) -> anyhow::Result<()> {
+        if buffers.len() != self.params.len() {
+            anyhow::bail!("{} momentum buffers for {} parameters", buffers.len(), self.params.len());
+        }
+        for (i, (b, p)) in buffers.iter().zip(&self.params).enumerate() {
+            if let Some(b) = b.as_ref().filter(|b| b.size() != p.size()) {
+                anyhow::bail!("momentum buffer {i} has shape {:?}, its parameter {:?}", b.size(), p.size());
+            }
+        }
         self.buffers = buffers;
+        Ok(())
+    }
+
+    /// The parameters it steps, in the order of the buffers.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
     }
 }
 

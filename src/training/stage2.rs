@@ -9,7 +9,7 @@ use crate::data::Data;
 use crate::losses::Criterion;
 use crate::models::Network;
 use crate::metrics::RunResult;
-use anyhow::{Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 use std::path::Path;
 use tch::Tensor;
 
@@ -75,6 +75,22 @@ impl Stage for Stage2<'_> {
     }
 }
 
+/// Load the stage-1 run's stored weights into `net`, checking them first: a file damaged in the
+/// cache, or one written for another network, is an error naming it, not a panic in tch.
+fn load_parent(net: &Network, path: &Path, parent_key: &str) -> Result<()> {
+    let stored = checkpoint::read(path).and_then(|stored| {
+        checkpoint::check_fits(&stored, &net.named_variables()).with_context(|| format!("{} does not fit this run's network", path.display()))?;
+        Ok(stored)
+    });
+    let stored = stored.map_err(|e| {
+        anyhow!(
+            "{e:#}; these are the weights of stage-1 run {parent_key}: `gcl-repro cache verify` checks its files, \
+             `gcl-repro run MANIFEST --force --only {parent_key}` re-trains it"
+        )
+    })?;
+    net.load_named(&stored)
+}
+
 /// Run stage 2 of `spec` in `env.dir` on the stage-1 run stored in `parent_dir`.
 pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, parent_dir: &Path, env: &RunEnv) -> Result<RunResult> {
     let started = chrono::Utc::now();
@@ -85,7 +101,7 @@ pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, pare
         CheckpointChoice::Final => parent_dir.join(FINAL_MODEL),
         CheckpointChoice::BestOnTest => parent_dir.join(BEST_MODEL),
     };
-    net.load(&weights)?;
+    load_parent(&net, &weights, parent_key)?;
     net.backbone_vars.freeze();
     let classifier = s2.rebalance.prepare(&mut net, env.device);
     let (params, lr_factors) = classifier.params();

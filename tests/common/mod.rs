@@ -51,3 +51,26 @@ pub fn ok(out: std::process::Output) -> String {
     assert!(out.status.success(), "command failed: {}", text(&out));
     text(&out)
 }
+
+/// A manifest on the built-in synthetic set (4 classes, imbalance 4, `max_per_class` training
+/// images in the largest class and a quarter as many test images per class), ResNet-small with
+/// a cosine head, one column `synth`, seed `seed`. `defaults` are further lines of [defaults]
+/// (`stage1 = ...`, `cpu = ...`); `rest` follows the column (rows, figures).
+pub fn synthetic_manifest(seed: u32, max_per_class: usize, defaults: &str, rest: &str) -> String {
+    let test_per_class = max_per_class / 4;
+    format!(
+        r#"[manifest]
+title = "synthetic test"
+seeds = [{seed}]
+
+[defaults]
+dataset = {{ name = "synthetic", classes = 4, max_per_class = {max_per_class}, imbalance = 4, test_per_class = {test_per_class} }}
+model = {{ arch = "resnet_small", head = "normed" }}
+{defaults}
+
+[columns.synth]
+label = "synthetic"
+
+{rest}"#
+    )
+}
