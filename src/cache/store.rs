@@ -228,7 +228,11 @@ fn sorted_files(dir: &Path) -> Result<Vec<String>> {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path)?;
+    sha256_reader(File::open(path)?)
+}
+
+/// SHA-256 of everything `f` yields, read in 1 MiB pieces.
+pub fn sha256_reader(mut f: impl Read) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
