@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 
 /// Flattens a settings value to `(dotted.path, value)` lines in field order.
-fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+pub(crate) fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
         Value::Object(map) => {
             for (k, child) in map {

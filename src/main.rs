@@ -57,6 +57,10 @@ enum Command {
     Cache(cli::experiments::CacheCommand),
     /// Tables, figures and REPORT.md from the cached runs (nothing is trained).
     Report(cli::report::ReportArgs),
+    /// Two sets of runs (caches, `cache export` archives, report directories or manifests) cell
+    /// by cell: both means, the difference, Welch's t-test, the settings that differ and whether
+    /// the final weights are identical. Markdown on stdout, CSV with --csv.
+    Compare(cli::report::CompareArgs),
     /// Run the paper's tables (and figures) and write the report, in one command.
     Reproduce(cli::experiments::ReproduceArgs),
     /// Benchmarks (timings against a reference measured in the same run).
@@ -126,6 +130,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => cli::experiments::run(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Cache(cmd) => cli::experiments::cache(cmd, cli.cache_dir, cli.data_root),
         Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),
+        Command::Compare(args) => cli::report::compare(args, cli.cache_dir, cli.data_root),
         Command::Reproduce(args) => cli::experiments::reproduce(args, cli.device, cli.cache_dir, cli.data_root),
         Command::Bench(cmd) => cli::bench::run(cmd, cli.device, &cli.data_root),
         Command::Worker(args) => cli::experiments::worker(args, cli.device, cli.cache_dir, cli.data_root),

@@ -11,7 +11,15 @@ stored weights are compared byte for byte.
 
 Expected (engine 4's changes): every run identical, except that stage 2 no longer stores an
 unused `lws.scale` for crt/tau_norm, and the `init = "reinit"` stage 2 differs (engine 3 trained
-no classifier there)."""
+no classifier there).
+
+To compare caches, use `gcl-repro compare A B` (e.g. `--ignore engine` across engine versions,
+`--ignore device` against the runs of a GPU host after `cache import`, or with the archive
+itself): it matches cells by their settings and says per cell whether the final weights are
+byte-identical. This script is kept only as the record of the engine-3/4 check, which needed
+its two features: engine 4 renamed settings (`stage2.method` became
+`stage2.rebalance.method`), so runs are matched by their per-epoch metrics here, and weights
+are compared tensor by tensor to name the tensors that differ or exist on one side only."""
 import glob, hashlib, json, os, struct, sys
 
 

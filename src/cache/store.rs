@@ -241,7 +241,11 @@ pub fn short_key(key: &str) -> &str {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    sha256_reader(File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+}
+
+/// SHA-256 of everything `f` yields, read in 1 MiB pieces.
+pub fn sha256_reader(mut f: impl Read) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

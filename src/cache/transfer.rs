@@ -15,7 +15,9 @@
 //! run differs from one already cached under the same key, and only then renames each run
 //! into `runs/` (one atomic rename per run). A run imported without its weights carries a
 //! `weights-omitted` marker, which `cache verify` honours.
-use super::store::{sha256_file, short_key, Cache, HASHES};
+//!
+//! [`read_runs`] reads an archive's run records in place, for `compare`, without importing it.
+use super::store::{sha256_file, sha256_reader, short_key, Cache, HASHES, KEY_MATERIAL, METRICS, SPEC};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +45,15 @@ struct Toc {
 fn is_relative_path(name: &str) -> bool {
     let mut parts = Path::new(name).components().peekable();
     parts.peek().is_some() && parts.all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+impl Toc {
+    fn check_format(&self, archive: &Path) -> Result<()> {
+        if self.format != FORMAT {
+            bail!("{}: export format {} is not the format {FORMAT} this gcl-repro reads", archive.display(), self.format);
+        }
+        Ok(())
+    }
 }
 
 fn is_weights(name: &str) -> bool {
@@ -167,9 +178,7 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
     }
     let toc_text = fs::read_to_string(scratch.path().join(TOC)).with_context(|| format!("{}: no {TOC} in the archive", archive.display()))?;
     let toc: Toc = serde_json::from_str(&toc_text).with_context(|| format!("{}: unreadable {TOC}", archive.display()))?;
-    if toc.format != FORMAT {
-        bail!("{}: export format {} is not the format {FORMAT} this gcl-repro reads", archive.display(), toc.format);
-    }
+    toc.check_format(archive)?;
     // Every listed file present and intact, nothing unlisted. Only names that came out of the
     // archive (checked above) are looked up, so the list cannot point outside the scratch.
     for (name, (hash, size)) in &toc.files {
@@ -231,4 +240,63 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
         }
     }
     Ok(result)
+}
+
+/// The record files of a run that [`read_runs`] reads.
+const RECORDS: [&str; 3] = [METRICS, SPEC, KEY_MATERIAL];
+
+/// One run of an archive as [`read_runs`] reads it.
+#[derive(Debug)]
+pub struct ArchivedRun {
+    pub key: String,
+    /// Its record files (`metrics.json`, `spec.toml`, `key.json`) by name, as text.
+    pub records: BTreeMap<String, String>,
+    /// SHA-256 of its final weights, when the archive carries them.
+    pub weights_sha256: Option<String>,
+}
+
+/// The runs of an archive written by [`export`], read in place: nothing is unpacked or imported,
+/// the weights are only hashed as they stream past, and every file read is checked against the
+/// archive's table of contents.
+pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
+    let file = fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    let what = || format!("{} is not a readable gcl-repro export", archive.display());
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut toc: Option<Toc> = None;
+    let mut runs: BTreeMap<String, ArchivedRun> = BTreeMap::new();
+    // Archive path -> SHA-256 of what was read, checked against the table of contents at the end.
+    let mut read: BTreeMap<String, String> = BTreeMap::new();
+    for entry in tar.entries().with_context(what)? {
+        let mut entry = entry.with_context(what)?;
+        let name = entry.path().with_context(what)?.to_string_lossy().into_owned();
+        if name == TOC {
+            toc = Some(serde_json::from_reader(&mut entry).with_context(|| format!("{}: unreadable {TOC}", archive.display()))?);
+            continue;
+        }
+        let Some((key, file)) = name.strip_prefix("runs/").and_then(|rest| rest.split_once('/')) else { continue };
+        let run = runs.entry(key.to_string()).or_insert_with(|| ArchivedRun { key: key.to_string(), records: BTreeMap::new(), weights_sha256: None });
+        if file == crate::training::FINAL_MODEL {
+            let digest = sha256_reader(&mut entry).with_context(what)?;
+            run.weights_sha256 = Some(digest.clone());
+            read.insert(name.clone(), digest);
+        } else if RECORDS.contains(&file) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).with_context(what)?;
+            let digest = sha256_reader(text.as_bytes())?;
+            run.records.insert(file.to_string(), text);
+            read.insert(name, digest);
+        }
+    }
+    let toc = toc.with_context(|| format!("{}: no {TOC} in the archive (not written by `gcl-repro cache export`)", archive.display()))?;
+    toc.check_format(archive)?;
+    for (name, digest) in &read {
+        if toc.files.get(name).map(|(hash, _)| hash) != Some(digest) {
+            bail!("{}: {name}: its SHA-256 differs from the one the archive records (corrupted in transit)", archive.display());
+        }
+    }
+    let is_read = |name: &str| name.rsplit_once('/').is_some_and(|(dir, file)| dir.starts_with("runs/") && (file == crate::training::FINAL_MODEL || RECORDS.contains(&file)));
+    if let Some(lost) = toc.files.keys().find(|n| is_read(n.as_str()) && !read.contains_key(*n)) {
+        bail!("{}: {lost} is listed but missing (truncated archive?)", archive.display());
+    }
+    Ok(toc.runs.iter().filter_map(|key| runs.remove(key)).collect())
 }

@@ -4,7 +4,8 @@
 //! results from the cache into [`CellInput`]s (one per manifest row x column), [`write_tables`]
 //! writes per-manifest Markdown / LaTeX / CSV tables plus `runs.parquet` and `runs.csv`,
 //! [`figures`] draws the manifests' figures (t-SNE maps cached under `<cache>/derived/`), and
-//! [`report_markdown`] is the text of `results/REPORT.md`.
+//! [`report_markdown`] is the text of `results/REPORT.md`. [`compare`] sets two sets of runs
+//! (caches, export archives, report directories, manifests) side by side, cell by cell.
 //!
 //! Cell notation, shared by every format:
 //! - reproduced: mean ± sample std over seeds of the final-epoch top-1 accuracy, with the mean
@@ -15,6 +16,7 @@
 //! - `(smoke)`: smoke-scale runs (tiny budgets). They get no difference against the published
 //!   full-scale value, because the two are not comparable.
 pub mod build;
+pub mod compare;
 pub mod figures;
 pub mod gather;
 pub mod plot;
