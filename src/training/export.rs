@@ -27,7 +27,7 @@ pub fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, d
         epochs: state.records,
         provenance: Provenance {
             crate_version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: env!("GCL_GIT_COMMIT").into(),
+            git_commit: source_commit().into(),
             libtorch_version: crate::device::libtorch_version(),
             cuda: None,
             device: String::new(),
@@ -66,4 +66,41 @@ pub fn embeddings(net: &Network, train: &dyn BatchSource, test: &dyn BatchSource
     let tensors = [("train_features", tf), ("train_labels", tl), ("train_index", ti), ("test_features", vf), ("test_labels", vl), ("test_index", vi)];
     let named: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
     checkpoint::write_atomic(path, &named)
+}
+
+/// The commit the binary was built from, with `-dirty` when the source tree it was built in
+/// still exists, is at that commit and has uncommitted changes to tracked files (the run may
+/// then not be traceable to the commit alone), or `-tree?` when that tree is not here (e.g. a
+/// binary carried to a GPU host). Asked of git once per process.
+pub fn source_commit() -> &'static str {
+    static COMMIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COMMIT.get_or_init(|| {
+        let built = env!("GCL_GIT_COMMIT");
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(env!("CARGO_MANIFEST_DIR"))
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        match (git(&["rev-parse", "--short=12", "HEAD"]), git(&["status", "--porcelain", "--untracked-files=no"])) {
+            (Some(head), Some(status)) if head == built => format!("{built}{}", if status.is_empty() { "" } else { "-dirty" }),
+            (Some(_), Some(_)) => format!("{built}-dirty"), // the tree is at another commit than the build's
+            _ => format!("{built}-tree?"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod provenance_tests {
+    #[test]
+    fn source_commit_is_the_build_commit_with_the_tree_state() {
+        let c = super::source_commit();
+        let built = env!("GCL_GIT_COMMIT");
+        let rest = c.strip_prefix(built).unwrap_or_else(|| panic!("{c} does not start with {built}"));
+        assert!(["", "-dirty", "-tree?"].contains(&rest), "{c}");
+    }
 }
