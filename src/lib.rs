@@ -15,6 +15,7 @@
 //! - `atomic`: whole-file writes (temporary name, fsync, rename); `human`: durations and counts
 //!   as printed;
 //! - `report`: tables, figures (`report::plot`) and t-SNE maps (`report::tsne`) from the cache;
+//!   `stats`: mean, sample std and Student-t interval of a cell over its seeds;
 //! - `device`, `doctor`, `bench`: hardware, toolchain checks, and the benchmarks (`bench::step`,
 //!   `bench::images`, `bench::tsne`, and `bench::fidelity`, the end-to-end cross-check against an
 //!   independent PyTorch run).
@@ -36,6 +37,7 @@ pub mod memory;
 pub mod pipeline;
 pub mod portable;
 pub mod report;
+pub mod stats;
 pub mod training;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
