@@ -98,7 +98,7 @@ cells = ["ce.syn8"]
 
 /// The run graph of one manifest at full scale.
 fn graph_of(path: &Path, data_root: &Path) -> RunGraph {
-    RunGraph::build(&[path.to_path_buf()], Scale::Full, data_root).unwrap()
+    RunGraph::build(&[path.to_path_buf()], Scale::Full, None, data_root).unwrap()
 }
 
 fn non_blank_png(path: &Path) {
@@ -139,7 +139,7 @@ fn report_from_a_trained_cache() {
     assert!(summary.ok() && summary.trained.len() == 3, "{summary:?}");
 
     let manifests = vec![tiny.clone(), empty.clone()];
-    let s = build_report(&manifests, Scale::Full, &cache_dir, &data_root, &out).unwrap();
+    let s = build_report(&manifests, Scale::Full, None, &cache_dir, &data_root, &out).unwrap();
     // Cells: tiny has 4 trained cells (3 with results), empty has 1 (none).
     assert_eq!((s.cells_with_results, s.cells_total), (3, 5));
     assert_eq!(s.figures_made, 4, "{:?}", s.figures_skipped);
@@ -197,7 +197,7 @@ fn report_from_a_trained_cache() {
     assert_eq!(before.len(), 5, "{before:?}");
     assert!(before.iter().all(|(p, _)| p.file_name().unwrap().to_string_lossy().starts_with("tsne-")));
     // A second report reuses them (nothing rewritten) and writes the same REPORT.md.
-    build_report(&manifests, Scale::Full, &cache_dir, &data_root, &out).unwrap();
+    build_report(&manifests, Scale::Full, None, &cache_dir, &data_root, &out).unwrap();
     assert_eq!(mtimes(&derived), before);
     assert_eq!(std::fs::read_to_string(out.join("REPORT.md")).unwrap(), report);
 
@@ -232,4 +232,66 @@ fn figure_classes_and_max_points_are_validated() {
     std::fs::write(&path, "[columns.c]\n[rows.r]\n[figures.f]\nkind = \"tsne\"\ncells = [\"r.c\"]\nclasses = [4, 6]\nmax_points = 500\n").unwrap();
     let m = manifest::load(&path).unwrap();
     assert_eq!((m.figures[0].classes.clone(), m.figures[0].max_points), (Some(vec![4, 6]), 500));
+}
+
+/// `--seeds N` reaches the run graph of `run` (`--jobs 2`: the seeds' runs trained side by side
+/// in worker processes) and of `report`, which then shows n, the interval and the verdict per
+/// cell.
+/// Without `--seeds` the same report expects the manifest's default 3 seeds, of which the two
+/// trained are the first (their keys do not depend on the count).
+#[test]
+fn seeds_flag_reaches_the_workers_and_the_report() {
+    let work = tempfile::tempdir().unwrap();
+    let (cache_dir, data_root) = (work.path().join("cache"), work.path().join("no-data"));
+    let manifest = work.path().join("two.toml");
+    // No `seeds` key; `tolerance = 100` makes any mean reproduce the published 50.
+    std::fs::write(
+        &manifest,
+        r#"
+[manifest]
+name = "two"
+tolerance = 100
+[defaults]
+dataset = { name = "synthetic", classes = 4, max_per_class = 48, imbalance = 4, test_per_class = 12 }
+model = { arch = "resnet_small", head = "linear" }
+stage1 = { epochs = 1, warmup_epochs = 0, milestones = [], batch_size = 32 }
+[columns.syn]
+[rows.ce]
+label = "CE"
+published = { syn = 50.0 }
+"#,
+    )
+    .unwrap();
+    let gcl = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
+            .args(args)
+            .args(["--cache-dir", cache_dir.to_str().unwrap(), "--data-root", data_root.to_str().unwrap(), "--device", "cpu"])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{args:?}:\n{text}");
+        text
+    };
+    let m = manifest.to_str().unwrap();
+    let text = gcl(&["run", m, "--seeds", "2", "--jobs", "2"]);
+    assert!(text.contains("runs: 2 trained, 0 cached"), "{text}");
+
+    let out = work.path().join("report");
+    let text = gcl(&["report", m, "--seeds", "2", "--out", out.to_str().unwrap()]);
+    assert!(text.contains("two: 1 of 1 cells reproduced (tolerance 100.0)"), "{text}");
+    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(report.contains("**Verdict (two):** 1 of 1 cells reproduced (tolerance 100.0)\n"), "{report}");
+    let row = report.lines().find(|l| l.starts_with("| CE |")).unwrap();
+    assert!(row.contains(" ± ") && row.contains(" (n=2) ✓"), "{row}");
+    let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let verdict = header.iter().position(|h| *h == "verdict").expect("verdict column");
+    let seeds = header.iter().position(|h| *h == "seed").unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.iter().map(|r| (r[seeds], r[verdict])).collect::<Vec<_>>(), [("123", "reproduced"), ("124", "reproduced")], "{csv}");
+
+    // The manifest's own count (3) finds the same two runs and waits for the third.
+    gcl(&["report", m, "--out", out.to_str().unwrap()]);
+    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(report.lines().any(|l| l.starts_with("| CE |") && l.contains(" (n=2 of 3) ✓")), "{report}");
 }
