@@ -92,7 +92,7 @@ pub fn summary_line(cells: &[(String, &CellSummary)]) -> String {
     let with = |v: Verdict| compared.iter().filter(move |(_, c)| c.verdict == Some(v));
     let mut parts = Vec::new();
     match compared.first() {
-        Some((_, c)) => parts.push(format!("{} of {} cells reproduced (tolerance {:.1})", with(Verdict::Reproduced).count(), compared.len(), c.tolerance)),
+        Some((_, c)) => parts.push(format!("{} of {} cells reproduced (tolerance {})", with(Verdict::Reproduced).count(), compared.len(), points(c.tolerance))),
         None => parts.push("no cell has a published value to compare with".to_string()),
     }
     for (verdict, word) in [(Verdict::Below, "below"), (Verdict::Above, "above")] {
@@ -112,6 +112,15 @@ pub fn summary_line(cells: &[(String, &CellSummary)]) -> String {
         }
     }
     parts.join("; ")
+}
+
+/// A tolerance as written in a manifest: `1.0`, `0.25` (never rounded away).
+fn points(x: f64) -> String {
+    if (x * 10.0).fract() == 0.0 {
+        format!("{x:.1}")
+    } else {
+        x.to_string()
+    }
 }
 
 /// `|mean - published| ± half-width`, two decimals.
@@ -165,6 +174,11 @@ mod tests {
         assert_eq!(Verdict::judge(Some(&e), None, 1.0, false, false), Some(NotComparable), "no published value");
         assert_eq!(Verdict::judge(None, Some(77.0), 1.0, false, true), Some(Quoted));
         assert_eq!(Verdict::judge(None, Some(77.0), 1.0, false, false), None, "not run: no verdict");
+    }
+
+    #[test]
+    fn tolerances_print_as_written() {
+        assert_eq!((points(1.0), points(100.0), points(0.25), points(0.0)), ("1.0".into(), "100.0".into(), "0.25".into(), "0.0".into()));
     }
 
     #[test]
