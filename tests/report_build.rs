@@ -1,11 +1,14 @@
 //! `build_report` end to end on a real cache: a tiny synthetic manifest is trained with the
 //! runner (3 short runs on the CPU), then the report is built twice and its files checked
 //! against the stored metrics. Set GCL_KEEP_REPORT=DIR to keep the output for a look.
+mod common;
+
 use gcl_repro::cache::Cache;
 use gcl_repro::config::Scale;
 use gcl_repro::manifest;
 use gcl_repro::report::build_report;
 use gcl_repro::pipeline::{runner, RunGraph};
+use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -234,20 +237,9 @@ fn figure_classes_and_max_points_are_validated() {
     assert_eq!((m.figures[0].classes.clone(), m.figures[0].max_points), (Some(vec![4, 6]), 500));
 }
 
-/// `--seeds N` reaches the run graph of `run` (`--jobs 2`: the seeds' runs trained side by side
-/// in worker processes) and of `report`, which then shows n, the interval and the verdict per
-/// cell.
-/// Without `--seeds` the same report expects the manifest's default 3 seeds, of which the two
-/// trained are the first (their keys do not depend on the count).
-#[test]
-fn seeds_flag_reaches_the_workers_and_the_report() {
-    let work = tempfile::tempdir().unwrap();
-    let (cache_dir, data_root) = (work.path().join("cache"), work.path().join("no-data"));
-    let manifest = work.path().join("two.toml");
-    // No `seeds` key; `tolerance = 100` makes any mean reproduce the published 50.
-    std::fs::write(
-        &manifest,
-        r#"
+/// One CE cell with a published 50 % and no `seeds` key (the default count, 3); `tolerance =
+/// 100` makes any mean reproduce it.
+const TWO_SEEDS: &str = r#"
 [manifest]
 name = "two"
 tolerance = 100
@@ -259,39 +251,34 @@ stage1 = { epochs = 1, warmup_epochs = 0, milestones = [], batch_size = 32 }
 [rows.ce]
 label = "CE"
 published = { syn = 50.0 }
-"#,
-    )
-    .unwrap();
-    let gcl = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
-            .args(args)
-            .args(["--cache-dir", cache_dir.to_str().unwrap(), "--data-root", data_root.to_str().unwrap(), "--device", "cpu"])
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        assert!(o.status.success(), "{args:?}:\n{text}");
-        text
-    };
-    let m = manifest.to_str().unwrap();
-    let text = gcl(&["run", m, "--seeds", "2", "--jobs", "2"]);
+"#;
+
+/// `--seeds N` reaches the run graph of `run` (`--jobs 2`: the seeds' runs trained side by side
+/// in worker processes) and of `report`, which then shows n, the interval and the verdict per
+/// cell. Without `--seeds` the same report expects the manifest's default 3 seeds, of which the
+/// two trained are the first (their keys do not depend on the count).
+#[test]
+fn seeds_flag_reaches_the_workers_and_the_report() {
+    let work = tempfile::tempdir().unwrap();
+    let (cache, manifest, out) = (work.path().join("cache"), work.path().join("two.toml"), work.path().join("report"));
+    std::fs::write(&manifest, TWO_SEEDS).unwrap();
+    let text = common::ok(common::gcl(&cache).arg("run").arg(&manifest).args(["--seeds", "2", "--jobs", "2"]).output().unwrap());
     assert!(text.contains("runs: 2 trained, 0 cached"), "{text}");
 
-    let out = work.path().join("report");
-    let text = gcl(&["report", m, "--seeds", "2", "--out", out.to_str().unwrap()]);
+    let report = |seeds: &[&str]| common::ok(common::gcl(&cache).arg("report").arg(&manifest).args(seeds).arg("--out").arg(&out).output().unwrap());
+    let text = report(&["--seeds", "2"]);
     assert!(text.contains("two: 1 of 1 cells reproduced (tolerance 100.0)"), "{text}");
-    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
-    assert!(report.contains("**Verdict (two):** 1 of 1 cells reproduced (tolerance 100.0)\n"), "{report}");
-    let row = report.lines().find(|l| l.starts_with("| CE |")).unwrap();
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(md.contains("**Verdict (two):** 1 of 1 cells reproduced (tolerance 100.0)\n"), "{md}");
+    let row = md.lines().find(|l| l.starts_with("| CE |")).unwrap();
     assert!(row.contains(" ± ") && row.contains(" (n=2) ✓"), "{row}");
-    let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
-    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let verdict = header.iter().position(|h| *h == "verdict").expect("verdict column");
-    let seeds = header.iter().position(|h| *h == "seed").unwrap();
-    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.iter().map(|r| (r[seeds], r[verdict])).collect::<Vec<_>>(), [("123", "reproduced"), ("124", "reproduced")], "{csv}");
+    let csv = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(out.join("runs.csv"))).unwrap().finish().unwrap();
+    let (seed, verdict) = (csv.column("seed").unwrap().i64().unwrap(), csv.column("verdict").unwrap().str().unwrap());
+    let rows: Vec<(Option<i64>, Option<&str>)> = (0..csv.height()).map(|i| (seed.get(i), verdict.get(i))).collect();
+    assert_eq!(rows, [(Some(123), Some("reproduced")), (Some(124), Some("reproduced"))]);
 
     // The manifest's own count (3) finds the same two runs and waits for the third.
-    gcl(&["report", m, "--out", out.to_str().unwrap()]);
-    let report = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
-    assert!(report.lines().any(|l| l.starts_with("| CE |") && l.contains(" (n=2 of 3) ✓")), "{report}");
+    report(&[]);
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(md.lines().any(|l| l.starts_with("| CE |") && l.contains(" (n=2 of 3) ✓")), "{md}");
 }
