@@ -8,8 +8,9 @@
 #   02-bench-eager  bench train --mode eager   (timings beside the PyTorch reference)
 #   03-bench-graph  bench train --mode graph
 #   04-parity       bench parity: graph-replayed against eager weights after K steps
-#   05-reproduce    reproduce --tables 3-5 (full scale, --jobs 4) with a --deadline computed
-#                   from the time left, cache in OUTDIR/cache, report in OUTDIR/reproduce-report
+#   05-reproduce    reproduce --tables 3-5 (full scale, --jobs 4, --seeds 1) with a --deadline
+#                   computed from the time left, cache in OUTDIR/cache, report in
+#                   OUTDIR/reproduce-report
 #   06-export       cache export of the runs that finished -> OUTDIR/runs.tar.gz (no weights
 #                   unless GPU_CHECK_EXPORT_WEIGHTS=1; nothing to export is no failure)
 #   07-report       report of tables 3-5 -> OUTDIR/report
@@ -19,6 +20,10 @@
 # is 1 if any step failed. Last, OUTDIR/gpu-check.tar.gz bundles the summary, the logs and the
 # reports (not the cache, not runs.tar.gz): with summary.txt and runs.tar.gz, that is all a job
 # needs to bring back (three files). Bring runs home with `gcl-repro cache import runs.tar.gz`.
+#
+# Seeds: every step that expands the tables passes `--seeds $GPU_CHECK_SEEDS` (default 1), not
+# the manifests' own count (3 per cell at full scale): the time budget cannot hold more than one
+# seed per cell, and export and report must name the same runs as reproduce trained.
 #
 # Timing: a full-scale stage-1 run (200 epochs) does not finish in these minutes at eager speed,
 # so expect runs wound down by the deadline; they stay in OUTDIR/cache/partial and resume if the
@@ -35,7 +40,7 @@
 #
 # Settings (environment): GCL_GPU_PAYLOAD (payload dir), GCL_PYTHON (the host's Python with
 # torch, default python3), GPU_CHECK_BUDGET (seconds for all steps: 540, dry 230),
-# GPU_CHECK_JOBS (4, dry 2), GPU_CHECK_BENCH_STEPS / GPU_CHECK_BENCH_ROUNDS (300/2, dry 5/1),
+# GPU_CHECK_JOBS (4, dry 2), GPU_CHECK_SEEDS (seeds per cell, 1), GPU_CHECK_BENCH_STEPS / GPU_CHECK_BENCH_ROUNDS (300/2, dry 5/1),
 # GPU_CHECK_PARITY_STEPS (20, dry 3), GPU_CHECK_EXPORT_WEIGHTS (unset: metrics, logs and t-SNE
 # maps only).
 set -u
@@ -119,7 +124,8 @@ else
     fi
 fi
 reserve=$((box_export + box_report))
-export bin device data_root project scale out dry jobs
+seeds=${GPU_CHECK_SEEDS:-1}             # seeds per cell of tables 3-5: the time budget's, see above
+export bin device data_root project scale out dry jobs seeds
 
 n=0
 failed=()
@@ -194,7 +200,7 @@ reproduce_step() {
     if [ "$dry" = 1 ]; then make_standins || return; fi
     cd "$project" || return
     "$bin" --device "$device" --data-root "$data_root" --cache-dir "$out/cache" \
-        reproduce --tables 3-5 --no-figures --scale "$scale" --jobs "$jobs" --deadline "$minutes" --out "$out/reproduce-report"
+        reproduce --tables 3-5 --no-figures --scale "$scale" --seeds "$seeds" --jobs "$jobs" --deadline "$minutes" --out "$out/reproduce-report"
 }
 
 export_step() {
@@ -205,13 +211,13 @@ export_step() {
     fi
     local tables=(experiments/table3.toml experiments/table4.toml experiments/table5.toml) weights=--without-weights
     [ -n "${GPU_CHECK_EXPORT_WEIGHTS-}" ] && weights=
-    "$bin" --data-root "$data_root" --cache-dir "$out/cache" cache export "${tables[@]}" --scale "$scale" $weights --out "$out/runs.tar.gz"
+    "$bin" --data-root "$data_root" --cache-dir "$out/cache" cache export "${tables[@]}" --scale "$scale" --seeds "$seeds" $weights --out "$out/runs.tar.gz"
 }
 
 report_step() {
     cd "$project" || return
     local tables=(experiments/table3.toml experiments/table4.toml experiments/table5.toml)
-    "$bin" --data-root "$data_root" --cache-dir "$out/cache" report "${tables[@]}" --scale "$scale" --out "$out/report"
+    "$bin" --data-root "$data_root" --cache-dir "$out/cache" report "${tables[@]}" --scale "$scale" --seeds "$seeds" --out "$out/report"
 }
 export -f doctor_step make_standins reproduce_step export_step report_step
 export root GPU_CHECK_EXPORT_WEIGHTS="${GPU_CHECK_EXPORT_WEIGHTS-}"

@@ -15,7 +15,8 @@
 //! - `atomic`: whole-file writes (temporary name, fsync, rename); `human`: durations and counts
 //!   as printed;
 //! - `report`: tables, figures (`report::plot`) and t-SNE maps (`report::tsne`) from the cache,
-//!   and `report::compare` (two sets of runs cell by cell); `stats`: means, t-tests, Student's t;
+//!   and `report::compare` (two sets of runs cell by cell); `stats`: means, the Student-t
+//!   interval of a cell over its seeds, t-tests, Student's t;
 //! - `device`, `doctor`, `bench`: hardware, toolchain checks, and the benchmarks (`bench::step`,
 //!   `bench::images`, `bench::tsne`, and `bench::fidelity`, the end-to-end cross-check against an
 //!   independent PyTorch run).

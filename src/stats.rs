@@ -1,6 +1,8 @@
-//! Small-sample statistics of the comparisons (`bench fidelity`, `compare`): mean and sample
-//! standard deviation, Welch's and the paired t-test, and the Student t distribution they need
-//! (through the regularised incomplete beta function, so no statistics crate is needed).
+//! Small-sample statistics: mean and sample standard deviation, the 95 % Student-t interval of a
+//! table cell's mean over its seeds ([`Estimate`], for the report's verdicts), Welch's and the
+//! paired t-test (`bench fidelity`, `compare`), and the Student t distribution they need (through
+//! the regularised incomplete beta function, so no statistics crate is needed; the tests pin them
+//! to published table values).
 
 /// Mean and sample standard deviation.
 pub fn mean_std(x: &[f64]) -> (f64, f64) {
@@ -8,6 +10,46 @@ pub fn mean_std(x: &[f64]) -> (f64, f64) {
     let mean = x.iter().sum::<f64>() / n;
     let var = if x.len() > 1 { x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     (mean, var.sqrt())
+}
+
+/// Mean of `v` (`None` when empty).
+pub fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Sample standard deviation (divisor n - 1) of `v`; `None` below two values.
+pub fn sample_std(v: &[f64]) -> Option<f64> {
+    let m = mean(v)?;
+    (v.len() >= 2).then(|| (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
+}
+
+/// The mean of a cell's seeds and how far it can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// Number of values (seeds with a result).
+    pub n: usize,
+    pub mean: f64,
+    /// Sample standard deviation; `None` for one value.
+    pub std: Option<f64>,
+    /// Half-width of the 95 % interval of the mean, `t(0.975, n - 1) · std / √n`; `None` for one
+    /// value (no spread is known, so no interval).
+    pub half_width: Option<f64>,
+}
+
+impl Estimate {
+    /// The estimate of `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Estimate> {
+        let mean = mean(values)?;
+        let n = values.len();
+        let std = sample_std(values);
+        let half_width = std.map(|s| student_t_quantile(0.975, (n - 1) as f64) * s / (n as f64).sqrt());
+        Some(Estimate { n, mean, std, half_width })
+    }
+
+    /// The 95 % interval `(low, high)` of the mean, when there is one.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        self.half_width.map(|h| (self.mean - h, self.mean + h))
+    }
 }
 
 /// Welch's two-sided t-test: (t, degrees of freedom, p-value). Equal constant samples give p = 1;
@@ -32,6 +74,26 @@ pub fn welch(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
 /// the regularised incomplete beta function `I_{df/(df+t^2)}(df/2, 1/2)`.
 pub fn student_t_two_sided(t: f64, df: f64) -> f64 {
     incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+}
+
+/// The `q` quantile of Student's t with `df` degrees of freedom, for `q` in (0.5, 1): the `t`
+/// whose two-sided p-value is `2 (1 - q)`, found by bisection on `x = df / (df + t²)`, on which
+/// the p-value `I_x(df/2, 1/2)` increases monotonically from 0 to 1.
+pub fn student_t_quantile(q: f64, df: f64) -> f64 {
+    assert!(q > 0.5 && q < 1.0 && df > 0.0, "student_t_quantile({q}, {df}): needs 0.5 < q < 1 and df > 0");
+    let p = 2.0 * (1.0 - q);
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    // 200 halvings take the bracket below any f64 spacing in (0, 1).
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if incomplete_beta(df / 2.0, 0.5, mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let x = 0.5 * (lo + hi);
+    (df * (1.0 - x) / x).sqrt()
 }
 
 /// The regularised incomplete beta function `I_x(a, b)` (continued fraction, Lentz's method).
@@ -151,5 +213,36 @@ mod tests {
         // A paired design sees a shift that Welch cannot see beside the spread between seeds.
         let (a, b) = ([20.0, 25.0, 30.0], [19.0, 24.1, 29.0]);
         assert!(paired_t(&a, &b).2 < 0.05 && welch(&a, &b).2 > 0.5);
+    }
+
+    #[test]
+    fn t_quantiles_match_the_printed_table() {
+        // t(0.975, df), two-sided 95 %, as printed in statistics tables (e.g. NIST/SEMATECH
+        // e-Handbook 1.3.6.7.2) to three decimals; df = 1 is exactly tan(0.475 π).
+        for (df, printed) in [(1.0, 12.706), (2.0, 4.303), (4.0, 2.776), (10.0, 2.228), (29.0, 2.045)] {
+            let t = student_t_quantile(0.975, df);
+            assert!((t - printed).abs() < 5e-4, "df {df}: {t} vs {printed}");
+        }
+        assert!((student_t_quantile(0.975, 1.0) - (0.475 * std::f64::consts::PI).tan()).abs() < 1e-9);
+        // df = 2 has a closed form: t = (2q - 1) sqrt(2 / (1 - (2q - 1)²)) at q = 0.975.
+        assert!((student_t_quantile(0.975, 2.0) - 0.95 * (2.0f64 / (1.0 - 0.95 * 0.95)).sqrt()).abs() < 1e-9);
+        // Large df approaches the normal quantile 1.95996.
+        assert!((student_t_quantile(0.975, 1e6) - 1.959_966).abs() < 1e-4);
+    }
+
+    #[test]
+    fn estimate_of_three_seeds() {
+        // 79.0, 79.3, 79.6: mean 79.3, sample std 0.3, half-width 4.303 · 0.3 / √3 = 0.7453.
+        let e = Estimate::of(&[79.0, 79.3, 79.6]).unwrap();
+        assert_eq!(e.n, 3);
+        assert!((e.mean - 79.3).abs() < 1e-12 && (e.std.unwrap() - 0.3).abs() < 1e-12);
+        let h = student_t_quantile(0.975, 2.0) * 0.3 / 3f64.sqrt();
+        assert!((e.half_width.unwrap() - h).abs() < 1e-12 && (h - 0.7453).abs() < 1e-4, "{h}");
+        let (lo, hi) = e.interval().unwrap();
+        assert!((lo - (79.3 - h)).abs() < 1e-12 && (hi - (79.3 + h)).abs() < 1e-12);
+        // One seed: a mean, no spread, no interval; none: no estimate.
+        let one = Estimate::of(&[71.5]).unwrap();
+        assert_eq!((one.n, one.std, one.half_width, one.interval()), (1, None, None, None));
+        assert_eq!(Estimate::of(&[]), None);
     }
 }

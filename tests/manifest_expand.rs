@@ -136,3 +136,84 @@ fn quickstart_and_every_experiment_manifest_validates() {
     assert!(n > 0, "no manifest (*.toml) in {}", dir.display());
     eprintln!("validated {n} manifest(s) in experiments/");
 }
+
+/// Seeds per cell: a count from the cell's `seed` (default 3 at full scale, 1 at smoke scale), a
+/// list as given, `smoke_seeds`, and `--seeds N` (`override_seed_count`) at both scales.
+#[test]
+fn seed_counts_lists_and_the_command_line_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "[columns.c]\ndataset = { name = 'synthetic' }\n[rows.r]\n[rows.s]\nseed = 7\n";
+    let seeds_of = |head: &str, scale: Scale, flag: Option<usize>| -> Result<Vec<Vec<u64>>, String> {
+        let mut m = manifest::load(&write(dir.path(), "m.toml", &format!("[manifest]\n{head}\n{table}"))).unwrap();
+        if let Some(n) = flag {
+            m.override_seed_count(n).map_err(|e| format!("{e:#}"))?;
+        }
+        let cells = manifest::expand(&m, scale, Path::new("/x")).unwrap();
+        Ok(cells.iter().map(|c| c.runs.iter().map(|r| r.seed).collect()).collect())
+    };
+    // No key: 3 seeds from 123 (a row's `seed` moves the start) at full scale, 1 at smoke scale.
+    assert_eq!(seeds_of("", Scale::Full, None).unwrap(), [vec![123, 124, 125], vec![7, 8, 9]]);
+    assert_eq!(seeds_of("", Scale::Smoke, None).unwrap(), [vec![123], vec![7]]);
+    assert_eq!(seeds_of("seeds = 2\nsmoke_seeds = 2", Scale::Smoke, None).unwrap(), [vec![123, 124], vec![7, 8]]);
+    // --seeds replaces the count at both scales.
+    assert_eq!(seeds_of("seeds = 5", Scale::Full, Some(2)).unwrap(), [vec![123, 124], vec![7, 8]]);
+    assert_eq!(seeds_of("", Scale::Smoke, Some(2)).unwrap(), [vec![123, 124], vec![7, 8]]);
+
+    // A list: exactly these seeds, at smoke scale too unless `smoke_seeds` says how many; `seed`
+    // may not be set beside it.
+    let list_table = "[columns.c]\ndataset = { name = 'synthetic' }\n[rows.r]\n";
+    let list = |head: &str, scale: Scale, flag: Option<usize>| {
+        let mut m = manifest::load(&write(dir.path(), "l.toml", &format!("[manifest]\n{head}\n{list_table}"))).unwrap();
+        if let Some(n) = flag {
+            m.override_seed_count(n).map_err(|e| format!("{e:#}"))?;
+        }
+        Ok::<Vec<u64>, String>(manifest::expand(&m, scale, Path::new("/x")).unwrap()[0].runs.iter().map(|r| r.seed).collect())
+    };
+    assert_eq!(list("seeds = [9, 4, 6]", Scale::Smoke, None).unwrap(), [9, 4, 6]);
+    assert_eq!(list("seeds = [9, 4, 6]\nsmoke_seeds = 1", Scale::Smoke, None).unwrap(), [9]);
+    assert_eq!(list("seeds = [9, 4, 6]\nsmoke_seeds = 1", Scale::Full, None).unwrap(), [9, 4, 6]);
+    assert_eq!(list("seeds = [9, 4, 6]", Scale::Full, Some(2)).unwrap(), [9, 4]);
+    let err = list("seeds = [9, 4]", Scale::Full, Some(3)).unwrap_err();
+    assert!(err.ends_with("l.toml lists only 2 seed(s) in `seeds` ([9, 4]); pass --seeds 2 or fewer, or list more seeds there"), "{err}");
+    assert!(err.starts_with("--seeds 3: "), "{err}");
+}
+
+/// Seed 123 of a count is the run a one-seed table made: same settings, same keys.
+#[test]
+fn the_first_seed_of_a_count_keeps_the_keys_of_a_single_seed_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[columns.c]\ndataset = { name = 'synthetic' }\n[rows.r]\nstage2 = {}\n";
+    let first = |head: &str| {
+        let m = manifest::load(&write(dir.path(), "k.toml", &format!("[manifest]\n{head}\n{body}"))).unwrap();
+        manifest::expand(&m, Scale::Full, Path::new("/d")).unwrap()[0].runs[0].clone()
+    };
+    let (single, counted) = (first("seeds = [123]"), first(""));
+    assert_eq!(single.spec, counted.spec);
+    assert_eq!(single.keys, counted.keys);
+}
+
+/// Each seed's stage-2 runs are built on that seed's stage-1 run, which the stage-1-only row of
+/// the same settings shares: one stage-1 node per seed in the run graph.
+#[test]
+fn each_seed_of_a_stage2_row_reuses_that_seeds_stage1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "t.toml",
+        "[manifest]\nseeds = 3\n[defaults]\ndataset = { name = 'synthetic' }\nstage1 = { loss = { kind = 'gcl' } }\n\
+         [columns.c]\n[rows.gcl]\n[rows.crt]\nstage2 = {}\n[rows.lws]\nstage2 = { rebalance = { method = 'lws' } }\n",
+    );
+    let graph = gcl_repro::pipeline::RunGraph::build(&[path], Scale::Full, None, Path::new("/d")).unwrap();
+    let cells = &graph.manifests[0].cells;
+    for i in 0..3 {
+        let keys = |row: &str| cell(cells, &format!("{row}.c")).runs[i].keys.clone().unwrap();
+        let (gcl, crt, lws) = (keys("gcl"), keys("crt"), keys("lws"));
+        assert_eq!((&crt.stage1, &lws.stage1), (&gcl.stage1, &gcl.stage1), "seed {i}: stage 2 on this seed's stage 1");
+        let parent = |k: &str| graph.node(k).unwrap().parent().unwrap().to_string();
+        assert_eq!((parent(crt.stage2.as_ref().unwrap()), parent(lws.stage2.as_ref().unwrap())), (gcl.stage1.clone(), gcl.stage1.clone()));
+    }
+    // 3 seeds: 3 stage-1 runs, each with its cRT and LWS stage 2.
+    let stage1: Vec<_> = graph.nodes.iter().filter(|n| n.parent().is_none()).collect();
+    assert_eq!((stage1.len(), graph.nodes.len()), (3, 9));
+    assert_eq!(stage1.iter().map(|n| n.spec.seed).collect::<Vec<_>>(), [123, 124, 125]);
+}

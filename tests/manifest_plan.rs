@@ -12,7 +12,7 @@ fn good() -> PathBuf {
 }
 
 fn options(cache: &Path) -> PlanOptions {
-    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data"), device_name: "test CPU (2 cores)".into() }
+    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data"), seeds: None, device_name: "test CPU (2 cores)".into() }
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn runs_without_their_data_are_listed_apart_not_keyed() {
     )
     .unwrap();
     let empty = dir.path().join("no-data");
-    let graph = RunGraph::build(&[manifest.clone()], Scale::Full, &empty).unwrap();
+    let graph = RunGraph::build(&[manifest.clone()], Scale::Full, Some(1), &empty).unwrap();
     assert_eq!(graph.nodes.len(), 1, "only the synthetic cell has a key");
     assert_eq!(graph.nodes[0].label(), "m:ce.syn/s123");
     assert_eq!(graph.unavailable.len(), 1);
@@ -72,7 +72,7 @@ fn runs_without_their_data_are_listed_apart_not_keyed() {
     assert!(graph.unavailable[0].reason.starts_with("data not available: ") && graph.unavailable[0].reason.contains("cifar-100"), "{:?}", graph.unavailable);
     let cells = &graph.manifests[0].cells;
     assert!(cells[1].runs[0].keys.is_none() && cells[0].runs[0].keys.is_some());
-    let p = plan::build(&[manifest], &options(dir.path())).unwrap();
+    let p = plan::build(&[manifest], &PlanOptions { seeds: Some(1), ..options(dir.path()) }).unwrap();
     let text = p.render();
     assert!(text.contains("1 runs (1 stage 1, 0 stage 2)") && text.contains("not planned (1 run(s) whose data is not under the data root"), "{text}");
 }
@@ -150,4 +150,38 @@ fn slurm_command_without_key_is_refused() {
         .unwrap();
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("has no {key} or {job} placeholder"));
+}
+
+/// `plan --seeds N` plans N seeds per cell. Its default Slurm tasks read each run from its job
+/// file; a custom task command that finds its run by key re-expands the manifest, so it must pass
+/// the same `--seeds N` (`{seeds}`), and is refused without it.
+#[test]
+fn seeds_flag_is_planned_and_passed_to_slurm_tasks() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let plan = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
+            .arg("plan")
+            .arg(good())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["--data-root", "/data", "--seeds", "1", "--emit", "slurm"])
+            .arg(out.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let task_line = || std::fs::read_to_string(out.path().join("stage1.sbatch")).unwrap().lines().last().unwrap().to_string();
+    let run = plan(&[]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    // good.toml lists seeds [1, 2]; --seeds 1 keeps seed 1: half the 16 runs.
+    assert!(stdout.contains("8 runs (5 stage 1, 3 stage 2)") && !stdout.contains("@"), "{stdout}");
+    assert!(task_line().contains(" worker \"$JOB\" ") && !task_line().contains("--seeds"), "{}", task_line());
+    let run = plan(&["--slurm-command", "{exe} run {manifest} --only {key} --scale {scale} {seeds}"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(task_line().ends_with("--only \"$KEY\" --scale full --seeds 1"), "{}", task_line());
+    let run = plan(&["--slurm-command", "{exe} run {manifest} --only {key}"]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("has no {seeds} placeholder"), "{}", String::from_utf8_lossy(&run.stderr));
 }

@@ -1,11 +1,14 @@
 //! `build_report` end to end on a real cache: a tiny synthetic manifest is trained with the
 //! runner (3 short runs on the CPU), then the report is built twice and its files checked
 //! against the stored metrics. Set GCL_KEEP_REPORT=DIR to keep the output for a look.
+mod common;
+
 use gcl_repro::cache::Cache;
 use gcl_repro::config::Scale;
 use gcl_repro::manifest;
 use gcl_repro::report::build_report;
 use gcl_repro::pipeline::{runner, RunGraph};
+use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -98,7 +101,7 @@ cells = ["ce.syn8"]
 
 /// The run graph of one manifest at full scale.
 fn graph_of(path: &Path, data_root: &Path) -> RunGraph {
-    RunGraph::build(&[path.to_path_buf()], Scale::Full, data_root).unwrap()
+    RunGraph::build(&[path.to_path_buf()], Scale::Full, None, data_root).unwrap()
 }
 
 fn non_blank_png(path: &Path) {
@@ -139,7 +142,7 @@ fn report_from_a_trained_cache() {
     assert!(summary.ok() && summary.trained.len() == 3, "{summary:?}");
 
     let manifests = vec![tiny.clone(), empty.clone()];
-    let s = build_report(&manifests, Scale::Full, &cache_dir, &data_root, &out).unwrap();
+    let s = build_report(&manifests, Scale::Full, None, &cache_dir, &data_root, &out).unwrap();
     // Cells: tiny has 4 trained cells (3 with results), empty has 1 (none).
     assert_eq!((s.cells_with_results, s.cells_total), (3, 5));
     assert_eq!(s.figures_made, 4, "{:?}", s.figures_skipped);
@@ -197,7 +200,7 @@ fn report_from_a_trained_cache() {
     assert_eq!(before.len(), 5, "{before:?}");
     assert!(before.iter().all(|(p, _)| p.file_name().unwrap().to_string_lossy().starts_with("tsne-")));
     // A second report reuses them (nothing rewritten) and writes the same REPORT.md.
-    build_report(&manifests, Scale::Full, &cache_dir, &data_root, &out).unwrap();
+    build_report(&manifests, Scale::Full, None, &cache_dir, &data_root, &out).unwrap();
     assert_eq!(mtimes(&derived), before);
     assert_eq!(std::fs::read_to_string(out.join("REPORT.md")).unwrap(), report);
 
@@ -232,4 +235,50 @@ fn figure_classes_and_max_points_are_validated() {
     std::fs::write(&path, "[columns.c]\n[rows.r]\n[figures.f]\nkind = \"tsne\"\ncells = [\"r.c\"]\nclasses = [4, 6]\nmax_points = 500\n").unwrap();
     let m = manifest::load(&path).unwrap();
     assert_eq!((m.figures[0].classes.clone(), m.figures[0].max_points), (Some(vec![4, 6]), 500));
+}
+
+/// One CE cell with a published 50 % and no `seeds` key (the default count, 3); `tolerance =
+/// 100` makes any mean reproduce it.
+const TWO_SEEDS: &str = r#"
+[manifest]
+name = "two"
+tolerance = 100
+[defaults]
+dataset = { name = "synthetic", classes = 4, max_per_class = 48, imbalance = 4, test_per_class = 12 }
+model = { arch = "resnet_small", head = "linear" }
+stage1 = { epochs = 1, warmup_epochs = 0, milestones = [], batch_size = 32 }
+[columns.syn]
+[rows.ce]
+label = "CE"
+published = { syn = 50.0 }
+"#;
+
+/// `--seeds N` reaches the run graph of `run` (`--jobs 2`: the seeds' runs trained side by side
+/// in worker processes) and of `report`, which then shows n, the interval and the verdict per
+/// cell. Without `--seeds` the same report expects the manifest's default 3 seeds, of which the
+/// two trained are the first (their keys do not depend on the count).
+#[test]
+fn seeds_flag_reaches_the_workers_and_the_report() {
+    let work = tempfile::tempdir().unwrap();
+    let (cache, manifest, out) = (work.path().join("cache"), work.path().join("two.toml"), work.path().join("report"));
+    std::fs::write(&manifest, TWO_SEEDS).unwrap();
+    let text = common::ok(common::gcl(&cache).arg("run").arg(&manifest).args(["--seeds", "2", "--jobs", "2"]).output().unwrap());
+    assert!(text.contains("runs: 2 trained, 0 cached"), "{text}");
+
+    let report = |seeds: &[&str]| common::ok(common::gcl(&cache).arg("report").arg(&manifest).args(seeds).arg("--out").arg(&out).output().unwrap());
+    let text = report(&["--seeds", "2"]);
+    assert!(text.contains("two: 1 of 1 cells reproduced (tolerance 100.0)"), "{text}");
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(md.contains("**Verdict (two):** 1 of 1 cells reproduced (tolerance 100.0)\n"), "{md}");
+    let row = md.lines().find(|l| l.starts_with("| CE |")).unwrap();
+    assert!(row.contains(" ± ") && row.contains(" (n=2) ✓"), "{row}");
+    let csv = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(out.join("runs.csv"))).unwrap().finish().unwrap();
+    let (seed, verdict) = (csv.column("seed").unwrap().i64().unwrap(), csv.column("verdict").unwrap().str().unwrap());
+    let rows: Vec<(Option<i64>, Option<&str>)> = (0..csv.height()).map(|i| (seed.get(i), verdict.get(i))).collect();
+    assert_eq!(rows, [(Some(123), Some("reproduced")), (Some(124), Some("reproduced"))]);
+
+    // The manifest's own count (3) finds the same two runs and waits for the third.
+    report(&[]);
+    let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    assert!(md.lines().any(|l| l.starts_with("| CE |") && l.contains(" (n=2 of 3) ✓")), "{md}");
 }

@@ -62,6 +62,7 @@ fn cell(row: &str, column: &str, published: Option<f64>, runs: &[(f64, f64)], ex
             .map(|(i, &(f, b))| RunInput { seed: i as u64, key: format!("{row}-{column}-s{i}"), result: result(f, b, 80.0 + i as f64) })
             .collect(),
         expected_seeds: expected,
+        tolerance: 1.0,
     }
 }
 
@@ -71,7 +72,8 @@ fn fixture() -> Vec<CellInput> {
     let mut smoke = cell("ce", "50", Some(80.0), &[(40.0, 41.0)], 1);
     smoke.smoke = true;
     vec![
-        // 79.0, 79.3, 79.6: mean 79.30, sample std 0.30; best 80.0 each.
+        // 79.0, 79.3, 79.6: mean 79.30, sample std 0.30, 95 % half-width 4.303 · 0.30 / √3 =
+        // 0.75; best 80.0 each. 3.38 below the paper: outside tolerance and interval.
         cell("gcl", "100", Some(82.68), &[(79.0, 80.0), (79.3, 80.0), (79.6, 80.0)], 3),
         cell("gcl", "50", Some(85.46), &[], 3),
         quoted,
@@ -81,7 +83,7 @@ fn fixture() -> Vec<CellInput> {
 }
 
 #[test]
-fn markdown_cells_show_mean_std_best_and_delta() {
+fn markdown_cells_show_mean_interval_n_verdict_best_and_delta() {
     let tables = paper_tables(&fixture()).unwrap();
     assert_eq!(tables.len(), 1);
     let t = &tables[0];
@@ -94,14 +96,19 @@ fn markdown_cells_show_mean_std_best_and_delta() {
         lines[0],
         "| Method | CIFAR-10-LT γ=100 | CIFAR-10-LT γ=100 paper | CIFAR-10-LT γ=100 Δ | CIFAR-10-LT γ=50 | CIFAR-10-LT γ=50 paper | CIFAR-10-LT γ=50 Δ |"
     );
-    assert_eq!(lines[2], "| GCL | 79.30 ± 0.30 (best 80.00) | 82.68 | -3.38 | not run | 85.46 | – |");
+    assert_eq!(lines[2], "| GCL | 79.30 ± 0.75 (n=3) ↓ (best 80.00) | 82.68 | -3.38 | not run | 85.46 | – |");
     assert_eq!(lines[3], "| LDAM | quoted | 77.03 | – | – | – | – |");
-    // One seed of three, best equal to final: no std, no "(best ..)", a partial-seed label.
-    // The smoke cell: labelled, and no delta against the full-scale published value.
-    assert_eq!(lines[4], "| CE | 71.50 (1/3 seeds) | 70.36 | +1.14 | 40.00 (best 41.00) (smoke) | 80.00 | – |");
+    // One seed of three, best equal to final: no interval, no "(best ..)", n of the expected
+    // seeds, the single-run mark. The smoke cell: labelled, no delta against the full-scale
+    // published value and no verdict mark.
+    assert_eq!(lines[4], "| CE | 71.50 (n=1 of 3) · | 70.36 | +1.14 | 40.00 (n=1) (best 41.00) (smoke) | 80.00 | – |");
     let s = t.cell("ce", "50").unwrap();
-    assert!(s.smoke && s.delta.is_none());
-    assert_eq!(t.cell("gcl", "100").unwrap().std.map(|x| (x * 1e6).round() / 1e6), Some(0.3));
+    assert!(s.smoke && s.delta.is_none() && s.verdict == Some(Verdict::NotComparable));
+    let gcl = t.cell("gcl", "100").unwrap();
+    assert_eq!(gcl.std.map(|x| (x * 1e6).round() / 1e6), Some(0.3));
+    assert!((gcl.half_width.unwrap() - 4.302_653 * 0.3 / 3f64.sqrt()).abs() < 1e-5);
+    assert_eq!((gcl.verdict, t.cell("ce", "100").unwrap().verdict, t.cell("gcl", "50").unwrap().verdict), (Some(Verdict::Below), Some(Verdict::SingleRun), None));
+    assert_eq!(t.cell("ldam", "100").unwrap().verdict, Some(Verdict::Quoted));
 }
 
 #[test]
@@ -111,7 +118,7 @@ fn shot_columns_are_optional() {
     let lines: Vec<&str> = md.lines().collect();
     assert!(lines[0].contains("CIFAR-10-LT γ=100 many / med / few"));
     // Seeds have many = 80, 81, 82 -> 81.00; medium 50; few missing (no few-shot class).
-    assert!(lines[2].starts_with("| GCL | 79.30 ± 0.30 (best 80.00) | 82.68 | -3.38 | 81.00 / 50.00 / – |"), "{}", lines[2]);
+    assert!(lines[2].starts_with("| GCL | 79.30 ± 0.75 (n=3) ↓ (best 80.00) | 82.68 | -3.38 | 81.00 / 50.00 / – |"), "{}", lines[2]);
     assert!(!t.markdown(false).contains("many / med / few"));
 }
 
@@ -123,7 +130,8 @@ fn latex_uses_booktabs_and_escapes() {
         assert!(tex.contains(rule), "missing {rule} in\n{tex}");
     }
     assert!(tex.contains("\\multicolumn{3}{c}{CIFAR-10-LT $\\gamma$=100}"));
-    assert!(tex.contains("GCL & 79.30 $\\pm$ 0.30 (best 80.00) & 82.68 & $-3.38$ & not run & 85.46 & -- \\\\"), "{tex}");
+    assert!(tex.contains("GCL & 79.30 $\\pm$ 0.75 (n=3) $\\downarrow$ (best 80.00) & 82.68 & $-3.38$ & not run & 85.46 & -- \\\\"), "{tex}");
+    assert!(tex.contains("CE & 71.50 (n=1 of 3) $\\cdot$ & 70.36"), "{tex}");
     assert!(tex.contains("LDAM & \\textit{quoted} & 77.03 & --"));
     assert!(tex.contains("\\begin{tabular}{l ccc ccc}"));
 }
@@ -157,7 +165,7 @@ fn files_round_trip_through_polars() {
         .unwrap();
     let expected = paper_tables(&cells).unwrap()[0].frame(true).unwrap();
     assert!(table.equals(&expected), "csv:\n{table}\nexpected:\n{expected}");
-    assert_eq!(table.column("CIFAR-10-LT γ=100").unwrap().str().unwrap().get(0), Some("79.30 ± 0.30 (best 80.00)"));
+    assert_eq!(table.column("CIFAR-10-LT γ=100").unwrap().str().unwrap().get(0), Some("79.30 ± 0.75 (n=3) ↓ (best 80.00)"));
 
     // runs.parquet re-reads to the same frame: one row per run (3 + 1 + 1).
     let runs = runs_frame(&cells).unwrap();
@@ -175,6 +183,18 @@ fn files_round_trip_through_polars() {
     let csv = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(files.runs_csv.clone())).unwrap().finish().unwrap();
     assert_eq!(csv.shape(), runs.shape());
     assert_eq!(csv.column("key").unwrap().str().unwrap().get(3), Some("ce-100-s0"));
+    // Each run's row carries its cell's statistics and verdict (gcl.100 x3, ce.100, ce.50 smoke).
+    let verdicts = csv.column("verdict").unwrap().str().unwrap().clone();
+    let verdicts: Vec<Option<&str>> = (0..csv.height()).map(|i| verdicts.get(i)).collect();
+    assert_eq!(verdicts, [Some("below"), Some("below"), Some("below"), Some("single run"), Some("not comparable")]);
+    let n = csv.column("cell_n").unwrap().i64().unwrap();
+    assert_eq!((n.get(0), n.get(3)), (Some(3), Some(1)));
+    let (low, high) = (csv.column("cell_ci_low").unwrap().f64().unwrap(), csv.column("cell_ci_high").unwrap().f64().unwrap());
+    let h = 4.302_653 * 0.3 / 3f64.sqrt();
+    assert!((low.get(2).unwrap() - (79.3 - h)).abs() < 1e-5 && (high.get(2).unwrap() - (79.3 + h)).abs() < 1e-5);
+    assert_eq!((low.get(3), high.get(3)), (None, None), "one seed: no interval");
+    assert!((csv.column("cell_std").unwrap().f64().unwrap().get(1).unwrap() - 0.3).abs() < 1e-9);
+    assert_eq!(csv.column("tolerance").unwrap().f64().unwrap().get(0), Some(1.0));
 }
 
 #[test]
@@ -190,7 +210,7 @@ fn report_lists_tables_figures_and_provenance() {
     };
     let md = report_markdown(&[section]);
     assert!(md.contains("## Table 1: CIFAR-LT (`table1`)"));
-    assert!(md.contains("| GCL | 79.30 ± 0.30 (best 80.00) | 82.68 | -3.38 |"));
+    assert!(md.contains("| GCL | 79.30 ± 0.75 (n=3) ↓ (best 80.00) | 82.68 | -3.38 |"));
     assert!(md.contains("![Fig. 3: t-SNE](figures/fig3.png)"));
     // Every run key appears with its provenance.
     for key in ["gcl-100-s0", "gcl-100-s1", "gcl-100-s2", "ce-100-s0", "ce-50-s0"] {
@@ -200,4 +220,53 @@ fn report_lists_tables_figures_and_provenance() {
     }
     assert_eq!(gcl_repro::human::duration(12.34), "12.3 s");
     assert_eq!(gcl_repro::human::duration(245.0), "4m 05s");
+}
+
+/// One line per table counts the verdicts, names the cells that missed with |ours − paper| ± the
+/// interval's half-width, and opens the table's section of REPORT.md; the legend explains marks.
+#[test]
+fn verdict_lines_count_the_cells_and_lead_each_section() {
+    let mut unpublished = cell("gcl", "10", None, &[(90.0, 90.0), (91.0, 91.0)], 2);
+    unpublished.column_label = "CIFAR-10-LT γ=10".into();
+    let mut quoted = cell("ldam", "100", Some(77.03), &[], 2);
+    quoted.quoted = true;
+    let cells = vec![
+        // 81.0, 82.0: mean 81.5, within 1.0 of 82.2.
+        cell("gcl", "100", Some(82.2), &[(81.0, 81.0), (82.0, 82.0)], 2),
+        // 70.0, 71.0: mean 70.5, half-width 12.706 · 0.7071 / √2 = 6.35 holds 75.0.
+        cell("ce", "100", Some(75.0), &[(70.0, 70.0), (71.0, 71.0)], 2),
+        // 79.0, 79.0: no spread, 2.0 below 81.0; 60.0, 60.2 above 58.0 by 2.10 ± 0.64 (h = 12.706 · 0.1414 / √2 = 1.27).
+        cell("ldam_drw", "100", Some(81.0), &[(79.0, 79.0), (79.0, 79.0)], 2),
+        cell("focal", "100", Some(58.0), &[(60.0, 60.0), (60.2, 60.2)], 2),
+        cell("cb", "100", Some(70.0), &[(70.0, 70.0)], 2),
+        cell("bbn", "100", Some(79.8), &[], 2),
+        unpublished,
+        quoted,
+    ];
+    let t = &paper_tables(&cells).unwrap()[0];
+    let marks: Vec<String> = ["gcl", "ce", "ldam_drw", "focal", "cb"].iter().map(|r| t.markdown(false).lines().find(|l| l.starts_with(&format!("| {} |", r.to_uppercase()))).unwrap().to_string()).collect();
+    assert!(marks[0].starts_with("| GCL | 81.50 ± 6.35 (n=2) ✓ | 82.20 | -0.70 |"), "{}", marks[0]);
+    assert!(marks[1].starts_with("| CE | 70.50 ± 6.35 (n=2) ✓ | 75.00 |"), "{}", marks[1]);
+    assert!(marks[2].starts_with("| LDAM_DRW | 79.00 ± 0.00 (n=2) ↓ | 81.00 |"), "{}", marks[2]);
+    assert!(marks[3].starts_with("| FOCAL | 60.10 ± 1.27 (n=2) ↑ | 58.00 |"), "{}", marks[3]);
+    assert!(marks[4].starts_with("| CB | 70.00 (n=1 of 2) · | 70.00 |"), "{}", marks[4]);
+    let line = t.verdict_line();
+    assert_eq!(
+        line,
+        "2 of 6 cells reproduced (tolerance 1.0); 1 below by 2.00 ± 0.00 (`ldam_drw.100`); 1 above by 2.10 ± 1.27 (`focal.100`); \
+         1 single run (no interval); 1 not run; 1 without a published value"
+    );
+
+    let section = ReportSection { manifest: "table1".into(), title: "Table 1: CIFAR-LT".into(), description: "Top-1.".into(), cells, ..Default::default() };
+    let md = report_markdown(&[section]);
+    let verdict = md.find(&format!("**Verdict (table1):** {line}\n")).expect("verdict line in REPORT.md");
+    assert!(md.find("## Table 1").unwrap() < verdict && verdict < md.find("Top-1.").unwrap() && verdict < md.find("| Method |").unwrap());
+    assert!(md.contains("✓ reproduced (the published value lies within the manifest's tolerance of our mean, or inside our 95 % interval), ↓ below it, ↑ above it, · a single run"), "{md}");
+
+    // Smoke scale: nothing is compared, and the line says so.
+    let mut smoke: Vec<CellInput> = fixture().into_iter().filter(|c| !c.quoted).collect();
+    for c in &mut smoke {
+        c.smoke = true;
+    }
+    assert_eq!(paper_tables(&smoke).unwrap()[0].verdict_line(), "smoke scale: numbers not comparable with the paper (3 of 4 cells have runs)");
 }

@@ -17,13 +17,16 @@ pub struct PlanArgs {
     #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
     emit: Option<Vec<String>>,
     /// Command of one Slurm task; placeholders {exe} {job} {key} {manifest} {stage} {scale}
-    /// {cache_dir} {data_root}. Default: `{exe} worker {job} ...` ({job}: the run's resolved
-    /// settings, written into its partial directory in the cache).
+    /// {cache_dir} {data_root} {seeds} (`--seeds N` when given, else nothing: for a command
+    /// that re-expands the manifest, `run {manifest} --only {key}`). Default: `{exe} worker
+    /// {job} ...` ({job}: the run's resolved settings, written into its partial directory).
     #[arg(long, env = "GCL_SLURM_COMMAND")]
     slurm_command: Option<String>,
     /// Extra `#SBATCH` option for both job scripts (repeatable), e.g. --sbatch=--gres=gpu:1.
     #[arg(long = "sbatch", allow_hyphen_values = true)]
     sbatch: Vec<String>,
+    #[command(flatten)]
+    seeds: SeedsArg,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -41,6 +44,22 @@ impl From<ScaleArg> for gcl_repro::config::Scale {
     }
 }
 
+/// `--seeds N`, shared by every command that expands manifests into runs.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct SeedsArg {
+    /// Seeds per cell for every manifest, at either scale: the first N of the manifest's list,
+    /// or N consecutive seeds from 123 (default: each manifest's `seeds`, 3 unless set; at smoke
+    /// scale its `smoke_seeds`, 1 unless set). Pass the same N to `run` and `report`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub seeds: Option<u16>,
+}
+
+impl SeedsArg {
+    pub fn count(self) -> Option<usize> {
+        self.seeds.map(usize::from)
+    }
+}
+
 #[derive(clap::Args)]
 pub struct ExplainArgs {
     manifest: PathBuf,
@@ -48,10 +67,12 @@ pub struct ExplainArgs {
     cell: Option<String>,
     #[arg(long, value_enum, default_value = "full")]
     scale: ScaleArg,
+    #[command(flatten)]
+    seeds: SeedsArg,
 }
 
 pub fn explain(args: ExplainArgs, data_root: PathBuf) -> Result<()> {
-    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &data_root)?;
+    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), args.seeds.count(), &data_root)?;
     let em = &graph.manifests[0];
     match &args.cell {
         Some(id) => print!("{}", gcl_repro::explain::explain_cell(&em.manifest, gcl_repro::explain::find_cell(&em.manifest, &em.cells, id)?)),
@@ -82,7 +103,7 @@ pub struct EvalArgs {
 /// `eval MANIFEST CELL --weights FILE`: our metrics of any checkpoint, no training.
 pub fn eval(args: EvalArgs, device: DeviceChoice, data_root: PathBuf) -> Result<()> {
     let device = device.resolve()?;
-    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &data_root)?;
+    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), None, &data_root)?;
     let em = &graph.manifests[0];
     let cell = gcl_repro::explain::find_cell(&em.manifest, &em.cells, &args.cell)?;
     let run = cell.runs.first().with_context(|| format!("cell {} runs nothing (a quoted or excluded cell)", cell.id()))?;
@@ -109,6 +130,7 @@ pub fn plan(args: PlanArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
             scale: args.scale.into(),
             cache_dir,
             data_root,
+            seeds: args.seeds.count(),
             device_name: runner::device_name(device.resolve()?),
         };
         let plan = plan::build(&args.manifests, &options)?;
@@ -145,6 +167,8 @@ pub struct RunArgs {
     /// with a line counting the runs finished, wound down and never started.
     #[arg(long, value_name = "MINUTES")]
     pub deadline: Option<f64>,
+    #[command(flatten)]
+    pub seeds: SeedsArg,
 }
 
 pub fn run(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
@@ -176,7 +200,7 @@ pub fn worker(args: WorkerArgs, device: DeviceChoice, cache_dir: PathBuf, data_r
 }
 
 fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf, deadline: Option<runner::Deadline>) -> Result<()> {
-    let graph = RunGraph::build(&args.manifests, args.scale.into(), &data_root)?;
+    let graph = RunGraph::build(&args.manifests, args.scale.into(), args.seeds.count(), &data_root)?;
     let jobs = graph.select(&args.only)?;
     // Runs whose data is not here are reported as skipped, so the others still run.
     let unavailable: Vec<(String, String)> =
@@ -222,6 +246,8 @@ pub enum CacheCommand {
         without_weights: bool,
         #[arg(long, value_enum, default_value = "full")]
         scale: ScaleArg,
+        #[command(flatten)]
+        seeds: SeedsArg,
     },
     /// Add the runs of an archive written by `cache export`, verified file by file; refuses
     /// (importing nothing) if a run differs from one cached under the same key.
@@ -233,6 +259,10 @@ pub enum CacheCommand {
         /// Only say what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Also keep the runs of the first N seeds of every cell (runs trained with `--seeds N`
+        /// beyond a manifest's own seeds are otherwise removed).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        seeds: Option<u16>,
     },
 }
 
@@ -258,11 +288,11 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
                 bail!("the cache has corrupted runs (listed above)");
             }
         }
-        CacheCommand::Export { items, out, without_weights, scale } => {
+        CacheCommand::Export { items, out, without_weights, scale, seeds } => {
             let mut keys = Vec::new();
             for item in &items {
                 if item.ends_with(".toml") || Path::new(item).is_file() {
-                    let graph = RunGraph::build(&[PathBuf::from(item)], scale.into(), &data_root)?;
+                    let graph = RunGraph::build(&[PathBuf::from(item)], scale.into(), seeds.count(), &data_root)?;
                     let mut missing = graph.unavailable.len();
                     for node in &graph.nodes {
                         if cache.state(&node.key) == gcl_repro::cache::RunState::Cached {
@@ -289,11 +319,12 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             let r = gcl_repro::cache::transfer::import(&cache, &archive)?;
             println!("imported {} run(s), {} already present with identical files", r.added.len(), r.present.len());
         }
-        CacheCommand::Gc { manifests, dry_run } => {
+        CacheCommand::Gc { manifests, dry_run, seeds } => {
             let manifests = if manifests.is_empty() { experiment_manifests()? } else { manifests };
             let mut keep = HashSet::new();
-            for scale in [Scale::Full, Scale::Smoke] {
-                let graph = RunGraph::build(&manifests, scale, &data_root)?;
+            let counts = std::iter::once(None).chain(seeds.map(|n| Some(usize::from(n))));
+            for (scale, count) in counts.flat_map(|c| [(Scale::Full, c), (Scale::Smoke, c)]) {
+                let graph = RunGraph::build(&manifests, scale, count, &data_root)?;
                 // Without a cell's data its key is unknown, so its cached runs cannot be told
                 // apart from garbage: refuse rather than delete them.
                 if let Some(u) = graph.unavailable.first() {
@@ -330,6 +361,8 @@ pub struct ReproduceArgs {
     /// and never started.
     #[arg(long, value_name = "MINUTES")]
     pub deadline: Option<f64>,
+    #[command(flatten)]
+    pub seeds: SeedsArg,
 }
 
 /// `1,3-5` -> [1, 3, 4, 5]; only the paper's tables 1..=5.
@@ -369,7 +402,7 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
     }
     let scale: Scale = args.scale.into();
     let run_args =
-        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None };
+        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None, seeds: args.seeds };
     // Keep going to the report even when some runs fail or lack data (or the deadline stopped
     // them): the report says which.
     let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone(), deadline);
@@ -377,7 +410,7 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
         Scale::Full => PathBuf::from("results"),
         Scale::Smoke => PathBuf::from("results/smoke"),
     });
-    let summary = gcl_repro::report::build_report(&manifests, scale, &cache_dir, &data_root, &out)?;
+    let summary = gcl_repro::report::build_report(&manifests, scale, args.seeds.count(), &cache_dir, &data_root, &out)?;
     print!("{}", summary.render());
     run_result
 }

@@ -1,5 +1,6 @@
-//! Expansion of a validated manifest into its cells and their planned runs (one per seed), each
-//! with its resolved settings, its data identity and, where the data is here, its cache keys.
+//! Expansion of a validated manifest into its cells and their planned runs (one per seed of
+//! [`Manifest::seeds_at`] the scale), each with its resolved settings, its data identity and,
+//! where the data is here, its cache keys.
 use super::{cell_id, merge, Manifest, PlannedRun, RunKeys, TableCell};
 use crate::cache::key::run_keys;
 use crate::config::{RunSpec, Scale};
@@ -35,6 +36,7 @@ pub fn summary(m: &Manifest) -> Result<(usize, usize)> {
 pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) -> Result<DataIdentity>) -> Result<Vec<TableCell>> {
     let mut cells = Vec::new();
     let mut pinned: HashMap<PathBuf, String> = HashMap::new();
+    let seeds = m.seeds_at(scale);
     for (ri, row) in m.rows.iter().enumerate() {
         for (ci, col) in m.columns.iter().enumerate() {
             let id = cell_id(&row.id, &col.id);
@@ -47,14 +49,12 @@ pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&
             let mut runs = Vec::new();
             if !row.quoted && !excluded {
                 let fragments = m.fragments_of(ri, ci);
-                let seeds: Vec<Option<u64>> = match &m.seeds {
-                    Some(s) => s.iter().map(|s| Some(*s)).collect(),
-                    None => vec![None],
-                };
-                for seed in seeds {
-                    let mut spec = merge::resolve(&fragments, &m.smoke, scale, seed)
-                        .with_context(|| format!("{}: cell {id}", m.path.display()))?;
-                    pin_init_from(&mut spec, &m.path, &mut pinned).with_context(|| format!("{}: cell {id}", m.path.display()))?;
+                let mut base = merge::resolve(&fragments, &m.smoke, scale, None).with_context(|| format!("{}: cell {id}", m.path.display()))?;
+                pin_init_from(&mut base, &m.path, &mut pinned).with_context(|| format!("{}: cell {id}", m.path.display()))?;
+                // The runs of one cell differ only in `seed` (a list of seeds excludes `seed`
+                // in the fragments; a count starts at the resolved one).
+                for seed in seeds.for_cell(base.seed) {
+                    let spec = RunSpec { seed, ..base.clone() };
                     let data = identity(&spec).with_context(|| format!("cell {id}: data identity"))?;
                     let keys = data.known().map(|d| {
                         let (stage1, stage2) = run_keys(&spec, d);

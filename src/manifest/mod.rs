@@ -5,7 +5,9 @@
 //! name = "table1"                 # defaults to the file stem
 //! title = "CIFAR-10/100-LT, ResNet-32, top-1 %"
 //! published = { file = "published/paper-tables.toml", table = "table1" }  # relative to this file
-//! seeds = [123]                   # every cell runs once per seed; reported as mean ± std
+//! seeds = 3                       # seeds per cell (see "Seeds" below); default 3
+//! smoke_seeds = 1                 # seeds per cell at `--scale smoke`; default 1 (a list: all)
+//! tolerance = 1.0                 # points within which a cell counts as reproduced; default 1.0
 //! shots = false                   # report many/medium/few columns
 //! [manifest.smoke]                # RunSpec fragment applied at `--scale smoke`
 //! stage1 = { epochs = 2 }
@@ -22,6 +24,22 @@
 //! [figures.tsne]                  # kind (tsne|curves|per_class), title, cells, splits, stage,
 //!                                 # classes (t-SNE: class indices), max_points (t-SNE, per split)
 //! ```
+//! Seeds: every cell runs once per seed, and the report gives the mean, the sample std and the
+//! 95 % Student-t interval over them, with a verdict against the published value (`tolerance`).
+//! - `seeds = N` (a count): N consecutive seeds from the cell's `seed` (default 123): 123, 124,
+//!   125 for N = 3. The first is the seed a one-seed table ran, so its runs keep their keys.
+//! - no `seeds` key: the same as `seeds = 3`.
+//! - `seeds = [a, b, ...]` (a list): exactly these seeds; `seed` may then not be set elsewhere.
+//! - `smoke_seeds = N`: how many of those seeds run at `--scale smoke` (the first N); default 1
+//!   for a count (smoke runs check the pipeline, their numbers are not compared), every listed
+//!   seed for a list.
+//! - `--seeds N` on the command line (`run`, `reproduce`, `plan`, `report`, `explain`, `cache
+//!   export`) replaces the count of every manifest at both scales, again taking the first N (of
+//!   a list: an error if it lists fewer); `cache gc --seeds N` keeps those runs as well.
+//!
+//! A stage-2 run of a seed is built on the stage-1 run of the same seed (same settings, same
+//! seed: one key, trained once, shared by every stage-2 row over it).
+//!
 //! A cell's settings resolve as described in [`merge`]; [`load`] checks everything it can
 //! without data (unknown keys, bad values, dangling references) and reports each problem as
 //! `FILE:LINE:COL: message`; [`expand`] turns the table into cells with their planned runs.
@@ -35,9 +53,9 @@ mod validate;
 
 pub use expand::{expand, summary};
 
-use crate::config::RunSpec;
+use crate::config::{RunSpec, Scale};
 use crate::data::DataIdentity;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use schema::runspec_shape;
 use source::Source;
 use std::collections::{HashMap, HashSet};
@@ -108,8 +126,14 @@ pub struct Manifest {
     pub name: String,
     pub title: String,
     pub shots: bool,
-    /// `None`: each cell runs once with the seed of its resolved settings (default 123).
-    pub seeds: Option<Vec<u64>>,
+    /// The seeds of every cell at full scale (module docs: Seeds).
+    pub seeds: Seeds,
+    /// `smoke_seeds`: how many of `seeds` run at smoke scale; `None`: the default (1 for a count,
+    /// all for a list).
+    pub smoke_seeds: Option<usize>,
+    /// A cell is reproduced when the published value lies within this many points of our mean
+    /// (or inside our interval).
+    pub tolerance: f64,
     pub rows: Vec<RowInfo>,
     pub columns: Vec<ColumnInfo>,
     pub figures: Vec<Figure>,
@@ -160,6 +184,73 @@ impl Manifest {
         let spec = merge::resolve(&frags, &Table::new(), crate::config::Scale::Full, Some(seed))
             .with_context(|| format!("{}: recipe `{name}` in the column `{}`", self.path.display(), cell.column));
         Some(spec.map(|s| (name.clone(), recipe.source.clone(), s)))
+    }
+}
+
+/// Seeds per cell when a manifest has no `seeds` key (at full scale).
+pub const DEFAULT_SEEDS: usize = 3;
+/// Seeds per cell at smoke scale when a manifest has no `smoke_seeds` key and no list of seeds.
+pub const DEFAULT_SMOKE_SEEDS: usize = 1;
+/// Points within which a published value counts as reproduced, when `tolerance` is not set.
+pub const DEFAULT_TOLERANCE: f64 = 1.0;
+
+/// Which seeds each cell runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seeds {
+    /// `seeds = [a, b, ...]`: exactly these.
+    List(Vec<u64>),
+    /// `seeds = N` (or no key): N consecutive seeds from the cell's resolved `seed`.
+    Count(usize),
+}
+
+impl Seeds {
+    /// The first `n` of these seeds (all of a list shorter than `n`).
+    fn first(&self, n: usize) -> Seeds {
+        match self {
+            Seeds::List(list) => Seeds::List(list[..n.min(list.len())].to_vec()),
+            Seeds::Count(_) => Seeds::Count(n),
+        }
+    }
+
+    /// The seeds of a cell whose resolved settings have seed `base` (a count starts there).
+    pub fn for_cell(&self, base: u64) -> Vec<u64> {
+        match self {
+            Seeds::List(list) => list.clone(),
+            Seeds::Count(n) => (0..*n as u64).map(|i| base + i).collect(),
+        }
+    }
+}
+
+impl Manifest {
+    /// The seeds every cell runs at `scale`.
+    pub fn seeds_at(&self, scale: Scale) -> Seeds {
+        match (scale, self.smoke_seeds, &self.seeds) {
+            (Scale::Full, _, seeds) => seeds.clone(),
+            (Scale::Smoke, Some(n), seeds) => seeds.first(n),
+            (Scale::Smoke, None, Seeds::List(list)) => Seeds::List(list.clone()),
+            (Scale::Smoke, None, Seeds::Count(_)) => Seeds::Count(DEFAULT_SMOKE_SEEDS),
+        }
+    }
+
+    /// `--seeds n`: every cell runs the first `n` of its seeds at both scales. A list of fewer
+    /// than `n` seeds is an error (which seeds to add is the manifest's choice, not ours).
+    pub fn override_seed_count(&mut self, n: usize) -> Result<()> {
+        if n == 0 {
+            bail!("--seeds 0: every cell needs at least one seed");
+        }
+        if let Seeds::List(list) = &self.seeds {
+            if list.len() < n {
+                bail!(
+                    "--seeds {n}: {} lists only {} seed(s) in `seeds` ({list:?}); pass --seeds {} or fewer, or list more seeds there",
+                    self.path.display(),
+                    list.len(),
+                    list.len()
+                );
+            }
+        }
+        self.seeds = self.seeds.first(n);
+        self.smoke_seeds = Some(n);
+        Ok(())
     }
 }
 

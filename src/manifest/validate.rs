@@ -12,7 +12,7 @@ use std::path::Path;
 use toml::{Table, Value};
 
 pub(super) const TOP_KEYS: &[&str] = &["manifest", "defaults", "recipes", "columns", "rows", "cells", "figures"];
-pub(super) const MANIFEST_KEYS: &[&str] = &["name", "title", "published", "seeds", "shots", "smoke"];
+pub(super) const MANIFEST_KEYS: &[&str] = &["name", "title", "published", "seeds", "smoke_seeds", "tolerance", "shots", "smoke"];
 pub(super) const PUBLISHED_REF_KEYS: &[&str] = &["file", "table"];
 pub(super) const COLUMN_KEYS: &[&str] = &["label", "published_column"];
 pub(super) const ROW_KEYS: &[&str] = &["label", "quoted", "published", "published_row", "columns", "recipe"];
@@ -166,6 +166,8 @@ impl Validator {
         let title = self.string(&head, &at, "title").unwrap_or_else(|| name.clone());
         let shots = self.boolean(&head, &at, "shots").unwrap_or(false);
         let seeds = self.seeds(&head);
+        let smoke_seeds = self.smoke_seeds(&head, seeds.as_ref());
+        let tolerance = self.tolerance(&head);
         let smoke = self.table(&head, &at, "smoke").cloned().unwrap_or_default();
         self.fragment(&smoke, &key_path(&["manifest", "smoke"]), &[]);
         if smoke.contains_key("seed") {
@@ -263,7 +265,7 @@ impl Validator {
                 self.err(at, format!("row `{}` is not quoted but has no cell to train (all its cells are skipped or outside its `columns`)", row.id));
             }
         }
-        if seeds.is_some() {
+        if matches!(seeds, Some(Seeds::List(_))) {
             self.seed_conflicts(&defaults, &column_settings, &columns, &row_settings, &rows, &cell_settings);
         }
 
@@ -295,7 +297,9 @@ impl Validator {
             name,
             title,
             shots,
-            seeds,
+            seeds: seeds.unwrap_or(Seeds::Count(DEFAULT_SEEDS)),
+            smoke_seeds,
+            tolerance,
             rows,
             columns,
             figures,
@@ -311,13 +315,24 @@ impl Validator {
         }
     }
 
-    pub(super) fn seeds(&mut self, head: &Table) -> Option<Vec<u64>> {
+    /// `seeds`: a count (`3`) or a list (`[123, 124]`); `None` when absent or wrong.
+    pub(super) fn seeds(&mut self, head: &Table) -> Option<Seeds> {
         let p = key_path(&["manifest", "seeds"]);
-        let value = head.get("seeds")?;
-        let Value::Array(items) = value else {
-            self.err(p, format!("`seeds` in [manifest] must be an array of integers like [123, 124], not {}", schema::describe(value)));
-            return None;
-        };
+        match head.get("seeds")? {
+            Value::Integer(n) if *n >= 1 => Some(Seeds::Count(*n as usize)),
+            Value::Array(items) => self.seed_list(items, p).map(Seeds::List),
+            other => {
+                let msg = format!(
+                    "`seeds` in [manifest] must be a number of seeds (an integer >= 1, e.g. 3) or a list of seeds like [123, 124], not {}",
+                    schema::short(other)
+                );
+                self.err(p, msg);
+                None
+            }
+        }
+    }
+
+    fn seed_list(&mut self, items: &[Value], p: Vec<String>) -> Option<Vec<u64>> {
         let mut seeds = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let mut pi = p.clone();
@@ -333,10 +348,48 @@ impl Validator {
             }
         }
         if seeds.is_empty() {
-            self.err(p, "`seeds` in [manifest] is empty; list at least one seed or remove the key (default: seed 123)");
+            self.err(p, format!("`seeds` in [manifest] is empty; list at least one seed or remove the key (default: {DEFAULT_SEEDS} seeds)"));
             return None;
         }
         Some(seeds)
+    }
+
+    /// `smoke_seeds`: an integer >= 1, at most the number of listed seeds.
+    pub(super) fn smoke_seeds(&mut self, head: &Table, seeds: Option<&Seeds>) -> Option<usize> {
+        let p = key_path(&["manifest", "smoke_seeds"]);
+        let n = match head.get("smoke_seeds")? {
+            Value::Integer(n) if *n >= 1 => *n as usize,
+            other => {
+                self.err(p, format!("`smoke_seeds` in [manifest] must be an integer >= 1 (how many seeds run at smoke scale), not {}", schema::short(other)));
+                return None;
+            }
+        };
+        if let Some(Seeds::List(list)) = seeds {
+            if n > list.len() {
+                self.err(p, format!("`smoke_seeds = {n}` asks for more seeds than `seeds` lists ({}); smoke scale runs the first `smoke_seeds` of them", list.len()));
+                return None;
+            }
+        }
+        Some(n)
+    }
+
+    /// `tolerance`: a finite number of points >= 0 (default [`DEFAULT_TOLERANCE`]).
+    pub(super) fn tolerance(&mut self, head: &Table) -> f64 {
+        let p = key_path(&["manifest", "tolerance"]);
+        let value = match head.get("tolerance") {
+            None => return DEFAULT_TOLERANCE,
+            Some(Value::Integer(x)) => *x as f64,
+            Some(Value::Float(x)) => *x,
+            Some(other) => {
+                self.err(p, format!("`tolerance` in [manifest] must be a number of points (e.g. 1.0), not {}", schema::describe(other)));
+                return DEFAULT_TOLERANCE;
+            }
+        };
+        if !(value.is_finite() && value >= 0.0) {
+            self.err(p, format!("`tolerance` in [manifest] must be a finite number >= 0 (points of top-1 accuracy), not {value}"));
+            return DEFAULT_TOLERANCE;
+        }
+        value
     }
 
     pub(super) fn seed_conflicts(&mut self, defaults: &Table, cols: &[Table], columns: &[ColumnInfo], rows_s: &[Table], rows: &[RowInfo], cells: &HashMap<String, Table>) {
@@ -360,7 +413,7 @@ impl Validator {
             }
         }
         for p in places {
-            self.err(p, "`seed` conflicts with `seeds` in [manifest], which sets the seed of every run; remove one of them");
+            self.err(p, "`seed` conflicts with the list `seeds` in [manifest], which sets the seed of every run; remove one of them, or make `seeds` a count (`seeds = 3` runs `seed`, `seed` + 1, `seed` + 2)");
         }
     }
 

@@ -123,10 +123,14 @@ pub struct RunGraph {
 
 impl RunGraph {
     /// Loads and expands the manifests; nothing is read from the cache and nothing is run.
-    pub fn build(paths: &[PathBuf], scale: Scale, data_root: &Path) -> Result<RunGraph> {
+    /// `seeds` (`--seeds N`) replaces every manifest's number of seeds per cell.
+    pub fn build(paths: &[PathBuf], scale: Scale, seeds: Option<usize>, data_root: &Path) -> Result<RunGraph> {
         let mut manifests = Vec::new();
         for path in paths {
-            let m = manifest::load(path)?;
+            let mut m = manifest::load(path)?;
+            if let Some(n) = seeds {
+                m.override_seed_count(n)?;
+            }
             let cells = manifest::expand(&m, scale, data_root)?;
             manifests.push(ExpandedManifest { path: path.clone(), manifest: m, cells });
         }

@@ -22,6 +22,8 @@ pub struct PlanOptions {
     pub scale: Scale,
     pub cache_dir: PathBuf,
     pub data_root: PathBuf,
+    /// `--seeds N`: seeds per cell for every manifest (`None`: each manifest's own).
+    pub seeds: Option<usize>,
     /// The device this process would train on, as runs record it (`runner::device_name`): the
     /// time estimate uses the throughput measured on it.
     pub device_name: String,
@@ -40,7 +42,7 @@ pub struct Plan {
 
 /// Builds the run graph of the manifests and looks every run up in the cache (read only).
 pub fn build(paths: &[PathBuf], opts: &PlanOptions) -> Result<Plan> {
-    let graph = RunGraph::build(paths, opts.scale, &opts.data_root)?;
+    let graph = RunGraph::build(paths, opts.scale, opts.seeds, &opts.data_root)?;
     Ok(Plan::of(graph, opts))
 }
 
@@ -63,9 +65,9 @@ impl Plan {
         node.uses
             .iter()
             .map(|u| {
-                let seeds = self.graph.manifests.iter().find(|m| m.manifest.name == u.manifest).and_then(|m| m.manifest.seeds.as_ref()).map_or(1, Vec::len);
+                let several_seeds = self.graph.manifests.iter().find(|m| m.manifest.name == u.manifest).is_some_and(|m| m.cells.iter().any(|c| c.runs.len() > 1));
                 let mut label = u.cell.clone();
-                if seeds > 1 {
+                if several_seeds {
                     label = format!("{label}@{}", u.seed);
                 }
                 if several {
@@ -214,6 +216,12 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
         bail!("the Slurm task command `{template}` has no {{key}} or {{job}} placeholder, so every task would do the same thing");
     }
     let cache = crate::cache::Cache::open(&opts.cache_dir)?;
+    // A task that finds its run by key re-expands its manifest, so it needs this plan's seeds;
+    // a worker task reads the resolved run from its job file.
+    if opts.seeds.is_some() && !template.contains("{job}") && !template.contains("{seeds}") {
+        bail!("the Slurm task command `{template}` finds its run by key but has no {{seeds}} placeholder (`--seeds N`), so its tasks would not find the runs of the seeds this plan adds");
+    }
+    let seeds = opts.seeds.map(|n| format!("--seeds {n}")).unwrap_or_default();
     std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::path::absolute(dir)?;
     let exe = std::env::current_exe().context("cannot find the gcl-repro executable")?;
@@ -254,7 +262,10 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
             .replace("{stage}", &stage.to_string())
             .replace("{manifest}", "\"$MANIFEST\"")
             .replace("{job}", "\"$JOB\"")
-            .replace("{key}", "\"$KEY\"");
+            .replace("{key}", "\"$KEY\"")
+            .replace("{seeds}", &seeds)
+            .trim_end()
+            .to_string();
         let mut s = String::new();
         let _ = writeln!(s, "#!/bin/bash");
         let _ = writeln!(s, "# gcl-repro stage-{stage} runs of {name} at scale {scale}: one array task per line of {keys_file}.");

@@ -30,6 +30,8 @@ pub struct ReportSummary {
     pub figures_skipped: Vec<String>,
     /// Problems that did not stop the report (e.g. a data set whose identity is unavailable).
     pub warnings: Vec<String>,
+    /// One `manifest: verdicts` line per table (as at the top of its REPORT.md section).
+    pub verdicts: Vec<String>,
 }
 
 impl ReportSummary {
@@ -45,6 +47,9 @@ impl ReportSummary {
         for w in &self.warnings {
             writeln!(out, "warning: {w}").unwrap();
         }
+        for v in &self.verdicts {
+            writeln!(out, "{v}").unwrap();
+        }
         writeln!(
             out,
             "{}/{} cells have results; {} figures made, {} waiting for runs",
@@ -58,16 +63,17 @@ impl ReportSummary {
     }
 }
 
-/// Build the report of `manifests` at `scale` from the runs stored in `cache_dir` into `out`.
+/// Build the report of `manifests` at `scale` from the runs stored in `cache_dir` into `out`;
+/// `seeds` (`--seeds N`) replaces every manifest's number of seeds per cell, as it did for `run`.
 /// Missing runs are not an error: their cells say "not run" and their figures wait.
-pub fn build_report(manifests: &[PathBuf], scale: Scale, cache_dir: &Path, data_root: &Path, out: &Path) -> Result<ReportSummary> {
+pub fn build_report(manifests: &[PathBuf], scale: Scale, seeds: Option<usize>, cache_dir: &Path, data_root: &Path, out: &Path) -> Result<ReportSummary> {
     if manifests.is_empty() {
         bail!("no manifests to report on: name them, or run from the repository root (experiments/*.toml)");
     }
     let cache = Cache::open(cache_dir)?;
     let mut gathered: Vec<GatheredManifest> = Vec::new();
     let mut names: HashMap<String, PathBuf> = HashMap::new();
-    let graph = RunGraph::build(manifests, scale, data_root)?;
+    let graph = RunGraph::build(manifests, scale, seeds, data_root)?;
     for (path, em) in manifests.iter().zip(graph.manifests) {
         let g = gather(em, scale, data_root, &cache).with_context(|| format!("reporting {}", path.display()))?;
         if let Some(first) = names.insert(g.manifest.name.clone(), path.clone()) {
@@ -89,6 +95,9 @@ pub fn build_report(manifests: &[PathBuf], scale: Scale, cache_dir: &Path, data_
         summary.cells_with_results += g.cells_with_results();
         summary.warnings.extend(g.warnings.iter().cloned());
         for table in paper_tables(&g.inputs)? {
+            if g.has_runs() {
+                summary.verdicts.push(format!("{}: {}", table.manifest, table.verdict_line()));
+            }
             let files = write_table_files(&table, &tables_dir, g.manifest.shots)?;
             summary.files.extend([files.markdown, files.latex, files.csv]);
         }

@@ -1,13 +1,19 @@
 //! All stored runs of a report as one polars DataFrame (`runs.parquet`, `runs.csv`).
-use super::{CellInput, RunInput};
+use super::{summarize, CellInput, CellSummary, RunInput};
 use anyhow::Result;
 use polars::prelude::*;
 
-/// One row per stored run: where it sits in the paper, its numbers, and where it was made.
-/// Cells without runs (quoted, not run) have no rows.
+/// One row per stored run: where it sits in the paper, its numbers, its cell's statistics and
+/// verdict (repeated on each run of the cell: `cell_n`, `cell_mean`, `cell_std`, `cell_ci_low`,
+/// `cell_ci_high`, `tolerance`, `verdict`), and where it was made. Cells without runs (quoted,
+/// not run) have no rows.
 pub fn runs_frame(cells: &[CellInput]) -> Result<DataFrame> {
+    let summaries: Vec<CellSummary> = cells.iter().map(summarize).collect();
     let runs: Vec<(&CellInput, &RunInput)> = cells.iter().flat_map(|c| c.runs.iter().map(move |r| (c, r))).collect();
+    let cell_of: Vec<&CellSummary> = cells.iter().zip(&summaries).flat_map(|(c, s)| c.runs.iter().map(move |_| s)).collect();
     let n = runs.len();
+    let cf = |f: &dyn Fn(&CellSummary) -> Option<f64>| cell_of.iter().map(|s| f(s)).collect::<Vec<Option<f64>>>();
+    let interval = |side: f64| cf(&|s| s.mean.zip(s.half_width).map(|(m, h)| m + side * h));
     let s = |f: &dyn Fn(&CellInput, &RunInput) -> String| runs.iter().map(|(c, r)| f(c, r)).collect::<Vec<String>>();
     let f = |f: &dyn Fn(&CellInput, &RunInput) -> f64| runs.iter().map(|(c, r)| f(c, r)).collect::<Vec<f64>>();
     let of = |f: &dyn Fn(&CellInput, &RunInput) -> Option<f64>| runs.iter().map(|(c, r)| f(c, r)).collect::<Vec<Option<f64>>>();
@@ -40,6 +46,13 @@ pub fn runs_frame(cells: &[CellInput]) -> Result<DataFrame> {
         Column::new("quoted".into(), b(&|c| c.quoted)),
         Column::new("smoke".into(), b(&|c| c.smoke)),
         Column::new("expected_seeds".into(), runs.iter().map(|(c, _)| c.expected_seeds as u64).collect::<Vec<u64>>()),
+        Column::new("cell_n".into(), cell_of.iter().map(|s| s.seeds as u64).collect::<Vec<u64>>()),
+        Column::new("cell_mean".into(), cf(&|s| s.mean)),
+        Column::new("cell_std".into(), cf(&|s| s.std)),
+        Column::new("cell_ci_low".into(), interval(-1.0)),
+        Column::new("cell_ci_high".into(), interval(1.0)),
+        Column::new("tolerance".into(), runs.iter().map(|(c, _)| c.tolerance).collect::<Vec<f64>>()),
+        Column::new("verdict".into(), cell_of.iter().map(|s| s.verdict_text().to_string()).collect::<Vec<String>>()),
         Column::new("crate_version".into(), s(&|_, r| r.result.provenance.crate_version.clone())),
         Column::new("git_commit".into(), s(&|_, r| r.result.provenance.git_commit.clone())),
         Column::new("libtorch".into(), s(&|_, r| r.result.provenance.libtorch_version.clone())),

@@ -64,6 +64,7 @@ pub fn gather(em: ExpandedManifest, scale: Scale, data_root: &Path, cache: &Cach
             smoke: scale == Scale::Smoke,
             runs,
             expected_seeds: cell.runs.len(),
+            tolerance: m.tolerance,
         });
     }
     Ok(GatheredManifest { path, manifest: m, scale, cells, inputs, warnings })

@@ -1,5 +1,6 @@
 //! `REPORT.md`: per manifest its table, its figures and where each number came from
 //! (the provenance of every reported run).
+use super::verdict::LEGEND;
 use super::{paper_tables, CellInput, RunInput};
 use crate::metrics::SHOT_RULE;
 use std::fmt::Write as _;
@@ -46,13 +47,16 @@ pub fn report_markdown(sections: &[ReportSection]) -> String {
     );
     out.push_str("How to read the tables:\n\n");
     out.push_str(
-        "- **Ours**: top-1 accuracy (%) at the final epoch, mean ± sample standard deviation over \
-         seeds. `(best X)` is the mean best-epoch accuracy, which the released GCL code reports; it \
-         selects the epoch on the test set, so it is optimistic.\n",
+        "- **Ours**: top-1 accuracy (%) at the final epoch, mean over n seeds ± the half-width of its \
+         95 % interval (Student t: t(0.975, n−1) · s/√n, s the sample standard deviation, which \
+         `runs.csv` gives); `(n=3)` counts the seeds. `(best X)` is the mean best-epoch accuracy, \
+         which the released GCL code reports; it selects the epoch on the test set, so it is \
+         optimistic.\n",
     );
+    writeln!(out, "- **Verdict**, the mark beside our number: {LEGEND}. Each section starts with a line counting them; a miss is given as |ours − paper| ± the interval's half-width.").unwrap();
     out.push_str("- **paper**: the published value; **Δ** = ours − paper (final epoch).\n");
     out.push_str("- `quoted`: the paper copies this row from another paper; only its value is shown.\n");
-    out.push_str("- `not run`: no stored result yet; `(k/n seeds)`: only k of n seeds have results.\n");
+    out.push_str("- `not run`: no stored result yet; `(n=k of m)`: only k of m seeds have results.\n");
     out.push_str(
         "- `(smoke)`: smoke-scale runs with tiny budgets, for checking the pipeline only; they have \
          no Δ because they are not comparable with the paper's full-scale numbers.\n",
@@ -76,10 +80,15 @@ pub fn report_markdown(sections: &[ReportSection]) -> String {
 
 fn section_markdown(out: &mut String, section: &ReportSection) {
     writeln!(out, "## {} (`{}`)\n", section.title, section.manifest).unwrap();
+    let tables = paper_tables(&section.cells);
+    // The verdict first: what a reader looks for before the numbers.
+    for table in tables.iter().flatten() {
+        writeln!(out, "**Verdict ({}):** {}\n", table.manifest, table.verdict_line()).unwrap();
+    }
     if !section.description.trim().is_empty() {
         writeln!(out, "{}\n", section.description.trim()).unwrap();
     }
-    match paper_tables(&section.cells) {
+    match tables {
         Ok(tables) => {
             for table in tables {
                 if table.title != section.title {

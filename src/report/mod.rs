@@ -8,13 +8,19 @@
 //! (caches, export archives, report directories, manifests) side by side, cell by cell.
 //!
 //! Cell notation, shared by every format:
-//! - reproduced: mean ± sample std over seeds of the final-epoch top-1 accuracy, with the mean
-//!   best-epoch accuracy beside it when it differs (`79.12 ± 0.30 (best 80.01)`); the best epoch
-//!   is chosen on the test set, as the released GCL code does, so it is shown, never used alone;
+//! - reproduced: the mean over seeds of the final-epoch top-1 accuracy ± the half-width of its
+//!   95 % Student-t interval, the number of seeds and the verdict's mark ([`verdict`]), with the
+//!   mean best-epoch accuracy beside it when it differs (`79.12 ± 0.75 (n=3) ✓ (best 80.01)`);
+//!   one seed has no interval (`71.50 (n=1) ·`). The best epoch is chosen on the test set, as
+//!   the released GCL code does, so it is shown, never used alone; the sample std is in
+//!   `runs.csv`;
 //! - `quoted`: the paper quotes this row from another paper; only the published value is shown;
-//! - `not run`: no stored result yet; `(1/3 seeds)`: only some seeds have results;
+//! - `not run`: no stored result yet; `(n=1 of 3)`: only some seeds have results;
 //! - `(smoke)`: smoke-scale runs (tiny budgets). They get no difference against the published
-//!   full-scale value, because the two are not comparable.
+//!   full-scale value and no verdict, because the two are not comparable.
+//!
+//! `runs.csv` / `runs.parquet` have one row per run; each row also carries its cell's n, mean,
+//! std, interval, tolerance and verdict (the same on every run of a cell).
 pub mod build;
 pub mod compare;
 pub mod figures;
@@ -27,6 +33,7 @@ mod files;
 mod frame;
 mod markdown;
 mod table;
+pub mod verdict;
 
 pub use build::{build_report, ReportSummary};
 pub use cell::{summarize, CellSummary};
@@ -34,6 +41,7 @@ pub use files::{write_runs, write_table_files, write_tables, ManifestTableFiles,
 pub use frame::runs_frame;
 pub use markdown::{report_markdown, FigureRef, ReportSection};
 pub use table::{paper_tables, PaperTable};
+pub use verdict::Verdict;
 pub(crate) use cell::{Style, DASH};
 
 use crate::metrics::RunResult;
@@ -55,6 +63,8 @@ pub struct CellInput {
     /// One per seed that has a result; empty = not yet run.
     pub runs: Vec<RunInput>,
     pub expected_seeds: usize,
+    /// The manifest's `tolerance`: points within which the published value counts as reproduced.
+    pub tolerance: f64,
 }
 
 #[derive(Clone, Debug)]
