@@ -39,7 +39,7 @@
 # starting, without needing CIFAR.
 #
 # Settings (environment): GCL_GPU_PAYLOAD (payload dir), GCL_PYTHON (the host's Python with
-# torch, default python3), GPU_CHECK_BUDGET (seconds for all steps: 540, dry 230),
+# torch, default python3), GPU_CHECK_BUDGET (seconds for all steps: 540, dry 300),
 # GPU_CHECK_JOBS (4, dry 2), GPU_CHECK_SEEDS (seeds per cell, 1), GPU_CHECK_BENCH_STEPS / GPU_CHECK_BENCH_ROUNDS (300/2, dry 5/1),
 # GPU_CHECK_PARITY_STEPS (20, dry 3), GPU_CHECK_EXPORT_WEIGHTS (unset: metrics, logs and t-SNE
 # maps only).
@@ -67,12 +67,12 @@ if [ $dry = 1 ]; then
     data_root=$out/dry-data             # stays empty: the stand-in tables use synthetic data
     project=$out/dry-project            # holds experiments/table{3,4,5}.toml stand-ins
     scale=smoke
-    budget=${GPU_CHECK_BUDGET:-230}
+    budget=${GPU_CHECK_BUDGET:-300}
     jobs=${GPU_CHECK_JOBS:-2}
     bench_steps=${GPU_CHECK_BENCH_STEPS:-5}
     bench_rounds=${GPU_CHECK_BENCH_ROUNDS:-1}
     parity_steps=${GPU_CHECK_PARITY_STEPS:-3}
-    box_doctor=30 box_bench=90 box_parity=60 box_export=30 box_report=30
+    box_doctor=30 box_bench=150 box_parity=60 box_export=30 box_report=30
     # The project's venv (make setup, exported by make as VIRTUAL_ENV) has torch and torchvision
     # for the PyTorch references.
     python=${GCL_PYTHON:-${VIRTUAL_ENV:-$root/.venv}/bin/python}
