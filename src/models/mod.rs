@@ -46,10 +46,10 @@ impl Backbone {
         }
     }
 
-    fn last_block_name(&self) -> String {
+    fn last_block_name(&self) -> &str {
         match self {
             Backbone::Cifar(m) => m.last_block_name(),
-            Backbone::ImageNet(m) => m.last_block_name().to_string(),
+            Backbone::ImageNet(m) => m.last_block_name(),
         }
     }
 
@@ -216,7 +216,7 @@ impl Network {
     /// backbone's width).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
         let t = self.backbone.trunk(&self.input(x), train, &self.frozen);
-        let mut last = self.backbone.last_block(&t, self.frozen.train(&self.backbone.last_block_name(), train));
+        let mut last = self.backbone.last_block(&t, self.frozen.train(self.backbone.last_block_name(), train));
         if let Some(block) = &self.added_block {
             last = block.forward_t(&last, self.frozen.train(parts::ADDED_BLOCK, train));
         }

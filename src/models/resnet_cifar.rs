@@ -94,7 +94,8 @@ pub struct ResNetCifar {
     bn1: nn::BatchNorm,
     /// All residual blocks in order (`layer1.0` ... `layer3.{n-1}`).
     blocks: Vec<BasicBlock>,
-    blocks_per_stage: usize,
+    /// Var-store name of each block (`layer1.0`, ...), for `model.freeze`.
+    block_names: Vec<String>,
 }
 
 impl ResNetCifar {
@@ -102,12 +103,14 @@ impl ResNetCifar {
 
     pub fn new(p: &nn::Path, blocks_per_stage: usize) -> ResNetCifar {
         let mut blocks = Vec::new();
+        let mut block_names = Vec::new();
         let mut c_in = 16;
         for (stage, (planes, first_stride)) in [(16, 1), (32, 2), (64, 2)].into_iter().enumerate() {
             let layer = p / format!("layer{}", stage + 1);
             for i in 0..blocks_per_stage {
                 let stride = if i == 0 { first_stride } else { 1 };
                 blocks.push(BasicBlock::new(&(&layer / i), BlockShape { c_in, planes, stride }));
+                block_names.push(format!("layer{}.{i}", stage + 1));
                 c_in = planes;
             }
         }
@@ -115,13 +118,13 @@ impl ResNetCifar {
             conv1: conv3x3(p / "conv1", 3, 16, 1),
             bn1: batch_norm2d(p / "bn1", 16),
             blocks,
-            blocks_per_stage,
+            block_names,
         }
     }
 
     /// Var-store name of the last block (`layer3.{n-1}`).
-    pub fn last_block_name(&self) -> String {
-        format!("layer3.{}", self.blocks_per_stage - 1)
+    pub fn last_block_name(&self) -> &str {
+        self.block_names.last().expect("a CIFAR ResNet has at least one block")
     }
 
     /// Stem and every block but the last (the part BBN's two branches share); frozen parts run
@@ -129,9 +132,9 @@ impl ResNetCifar {
     pub fn trunk(&self, x: &Tensor, train: bool, frozen: &Frozen) -> Tensor {
         let mut out = x.apply(&self.conv1).apply_t(&self.bn1, frozen.train("bn1", train));
         let _ = out.relu_();
-        let n = self.blocks_per_stage;
-        for (i, block) in self.blocks[..self.blocks.len() - 1].iter().enumerate() {
-            out = out.apply_t(block, frozen.train(&format!("layer{}.{}", i / n + 1, i % n), train));
+        let n = self.blocks.len() - 1;
+        for (block, name) in self.blocks[..n].iter().zip(&self.block_names) {
+            out = out.apply_t(block, frozen.train(name, train));
         }
         out
     }

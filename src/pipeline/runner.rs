@@ -458,7 +458,13 @@ pub fn run_worker(job_file: &Path, opts: &Options, stop: &Arc<AtomicBool>) -> Re
     if training::winding_down() {
         return Ok(Outcome::NotStarted);
     }
-    crate::numerics::claim(job.spec.cpu.isa)?;
+    // A worker is a fresh process: it holds no kernel level yet, so the run's level must be its.
+    anyhow::ensure!(
+        crate::numerics::claim(job.spec.cpu.isa)?,
+        "{}: this worker already holds another CPU kernel level than the run's {:?}",
+        job_file.display(),
+        job.spec.cpu.isa
+    );
     let lock = loop {
         if cache.state(&job.key) == RunState::Cached {
             return Ok(Outcome::Cached);
