@@ -75,6 +75,13 @@ pub fn explain_cell(m: &Manifest, cell: &TableCell) -> String {
     if let Some(p) = cell.published {
         let _ = writeln!(text, "published: {p}");
     }
+    if let Some(point) = m.sweep_point(&cell.row) {
+        let base = point.base.as_ref().map(|b| format!("row `{b}`")).unwrap_or_else(|| "[defaults]".into());
+        let _ = writeln!(text, "sweep point: {} over {base} (set after the row's and cell's settings)", point.describe);
+    }
+    if !m.flags.is_empty() {
+        let _ = writeln!(text, "changed on the command line: {} (set last, at both scales)", m.flags.join(" "));
+    }
     if cell.quoted {
         text.push_str("quoted from the paper: nothing is trained for this cell\n");
         return text;

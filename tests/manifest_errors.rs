@@ -74,7 +74,7 @@ fn inline_manifest_edge_cases() {
     };
     check("[rows.ce]\n", "1:1: the manifest has no columns: add at least one [columns.ID] table");
     check("[columns.c]\n[rows]\n", "2:2: [rows] is empty: add at least one [rows.ID] table");
-    check("[columns.c]\n[rows.r]\n[figure.f]\n", "3:2: unknown key `figure` in the top level; did you mean `figures`? (allowed: manifest, defaults, recipes, columns, rows, cells, figures)");
+    check("[columns.c]\n[rows.r]\n[figure.f]\n", "3:2: unknown key `figure` in the top level; did you mean `figures`? (allowed: manifest, defaults, recipes, columns, rows, cells, sweep, figures)");
     // Recipes: a source is required, names are checked per cell (with `{column}` filled in).
     check("[recipes.x]\nstage1 = { epochs = 3 }\n[columns.c]\n[rows.r]\n", "1:10: recipe `x` has no `source`: name the released file(s) it follows, e.g. source = \"owner/repo path/to/script.py\"");
     check(

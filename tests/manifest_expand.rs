@@ -203,7 +203,7 @@ fn each_seed_of_a_stage2_row_reuses_that_seeds_stage1() {
         "[manifest]\nseeds = 3\n[defaults]\ndataset = { name = 'synthetic' }\nstage1 = { loss = { kind = 'gcl' } }\n\
          [columns.c]\n[rows.gcl]\n[rows.crt]\nstage2 = {}\n[rows.lws]\nstage2 = { rebalance = { method = 'lws' } }\n",
     );
-    let graph = gcl_repro::pipeline::RunGraph::build(&[path], Scale::Full, None, Path::new("/d")).unwrap();
+    let graph = gcl_repro::pipeline::RunGraph::build(&[path], Scale::Full, &Default::default(), Path::new("/d")).unwrap();
     let cells = &graph.manifests[0].cells;
     for i in 0..3 {
         let keys = |row: &str| cell(cells, &format!("{row}.c")).runs[i].keys.clone().unwrap();

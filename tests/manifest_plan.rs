@@ -12,7 +12,7 @@ fn good() -> PathBuf {
 }
 
 fn options(cache: &Path) -> PlanOptions {
-    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data"), seeds: None, device_name: "test CPU (2 cores)".into() }
+    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data"), overrides: Default::default(), device_name: "test CPU (2 cores)".into() }
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn runs_without_their_data_are_listed_apart_not_keyed() {
     )
     .unwrap();
     let empty = dir.path().join("no-data");
-    let graph = RunGraph::build(&[manifest.clone()], Scale::Full, Some(1), &empty).unwrap();
+    let graph = RunGraph::build(&[manifest.clone()], Scale::Full, &gcl_repro::manifest::Overrides::seeds(1), &empty).unwrap();
     assert_eq!(graph.nodes.len(), 1, "only the synthetic cell has a key");
     assert_eq!(graph.nodes[0].label(), "m:ce.syn/s123");
     assert_eq!(graph.unavailable.len(), 1);
@@ -72,7 +72,7 @@ fn runs_without_their_data_are_listed_apart_not_keyed() {
     assert!(graph.unavailable[0].reason.starts_with("data not available: ") && graph.unavailable[0].reason.contains("cifar-100"), "{:?}", graph.unavailable);
     let cells = &graph.manifests[0].cells;
     assert!(cells[1].runs[0].keys.is_none() && cells[0].runs[0].keys.is_some());
-    let p = plan::build(&[manifest], &PlanOptions { seeds: Some(1), ..options(dir.path()) }).unwrap();
+    let p = plan::build(&[manifest], &PlanOptions { overrides: gcl_repro::manifest::Overrides::seeds(1), ..options(dir.path()) }).unwrap();
     let text = p.render();
     assert!(text.contains("1 runs (1 stage 1, 0 stage 2)") && text.contains("not planned (1 run(s) whose data is not under the data root"), "{text}");
 }

@@ -101,7 +101,7 @@ cells = ["ce.syn8"]
 
 /// The run graph of one manifest at full scale.
 fn graph_of(path: &Path, data_root: &Path) -> RunGraph {
-    RunGraph::build(&[path.to_path_buf()], Scale::Full, None, data_root).unwrap()
+    RunGraph::build(&[path.to_path_buf()], Scale::Full, &Default::default(), data_root).unwrap()
 }
 
 fn non_blank_png(path: &Path) {
@@ -142,7 +142,7 @@ fn report_from_a_trained_cache() {
     assert!(summary.ok() && summary.trained.len() == 3, "{summary:?}");
 
     let manifests = vec![tiny.clone(), empty.clone()];
-    let s = build_report(&manifests, Scale::Full, None, &cache_dir, &data_root, &out).unwrap();
+    let s = build_report(&manifests, Scale::Full, &Default::default(), &cache_dir, &data_root, &out).unwrap();
     // Cells: tiny has 4 trained cells (3 with results), empty has 1 (none).
     assert_eq!((s.cells_with_results, s.cells_total), (3, 5));
     assert_eq!(s.figures_made, 4, "{:?}", s.figures_skipped);
@@ -200,7 +200,7 @@ fn report_from_a_trained_cache() {
     assert_eq!(before.len(), 5, "{before:?}");
     assert!(before.iter().all(|(p, _)| p.file_name().unwrap().to_string_lossy().starts_with("tsne-")));
     // A second report reuses them (nothing rewritten) and writes the same REPORT.md.
-    build_report(&manifests, Scale::Full, None, &cache_dir, &data_root, &out).unwrap();
+    build_report(&manifests, Scale::Full, &Default::default(), &cache_dir, &data_root, &out).unwrap();
     assert_eq!(mtimes(&derived), before);
     assert_eq!(std::fs::read_to_string(out.join("REPORT.md")).unwrap(), report);
 

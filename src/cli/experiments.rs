@@ -3,6 +3,7 @@ use anyhow::{bail, Context, Result};
 use gcl_repro::cache::{commands, Cache};
 use gcl_repro::config::Scale;
 use gcl_repro::device::DeviceChoice;
+use gcl_repro::manifest::{Overrides, Setting};
 use gcl_repro::pipeline::{plan, runner, RunGraph};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ pub struct PlanArgs {
     #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
     emit: Option<Vec<String>>,
     /// Command of one Slurm task; placeholders {exe} {job} {key} {manifest} {stage} {scale}
-    /// {cache_dir} {data_root} {seeds} (`--seeds N` when given, else nothing: for a command
-    /// that re-expands the manifest, `run {manifest} --only {key}`). Default: `{exe} worker
+    /// {cache_dir} {data_root} {seeds} (`--seeds N` when given, else nothing) {flags} (all of
+    /// this plan's `--seeds` and `--set`): the last two for a command that re-expands the
+    /// manifest, `run {manifest} --only {key} {flags}`. Default: `{exe} worker
     /// {job} ...` ({job}: the run's resolved settings, written into its partial directory).
     #[arg(long, env = "GCL_SLURM_COMMAND")]
     slurm_command: Option<String>,
@@ -26,7 +28,7 @@ pub struct PlanArgs {
     #[arg(long = "sbatch", allow_hyphen_values = true)]
     sbatch: Vec<String>,
     #[command(flatten)]
-    seeds: SeedsArg,
+    overrides: OverrideArgs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -44,19 +46,26 @@ impl From<ScaleArg> for gcl_repro::config::Scale {
     }
 }
 
-/// `--seeds N`, shared by every command that expands manifests into runs.
-#[derive(clap::Args, Clone, Copy, Debug, Default)]
-pub struct SeedsArg {
+/// `--seeds N` and `--set KEY=VALUE`, shared by every command that expands manifests into runs.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct OverrideArgs {
     /// Seeds per cell for every manifest, at either scale: the first N of the manifest's list,
     /// or N consecutive seeds from 123 (default: each manifest's `seeds`, 3 unless set; at smoke
     /// scale its `smoke_seeds`, 1 unless set). Pass the same N to `run` and `report`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub seeds: Option<u16>,
+    /// Change a setting of every cell (repeatable), after everything the manifest sets and at
+    /// both scales: KEY as `explain` prints it, VALUE in TOML (a bare word is a string), e.g.
+    /// --set stage1.epochs=50 --set stage1.loss.noise_mul=0.5. It changes only the cells that
+    /// have the setting (a stage-2 setting the cells with a stage 2, a loss setting the cells
+    /// whose loss has it). Pass the same flags to `run` and `report`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Setting>,
 }
 
-impl SeedsArg {
-    pub fn count(self) -> Option<usize> {
-        self.seeds.map(usize::from)
+impl OverrideArgs {
+    pub fn get(&self) -> Overrides {
+        Overrides { seeds: self.seeds.map(usize::from), set: self.set.clone() }
     }
 }
 
@@ -68,11 +77,11 @@ pub struct ExplainArgs {
     #[arg(long, value_enum, default_value = "full")]
     scale: ScaleArg,
     #[command(flatten)]
-    seeds: SeedsArg,
+    overrides: OverrideArgs,
 }
 
 pub fn explain(args: ExplainArgs, data_root: PathBuf) -> Result<()> {
-    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), args.seeds.count(), &data_root)?;
+    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &args.overrides.get(), &data_root)?;
     let em = &graph.manifests[0];
     match &args.cell {
         Some(id) => print!("{}", gcl_repro::explain::explain_cell(&em.manifest, gcl_repro::explain::find_cell(&em.manifest, &em.cells, id)?)),
@@ -103,7 +112,7 @@ pub struct EvalArgs {
 /// `eval MANIFEST CELL --weights FILE`: our metrics of any checkpoint, no training.
 pub fn eval(args: EvalArgs, device: DeviceChoice, data_root: PathBuf) -> Result<()> {
     let device = device.resolve()?;
-    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), None, &data_root)?;
+    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &Overrides::default(), &data_root)?;
     let em = &graph.manifests[0];
     let cell = gcl_repro::explain::find_cell(&em.manifest, &em.cells, &args.cell)?;
     let run = cell.runs.first().with_context(|| format!("cell {} runs nothing (a quoted or excluded cell)", cell.id()))?;
@@ -130,7 +139,7 @@ pub fn plan(args: PlanArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
             scale: args.scale.into(),
             cache_dir,
             data_root,
-            seeds: args.seeds.count(),
+            overrides: args.overrides.get(),
             device_name: runner::device_name(device.resolve()?),
         };
         let plan = plan::build(&args.manifests, &options)?;
@@ -168,7 +177,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MINUTES")]
     pub deadline: Option<f64>,
     #[command(flatten)]
-    pub seeds: SeedsArg,
+    pub overrides: OverrideArgs,
 }
 
 pub fn run(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
@@ -200,7 +209,7 @@ pub fn worker(args: WorkerArgs, device: DeviceChoice, cache_dir: PathBuf, data_r
 }
 
 fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf, deadline: Option<runner::Deadline>) -> Result<()> {
-    let graph = RunGraph::build(&args.manifests, args.scale.into(), args.seeds.count(), &data_root)?;
+    let graph = RunGraph::build(&args.manifests, args.scale.into(), &args.overrides.get(), &data_root)?;
     let jobs = graph.select(&args.only)?;
     // Runs whose data is not here are reported as skipped, so the others still run.
     let unavailable: Vec<(String, String)> =
@@ -247,7 +256,7 @@ pub enum CacheCommand {
         #[arg(long, value_enum, default_value = "full")]
         scale: ScaleArg,
         #[command(flatten)]
-        seeds: SeedsArg,
+        overrides: OverrideArgs,
     },
     /// Add the runs of an archive written by `cache export`, verified file by file; refuses
     /// (importing nothing) if a run differs from one cached under the same key.
@@ -288,11 +297,11 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
                 bail!("the cache has corrupted runs (listed above)");
             }
         }
-        CacheCommand::Export { items, out, without_weights, scale, seeds } => {
+        CacheCommand::Export { items, out, without_weights, scale, overrides } => {
             let mut keys = Vec::new();
             for item in &items {
                 if item.ends_with(".toml") || Path::new(item).is_file() {
-                    let graph = RunGraph::build(&[PathBuf::from(item)], scale.into(), seeds.count(), &data_root)?;
+                    let graph = RunGraph::build(&[PathBuf::from(item)], scale.into(), &overrides.get(), &data_root)?;
                     let mut missing = graph.unavailable.len();
                     for node in &graph.nodes {
                         if cache.state(&node.key) == gcl_repro::cache::RunState::Cached {
@@ -324,7 +333,7 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             let mut keep = HashSet::new();
             let counts = std::iter::once(None).chain(seeds.map(|n| Some(usize::from(n))));
             for (scale, count) in counts.flat_map(|c| [(Scale::Full, c), (Scale::Smoke, c)]) {
-                let graph = RunGraph::build(&manifests, scale, count, &data_root)?;
+                let graph = RunGraph::build(&manifests, scale, &count.map(Overrides::seeds).unwrap_or_default(), &data_root)?;
                 // Without a cell's data its key is unknown, so its cached runs cannot be told
                 // apart from garbage: refuse rather than delete them.
                 if let Some(u) = graph.unavailable.first() {
@@ -362,7 +371,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "MINUTES")]
     pub deadline: Option<f64>,
     #[command(flatten)]
-    pub seeds: SeedsArg,
+    pub overrides: OverrideArgs,
 }
 
 /// `1,3-5` -> [1, 3, 4, 5]; only the paper's tables 1..=5.
@@ -401,8 +410,11 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
         }
     }
     let scale: Scale = args.scale.into();
+    if !args.overrides.set.is_empty() && args.out.is_none() {
+        bail!("--set changes the paper's settings, so its report does not belong in results/: name a report directory with --out DIR");
+    }
     let run_args =
-        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None, seeds: args.seeds };
+        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None, overrides: args.overrides.clone() };
     // Keep going to the report even when some runs fail or lack data (or the deadline stopped
     // them): the report says which.
     let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone(), deadline);
@@ -410,7 +422,7 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
         Scale::Full => PathBuf::from("results"),
         Scale::Smoke => PathBuf::from("results/smoke"),
     });
-    let summary = gcl_repro::report::build_report(&manifests, scale, args.seeds.count(), &cache_dir, &data_root, &out)?;
+    let summary = gcl_repro::report::build_report(&manifests, scale, &args.overrides.get(), &cache_dir, &data_root, &out)?;
     print!("{}", summary.render());
     run_result
 }

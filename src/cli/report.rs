@@ -1,5 +1,5 @@
 //! `gcl-repro report`: tables, figures and REPORT.md from the cache; `gcl-repro compare`.
-use super::experiments::{experiment_manifests, ScaleArg, SeedsArg};
+use super::experiments::{experiment_manifests, ScaleArg, OverrideArgs};
 use anyhow::Result;
 use gcl_repro::config::Scale;
 use gcl_repro::report::compare;
@@ -16,7 +16,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "full")]
     scale: ScaleArg,
     #[command(flatten)]
-    seeds: SeedsArg,
+    overrides: OverrideArgs,
 }
 
 pub fn run(args: ReportArgs, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
@@ -26,7 +26,7 @@ pub fn run(args: ReportArgs, cache_dir: PathBuf, data_root: PathBuf) -> Result<(
         Scale::Full => PathBuf::from("results"),
         Scale::Smoke => PathBuf::from("results/smoke"),
     });
-    let summary = gcl_repro::report::build_report(&manifests, scale, args.seeds.count(), &cache_dir, &data_root, &out)?;
+    let summary = gcl_repro::report::build_report(&manifests, scale, &args.overrides.get(), &cache_dir, &data_root, &out)?;
     print!("{}", summary.render());
     Ok(())
 }

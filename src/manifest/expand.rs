@@ -49,8 +49,9 @@ pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&
             let mut runs = Vec::new();
             if !row.quoted && !excluded {
                 let fragments = m.fragments_of(ri, ci);
-                let mut base = merge::resolve(&fragments, &m.smoke, scale, None).with_context(|| format!("{}: cell {id}", m.path.display()))?;
-                pin_init_from(&mut base, &m.path, &mut pinned).with_context(|| format!("{}: cell {id}", m.path.display()))?;
+                let place = || format!("{}: cell {id}{}", m.path.display(), m.flags_note());
+                let mut base = merge::resolve_over(&fragments, &m.smoke, &m.overrides, scale, None).with_context(place)?;
+                pin_init_from(&mut base, &m.path, &mut pinned).with_context(place)?;
                 // The runs of one cell differ only in `seed` (a list of seeds excludes `seed`
                 // in the fragments; a count starts at the resolved one).
                 for seed in seeds.for_cell(base.seed) {

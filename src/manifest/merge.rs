@@ -134,6 +134,15 @@ fn sets_stage2_cloud(t: &Table) -> bool {
 /// Merges the fragments in order, applies the smoke fragment at smoke scale (its `stage2` part
 /// only shrinks an existing stage 2, it never adds one), and deserialises the result.
 pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u64>) -> Result<RunSpec> {
+    resolve_over(fragments, smoke, &Table::new(), scale, seed)
+}
+
+/// [`resolve`], then the command line's `--set` settings (`overrides`) over the result. An
+/// override changes what a cell has: its `stage2` part only an existing stage 2 (as smoke;
+/// `stage2 = false` removes it), and a setting of a method table only a variant that has it
+/// (`stage1.loss.noise_mul` changes the GCL cells, not the CE ones), unless it names the
+/// variant itself.
+pub fn resolve_over(fragments: &[&Table], smoke: &Table, overrides: &Table, scale: Scale, seed: Option<u64>) -> Result<RunSpec> {
     let mut merged = spelled_out(&RunSpec::default());
     for f in fragments {
         merge_resolved(&mut merged, f);
@@ -146,10 +155,16 @@ pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u
         merge_resolved(&mut merged, &smoke);
         merged.insert("scale".into(), Value::String("smoke".into()));
     }
+    let over = applicable(overrides, &merged);
+    if !over.is_empty() {
+        merge_resolved(&mut merged, &over);
+    }
     if !has_stage2(&merged) {
         merged.remove("stage2");
     }
-    let own_stage2_cloud = fragments.iter().any(|f| sets_stage2_cloud(f)) || (scale == Scale::Smoke && sets_stage2_cloud(smoke));
+    let own_stage2_cloud = fragments.iter().any(|f| sets_stage2_cloud(f))
+        || (scale == Scale::Smoke && sets_stage2_cloud(smoke))
+        || sets_stage2_cloud(&over);
     if let Some(seed) = seed {
         merged.insert("seed".into(), Value::Integer(seed as i64));
     }
@@ -161,6 +176,31 @@ pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u
     }
     crate::models::parts::check(&spec.model)?;
     Ok(spec)
+}
+
+/// The part of `overrides` that applies to the resolved settings `merged`: no `stage2` table
+/// over an absent stage 2, and in a method table that does not name its variant only the
+/// settings the resolved variant has.
+fn applicable(overrides: &Table, merged: &Table) -> Table {
+    let mut over = overrides.clone();
+    if !has_stage2(merged) && matches!(over.get("stage2"), Some(Value::Table(_))) {
+        over.remove("stage2");
+    }
+    for stage in ["stage1", "stage2"] {
+        let Some(Value::Table(over_stage)) = over.get_mut(stage) else { continue };
+        for (table, tag) in METHOD_TABLES {
+            let Some(Value::Table(o)) = over_stage.get_mut(table) else { continue };
+            if o.contains_key(tag) {
+                continue;
+            }
+            let own = merged.get(stage).and_then(|s| s.get(table)).and_then(Value::as_table);
+            o.retain(|k, _| own.is_some_and(|t| t.contains_key(k)));
+            if o.is_empty() {
+                over_stage.remove(table);
+            }
+        }
+    }
+    over
 }
 
 /// The one rule across the stages, on the typed settings: the cloud-size schedule is a function

@@ -4,6 +4,7 @@
 use super::expand::expand_with;
 use super::schema::{self, check_fragment, did_you_mean, unknown_key_message, Problem, Shape};
 use super::source::{table_name, Source};
+use super::sweep;
 use super::*;
 use crate::config::Scale;
 use crate::data::DataIdentity;
@@ -11,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use toml::{Table, Value};
 
-pub(super) const TOP_KEYS: &[&str] = &["manifest", "defaults", "recipes", "columns", "rows", "cells", "figures"];
+pub(super) const TOP_KEYS: &[&str] = &["manifest", "defaults", "recipes", "columns", "rows", "cells", "sweep", "figures"];
 pub(super) const MANIFEST_KEYS: &[&str] = &["name", "title", "published", "seeds", "smoke_seeds", "tolerance", "shots", "smoke"];
 pub(super) const PUBLISHED_REF_KEYS: &[&str] = &["file", "table"];
 pub(super) const COLUMN_KEYS: &[&str] = &["label", "published_column"];
@@ -179,9 +180,9 @@ impl Validator {
         let recipes = self.recipes(top);
         let (columns, column_settings, published_columns) = self.columns(top);
         let col_ids: Vec<String> = columns.iter().map(|c| c.id.clone()).collect();
-        let (mut rows, row_settings, row_tables) = self.rows(top);
-        let (cell_settings, excluded) = self.cells(top, &rows, &col_ids);
-        let cell_recipes = self.cell_recipes(top, &rows, &col_ids, &excluded, &recipes);
+        let (mut rows, mut row_settings, row_tables) = self.rows(top);
+        let (mut cell_settings, mut excluded) = self.cells(top, &rows, &col_ids);
+        let mut cell_recipes = self.cell_recipes(top, &rows, &col_ids, &excluded, &recipes);
 
         // Published values: the referenced file first, inline values override.
         let mut published = HashMap::new();
@@ -269,6 +270,10 @@ impl Validator {
             self.seed_conflicts(&defaults, &column_settings, &columns, &row_settings, &rows, &cell_settings);
         }
 
+        let points = self.sweeps(top, &rows);
+        let rows_in = sweep::Rows { rows: &mut rows, settings: &mut row_settings, cells: &mut cell_settings, excluded: &mut excluded, recipes: &mut cell_recipes };
+        let sweep_points = sweep::insert_points(points, rows_in, &col_ids);
+
         let cells_with_runs: HashSet<String> = rows
             .iter()
             .filter(|r| !r.quoted)
@@ -283,7 +288,8 @@ impl Validator {
                 let ci = col_ids.iter().position(|x| x == c).unwrap();
                 let recipe = cell_recipes.get(*id).map(|r| &recipes[r].settings);
                 let mut merged = Table::new();
-                for f in cell_fragments(&defaults, &column_settings[ci], recipe, &row_settings[ri], cell_settings.get(*id)) {
+                let point = sweep_points.get(r).map(|p| &p.settings);
+                for f in cell_fragments(&defaults, &column_settings[ci], recipe, &row_settings[ri], cell_settings.get(*id), point) {
                     merge::merge(&mut merged, f);
                 }
                 merge::has_stage2(&merged)
@@ -310,6 +316,9 @@ impl Validator {
             row_settings,
             column_settings,
             cell_settings,
+            sweep_points,
+            overrides: Table::new(),
+            flags: Vec::new(),
             excluded,
             published,
         }

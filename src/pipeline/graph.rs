@@ -10,7 +10,7 @@ use super::plan::train_images;
 use crate::cache::key;
 use crate::config::{RunSpec, Scale};
 use crate::data::DataIdentity;
-use crate::manifest::{self, Manifest, TableCell};
+use crate::manifest::{self, Manifest, Overrides, TableCell};
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -123,14 +123,12 @@ pub struct RunGraph {
 
 impl RunGraph {
     /// Loads and expands the manifests; nothing is read from the cache and nothing is run.
-    /// `seeds` (`--seeds N`) replaces every manifest's number of seeds per cell.
-    pub fn build(paths: &[PathBuf], scale: Scale, seeds: Option<usize>, data_root: &Path) -> Result<RunGraph> {
+    /// `overrides` (`--seeds N`, `--set KEY=VALUE`) change every manifest the same way.
+    pub fn build(paths: &[PathBuf], scale: Scale, overrides: &Overrides, data_root: &Path) -> Result<RunGraph> {
         let mut manifests = Vec::new();
         for path in paths {
             let mut m = manifest::load(path)?;
-            if let Some(n) = seeds {
-                m.override_seed_count(n)?;
-            }
+            overrides.apply(&mut m)?;
             let cells = manifest::expand(&m, scale, data_root)?;
             manifests.push(ExpandedManifest { path: path.clone(), manifest: m, cells });
         }

@@ -12,6 +12,7 @@
 use super::graph::{RunGraph, RunNode};
 use crate::cache::{Cache, RunState};
 use crate::config::{Arch, RunSpec, Scale};
+use crate::manifest::Overrides;
 pub use crate::data::catalog::train_images;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -22,8 +23,8 @@ pub struct PlanOptions {
     pub scale: Scale,
     pub cache_dir: PathBuf,
     pub data_root: PathBuf,
-    /// `--seeds N`: seeds per cell for every manifest (`None`: each manifest's own).
-    pub seeds: Option<usize>,
+    /// `--seeds N` and `--set KEY=VALUE`, applied to every manifest.
+    pub overrides: Overrides,
     /// The device this process would train on, as runs record it (`runner::device_name`): the
     /// time estimate uses the throughput measured on it.
     pub device_name: String,
@@ -42,7 +43,7 @@ pub struct Plan {
 
 /// Builds the run graph of the manifests and looks every run up in the cache (read only).
 pub fn build(paths: &[PathBuf], opts: &PlanOptions) -> Result<Plan> {
-    let graph = RunGraph::build(paths, opts.scale, opts.seeds, &opts.data_root)?;
+    let graph = RunGraph::build(paths, opts.scale, &opts.overrides, &opts.data_root)?;
     Ok(Plan::of(graph, opts))
 }
 
@@ -216,12 +217,17 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
         bail!("the Slurm task command `{template}` has no {{key}} or {{job}} placeholder, so every task would do the same thing");
     }
     let cache = crate::cache::Cache::open(&opts.cache_dir)?;
-    // A task that finds its run by key re-expands its manifest, so it needs this plan's seeds;
-    // a worker task reads the resolved run from its job file.
-    if opts.seeds.is_some() && !template.contains("{job}") && !template.contains("{seeds}") {
+    // A task that finds its run by key re-expands its manifest, so it needs this plan's
+    // command-line changes; a worker task reads the resolved run from its job file.
+    let by_key = !template.contains("{job}");
+    if by_key && !opts.overrides.set.is_empty() && !template.contains("{flags}") {
+        bail!("the Slurm task command `{template}` finds its run by key but has no {{flags}} placeholder (this plan's --set), so its tasks would not find the runs the overrides make");
+    }
+    if by_key && opts.overrides.seeds.is_some() && !template.contains("{seeds}") && !template.contains("{flags}") {
         bail!("the Slurm task command `{template}` finds its run by key but has no {{seeds}} placeholder (`--seeds N`), so its tasks would not find the runs of the seeds this plan adds");
     }
-    let seeds = opts.seeds.map(|n| format!("--seeds {n}")).unwrap_or_default();
+    let seeds = opts.overrides.seeds.map(|n| format!("--seeds {n}")).unwrap_or_default();
+    let flags = opts.overrides.flags().join(" ");
     std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = std::path::absolute(dir)?;
     let exe = std::env::current_exe().context("cannot find the gcl-repro executable")?;
@@ -264,6 +270,7 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
             .replace("{job}", "\"$JOB\"")
             .replace("{key}", "\"$KEY\"")
             .replace("{seeds}", &seeds)
+            .replace("{flags}", &flags)
             .trim_end()
             .to_string();
         let mut s = String::new();

@@ -11,6 +11,7 @@ use super::gather::{gather, GatheredManifest};
 use super::{paper_tables, report_markdown, write_runs, write_table_files, CellInput, ReportSection};
 use crate::cache::Cache;
 use crate::config::Scale;
+use crate::manifest::Overrides;
 use crate::pipeline::RunGraph;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -64,16 +65,16 @@ impl ReportSummary {
 }
 
 /// Build the report of `manifests` at `scale` from the runs stored in `cache_dir` into `out`;
-/// `seeds` (`--seeds N`) replaces every manifest's number of seeds per cell, as it did for `run`.
+/// `overrides` (`--seeds N`, `--set KEY=VALUE`) change every manifest as they did for `run`.
 /// Missing runs are not an error: their cells say "not run" and their figures wait.
-pub fn build_report(manifests: &[PathBuf], scale: Scale, seeds: Option<usize>, cache_dir: &Path, data_root: &Path, out: &Path) -> Result<ReportSummary> {
+pub fn build_report(manifests: &[PathBuf], scale: Scale, overrides: &Overrides, cache_dir: &Path, data_root: &Path, out: &Path) -> Result<ReportSummary> {
     if manifests.is_empty() {
         bail!("no manifests to report on: name them, or run from the repository root (experiments/*.toml)");
     }
     let cache = Cache::open(cache_dir)?;
     let mut gathered: Vec<GatheredManifest> = Vec::new();
     let mut names: HashMap<String, PathBuf> = HashMap::new();
-    let graph = RunGraph::build(manifests, scale, seeds, data_root)?;
+    let graph = RunGraph::build(manifests, scale, overrides, data_root)?;
     for (path, em) in manifests.iter().zip(graph.manifests) {
         let g = gather(em, scale, data_root, &cache).with_context(|| format!("reporting {}", path.display()))?;
         if let Some(first) = names.insert(g.manifest.name.clone(), path.clone()) {
@@ -144,8 +145,13 @@ fn description(g: &GatheredManifest) -> String {
         Scale::Full => "full scale",
         Scale::Smoke => "**smoke scale** (tiny budgets: pipeline check only, not comparable with the paper)",
     };
+    let changed = if g.manifest.flags.is_empty() {
+        String::new()
+    } else {
+        format!(" Changed on the command line: `{}` (these are not the manifest's own settings).", g.manifest.flags.join(" "))
+    };
     format!(
-        "Manifest `{}`, {scale}; {} of {} trained cells have stored results.",
+        "Manifest `{}`, {scale}; {} of {} trained cells have stored results.{changed}",
         g.path.display(),
         g.cells_with_results(),
         g.trained_cells()

@@ -112,6 +112,7 @@ impl GatheredManifest {
     /// The command that trains this manifest's runs.
     pub fn run_command(&self) -> String {
         let scale = if self.scale == Scale::Smoke { " --scale smoke" } else { "" };
-        format!("gcl-repro run {}{scale}", self.path.display())
+        let flags: String = self.manifest.flags.iter().map(|f| format!(" {f}")).collect();
+        format!("gcl-repro run {}{scale}{flags}", self.path.display())
     }
 }

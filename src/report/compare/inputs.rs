@@ -137,7 +137,7 @@ fn archive_runs(path: &Path) -> Result<Vec<Run>> {
 
 /// The cached runs of a manifest's run graph (both stages), noting those that are not cached.
 fn manifest_runs(path: &Path, scope: &ManifestScope, notes: &mut Vec<String>) -> Result<Vec<Run>> {
-    let graph = RunGraph::build(&[path.to_path_buf()], scope.scale, None, &scope.data_root)?;
+    let graph = RunGraph::build(&[path.to_path_buf()], scope.scale, &crate::manifest::Overrides::default(), &scope.data_root)?;
     // Read as it is: `Cache::open` would create the directories of a cache that is not there.
     let cache = Cache { root: scope.cache_dir.clone() };
     let cached: Vec<&str> = graph.nodes.iter().filter(|n| cache.state(&n.key) == RunState::Cached).map(|n| n.key.as_str()).collect();

@@ -1,0 +1,304 @@
+//! `[sweep]`: a grid of settings, expanded into table rows with generated ids and labels.
+//!
+//! ```toml
+//! [sweep]                                   # one grid; `[[sweep]]` tables for several
+//! row = "gcl"                               # the row each point varies (optional)
+//! stage1.loss.noise_mul = [0.25, 0.5, 1.0]  # every leaf lists the values to try;
+//! stage1.lr = [0.1, 0.2]                    # several leaves give their product (6 rows)
+//! ```
+//! Every point of the grid becomes a row. With `row`, the point is that row with the point's
+//! values set last (after the row's recipe, settings and cells; the row keeps its `columns`
+//! and skipped cells) and its rows follow the base row, which stays in the table. Without
+//! `row`, a point is `[defaults]` and the column with the point's values, and its rows come
+//! last. Ids and labels name the values: `gcl-noise_mul-0_25-lr-0_1`, "GCL (noise_mul = 0.25,
+//! lr = 0.1)". A point is a row like any other: keys are content hashes of its resolved
+//! settings, so a point equal to an existing row reuses that row's runs, and figures may name
+//! its cells.
+use super::schema::{self, check_fragment};
+use super::source::table_name;
+use super::validate::{key_path, Validator};
+use super::{cell_id, RowInfo};
+use std::collections::{HashMap, HashSet};
+use toml::{Table, Value};
+
+/// The own keys of a `[sweep]` table; every other key is a setting with the values to try.
+pub(super) const SWEEP_KEYS: &[&str] = &["row"];
+
+/// One generated row: its place (after `base`, or last), its id and label, and the settings
+/// its point sets after the base row's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepPoint {
+    /// The row this point varies (`None`: a point over `[defaults]` and the column).
+    pub base: Option<String>,
+    pub row: RowInfo,
+    /// The point's settings, merged after every other fragment of its cells.
+    pub settings: Table,
+    /// `noise_mul = 0.25, lr = 0.1`: what the point sets, for labels and `explain`.
+    pub describe: String,
+}
+
+/// One setting of a grid and the values it takes.
+struct Axis {
+    path: Vec<String>,
+    values: Vec<Value>,
+}
+
+/// `value` at `path` in an otherwise empty table: `stage1.lr = 0.1` -> `{ stage1 = { lr = 0.1 } }`.
+pub(crate) fn nested(path: &[String], value: Value) -> Table {
+    let mut v = value;
+    for key in path.iter().rev() {
+        let mut t = Table::new();
+        t.insert(key.clone(), v);
+        v = Value::Table(t);
+    }
+    match v {
+        Value::Table(t) => t,
+        _ => Table::new(),
+    }
+}
+
+/// The cartesian product of the axes' value indices, the first axis varying slowest.
+fn product(sizes: &[usize]) -> Vec<Vec<usize>> {
+    let mut points = vec![vec![]];
+    for &n in sizes {
+        points = points.into_iter().flat_map(|p| (0..n).map(move |i| [p.clone(), vec![i]].concat())).collect();
+    }
+    points
+}
+
+/// A value as an id part: letters, digits, `_` and `-` only (`0.25` -> `0_25`).
+fn slug(v: &Value, index: usize) -> String {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(|x| slug(x, index)).collect::<Vec<_>>().join("_"),
+        Value::Table(_) => format!("v{}", index + 1),
+        other => other.to_string(),
+    };
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// A value as a label shows it: strings without quotes.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Validator {
+    /// The rows of every grid of `[sweep]` / `[[sweep]]`, checked: each value against the
+    /// settings schema (at its own position in the file), the base row, and that generated ids
+    /// are new. `rows` are the manifest's own rows (quoted known).
+    pub(super) fn sweeps(&mut self, top: &Table, rows: &[RowInfo]) -> Vec<SweepPoint> {
+        let grids: Vec<(Vec<String>, &Table)> = match top.get("sweep") {
+            None => return vec![],
+            Some(Value::Table(t)) => vec![(key_path(&["sweep"]), t)],
+            Some(Value::Array(items)) if items.iter().all(Value::is_table) => {
+                items.iter().enumerate().filter_map(|(i, t)| Some((key_path(&["sweep", &i.to_string()]), t.as_table()?))).collect()
+            }
+            Some(other) => {
+                self.err(key_path(&["sweep"]), format!("`sweep` must be a table ([sweep]) or tables ([[sweep]]), not {}", schema::describe(other)));
+                return vec![];
+            }
+        };
+        let mut points: Vec<SweepPoint> = Vec::new();
+        for (at, grid) in grids {
+            for point in self.grid(&at, grid, rows) {
+                if rows.iter().any(|r| r.id == point.row.id) || points.iter().any(|p| p.row.id == point.row.id) {
+                    self.err(
+                        at.clone(),
+                        format!("the sweep point {} would be the row `{}`, which already exists; give the row another id or drop the value from the grid", point.describe, point.row.id),
+                    );
+                    continue;
+                }
+                points.push(point);
+            }
+        }
+        points
+    }
+
+    /// The points of one grid table at `at`.
+    fn grid(&mut self, at: &[String], grid: &Table, rows: &[RowInfo]) -> Vec<SweepPoint> {
+        let base = match self.string(grid, at, "row") {
+            None => None,
+            Some(id) => {
+                let known: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+                let mut p = at.to_vec();
+                p.push("row".into());
+                if !self.reference(p.clone(), "row", &id, &known) {
+                    return vec![];
+                }
+                let row = rows.iter().find(|r| r.id == id).expect("referenced row");
+                if row.quoted {
+                    self.err(p, format!("the sweep varies row `{id}`, which is quoted (published values only, nothing trained); name a trained row"));
+                    return vec![];
+                }
+                Some(row.clone())
+            }
+        };
+        let mut axes = Vec::new();
+        let errors_before = self.errors.len();
+        let settings: Table = grid.iter().filter(|(k, _)| !SWEEP_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        self.axes(&settings, at, &mut vec![], &mut axes);
+        if axes.is_empty() {
+            if self.errors.len() == errors_before {
+                self.err(at.to_vec(), format!("{} sets no setting to vary: add one with the values to try, e.g. stage1.lr = [0.1, 0.2]", table_name(at)));
+            }
+            return vec![];
+        }
+        for (i, a) in axes.iter().enumerate() {
+            for b in &axes[i + 1..] {
+                let (short, long) = if a.path.len() <= b.path.len() { (a, b) } else { (b, a) };
+                if long.path.starts_with(&short.path) {
+                    let mut p = at.to_vec();
+                    p.extend(long.path.iter().cloned());
+                    self.err(p, format!("`{}` is inside `{}`, which the sweep also varies; vary one of them", long.path.join("."), short.path.join(".")));
+                    return vec![];
+                }
+            }
+        }
+        let leaves: Vec<&String> = axes.iter().map(|a| a.path.last().expect("non-empty path")).collect();
+        let unique_leaves = (1..leaves.len()).all(|i| !leaves[..i].contains(&leaves[i]));
+        let name = |a: &Axis| if unique_leaves { a.path.last().cloned().unwrap_or_default() } else { a.path.join(".") };
+        let sizes: Vec<usize> = axes.iter().map(|a| a.values.len()).collect();
+        product(&sizes)
+            .into_iter()
+            .map(|choice| {
+                let mut settings = Table::new();
+                let (mut id_parts, mut described) = (Vec::new(), Vec::new());
+                for (axis, &i) in axes.iter().zip(&choice) {
+                    let value = &axis.values[i];
+                    super::merge::merge(&mut settings, &nested(&axis.path, value.clone()));
+                    id_parts.push(format!("{}-{}", name(axis), slug(value, i)));
+                    described.push(format!("{} = {}", name(axis), shown(value)));
+                }
+                let describe = described.join(", ");
+                let id = base.iter().map(|b| b.id.clone()).chain(id_parts).collect::<Vec<_>>().join("-");
+                let label = match &base {
+                    Some(b) => format!("{} ({describe})", b.label),
+                    None => describe.clone(),
+                };
+                SweepPoint { base: base.as_ref().map(|b| b.id.clone()), row: RowInfo { id, label, quoted: false }, settings, describe }
+            })
+            .collect()
+    }
+
+    /// The settings a grid varies (every array leaf), each value checked against the schema at
+    /// its position in the file (`sweep.stage1.lr.1`).
+    fn axes(&mut self, t: &Table, at: &[String], path: &mut Vec<String>, out: &mut Vec<Axis>) {
+        for (key, value) in t {
+            path.push(key.clone());
+            let mut here = at.to_vec();
+            here.extend(path.iter().cloned());
+            match value {
+                Value::Table(sub) => self.axes(sub, at, path, out),
+                Value::Array(_) if path.len() == 1 && key == "seed" => {
+                    self.err(here, "a sweep does not vary `seed`: every row runs the seeds of `seeds` in [manifest]");
+                }
+                Value::Array(values) if values.is_empty() => {
+                    let msg = format!("`{}` in {} lists no values to try", key, table_name(&here[..here.len() - 1]));
+                    self.err(here, msg);
+                }
+                Value::Array(values) => {
+                    let mut ok = true;
+                    for (i, v) in values.iter().enumerate() {
+                        let mut problems = Vec::new();
+                        check_fragment(&nested(path, v.clone()), at, &[], &self.shape, &[], &mut problems);
+                        for (p, msg) in problems {
+                            ok = false;
+                            // The problem's path runs through the setting; its value is element i.
+                            let depth = at.len() + path.len();
+                            let mut located = p[..depth.min(p.len())].to_vec();
+                            if p.len() >= depth {
+                                located.push(i.to_string());
+                                located.extend(p[depth..].iter().cloned());
+                            }
+                            self.err(located, msg);
+                        }
+                    }
+                    if ok {
+                        out.push(Axis { path: path.clone(), values: values.clone() });
+                    }
+                }
+                other => self.err(
+                    here.clone(),
+                    format!(
+                        "`{key}` in {} must list the values to try, e.g. [{}, ...], not one {}; a setting every point shares belongs in the row or [defaults]",
+                        table_name(&here[..here.len() - 1]),
+                        schema::short(other),
+                        schema::describe(other).trim_start_matches("a ").trim_start_matches("an ")
+                    ),
+                ),
+            }
+            path.pop();
+        }
+    }
+}
+
+/// The manifest's rows with the sweep points in place (each base row followed by its points,
+/// points over `[defaults]` last). A point's cells take their base row's settings, cells,
+/// recipes and skips; its own settings stay apart (returned by row id), merged last.
+pub(super) struct Rows<'a> {
+    pub rows: &'a mut Vec<RowInfo>,
+    pub settings: &'a mut Vec<Table>,
+    pub cells: &'a mut HashMap<String, Table>,
+    pub excluded: &'a mut HashSet<String>,
+    pub recipes: &'a mut HashMap<String, String>,
+}
+
+pub(super) fn insert_points(points: Vec<SweepPoint>, into: Rows, col_ids: &[String]) -> HashMap<String, SweepPoint> {
+    let old: Vec<(RowInfo, Table)> = std::mem::take(into.rows).into_iter().zip(std::mem::take(into.settings)).collect();
+    let mut order: Vec<(RowInfo, Table, Option<SweepPoint>)> = Vec::new();
+    for (row, settings) in old {
+        let id = row.id.clone();
+        order.push((row, settings.clone(), None));
+        for p in points.iter().filter(|p| p.base.as_deref() == Some(id.as_str())) {
+            order.push((p.row.clone(), settings.clone(), Some(p.clone())));
+        }
+    }
+    for p in points.iter().filter(|p| p.base.is_none()) {
+        order.push((p.row.clone(), Table::new(), Some(p.clone())));
+    }
+    let mut out = HashMap::new();
+    for (row, settings, point) in order {
+        if let Some(p) = point {
+            if let Some(base) = &p.base {
+                for c in col_ids {
+                    let (from, to) = (cell_id(base, c), cell_id(&row.id, c));
+                    if let Some(t) = into.cells.get(&from).cloned() {
+                        into.cells.insert(to.clone(), t);
+                    }
+                    if let Some(r) = into.recipes.get(&from).cloned() {
+                        into.recipes.insert(to.clone(), r);
+                    }
+                    if into.excluded.contains(&from) {
+                        into.excluded.insert(to);
+                    }
+                }
+            }
+            out.insert(row.id.clone(), p);
+        }
+        into.rows.push(row);
+        into.settings.push(settings);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_varies_the_last_axis_fastest() {
+        assert_eq!(product(&[2, 3]), vec![vec![0, 0], vec![0, 1], vec![0, 2], vec![1, 0], vec![1, 1], vec![1, 2]]);
+        assert_eq!(product(&[1]), vec![vec![0]]);
+    }
+
+    #[test]
+    fn slugs_are_valid_ids() {
+        assert_eq!(slug(&Value::Float(0.25), 0), "0_25");
+        assert_eq!(slug(&Value::String("pow_third".into()), 0), "pow_third");
+        assert_eq!(slug(&Value::Array(vec![Value::Integer(160), Value::Integer(180)]), 0), "160_180");
+        assert_eq!(slug(&Value::Table(Table::new()), 2), "v3");
+    }
+}
