@@ -59,7 +59,6 @@ pub mod overrides;
 
 pub use expand::{expand, summary};
 pub use overrides::{Overrides, Setting};
-pub use sweep::SweepPoint;
 
 use crate::config::{RunSpec, Scale};
 use crate::data::DataIdentity;
@@ -165,6 +164,19 @@ pub struct Manifest {
     excluded: HashSet<String>,
     /// Published value per cell id.
     published: HashMap<String, f64>,
+}
+
+/// One generated row: its place (after `base`, or last), its id and label, and the settings
+/// its point sets after the base row's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepPoint {
+    /// The row this point varies (`None`: a point over `[defaults]` and the column).
+    pub base: Option<String>,
+    pub row: RowInfo,
+    /// The point's settings, merged after every other fragment of its cells.
+    pub settings: Table,
+    /// `noise_mul = 0.25, lr = 0.1`: what the point sets, for labels and `explain`.
+    pub describe: String,
 }
 
 /// A released recipe: the settings fragment a cell starts from before its row's and cell's

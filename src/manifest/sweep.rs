@@ -17,25 +17,11 @@
 use super::schema::{self, check_fragment};
 use super::source::table_name;
 use super::validate::{key_path, Validator};
-use super::{cell_id, RowInfo};
-use std::collections::{HashMap, HashSet};
+use super::{RowInfo, SweepPoint};
 use toml::{Table, Value};
 
 /// The own keys of a `[sweep]` table; every other key is a setting with the values to try.
 pub(super) const SWEEP_KEYS: &[&str] = &["row"];
-
-/// One generated row: its place (after `base`, or last), its id and label, and the settings
-/// its point sets after the base row's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SweepPoint {
-    /// The row this point varies (`None`: a point over `[defaults]` and the column).
-    pub base: Option<String>,
-    pub row: RowInfo,
-    /// The point's settings, merged after every other fragment of its cells.
-    pub settings: Table,
-    /// `noise_mul = 0.25, lr = 0.1`: what the point sets, for labels and `explain`.
-    pub describe: String,
-}
 
 /// One setting of a grid and the values it takes.
 struct Axis {
@@ -233,55 +219,6 @@ impl Validator {
             path.pop();
         }
     }
-}
-
-/// The manifest's rows with the sweep points in place (each base row followed by its points,
-/// points over `[defaults]` last). A point's cells take their base row's settings, cells,
-/// recipes and skips; its own settings stay apart (returned by row id), merged last.
-pub(super) struct Rows<'a> {
-    pub rows: &'a mut Vec<RowInfo>,
-    pub settings: &'a mut Vec<Table>,
-    pub cells: &'a mut HashMap<String, Table>,
-    pub excluded: &'a mut HashSet<String>,
-    pub recipes: &'a mut HashMap<String, String>,
-}
-
-pub(super) fn insert_points(points: Vec<SweepPoint>, into: Rows, col_ids: &[String]) -> HashMap<String, SweepPoint> {
-    let old: Vec<(RowInfo, Table)> = std::mem::take(into.rows).into_iter().zip(std::mem::take(into.settings)).collect();
-    let mut order: Vec<(RowInfo, Table, Option<SweepPoint>)> = Vec::new();
-    for (row, settings) in old {
-        let id = row.id.clone();
-        order.push((row, settings.clone(), None));
-        for p in points.iter().filter(|p| p.base.as_deref() == Some(id.as_str())) {
-            order.push((p.row.clone(), settings.clone(), Some(p.clone())));
-        }
-    }
-    for p in points.iter().filter(|p| p.base.is_none()) {
-        order.push((p.row.clone(), Table::new(), Some(p.clone())));
-    }
-    let mut out = HashMap::new();
-    for (row, settings, point) in order {
-        if let Some(p) = point {
-            if let Some(base) = &p.base {
-                for c in col_ids {
-                    let (from, to) = (cell_id(base, c), cell_id(&row.id, c));
-                    if let Some(t) = into.cells.get(&from).cloned() {
-                        into.cells.insert(to.clone(), t);
-                    }
-                    if let Some(r) = into.recipes.get(&from).cloned() {
-                        into.recipes.insert(to.clone(), r);
-                    }
-                    if into.excluded.contains(&from) {
-                        into.excluded.insert(to);
-                    }
-                }
-            }
-            out.insert(row.id.clone(), p);
-        }
-        into.rows.push(row);
-        into.settings.push(settings);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use super::expand::expand_with;
 use super::schema::{self, check_fragment, did_you_mean, unknown_key_message, Problem, Shape};
 use super::source::{table_name, Source};
-use super::sweep;
 use super::*;
 use crate::config::Scale;
 use crate::data::DataIdentity;
@@ -271,8 +270,8 @@ impl Validator {
         }
 
         let points = self.sweeps(top, &rows);
-        let rows_in = sweep::Rows { rows: &mut rows, settings: &mut row_settings, cells: &mut cell_settings, excluded: &mut excluded, recipes: &mut cell_recipes };
-        let sweep_points = sweep::insert_points(points, rows_in, &col_ids);
+        let rows_in = SweepRows { rows: &mut rows, settings: &mut row_settings, cells: &mut cell_settings, excluded: &mut excluded, recipes: &mut cell_recipes };
+        let sweep_points = insert_points(points, rows_in, &col_ids);
 
         let cells_with_runs: HashSet<String> = rows
             .iter()
@@ -593,4 +592,53 @@ impl Validator {
             }
         }
     }
+}
+
+/// The manifest's rows with the sweep points in place (each base row followed by its points,
+/// points over `[defaults]` last). A point's cells take their base row's settings, cells,
+/// recipes and skips; its own settings stay apart (returned by row id), merged last.
+struct SweepRows<'a> {
+    pub rows: &'a mut Vec<RowInfo>,
+    pub settings: &'a mut Vec<Table>,
+    pub cells: &'a mut HashMap<String, Table>,
+    pub excluded: &'a mut HashSet<String>,
+    pub recipes: &'a mut HashMap<String, String>,
+}
+
+fn insert_points(points: Vec<SweepPoint>, into: SweepRows, col_ids: &[String]) -> HashMap<String, SweepPoint> {
+    let old: Vec<(RowInfo, Table)> = std::mem::take(into.rows).into_iter().zip(std::mem::take(into.settings)).collect();
+    let mut order: Vec<(RowInfo, Table, Option<SweepPoint>)> = Vec::new();
+    for (row, settings) in old {
+        let id = row.id.clone();
+        order.push((row, settings.clone(), None));
+        for p in points.iter().filter(|p| p.base.as_deref() == Some(id.as_str())) {
+            order.push((p.row.clone(), settings.clone(), Some(p.clone())));
+        }
+    }
+    for p in points.iter().filter(|p| p.base.is_none()) {
+        order.push((p.row.clone(), Table::new(), Some(p.clone())));
+    }
+    let mut out = HashMap::new();
+    for (row, settings, point) in order {
+        if let Some(p) = point {
+            if let Some(base) = &p.base {
+                for c in col_ids {
+                    let (from, to) = (cell_id(base, c), cell_id(&row.id, c));
+                    if let Some(t) = into.cells.get(&from).cloned() {
+                        into.cells.insert(to.clone(), t);
+                    }
+                    if let Some(r) = into.recipes.get(&from).cloned() {
+                        into.recipes.insert(to.clone(), r);
+                    }
+                    if into.excluded.contains(&from) {
+                        into.excluded.insert(to);
+                    }
+                }
+            }
+            out.insert(row.id.clone(), p);
+        }
+        into.rows.push(row);
+        into.settings.push(settings);
+    }
+    out
 }

@@ -9,12 +9,13 @@ use anyhow::{bail, Result};
 
 /// Blocks per stage of an arch after `model.drop_blocks` (taken from the last stage).
 pub fn stage_blocks(arch: Arch, drop_blocks: usize) -> Vec<usize> {
-    let mut stages = match arch {
+    let mut stages: Vec<usize> = match arch {
         Arch::Resnet32 => vec![5, 5, 5],
         Arch::ResnetSmall => vec![1, 1, 1],
-        Arch::Resnet50 => super::resnet::ResNet::RESNET50.to_vec(),
-        Arch::Resnet152 => super::resnet::ResNet::RESNET152.to_vec(),
-        Arch::ResnetTiny => super::resnet::ResNet::RESNET_TINY.to_vec(),
+        Arch::Resnet50 => vec![3, 4, 6, 3],
+        Arch::Resnet152 => vec![3, 8, 36, 3],
+        // The ResNet-50 code path at a fraction of the cost (smoke tests).
+        Arch::ResnetTiny => vec![1, 1, 1, 2],
     };
     if let Some(last) = stages.last_mut() {
         *last = last.saturating_sub(drop_blocks);

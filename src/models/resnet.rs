@@ -120,10 +120,6 @@ pub struct ResNet {
 
 impl ResNet {
     pub const FEATURE_DIM: i64 = 2048;
-    pub const RESNET50: [usize; 4] = [3, 4, 6, 3];
-    pub const RESNET152: [usize; 4] = [3, 8, 36, 3];
-    /// `Arch::ResnetTiny`: the same code path at a fraction of the cost (smoke tests).
-    pub const RESNET_TINY: [usize; 4] = [1, 1, 1, 2];
 
     pub fn new(p: &nn::Path, layers: [usize; 4]) -> ResNet {
         let mut blocks = Vec::new();

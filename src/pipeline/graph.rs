@@ -6,9 +6,9 @@
 //! several cells, seeds or manifests) is one node, listed before the stage-2 nodes built on it.
 //! A planned run whose data is not under the data root has no key; it is kept apart in
 //! [`RunGraph::unavailable`] with the reason, never hashed into a placeholder key.
-use super::plan::train_images;
 use crate::cache::key;
 use crate::config::{RunSpec, Scale};
+use crate::data::catalog::train_images;
 use crate::data::DataIdentity;
 use crate::manifest::{self, Manifest, Overrides, TableCell};
 use anyhow::{bail, Context, Result};

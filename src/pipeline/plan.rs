@@ -13,7 +13,7 @@ use super::graph::{RunGraph, RunNode};
 use crate::cache::{Cache, RunState};
 use crate::config::{Arch, RunSpec, Scale};
 use crate::manifest::Overrides;
-pub use crate::data::catalog::train_images;
+use crate::data::catalog::train_images;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
