@@ -8,7 +8,8 @@
 use super::sgd::Sgd;
 use super::source::BatchSource;
 use super::static_step::{StaticParts, StaticStep, StepMode};
-use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Stream, TrainError, BEST_MODEL, CHECKPOINT, LOG};
+use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Stream, TrainError};
+use crate::cache::files::{BEST_MODEL, CHECKPOINT, LOG};
 use crate::config::{OptimSpec, SamplerSpec};
 use crate::losses::Criterion;
 use crate::metrics::{EpochRecord, Evaluation};

@@ -38,12 +38,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use tch::Device;
 
-/// Files of a run directory.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-pub const FINAL_MODEL: &str = "model.safetensors";
-pub const BEST_MODEL: &str = "best.safetensors";
-pub const EMBEDDINGS: &str = "embeddings.safetensors";
-pub const LOG: &str = "log.jsonl";
+/// Files of a run directory (named by the cache: [`crate::cache::files`]).
+pub use crate::cache::files::{BEST_MODEL, CHECKPOINT, EMBEDDINGS, FINAL_MODEL, LOG};
 
 /// Where and how a run executes.
 pub struct RunEnv<'a> {

@@ -4,7 +4,8 @@
 use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
 use super::sgd::Sgd;
 use super::static_step::StaticParts;
-use super::{bbn::Bbn, checkpoint, export, source, RunEnv, EMBEDDINGS, FINAL_MODEL};
+use super::{bbn::Bbn, checkpoint, export, source, RunEnv};
+use crate::cache::files::{EMBEDDINGS, FINAL_MODEL};
 use crate::config::{ModelSpec, OptimSpec, RunSpec, SamplerSpec, Stage1Spec};
 use crate::data::Data;
 use crate::losses::Criterion;

@@ -3,7 +3,8 @@
 use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
 use super::rebalance::Rebalancer;
 use super::sgd::Sgd;
-use super::{checkpoint, derive_seed, export, source, RunEnv, BEST_MODEL, FINAL_MODEL};
+use super::{checkpoint, derive_seed, export, source, RunEnv};
+use crate::cache::files::{BEST_MODEL, FINAL_MODEL};
 use crate::config::{CheckpointChoice, OptimSpec, RunSpec, SamplerSpec, Stage2Spec};
 use crate::data::Data;
 use crate::losses::Criterion;
