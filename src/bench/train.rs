@@ -21,7 +21,7 @@ use crate::models::{trainable, Network};
 use crate::training::epoch::{self, Split};
 use crate::training::sgd::Sgd;
 use crate::training::source::{self, Batches, BatchSource};
-use crate::training::stage1::Stage1;
+use crate::training::standard::Stage1;
 use crate::training::static_step::StepMode;
 use super::step::sync;
 use crate::training::{self, RunEnv, Silent};

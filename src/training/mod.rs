@@ -1,8 +1,10 @@
 //! The two-stage recipe: stage 1 trains backbone + classifier; stage 2 freezes the backbone
 //! and re-balances the classifier. One file per part:
-//! - `epoch`: the epoch loop both stages share and the [`Stage`] trait they implement;
-//! - `stage1` (with `bbn`, BBN's own stage 1), `stage2` with `rebalance` (cRT, LWS, tau-norm,
-//!   cRT + LWS);
+//! - `epoch`: the epoch loop both stages share and the [`Stage`] trait they implement; `step`:
+//!   one training step (its context, its outcome, the supervised step); `static_step`: the
+//!   same step from static tensors (a CUDA graph on CUDA);
+//! - `stage1` (training `standard`, the standard stage 1, or `bbn`, BBN's own stage 1),
+//!   `stage2` with `rebalance` (cRT, LWS, tau-norm, cRT + LWS);
 //! - `evaluate`, `export` (result record, embeddings), `observer` (progress and logs);
 //! - `checkpoint`, `schedule`, `sgd`, `source` (batches), `augment`.
 //!
@@ -24,7 +26,9 @@ pub mod sgd;
 pub mod source;
 pub mod stage1;
 pub mod stage2;
+pub mod standard;
 pub mod static_step;
+pub mod step;
 
 pub use epoch::Stage;
 pub use evaluate::{evaluate, evaluate_weights};
