@@ -15,7 +15,6 @@
 pub mod augment;
 pub mod bbn;
 pub mod checkpoint;
-pub mod cuda_graph;
 pub mod epoch;
 pub mod evaluate;
 pub mod export;

@@ -11,9 +11,9 @@
 //! lambda (drawn on the host from the epoch's `Stream::Mixup`, as the eager step does) written
 //! into its 0-dim tensors, and mixup's permutation drawn into its static tensor. Batches of
 //! another size (an epoch's last, partial one) run through the eager step.
-use super::cuda_graph::CudaGraph;
 use super::sgd::Sgd;
 use super::step::EpochCtx;
+use crate::device::cuda_graph::CudaGraph;
 use crate::losses::Criterion;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
