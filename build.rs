@@ -55,7 +55,7 @@ fn main() {
 }
 
 /// The CUDA-graph shim (src/shim/cuda_graph.cpp) as a shared library in OUT_DIR, embedded into
-/// the binary by `training::cuda_graph` and dlopen'd only on CUDA, so the binary itself needs
+/// the binary by `device::cuda_graph` and dlopen'd only on CUDA, so the binary itself needs
 /// no CUDA library. It is compiled against the headers that `pip install torch==2.11.0` brings
 /// (torch's, and the CUDA runtime's from the `nvidia` packages, plus `nvidia-cuda-crt`, which
 /// `make setup` installs). Without them the library is an empty file and graph mode reports

@@ -20,11 +20,11 @@ pub fn report(data_roots: &[PathBuf]) -> (String, bool) {
     writeln!(s, "libtorch_cuda: {}", if cuda_lib { "loaded" } else { "not found (CPU-only libtorch or CUDA libraries missing)" }).unwrap();
     writeln!(s, "CUDA:      {}", if cuda { "available" } else { "not available" }).unwrap();
     writeln!(s, "cuDNN:     {}", if tch::Cuda::cudnn_is_available() { "available" } else { "not available" }).unwrap();
-    let graph = crate::training::cuda_graph::BUILD_NOTE;
-    if !crate::training::cuda_graph::built() {
+    let graph = crate::device::cuda_graph::BUILD_NOTE;
+    if !crate::device::cuda_graph::built() {
         writeln!(s, "CUDA graphs: not in this build ({graph})").unwrap();
     } else if cuda_lib {
-        match crate::training::cuda_graph::device_count() {
+        match crate::device::cuda_graph::device_count() {
             Ok(n) => writeln!(s, "CUDA graphs: shim loaded, {n} device(s)").unwrap(),
             Err(e) => writeln!(s, "CUDA graphs: shim built but not loadable here ({e:#})").unwrap(),
         }
@@ -33,10 +33,10 @@ pub fn report(data_roots: &[PathBuf]) -> (String, bool) {
     }
     if cuda {
         for i in 0..tch::Cuda::device_count() {
-            let mem = crate::training::cuda_graph::memory_info(i as usize)
+            let mem = crate::device::cuda_graph::memory_info(i as usize)
                 .map(|(free, total)| format!(", {:.1} of {:.1} GiB free", free as f64 / 1073741824.0, total as f64 / 1073741824.0))
                 .unwrap_or_default();
-            writeln!(s, "  gpu {i}: {}{mem}", gpu_name(i as usize)).unwrap();
+            writeln!(s, "  gpu {i}: {}{mem}", device::gpu_name(i as usize)).unwrap();
         }
     }
     for root in data_roots {
@@ -54,15 +54,4 @@ pub fn report(data_roots: &[PathBuf]) -> (String, bool) {
     let ok = ok_tensor && libtorch.starts_with("2.11.0");
     writeln!(s, "status:    {}", if ok { "ok" } else { "NOT USABLE (libtorch must be 2.11.0)" }).unwrap();
     (s, ok)
-}
-
-/// GPU name and memory through nvidia-smi when present (tch does not expose device properties).
-pub fn gpu_name(index: usize) -> String {
-    let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name,memory.total", "--format=csv,noheader", &format!("--id={index}")])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        _ => "CUDA device (nvidia-smi not available for its name)".into(),
-    }
 }

@@ -32,7 +32,7 @@
 //! - Crop and flip: `augment::crop_flip_at`, the cut that `pad_crop_flip` makes after drawing,
 //!   given the recorded offsets and flips; `DeviceImages` (as a `BatchSource`, fed the recorded
 //!   order over the cut images) batches and normalises them.
-//! - Mixup: `epoch::mixup_step`, the mixup branch of `supervised_step` after it has drawn lambda
+//! - Mixup: `step::mixup_step`, the mixup branch of `supervised_step` after it has drawn lambda
 //!   and the permutation, given the recorded ones and, through `MixupDraws::noise`, the two
 //!   terms' GCL samples, which it passes to `Criterion::mixup_loss_with_noise`. So the test checks
 //!   the loss, not that `mixup_loss` draws two independent samples (it does, as the released
@@ -55,7 +55,7 @@
 //!   sampler's weights), and GCL's stage 1 runs `mixup_step` on `Stage1`'s forward pass
 //!   (`net.logits(&net.features(x, true))`) rather than `Stage1::step`.
 //! The CE and LDAM-DRW steps have no randomness inside, so they run through our real
-//! `stage1::Stage1` (`Stage::begin_epoch`, which applies `DeferredReweighting`, and `Stage::step`).
+//! `standard::Stage1` (`Stage::begin_epoch`, which applies `DeferredReweighting`, and `Stage::step`).
 //!
 //! Precision: float64 for the network, losses and optimiser on both sides (the float32 input
 //! pipeline, as torchvision's, is cast after normalisation). In float32 the rounding noise of
@@ -83,12 +83,12 @@ use gcl_repro::data::{CIFAR_MEAN, CIFAR_STD};
 use gcl_repro::losses::{cloud_sizes, ldam_margins, Ce, CloudSchedule, Criterion, Gcl, Ldam};
 use gcl_repro::models::{trainable, Network};
 use gcl_repro::training::augment::{crop_flip_at, DeviceImages};
-use gcl_repro::training::epoch::{mixup_step, EpochCtx, MixupDraws};
+use gcl_repro::training::step::{mixup_step, EpochCtx, MixupDraws};
 use gcl_repro::training::rebalance::{Crt, Lws, Rebalance, Rebalancer};
 use gcl_repro::training::schedule::lr_at;
 use gcl_repro::training::sgd::Sgd;
 use gcl_repro::training::source::BatchSource;
-use gcl_repro::training::stage1::{DeferredReweighting, Stage1};
+use gcl_repro::training::standard::{DeferredReweighting, Stage1};
 use gcl_repro::training::Stage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -115,7 +115,7 @@ pub fn time_torch_step(python: &Path, script: &Path, device: Device, batch: usiz
 /// The report of `gcl-repro bench step`: `repeats` alternating rounds (ours, then PyTorch), each
 /// round's times, and the median ratio (a 2-core machine's timings vary by tens of percent).
 pub fn step_report(device: Device, batch: usize, steps: usize, warmup: usize, repeats: usize, python: &Path, script: &Path) -> Result<String> {
-    let machine = crate::pipeline::runner::device_name(device);
+    let machine = crate::device::device_name(device);
     let mut out = format!(
         "stage-1 step, ResNet-32 + cosine head + GCL loss + mixup + SGD, batch {batch}, {steps} timed steps after {warmup} warm-up\n\
          device: {} ({machine}), {} threads; PyTorch eager {} from {}\n\

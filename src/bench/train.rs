@@ -21,7 +21,7 @@ use crate::models::{trainable, Network};
 use crate::training::epoch::{self, Split};
 use crate::training::sgd::Sgd;
 use crate::training::source::{self, Batches, BatchSource};
-use crate::training::stage1::Stage1;
+use crate::training::standard::Stage1;
 use crate::training::static_step::StepMode;
 use super::step::sync;
 use crate::training::{self, RunEnv, Silent};
@@ -242,7 +242,7 @@ pub fn run(b: &TrainBench) -> Result<String> {
     training::set_step_mode(b.mode);
     let (spec, images) = recipe(&b.data_root);
     let data: Data = crate::data::load(&spec.dataset, &b.data_root)?.into();
-    let machine = crate::pipeline::runner::device_name(b.device);
+    let machine = crate::device::device_name(b.device);
     let mut md = String::new();
     writeln!(
         md,
@@ -375,7 +375,7 @@ pub fn parity(device: Device, steps: usize, tolerance: f64) -> Result<(String, b
          tolerance: {} -> {}\n",
         if device.is_cuda() { "CUDA-graph" } else { "static" },
         crate::device::device_label(device),
-        crate::pipeline::runner::device_name(device),
+        crate::device::device_name(device),
         if device == Device::Cpu { "0 (bit-identical on CPU)".to_string() } else { format!("{tolerance:e} x largest |weight| = {limit:.3e}") },
         if pass { "PASS" } else { "FAIL" },
     );

@@ -1,5 +1,6 @@
 //! `gcl-repro cache ls|show|verify|gc`: look after the run cache.
-use super::store::{short_key, Cache, METRICS, SPEC};
+use super::files::{METRICS, SPEC};
+use super::store::{short_key, Cache};
 use crate::metrics::RunResult;
 use anyhow::{bail, Result};
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! The content-hashed run cache (`results/cache/` by default).
+pub mod files;
 pub mod key;
 pub mod store;
-pub use store::{Cache, RunLock, RunState, SPEC};
+pub use files::SPEC;
+pub use store::{Cache, RunLock, RunState};
 pub mod commands;
 pub mod transfer;

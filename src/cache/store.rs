@@ -12,6 +12,7 @@
 //! <cache>/partial/<key>/   a run in progress or interrupted (resumes from its checkpoint)
 //! <cache>/locks/<key>.lock held (flock) by the process training the run
 //! ```
+use super::files::{CHECKPOINT, HASHES, KEY_MATERIAL, METRICS, SPEC, WEIGHTS_OMITTED};
 use crate::metrics::RunResult;
 use anyhow::{anyhow, bail, Context, Result};
 use std::os::unix::io::AsRawFd;
@@ -19,11 +20,6 @@ use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-
-pub const METRICS: &str = "metrics.json";
-pub const SPEC: &str = "spec.toml";
-pub const KEY_MATERIAL: &str = "key.json";
-pub const HASHES: &str = "files.sha256";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunState {
@@ -127,7 +123,7 @@ impl Cache {
         fs::write(partial.join(SPEC), spec_toml)?;
         fs::write(partial.join(KEY_MATERIAL), serde_json::to_string_pretty(key_material)?)?;
         // The checkpoint is only needed to resume; a complete run keeps its final weights.
-        let _ = fs::remove_file(partial.join(crate::training::CHECKPOINT));
+        let _ = fs::remove_file(partial.join(CHECKPOINT));
         let mut lines = String::new();
         for name in sorted_files(&partial)? {
             if name != HASHES {
@@ -195,7 +191,7 @@ impl Cache {
         };
         let mut listed = std::collections::BTreeSet::new();
         // A run imported by `cache import` from a `--without-weights` archive has no weights.
-        let weightless = dir.join(super::transfer::WEIGHTS_OMITTED).is_file();
+        let weightless = dir.join(WEIGHTS_OMITTED).is_file();
         for line in listing.lines() {
             let Some((hash, name)) = line.split_once("  ") else {
                 problems.push(format!("{key}: malformed line in {HASHES}: {line}"));
@@ -216,7 +212,7 @@ impl Cache {
             }
         }
         for name in sorted_files(&dir)? {
-            if name != HASHES && name != super::transfer::WEIGHTS_OMITTED && !listed.contains(&name) {
+            if name != HASHES && name != WEIGHTS_OMITTED && !listed.contains(&name) {
                 problems.push(format!("{key}: {name} is not listed in {HASHES} (a file added after the run finished)"));
             }
         }

@@ -17,7 +17,8 @@
 //! `weights-omitted` marker, which `cache verify` honours.
 //!
 //! [`read_runs`] reads an archive's run records in place, for `compare`, without importing it.
-use super::store::{sha256_file, sha256_reader, short_key, Cache, HASHES, KEY_MATERIAL, METRICS, SPEC};
+use super::files::{FINAL_MODEL, HASHES, KEY_MATERIAL, METRICS, SPEC, WEIGHTS_OMITTED};
+use super::store::{sha256_file, sha256_reader, short_key, Cache};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,8 +27,6 @@ use std::path::{Path, PathBuf};
 
 /// Name of the archive's table of contents.
 pub const TOC: &str = "gcl-export.json";
-/// Written into a run imported without weights (never part of `files.sha256`).
-pub const WEIGHTS_OMITTED: &str = "weights-omitted";
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -275,7 +274,7 @@ pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
         }
         let Some((key, file)) = name.strip_prefix("runs/").and_then(|rest| rest.split_once('/')) else { continue };
         let run = runs.entry(key.to_string()).or_insert_with(|| ArchivedRun { key: key.to_string(), records: BTreeMap::new(), weights_sha256: None });
-        if file == crate::training::FINAL_MODEL {
+        if file == FINAL_MODEL {
             let digest = sha256_reader(&mut entry).with_context(what)?;
             run.weights_sha256 = Some(digest.clone());
             read.insert(name.clone(), digest);
@@ -294,7 +293,7 @@ pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
             bail!("{}: {name}: its SHA-256 differs from the one the archive records (corrupted in transit)", archive.display());
         }
     }
-    let is_read = |name: &str| name.rsplit_once('/').is_some_and(|(dir, file)| dir.starts_with("runs/") && (file == crate::training::FINAL_MODEL || RECORDS.contains(&file)));
+    let is_read = |name: &str| name.rsplit_once('/').is_some_and(|(dir, file)| dir.starts_with("runs/") && (file == FINAL_MODEL || RECORDS.contains(&file)));
     if let Some(lost) = toc.files.keys().find(|n| is_read(n.as_str()) && !read.contains_key(*n)) {
         bail!("{}: {lost} is listed but missing (truncated archive?)", archive.display());
     }

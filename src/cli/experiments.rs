@@ -140,7 +140,7 @@ pub fn plan(args: PlanArgs, device: DeviceChoice, cache_dir: PathBuf, data_root:
             cache_dir,
             data_root,
             overrides: args.overrides.get(),
-            device_name: runner::device_name(device.resolve()?),
+            device_name: gcl_repro::device::device_name(device.resolve()?),
         };
         let plan = plan::build(&args.manifests, &options)?;
         print!("{}", plan.render());

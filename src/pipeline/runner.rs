@@ -17,7 +17,7 @@ use super::schedule::{Decision, Scheduler};
 use super::worker;
 use crate::cache::{Cache, RunState};
 use crate::data::Data;
-use crate::device::device_label;
+use crate::device::{device_label, device_name};
 use crate::metrics::RunResult;
 use crate::training::{self, Progress, RunEnv, TrainError};
 use anyhow::{Context as _, Result};
@@ -523,13 +523,6 @@ fn run_one(
     let _ = std::fs::remove_file(cache.partial_dir(&job.key).join(worker::JOB_FILE));
     cache.commit(&job.key, &result, &spec_toml, &job.key_material())?;
     Ok(result)
-}
-
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(i) => crate::doctor::gpu_name(i),
-        _ => crate::device::cpu_name(),
-    }
 }
 
 /// Install a Ctrl-C handler that asks running training to stop after the current step.

@@ -10,12 +10,12 @@
 //! A figure whose runs are not all stored yet is not drawn; [`make_figure`] says what it waits for.
 use super::gather::{stored, GatheredManifest};
 use super::FigureRef;
+use crate::cache::files::EMBEDDINGS;
 use crate::cache::{key, Cache};
 use crate::config::DatasetName;
 use crate::manifest::{Figure, FigureKind, PlannedRun, RunKeys};
 use crate::metrics::RunResult;
 use crate::report::plot::{self, CurveRun, PerClassSeries, PlotFiles, TsneFigure, TsnePanel};
-use crate::training::EMBEDDINGS;
 use crate::report::tsne::{tsne, TsneInit, TsneOptions};
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;

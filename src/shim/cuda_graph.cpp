@@ -2,7 +2,7 @@
 // `at::cuda::CUDAGraph` (the class `torch.cuda.CUDAGraph` wraps), which tch does not expose.
 //
 // Built by build.rs into a small shared library that links libtorch_cuda, embedded in the
-// binary and dlopen'd only when a run trains on CUDA (src/training/cuda_graph.rs), so that the
+// binary and dlopen'd only when a run trains on CUDA (src/device/cuda_graph.rs), so that the
 // binary itself keeps no dependency on the CUDA libraries and starts on CPU-only hosts.
 //
 // The protocol mirrors `torch.cuda.graph`: warm-up and capture on a side stream that first

@@ -3,9 +3,10 @@
 //! BBN's reversed sampler (re-balancing branch) per step, mixed by cumulative learning:
 //! `alpha = 1 - (t / T)^2` (t counted from 0), features `[alpha f_c, (1 - alpha) f_r]`, loss
 //! `alpha L(out, y_c) + (1 - alpha) L(out, y_r)`.
-use super::epoch::{count_eq, EpochCtx, Split, Stage, StepOutcome};
+use super::epoch::{Split, Stage};
 use super::source::{BatchSource, Batches};
-use super::stage1::Stage1;
+use super::standard::Stage1;
+use super::step::{count_eq, EpochCtx, StepOutcome};
 use super::Stream;
 use crate::config::{OptimSpec, SamplerKind, SamplerSpec};
 use crate::models::bbn::cumulative_alpha;

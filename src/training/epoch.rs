@@ -8,9 +8,10 @@
 use super::sgd::Sgd;
 use super::source::BatchSource;
 use super::static_step::{StaticParts, StaticStep, StepMode};
-use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Stream, TrainError, BEST_MODEL, CHECKPOINT, LOG};
+use super::step::{EpochCtx, StepOutcome};
+use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Stream, TrainError};
+use crate::cache::files::{BEST_MODEL, CHECKPOINT, LOG};
 use crate::config::{OptimSpec, SamplerSpec};
-use crate::losses::Criterion;
 use crate::metrics::{EpochRecord, Evaluation};
 use anyhow::{anyhow, bail, Context, Result};
 use rand::SeedableRng;
@@ -20,7 +21,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// The training split (labels, class counts, images) and the test images of a run.
 pub struct Split<'a> {
@@ -30,24 +31,8 @@ pub struct Split<'a> {
     pub test: &'a dyn BatchSource,
 }
 
-/// What a training step gives the loop: the loss to minimise and the (possibly fractional,
-/// under mixup) number of correct predictions in the batch.
-pub struct StepOutcome {
-    pub loss: Tensor,
-    pub hits: f64,
-}
-
-/// The epoch a step belongs to, its seed, and mixup's random generator ([`Stream::Mixup`]).
-pub struct EpochCtx<'r> {
-    pub epoch: usize,
-    pub epochs: usize,
-    pub seed: u64,
-    pub rng: &'r mut ChaCha8Rng,
-    pub device: Device,
-}
-
 /// One stage of the recipe: its settings, its training step, its prediction and the tensors it
-/// checkpoints. Implemented by `stage1::Stage1`, `bbn::Bbn` and `stage2::Stage2`.
+/// checkpoints. Implemented by `standard::Stage1`, `bbn::Bbn` and `stage2::Stage2`.
 pub trait Stage {
     /// 1 or 2: seeds each epoch's randomness and labels the records.
     fn number(&self) -> u8;
@@ -84,58 +69,6 @@ pub struct TrainState {
     pub last_eval: Option<Evaluation>,
     momentum_present: Vec<bool>,
     pub elapsed_seconds: f64,
-}
-
-/// A plain step, or mixup (`lam ~ Beta(alpha, alpha)` per batch, images mixed with a random
-/// permutation of the batch, loss `lam L(y) + (1 - lam) L(y_perm)`), on a forward function.
-/// Mixup draws `lam` from `ctx.rng`, then the permutation from libtorch's generator (an order
-/// the numerics golden depends on), and hands them to [`mixup_step`].
-pub fn supervised_step(criterion: &Criterion, mixup: Option<f64>, forward: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> StepOutcome {
-    match mixup {
-        Some(alpha) => {
-            let lam = crate::portable::beta(ctx.rng, alpha, alpha);
-            let perm = Tensor::randperm(y.size()[0], (Kind::Int64, ctx.device));
-            mixup_step(criterion, forward, x, y, &MixupDraws { lam, perm: &perm, noise: None })
-        }
-        None => {
-            let out = forward(x);
-            let loss = criterion.loss(&out, y, true);
-            let pred = criterion.eval_logits(&out).argmax(1, false);
-            StepOutcome { loss, hits: count_eq(&pred, y) }
-        }
-    }
-}
-
-/// The random choices of one mixup step: drawn by [`supervised_step`], or recorded elsewhere.
-pub struct MixupDraws<'a> {
-    /// The weight of the batch as given (`1 - lam` goes to its permutation).
-    pub lam: f64,
-    /// int64 `[B]`: image `i` is mixed with image `perm[i]`, and also scored against its label.
-    pub perm: &'a Tensor,
-    /// GCL's samples for the two loss terms (`y`'s and `y[perm]`'s, each `[B, C]` before
-    /// clamping); `None` draws them (training).
-    pub noise: Option<(&'a Tensor, &'a Tensor)>,
-}
-
-/// The mixup step for given draws, as [`supervised_step`] takes it after drawing: the forward
-/// pass on `lam x + (1 - lam) x[perm]`, the loss `lam L(y) + (1 - lam) L(y[perm])` and the hits
-/// weighted alike. Public so that a recorded stream can be replayed through the same code
-/// (tests/lockstep_torch.rs).
-pub fn mixup_step(criterion: &Criterion, forward: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor, draws: &MixupDraws) -> StepOutcome {
-    let MixupDraws { lam, perm, noise } = *draws;
-    let x = x * lam + x.index_select(0, perm) * (1.0 - lam);
-    let y_b = y.index_select(0, perm);
-    let out = forward(&x);
-    let loss = match noise {
-        None => criterion.mixup_loss(&out, y, &y_b, lam, true),
-        Some((eps_a, eps_b)) => criterion.mixup_loss_with_noise(&out, y, &y_b, lam, eps_a, eps_b),
-    };
-    let pred = criterion.eval_logits(&out).argmax(1, false);
-    StepOutcome { loss, hits: lam * count_eq(&pred, y) + (1.0 - lam) * count_eq(&pred, &y_b) }
-}
-
-pub fn count_eq(a: &Tensor, b: &Tensor) -> f64 {
-    a.eq_tensor(b).sum(Kind::Int64).int64_value(&[]) as f64
 }
 
 /// Train `stage` for its epochs (resuming from the run directory's checkpoint if there is one).

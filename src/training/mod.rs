@@ -1,8 +1,10 @@
 //! The two-stage recipe: stage 1 trains backbone + classifier; stage 2 freezes the backbone
 //! and re-balances the classifier. One file per part:
-//! - `epoch`: the epoch loop both stages share and the [`Stage`] trait they implement;
-//! - `stage1` (with `bbn`, BBN's own stage 1), `stage2` with `rebalance` (cRT, LWS, tau-norm,
-//!   cRT + LWS);
+//! - `epoch`: the epoch loop both stages share and the [`Stage`] trait they implement; `step`:
+//!   one training step (its context, its outcome, the supervised step); `static_step`: the
+//!   same step from static tensors (a CUDA graph on CUDA);
+//! - `stage1` (training `standard`, the standard stage 1, or `bbn`, BBN's own stage 1),
+//!   `stage2` with `rebalance` (cRT, LWS, tau-norm, cRT + LWS);
 //! - `evaluate`, `export` (result record, embeddings), `observer` (progress and logs);
 //! - `checkpoint`, `schedule`, `sgd`, `source` (batches), `augment`.
 //!
@@ -13,7 +15,6 @@
 pub mod augment;
 pub mod bbn;
 pub mod checkpoint;
-pub mod cuda_graph;
 pub mod epoch;
 pub mod evaluate;
 pub mod export;
@@ -24,7 +25,9 @@ pub mod sgd;
 pub mod source;
 pub mod stage1;
 pub mod stage2;
+pub mod standard;
 pub mod static_step;
+pub mod step;
 
 pub use epoch::Stage;
 pub use evaluate::{evaluate, evaluate_weights};
@@ -38,12 +41,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use tch::Device;
 
-/// Files of a run directory.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-pub const FINAL_MODEL: &str = "model.safetensors";
-pub const BEST_MODEL: &str = "best.safetensors";
-pub const EMBEDDINGS: &str = "embeddings.safetensors";
-pub const LOG: &str = "log.jsonl";
+/// Files of a run directory (named by the cache: [`crate::cache::files`]).
+pub use crate::cache::files::{BEST_MODEL, CHECKPOINT, EMBEDDINGS, FINAL_MODEL, LOG};
 
 /// Where and how a run executes.
 pub struct RunEnv<'a> {

@@ -70,7 +70,7 @@ impl Sgd {
     }
 
     /// [`Sgd::step`] as libtorch's multi-tensor kernels (src/shim/step.cpp), with the learning
-    /// rate read from a 0-dim tensor: what the static step ([`super::static_step`]) runs, on
+    /// rate read from a 0-dim tensor: what the static step (`static_step.rs`) runs, on
     /// CUDA inside a captured graph. Bit-identical to `step(lr)` on CPU. Falls back to `step`
     /// where the foreach form does not apply: before the first step (the buffers start as a copy
     /// of the first update), with Nesterov momentum, or with per-parameter learning rates.

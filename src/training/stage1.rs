@@ -1,104 +1,20 @@
 //! Stage 1: train backbone and classifier from scratch (or from pretrained weights) with the
 //! stage's loss, sampler and, optionally, mixup and deferred re-weighting. BBN's stage 1 is
-//! its own method (`bbn`), built on the same pieces.
-use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
+//! its own method (`bbn`), built on the same pieces as the standard stage (`standard`); this
+//! driver trains one or the other.
+use super::bbn::Bbn;
+use super::epoch::{self, Split};
 use super::sgd::Sgd;
-use super::static_step::StaticParts;
-use super::{bbn::Bbn, checkpoint, export, source, RunEnv, EMBEDDINGS, FINAL_MODEL};
-use crate::config::{ModelSpec, OptimSpec, RunSpec, SamplerSpec, Stage1Spec};
+use super::standard::{DeferredReweighting, Stage1};
+use super::{checkpoint, export, source, RunEnv};
+use crate::cache::files::{EMBEDDINGS, FINAL_MODEL};
+use crate::config::{ModelSpec, RunSpec};
 use crate::data::Data;
 use crate::losses::Criterion;
 use crate::models::{trainable, Network};
 use crate::metrics::RunResult;
 use anyhow::{bail, Result};
 use std::path::Path;
-use tch::{Kind, Tensor};
-
-/// Deferred re-weighting (LDAM-DRW): after `from_epoch`, the loss weights each class by its
-/// effective number with beta 0.9999.
-pub struct DeferredReweighting {
-    from_epoch: usize,
-    weights: Vec<f64>,
-}
-
-impl DeferredReweighting {
-    pub fn new(spec: &Stage1Spec, counts: &[usize]) -> Option<DeferredReweighting> {
-        spec.drw_epoch.map(|d| DeferredReweighting { from_epoch: d, weights: crate::data::samplers::drw_weights(counts, 0.9999) })
-    }
-
-    pub fn apply(&self, criterion: &mut Criterion, ctx: &EpochCtx) {
-        let on = ctx.epoch > self.from_epoch;
-        criterion.set_class_weights(on.then(|| Tensor::from_slice(&self.weights).to_kind(Kind::Float).to_device(ctx.device)));
-    }
-}
-
-/// The standard stage 1: one forward of the whole network per (possibly mixed) batch.
-pub struct Stage1<'a> {
-    pub spec: &'a Stage1Spec,
-    pub net: &'a Network,
-    pub criterion: Criterion,
-    pub drw: Option<DeferredReweighting>,
-}
-
-impl Stage1<'_> {
-    pub fn begin(&mut self, ctx: &EpochCtx) {
-        if let Some(drw) = &self.drw {
-            drw.apply(&mut self.criterion, ctx);
-        }
-    }
-}
-
-impl Stage for Stage1<'_> {
-    fn number(&self) -> u8 {
-        1
-    }
-
-    fn optim(&self) -> OptimSpec {
-        self.spec.optim()
-    }
-
-    fn sampler(&self) -> &SamplerSpec {
-        &self.spec.sampler
-    }
-
-    fn augment(&self) -> bool {
-        self.spec.augment
-    }
-
-    fn begin_epoch(&mut self, ctx: &mut EpochCtx) -> Result<()> {
-        self.begin(ctx);
-        Ok(())
-    }
-
-    fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome> {
-        let net = self.net;
-        let mixup = self.spec.mixup.then_some(self.spec.mixup_alpha);
-        Ok(supervised_step(&self.criterion, mixup, &|x| net.logits(&net.features(x, true)), x, y, ctx))
-    }
-
-    fn static_parts(&self) -> Option<StaticParts<'_>> {
-        let net = self.net;
-        Some(StaticParts {
-            forward: Box::new(move |x| net.logits(&net.features(x, true))),
-            criterion: &self.criterion,
-            mixup_alpha: self.spec.mixup.then_some(self.spec.mixup_alpha),
-            state: net.named_variables().into_iter().map(|(_, t)| t).collect(),
-            generation: self.criterion.version(),
-        })
-    }
-
-    fn eval_logits(&self, x: &Tensor) -> Tensor {
-        self.criterion.eval_logits(&self.net.logits(&self.net.features(x, false)))
-    }
-
-    fn tensors(&self) -> Vec<(String, Tensor)> {
-        self.net.named_variables()
-    }
-
-    fn restore(&self, named: &[(String, Tensor)]) -> Result<()> {
-        self.net.load_named(named)
-    }
-}
 
 /// Run stage 1 of `spec` in `env.dir`: train, store the final weights and the embeddings.
 pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Result<RunResult> {

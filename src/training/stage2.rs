@@ -1,9 +1,11 @@
 //! Stage 2: freeze the stage-1 backbone (BatchNorm in eval mode, or re-estimating its statistics
 //! with `shift_bn`) and re-balance the classifier by the stage's `rebalance` method.
-use super::epoch::{self, supervised_step, EpochCtx, Split, Stage, StepOutcome};
+use super::epoch::{self, Split, Stage};
 use super::rebalance::Rebalancer;
 use super::sgd::Sgd;
-use super::{checkpoint, derive_seed, export, source, RunEnv, BEST_MODEL, FINAL_MODEL};
+use super::step::{supervised_step, EpochCtx, StepOutcome};
+use super::{checkpoint, derive_seed, export, source, RunEnv};
+use crate::cache::files::{BEST_MODEL, FINAL_MODEL};
 use crate::config::{CheckpointChoice, OptimSpec, RunSpec, SamplerSpec, Stage2Spec};
 use crate::data::Data;
 use crate::losses::Criterion;

@@ -11,9 +11,9 @@
 //! lambda (drawn on the host from the epoch's `Stream::Mixup`, as the eager step does) written
 //! into its 0-dim tensors, and mixup's permutation drawn into its static tensor. Batches of
 //! another size (an epoch's last, partial one) run through the eager step.
-use super::cuda_graph::CudaGraph;
-use super::epoch::EpochCtx;
 use super::sgd::Sgd;
+use super::step::EpochCtx;
+use crate::device::cuda_graph::CudaGraph;
 use crate::losses::Criterion;
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
@@ -22,7 +22,7 @@ use tch::{Device, Kind, Tensor};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum StepMode {
-    /// The eager step (`epoch::supervised_step`): the host reads the loss and hits every step.
+    /// The eager step (`step::supervised_step`): the host reads the loss and hits every step.
     Eager,
     /// The static step: captured as a CUDA graph on CUDA, run without capture on CPU (same bits
     /// as `Eager` there).

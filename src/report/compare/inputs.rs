@@ -2,10 +2,10 @@
 //! only read, an archive is read in place (not imported), a manifest's runs are looked up in the
 //! cache by key.
 use super::{Run, Settings, Weights};
-use crate::cache::store::{Cache, RunState, KEY_MATERIAL, METRICS, SPEC};
+use crate::cache::files::{FINAL_MODEL, KEY_MATERIAL, METRICS, SPEC};
+use crate::cache::store::{Cache, RunState};
 use crate::config::Scale;
 use crate::pipeline::RunGraph;
-use crate::training::FINAL_MODEL;
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
 use serde_json::Value;

@@ -1,8 +1,13 @@
-//! Device selection (`--device auto|cpu|cuda|cuda:N`) and loading libtorch's CUDA part.
+//! Device selection (`--device auto|cpu|cuda|cuda:N`), loading libtorch's CUDA part and the
+//! CUDA-graph shim (`cuda_graph`), and the names of devices (`name`).
 //!
 //! A binary linked with the default `--as-needed` drops `libtorch_cuda.so`, and then CUDA is
 //! never registered. Instead of linking it unconditionally (which would make the binary fail to
 //! start on CPU-only hosts without the CUDA libraries), we `dlopen` it at start-up when present.
+pub mod cuda_graph;
+mod name;
+
+pub use name::{cpu_name, device_label, device_name, gpu_name};
 use anyhow::{bail, Result};
 use std::str::FromStr;
 use tch::Device;
@@ -92,26 +97,7 @@ fn apply_memory_share(device: usize) -> Result<()> {
     let share: f64 = text.parse().ok().filter(|f| *f > 0.0 && *f <= 1.0).ok_or_else(|| {
         anyhow::anyhow!("{MEMORY_SHARE_ENV}={text} is not a fraction in (0, 1]; unset it or give e.g. 0.45")
     })?;
-    crate::training::cuda_graph::set_memory_fraction(device, share)
-}
-
-/// CPU model name from /proc/cpuinfo and the cores this process may use, e.g.
-/// "AMD EPYC 7B13 (2 cores)": the machine named beside every benchmark and CPU run.
-pub fn cpu_name() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
-        .unwrap_or_else(|| format!("unknown {} CPU", std::env::consts::ARCH));
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{model} ({cores} cores)")
-}
-
-pub fn device_label(d: Device) -> String {
-    match d {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(n) => format!("cuda:{n}"),
-        other => format!("{other:?}"),
-    }
+    cuda_graph::set_memory_fraction(device, share)
 }
 
 static CUDA_LOADED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

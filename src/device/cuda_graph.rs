@@ -2,7 +2,7 @@
 //!
 //! The shim is a small shared library that build.rs compiles against the venv's torch and CUDA
 //! headers; its bytes are embedded in this binary and written out and `dlopen`ed the first time
-//! a graph is wanted, after `libtorch_cuda.so` (see `device.rs`). So the binary carries it to a
+//! a graph is wanted, after `libtorch_cuda.so` (see `device/mod.rs`). So the binary carries it to a
 //! GPU host by itself, and on a CPU-only host nothing CUDA is ever loaded unless asked for.
 use anyhow::{bail, Context, Result};
 use std::ffi::{c_char, c_void, CStr, CString};
