@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 /// The flow of the library: each may import the ones before it, never one after it.
 const FLOW: [&str; 7] = ["data", "models", "losses", "training", "cache", "pipeline", "report"];
 
+/// Leaf modules of the flow that any folder may use: constants with no imports of their own
+/// (training writes the run files whose names the cache owns).
+const LEAVES: [&str; 1] = ["cache::files"];
+
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -197,7 +201,7 @@ fn no_file_imports_itself_round_a_circle() {
 #[test]
 fn the_flow_only_imports_backwards() {
     let top = |m: &str| m.split("::").next().unwrap().to_string();
-    let rank = |m: &str| FLOW.iter().position(|f| *f == top(m));
+    let rank = |m: &str| if LEAVES.contains(&m) { None } else { FLOW.iter().position(|f| *f == top(m)) };
     let mut upward = Vec::new();
     for (from, tos) in edges() {
         for to in tos {
@@ -209,6 +213,9 @@ fn the_flow_only_imports_backwards() {
         }
     }
     assert!(upward.is_empty(), "imports against the flow {}: {upward:?}", FLOW.join(" -> "));
+    for leaf in LEAVES {
+        assert_eq!(edges().get(leaf).map(BTreeSet::len), Some(0), "{leaf} is a leaf: it imports nothing");
+    }
 }
 
 #[test]

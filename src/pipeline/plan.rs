@@ -25,7 +25,7 @@ pub struct PlanOptions {
     pub data_root: PathBuf,
     /// `--seeds N` and `--set KEY=VALUE`, applied to every manifest.
     pub overrides: Overrides,
-    /// The device this process would train on, as runs record it (`runner::device_name`): the
+    /// The device this process would train on, as runs record it (`device::device_name`): the
     /// time estimate uses the throughput measured on it.
     pub device_name: String,
 }
