@@ -89,6 +89,7 @@ fn each_loss_enters_the_key_with_its_own_settings_only() {
 #[test]
 fn each_stage2_method_enters_the_key_with_its_own_settings_only() {
     let all = Rebalance::all_defaults();
+    assert_eq!(all.len(), REBALANCE_MATERIAL.len(), "a method was registered: pin its material here");
     let mut seen = Vec::new();
     for (method, (name, _)) in all.iter().zip(REBALANCE_MATERIAL) {
         assert_eq!(method.name(), name);
