@@ -8,6 +8,8 @@
 //! All structs deny unknown fields: a misspelt key is an error, never silently ignored.
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::samplers::SamplerSpec;
+use crate::data::samplers::Cben;
 pub use crate::losses::{CloudSchedule, LasShape, LossSpec};
 use crate::losses::Gcl;
 pub use crate::training::rebalance::{ClassifierInit, Rebalance};
@@ -269,43 +271,6 @@ impl ModelSpec {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum SamplerKind {
-    /// Instance-balanced: every image once per epoch, shuffled.
-    #[default]
-    Ib,
-    /// Class-balanced: weight 1/n_j per sample.
-    Cb,
-    /// Effective number with one beta (Cui et al. 2019).
-    En,
-    /// Class-based effective number (this paper, eq. 13-14).
-    Cben,
-    /// Class-aware: pick a class uniformly, then an image of it.
-    ClassAware,
-    /// BBN's reversed sampler: class probability proportional to 1/n_j (the re-balancing
-    /// branch's input; set automatically for `model.bbn`).
-    Reversed,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SamplerSpec {
-    pub kind: SamplerKind,
-    /// EN: the one beta.
-    pub beta: f64,
-    /// CBEN: `beta_j = b * (delta_j - delta_min)/(delta_max - delta_min) + a`.
-    /// Released code: a = 0.9999, b = 1e-5; paper: a = 0.999, b = 0.0009.
-    pub a: f64,
-    pub b: f64,
-}
-
-impl Default for SamplerSpec {
-    fn default() -> Self {
-        SamplerSpec { kind: SamplerKind::Ib, beta: 0.9999, a: 0.9999, b: 1e-5 }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
 pub enum LrSchedule {
     /// Linear warm-up, then step decays at `milestones` (the CIFAR recipe).
     #[default]
@@ -461,7 +426,7 @@ impl Default for Stage2Spec {
             nesterov: false,
             // Released stage 2: GCL with s = 20, margin 0.1, inside the focal factor (gamma 1).
             loss: LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, ..Gcl::default() }),
-            sampler: SamplerSpec { kind: SamplerKind::Cben, ..SamplerSpec::default() },
+            sampler: SamplerSpec::Cben(Cben::default()),
             mixup: true,
             mixup_alpha: 1.0,
             shift_bn: false,

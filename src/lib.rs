@@ -37,6 +37,7 @@ pub mod numerics;
 pub mod memory;
 pub mod pipeline;
 pub mod portable;
+mod registry;
 pub mod report;
 pub mod stats;
 pub mod training;

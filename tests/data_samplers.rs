@@ -1,11 +1,12 @@
 //! Samplers: class probabilities follow the formulas, and epoch draws follow the probabilities.
-use gcl_repro::config::{SamplerKind, SamplerSpec};
-use gcl_repro::data::samplers::{class_probabilities, drw_weights, epoch_indices};
+use gcl_repro::config::SamplerSpec;
+use gcl_repro::data::samplers::{class_probabilities, drw_weights, epoch_indices, Cben};
 
 const GAMMA100: [usize; 10] = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50];
 
-fn spec(kind: SamplerKind) -> SamplerSpec {
-    SamplerSpec { kind, ..SamplerSpec::default() }
+/// The sampler named `kind` with its default parameters.
+fn spec(kind: &str) -> SamplerSpec {
+    SamplerSpec::default_of(kind).unwrap()
 }
 
 fn labels_of(counts: &[usize]) -> Vec<i64> {
@@ -19,13 +20,13 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 #[test]
 fn probabilities_follow_the_formulas() {
     let n = GAMMA100.iter().sum::<usize>() as f64;
-    let ib = class_probabilities(&spec(SamplerKind::Ib), &GAMMA100);
+    let ib = class_probabilities(&spec("ib"), &GAMMA100);
     assert!(close(ib[0], 5000.0 / n, 1e-12) && close(ib[9], 50.0 / n, 1e-12));
-    for kind in [SamplerKind::Cb, SamplerKind::ClassAware] {
+    for kind in ["cb", "class_aware"] {
         assert!(class_probabilities(&spec(kind), &GAMMA100).iter().all(|&p| close(p, 0.1, 1e-12)));
     }
     // EN, beta 0.9999: class mass n_j (1-beta)/(1-beta^n_j), normalised.
-    let en = class_probabilities(&spec(SamplerKind::En), &GAMMA100);
+    let en = class_probabilities(&spec("en"), &GAMMA100);
     let mass: Vec<f64> = GAMMA100.iter().map(|&n| n as f64 * 1e-4 / (1.0 - 0.9999f64.powi(n as i32))).collect();
     let total: f64 = mass.iter().sum();
     for (p, m) in en.iter().zip(&mass) {
@@ -39,8 +40,8 @@ fn probabilities_follow_the_formulas() {
 
 #[test]
 fn cben_released_and_paper_settings_differ() {
-    let released = class_probabilities(&SamplerSpec { kind: SamplerKind::Cben, a: 0.9999, b: 1e-5, ..SamplerSpec::default() }, &GAMMA100);
-    let paper = class_probabilities(&SamplerSpec { kind: SamplerKind::Cben, a: 0.999, b: 0.0009, ..SamplerSpec::default() }, &GAMMA100);
+    let released = class_probabilities(&SamplerSpec::Cben(Cben { a: 0.9999, b: 1e-5 }), &GAMMA100);
+    let paper = class_probabilities(&SamplerSpec::Cben(Cben { a: 0.999, b: 0.0009 }), &GAMMA100);
     // Head class (delta 0): beta = a. Tail (delta 1): beta = a + b.
     let mass = |beta: f64, n: usize| n as f64 * (1.0 - beta) / (1.0 - beta.powi(n as i32));
     assert!(close(released[0] / released[9], mass(0.9999, 5000) / mass(0.99991, 50), 1e-9));
@@ -54,7 +55,7 @@ fn cben_released_and_paper_settings_differ() {
 #[test]
 fn draws_follow_the_probabilities() {
     let labels = labels_of(&GAMMA100);
-    for kind in [SamplerKind::Cb, SamplerKind::En, SamplerKind::Cben, SamplerKind::ClassAware] {
+    for kind in ["cb", "en", "cben", "class_aware"] {
         let s = spec(kind);
         let probs = class_probabilities(&s, &GAMMA100);
         let mut hist = [0usize; 10];
@@ -74,14 +75,14 @@ fn draws_follow_the_probabilities() {
 #[test]
 fn epochs_are_deterministic_and_ib_is_a_permutation() {
     let labels = labels_of(&GAMMA100);
-    let s = spec(SamplerKind::Ib);
+    let s = spec("ib");
     let a = epoch_indices(&s, &labels, &GAMMA100, 7);
     assert_eq!(a, epoch_indices(&s, &labels, &GAMMA100, 7));
     assert_ne!(a, epoch_indices(&s, &labels, &GAMMA100, 8));
     let mut sorted = a.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, (0..labels.len()).collect::<Vec<_>>());
-    let cb = spec(SamplerKind::Cb);
+    let cb = spec("cb");
     let d = epoch_indices(&cb, &labels, &GAMMA100, 3);
     assert_eq!(d.len(), labels.len());
     assert_eq!(d, epoch_indices(&cb, &labels, &GAMMA100, 3));
@@ -91,9 +92,9 @@ fn epochs_are_deterministic_and_ib_is_a_permutation() {
 fn empty_classes_are_never_drawn() {
     let counts = [10, 0, 5];
     let labels = labels_of(&counts);
-    let d = epoch_indices(&spec(SamplerKind::ClassAware), &labels, &counts, 1);
+    let d = epoch_indices(&spec("class_aware"), &labels, &counts, 1);
     assert!(d.iter().all(|&i| labels[i] != 1));
-    assert_eq!(class_probabilities(&spec(SamplerKind::Cb), &counts)[1], 0.0);
+    assert_eq!(class_probabilities(&spec("cb"), &counts)[1], 0.0);
 }
 
 #[test]
@@ -108,9 +109,8 @@ fn drw_weights_sum_to_classes_and_favour_tails() {
 
 #[test]
 fn reversed_sampler_favours_the_tail_as_bbn_does() {
-    use gcl_repro::config::{SamplerKind, SamplerSpec};
     let counts = [100usize, 10];
-    let p = gcl_repro::data::samplers::class_probabilities(&SamplerSpec { kind: SamplerKind::Reversed, ..SamplerSpec::default() }, &counts);
+    let p = gcl_repro::data::samplers::class_probabilities(&spec("reversed"), &counts);
     // Class probability proportional to 1/n_j: 1/100 : 1/10.
     assert!((p[0] - 1.0 / 11.0).abs() < 1e-12 && (p[1] - 10.0 / 11.0).abs() < 1e-12, "{p:?}");
 }

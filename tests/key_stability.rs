@@ -1,12 +1,19 @@
 //! A method's settings reach the cache key only through its own variant: adding a field to one
-//! loss (or one stage-2 method) changes the keys of that loss's runs and of no other.
+//! loss (or one stage-2 method, or one sampler) changes the keys of that loss's runs and of no
+//! other.
 //!
 //! The key material of a run holds `stage1.loss` as the chosen variant serialised alone
 //! (`cache::key::stage1_material`). Each variant's material is pinned here by its SHA-256: a
 //! change to one loss's settings changes exactly one line below, and a field added outside the
 //! variants (shared by every loss) changes them all, which is what this test exists to refuse.
+//!
+//! Samplers: stage 2's key holds the chosen sampler alone (`SAMPLER_MATERIAL`); stage 1's key
+//! holds it in the flat form keys had before samplers owned their parameters
+//! (`SamplerSpec::stage1_key_form`, pinned by `STAGE1_SAMPLER_MATERIAL`), so that change moved
+//! no stage-1 key.
 use gcl_repro::cache::key::{canonical, hash, stage1_material, stage2_material};
-use gcl_repro::config::{LossSpec, Rebalance, RunSpec, Stage2Spec};
+use gcl_repro::config::{LossSpec, Rebalance, RunSpec, SamplerSpec, Stage2Spec};
+use gcl_repro::data::samplers::{Cben, En};
 use serde_json::Value;
 
 /// SHA-256 of the canonical JSON of each loss's default settings, as they appear in a key.
@@ -27,6 +34,27 @@ const REBALANCE_MATERIAL: [(&str, &str); 4] = [
     ("lws", "c7dced2fc0e51664d5e77bf47d8039235446251dbcafab2918e5562e8fd42f4c"),
     ("tau_norm", "b9fc770439cd403edc019cb782bdfaebbabeb8e1abcc595c047ebcff61f510e4"),
     ("crt_lws", "7fb3f57797bc66ca46969e963ebd1fbf39f4f64702f1f1f1dca3735b666a5b76"),
+];
+
+/// SHA-256 of each sampler's default settings as stage 2's key holds them (its own only).
+const SAMPLER_MATERIAL: [(&str, &str); 6] = [
+    ("ib", "9f73ea6a21c562d98dfea9f39c6933656d65053d48ab65bbc072e8d56f3e1180"),
+    ("cb", "c882e93dba478fde7c7e064083a7e50426eb1d3008d8677987577ca88c78d38f"),
+    ("en", "ba0097f0721999aad27aebaf1e9b62e236217b43abea6f3baf1886d41b584335"),
+    ("cben", "a2987243ea68031058092b411915ef97cbfd2878db650560d190d8b611d1de33"),
+    ("class_aware", "13237324255a3ba61a766b1267a6e24c64ac764057546ccd33014a9ea99ea0f8"),
+    ("reversed", "72d0df88216cce0664c8ffec7d0eb3f9767624c01ec25e80417b63f5579bf6e9"),
+];
+
+/// SHA-256 of each sampler's default settings as stage 1's key holds them (the flat form of
+/// engine 6: `{kind, beta, a, b}`); these are the forms stage-1 keys had before, unchanged.
+const STAGE1_SAMPLER_MATERIAL: [(&str, &str); 6] = [
+    ("ib", "7024f985016ed3cca8a3fb1c14e1f0b51e59bc5960b6c1114e340cb643330f29"),
+    ("cb", "04aa050143a8412a485a530b29940b15cf0cd7c2064535afee843e4fba7a6ea0"),
+    ("en", "a331bd77011599236742334cd3de7c3222ef33d8c0e13ef556a23089b40adca4"),
+    ("cben", "f30bceb1a16df444fdd0e13fa2dd6c522e5f70027b3e42000277fffa78f226a6"),
+    ("class_aware", "7ff56c46d623cf07afcf4604bce2286b19c396169472cf5426c0698fe16290e7"),
+    ("reversed", "2a5d0fdd4884fa48ed159821e85967501a9dfd063bc5dc2df007f8b81bb94f50"),
 ];
 
 fn keys(v: &Value) -> Vec<String> {
@@ -61,6 +89,7 @@ fn each_loss_enters_the_key_with_its_own_settings_only() {
 #[test]
 fn each_stage2_method_enters_the_key_with_its_own_settings_only() {
     let all = Rebalance::all_defaults();
+    assert_eq!(all.len(), REBALANCE_MATERIAL.len(), "a method was registered: pin its material here");
     let mut seen = Vec::new();
     for (method, (name, _)) in all.iter().zip(REBALANCE_MATERIAL) {
         assert_eq!(method.name(), name);
@@ -71,5 +100,63 @@ fn each_stage2_method_enters_the_key_with_its_own_settings_only() {
         seen.push(format!("(\"{name}\", \"{}\")", hash(in_key)));
     }
     let want: Vec<String> = REBALANCE_MATERIAL.iter().map(|(k, h)| format!("(\"{k}\", \"{h}\")")).collect();
+    assert_eq!(seen, want);
+}
+
+fn stage2_with(sampler: SamplerSpec) -> RunSpec {
+    RunSpec { stage2: Some(Stage2Spec { sampler, ..Stage2Spec::default() }), ..RunSpec::default() }
+}
+
+#[test]
+fn each_sampler_enters_the_stage2_key_with_its_own_settings_only() {
+    let all = SamplerSpec::all_defaults();
+    assert_eq!(all.len(), SAMPLER_MATERIAL.len(), "a sampler was registered: pin its material here");
+    let mut seen = Vec::new();
+    for (sampler, (kind, _)) in all.iter().zip(SAMPLER_MATERIAL) {
+        assert_eq!(sampler.kind(), kind);
+        let material = stage2_material(&stage2_with(sampler.clone()), "parent").unwrap();
+        let in_key = &material["stage2"]["sampler"];
+        assert_eq!(keys(in_key), keys(&serde_json::to_value(sampler).unwrap()), "{kind}");
+        seen.push(format!("(\"{kind}\", \"{}\")", hash(in_key)));
+    }
+    let want: Vec<String> = SAMPLER_MATERIAL.iter().map(|(k, h)| format!("(\"{k}\", \"{}\")", h)).collect();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn a_sampler_key_depends_only_on_its_own_parameters() {
+    let key = |s: SamplerSpec| stage2_material(&stage2_with(s), "parent").unwrap();
+    // Only EN has `beta`, only CBEN `a` and `b`: no other sampler's material holds them.
+    for s in SamplerSpec::all_defaults() {
+        let m = key(s.clone());
+        let own: Vec<&str> = match &s {
+            SamplerSpec::En(_) => vec!["beta", "kind"],
+            SamplerSpec::Cben(_) => vec!["a", "b", "kind"],
+            _ => vec!["kind"],
+        };
+        assert_eq!(keys(&m["stage2"]["sampler"]), own, "{}", s.kind());
+    }
+    // Their own parameters do move their keys.
+    assert_ne!(hash(&key(SamplerSpec::En(En { beta: 0.999 }))), hash(&key(SamplerSpec::En(En::default()))));
+    assert_ne!(hash(&key(SamplerSpec::Cben(Cben { a: 0.999, b: 0.0009 }))), hash(&key(SamplerSpec::Cben(Cben::default()))));
+    // A `cb` table cannot carry `beta` at all, so no `beta` can reach a `cb` run's key.
+    let err = toml::from_str::<SamplerSpec>("kind = 'cb'\nbeta = 0.9\n").unwrap_err().to_string();
+    assert!(err.contains("beta"), "{err}");
+}
+
+#[test]
+fn stage1_keys_keep_the_flat_sampler_form() {
+    let all = SamplerSpec::all_defaults();
+    let mut seen = Vec::new();
+    for (sampler, (kind, _)) in all.iter().zip(STAGE1_SAMPLER_MATERIAL) {
+        let mut run = RunSpec::default();
+        run.stage1.sampler = sampler.clone();
+        let material = stage1_material(&run, "data");
+        let in_key = &material["stage1"]["sampler"];
+        assert_eq!(keys(in_key), ["a", "b", "beta", "kind"], "{kind}");
+        assert_eq!(in_key["kind"], kind);
+        seen.push(format!("(\"{kind}\", \"{}\")", hash(in_key)));
+    }
+    let want: Vec<String> = STAGE1_SAMPLER_MATERIAL.iter().map(|(k, h)| format!("(\"{k}\", \"{}\")", h)).collect();
     assert_eq!(seen, want);
 }

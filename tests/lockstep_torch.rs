@@ -77,7 +77,7 @@ mod common;
 use std::collections::HashMap;
 use std::process::Command;
 
-use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, SamplerKind, SamplerSpec, Stage1Spec, Stage2Spec};
+use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, SamplerSpec, Stage1Spec, Stage2Spec};
 use gcl_repro::data::samplers::{class_probabilities, drw_weights};
 use gcl_repro::data::{CIFAR_MEAN, CIFAR_STD};
 use gcl_repro::losses::{cloud_sizes, ldam_margins, Ce, CloudSchedule, Criterion, Gcl, Ldam};
@@ -429,7 +429,7 @@ fn released_constants(r: &Reference, found: &mut Findings) {
     }
 
     let tiny = counts(r);
-    let cben = SamplerSpec { kind: SamplerKind::Cben, ..SamplerSpec::default() };
+    let cben = SamplerSpec::Cben(gcl_repro::data::samplers::Cben::default());
     for (name, counts) in [("tiny", tiny.as_slice()), ("cifar10_lt100", CIFAR10_LT100.as_slice())] {
         let ours: [(&str, Vec<f64>); 4] = [
             ("delta", cloud_sizes(CloudSchedule::Log, counts)),

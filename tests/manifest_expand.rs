@@ -1,5 +1,5 @@
 //! Manifest expansion: resolution order, published values, quoted rows, keys, seeds.
-use gcl_repro::config::{SamplerKind, Scale, Stage2Spec};
+use gcl_repro::config::{SamplerSpec, Scale, Stage2Spec};
 use gcl_repro::manifest::{self, TableCell, FigureKind};
 use std::path::{Path, PathBuf};
 
@@ -67,7 +67,7 @@ fn resolution_order_and_published_values() {
     // published_row borrows another row's numbers.
     assert_eq!(cell(&cells, "gcl_crt.c10").published, Some(82.68));
     assert_eq!(cell(&cells, "gcl_crt.c10").runs[0].spec.stage2, Some(Stage2Spec::default()));
-    assert_eq!(cell(&cells, "gcl_cb.c10").runs[0].spec.stage2.as_ref().unwrap().sampler.kind, SamplerKind::Cb);
+    assert_eq!(cell(&cells, "gcl_cb.c10").runs[0].spec.stage2.as_ref().unwrap().sampler, SamplerSpec::Cb(gcl_repro::data::samplers::Cb {}));
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn settings_summary(cache: &Cache, key: &str) -> String {
     )
     .to_lowercase();
     if let Some(s2) = &spec.stage2 {
-        write!(s, " | stage2 {} sampler={:?}", s2.rebalance.name(), s2.sampler.kind).unwrap();
+        write!(s, " | stage2 {} sampler={}", s2.rebalance.name(), s2.sampler.kind()).unwrap();
     }
     s.to_lowercase()
 }

@@ -16,11 +16,19 @@ pub fn stage1_material(spec: &RunSpec, data_identity: &str) -> Value {
         "dataset": spec.dataset,
         "data_identity": data_identity,
         "model": model_material(&spec.model),
-        "stage1": spec.stage1,
+        "stage1": stage1_settings(&spec.stage1),
         "seed": spec.seed,
         "scale": spec.scale,
         "cpu": spec.cpu,
     })
+}
+
+/// Stage 1's settings as hashed: its sampler in the flat form keys had before samplers owned
+/// their parameters (`SamplerSpec::stage1_key_form`), so stage-1 keys stayed as they were.
+fn stage1_settings(stage1: &crate::config::Stage1Spec) -> Value {
+    let mut v = json!(stage1);
+    v["sampler"] = stage1.sampler.stage1_key_form();
+    v
 }
 
 /// The model's settings as hashed: a starting-weights file enters by its content
@@ -142,7 +150,7 @@ mod tests {
         let mut a = RunSpec::default();
         a.stage2 = Some(Stage2Spec::default());
         let mut b = a.clone();
-        b.stage2.as_mut().unwrap().sampler.kind = crate::config::SamplerKind::Cb;
+        b.stage2.as_mut().unwrap().sampler = crate::config::SamplerSpec::default_of("cb").unwrap();
         let (a1, a2) = run_keys(&a, "d");
         let (b1, b2) = run_keys(&b, "d");
         assert_eq!(a1, b1);

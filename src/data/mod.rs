@@ -4,6 +4,7 @@
 //! The training engine calls [`load`] (images as uint8 CPU tensors) and [`identity`] (what the
 //! cache key records about the data).
 pub mod catalog;
+pub mod class_stats;
 pub mod cifar;
 pub mod fetch;
 pub mod images;

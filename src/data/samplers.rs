@@ -1,4 +1,5 @@
-//! Which training images an epoch visits, for both stages (`config::SamplerSpec`).
+//! Which training images an epoch visits, for both stages: the manifest's `sampler` table
+//! ([`SamplerSpec`], tagged by `kind`; each sampler owns its parameters).
 //!
 //! - IB (instance-balanced): every image once, shuffled.
 //! - CB (class-balanced): each image of class j has weight 1/n_j.
@@ -11,18 +12,97 @@
 //! The weighted samplers draw N (= dataset size) images with replacement per epoch. Because all
 //! images of a class share one weight, a draw is "pick class j with probability
 //! `n_j w_j / sum_k n_k w_k`, then a uniform image of j", which is what [`epoch_indices`] does.
-use crate::config::{SamplerKind, SamplerSpec};
+//!
+//! Adding a sampler: its settings struct here, its arm in [`per_image_weights`] and one line in
+//! the `tagged_settings!` invocation below (CONTRIBUTING.md).
+use super::class_stats::{cloud_sizes, effective_weight, CloudSchedule};
+pub use super::class_stats::drw_weights;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-/// Effective-number weight `(1-beta)/(1-beta^n)` of one image of a class with n images
-/// (0 for an empty class, which is never drawn).
-fn effective_weight(beta: f64, n: usize) -> f64 {
-    if n == 0 {
-        0.0
-    } else {
-        (1.0 - beta) / (1.0 - crate::portable::pow(beta, n as f64))
+crate::registry::tagged_settings! {
+    /// The sampler of one stage (`sampler = { kind = "cben", a = 0.999 }`). Each variant owns
+    /// its parameters (its struct denies any other), so only the chosen sampler's parameters
+    /// enter a run's key.
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    pub enum SamplerSpec by "kind", kind, kinds {
+        Ib(Ib),
+        Cb(Cb),
+        En(En),
+        Cben(Cben),
+        ClassAware(ClassAware),
+        Reversed(Reversed),
+    }
+}
+
+impl Default for SamplerSpec {
+    fn default() -> Self {
+        SamplerSpec::Ib(Ib {})
+    }
+}
+
+/// Instance-balanced: every image once per epoch, shuffled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ib {}
+
+/// Class-balanced: weight 1/n_j per sample.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cb {}
+
+/// Effective number with one beta (Cui et al. 2019).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct En {
+    pub beta: f64,
+}
+
+impl Default for En {
+    fn default() -> Self {
+        En { beta: 0.9999 }
+    }
+}
+
+/// Class-based effective number (this paper, eq. 13-14):
+/// `beta_j = b * (delta_j - delta_min)/(delta_max - delta_min) + a`.
+/// Released code: a = 0.9999, b = 1e-5; paper: a = 0.999, b = 0.0009.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cben {
+    pub a: f64,
+    pub b: f64,
+}
+
+impl Default for Cben {
+    fn default() -> Self {
+        Cben { a: 0.9999, b: 1e-5 }
+    }
+}
+
+/// Class-aware: pick a class uniformly, then an image of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassAware {}
+
+/// BBN's reversed sampler: class probability proportional to 1/n_j (the re-balancing branch's
+/// input; set automatically for `model.bbn`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reversed {}
+
+impl SamplerSpec {
+    /// The sampler as stage 1's key material: the flat form of engine 6 and earlier
+    /// (`{kind, beta, a, b}`, a parameter the sampler does not own at its old default), so
+    /// that stage-1 keys did not change when samplers came to own their parameters. (Stage 2's
+    /// key holds the sampler as serialised, its own parameters only.)
+    pub fn stage1_key_form(&self) -> serde_json::Value {
+        let (en, cben) = (En::default(), Cben::default());
+        let beta = if let SamplerSpec::En(e) = self { e.beta } else { en.beta };
+        let (a, b) = if let SamplerSpec::Cben(c) = self { (c.a, c.b) } else { (cben.a, cben.b) };
+        serde_json::json!({ "kind": self.kind(), "beta": beta, "a": a, "b": b })
     }
 }
 
@@ -31,7 +111,7 @@ fn effective_weight(beta: f64, n: usize) -> f64 {
 /// empty class counts as one image.
 pub fn cben_betas(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
     let at_least_one: Vec<usize> = counts.iter().map(|&n| n.max(1)).collect();
-    let delta = crate::losses::cloud_sizes(crate::losses::CloudSchedule::Log, &at_least_one);
+    let delta = cloud_sizes(CloudSchedule::Log, &at_least_one);
     let dmin = delta.iter().cloned().fold(f64::INFINITY, f64::min);
     let dmax = delta.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     delta.iter().map(|d| if dmax > dmin { b * (d - dmin) / (dmax - dmin) + a } else { a }).collect()
@@ -39,12 +119,12 @@ pub fn cben_betas(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
 
 /// The weight of one image of each class under `spec` (IB: 1 each).
 pub fn per_image_weights(spec: &SamplerSpec, counts: &[usize]) -> Vec<f64> {
-    match spec.kind {
-        SamplerKind::Ib => counts.iter().map(|_| 1.0).collect(),
-        SamplerKind::Cb | SamplerKind::ClassAware => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / n as f64 }).collect(),
-        SamplerKind::En => counts.iter().map(|&n| effective_weight(spec.beta, n)).collect(),
-        SamplerKind::Reversed => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / (n as f64 * n as f64) }).collect(),
-        SamplerKind::Cben => cben_betas(counts, spec.a, spec.b).iter().zip(counts).map(|(&beta, &n)| effective_weight(beta, n)).collect(),
+    match spec {
+        SamplerSpec::Ib(_) => counts.iter().map(|_| 1.0).collect(),
+        SamplerSpec::Cb(_) | SamplerSpec::ClassAware(_) => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / n as f64 }).collect(),
+        SamplerSpec::En(e) => counts.iter().map(|&n| effective_weight(e.beta, n)).collect(),
+        SamplerSpec::Reversed(_) => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / (n as f64 * n as f64) }).collect(),
+        SamplerSpec::Cben(c) => cben_betas(counts, c.a, c.b).iter().zip(counts).map(|(&beta, &n)| effective_weight(beta, n)).collect(),
     }
 }
 
@@ -59,7 +139,7 @@ pub fn class_probabilities(spec: &SamplerSpec, counts: &[usize]) -> Vec<f64> {
 /// `0..labels.len()`; the others: `labels.len()` draws with replacement.
 pub fn epoch_indices(spec: &SamplerSpec, labels: &[i64], counts: &[usize], seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    if spec.kind == SamplerKind::Ib {
+    if matches!(spec, SamplerSpec::Ib(_)) {
         let mut idx: Vec<usize> = (0..labels.len()).collect();
         idx.shuffle(&mut rng);
         return idx;
@@ -85,12 +165,4 @@ pub fn epoch_indices(spec: &SamplerSpec, labels: &[i64], counts: &[usize], seed:
             m[rng.gen_range(0..m.len())]
         })
         .collect()
-}
-
-/// LDAM-DRW's deferred re-weighting: per-class weights (1-beta)/(1-beta^n_j), normalised so
-/// they sum to the number of classes (Cao et al. 2019).
-pub fn drw_weights(counts: &[usize], beta: f64) -> Vec<f64> {
-    let w: Vec<f64> = counts.iter().map(|&n| effective_weight(beta, n)).collect();
-    let total: f64 = w.iter().sum();
-    w.iter().map(|x| x / total * counts.len() as f64).collect()
 }

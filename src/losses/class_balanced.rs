@@ -48,7 +48,7 @@ pub enum CbForm {
 /// `(1 - beta) / (1 - beta^n_j)`, normalised to sum to the number of classes: the same weights
 /// as LDAM-DRW's deferred re-weighting (both from Cui et al.), so computed by that one function.
 pub fn class_balanced_weights(counts: &[usize], beta: f64) -> Vec<f64> {
-    crate::data::samplers::drw_weights(counts, beta)
+    crate::data::class_stats::drw_weights(counts, beta)
 }
 
 impl Loss for ClassBalanced {

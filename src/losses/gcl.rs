@@ -3,7 +3,7 @@
 //! only; `delta` = [`cloud_sizes`]. Stage 2 of the released code wraps it in the focal factor
 //! (gamma 1) with a margin `m = 0.1` and `s = 20`. Prediction uses the plain cosine.
 use super::{class_constant, cross_entropy, row, Classes, Loss, Noise, Objective};
-use crate::portable;
+use crate::data::class_stats::{cloud_sizes, CloudSchedule};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -27,41 +27,6 @@ impl Default for Gcl {
     fn default() -> Self {
         Gcl { scale: 30.0, noise_mul: 0.5, noise_std: 1.0 / 3.0, margin: 0.0, cloud: CloudSchedule::Log, focal_gamma: 0.0 }
     }
-}
-
-/// How the cloud size grows from head (0) to tail (1) classes; Table 3.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum CloudSchedule {
-    /// `log n_max - log n_j` (default).
-    #[default]
-    Log,
-    /// `n_max^(1/3) - n_j^(1/3)`.
-    PowThird,
-    /// `n_max^(1/4) - n_j^(1/4)`.
-    PowQuarter,
-    /// `cos(n_j / n_max * pi/2)`.
-    Cos,
-}
-
-/// Cloud size per class (paper Table 3), normalised so the largest is 1 (head class: 0).
-/// A balanced set (all sizes 0) gives all zeros.
-pub fn cloud_sizes(schedule: CloudSchedule, counts: &[usize]) -> Vec<f64> {
-    let n_max = counts.iter().copied().max().unwrap_or(0) as f64;
-    let raw: Vec<f64> = counts
-        .iter()
-        .map(|&n| {
-            let n = n as f64;
-            match schedule {
-                CloudSchedule::Log => portable::ln(n_max) - portable::ln(n),
-                CloudSchedule::PowThird => portable::pow(n_max, 1.0 / 3.0) - portable::pow(n, 1.0 / 3.0),
-                CloudSchedule::PowQuarter => portable::pow(n_max, 0.25) - portable::pow(n, 0.25),
-                CloudSchedule::Cos => portable::cos(n / n_max * std::f64::consts::FRAC_PI_2),
-            }
-        })
-        .collect();
-    let max = raw.iter().cloned().fold(0.0, f64::max);
-    raw.iter().map(|&d| if max > 0.0 { d / max } else { 0.0 }).collect()
 }
 
 impl Loss for Gcl {
@@ -221,21 +186,5 @@ mod tests {
         // The clamp: about 0.27% of the draws land on 1 (exactly, up to the read-back's rounding).
         let at_one = value(&e.ge(1.0 - 1e-9).to_kind(Kind::Double).mean(None::<Kind>));
         assert!((at_one - tail).abs() < 3e-4, "{at_one}");
-    }
-
-    #[test]
-    fn cloud_schedules_known_values() {
-        let close_all = |a: Vec<f64>, b: &[f64]| {
-            assert_eq!(a.len(), b.len());
-            for (x, y) in a.iter().zip(b) {
-                assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");
-            }
-        };
-        close_all(cloud_sizes(CloudSchedule::Log, &[100, 10, 1]), &[0.0, 0.5, 1.0]);
-        close_all(cloud_sizes(CloudSchedule::PowThird, &[1000, 125, 8, 1]), &[0.0, 5.0 / 9.0, 8.0 / 9.0, 1.0]);
-        close_all(cloud_sizes(CloudSchedule::PowQuarter, &[10000, 625, 16, 1]), &[0.0, 5.0 / 9.0, 8.0 / 9.0, 1.0]);
-        // cos(pi/2) = 0, cos(pi/4), cos(pi/6); divided by cos(pi/6).
-        close_all(cloud_sizes(CloudSchedule::Cos, &[6, 3, 2]), &[0.0, (2.0f64 / 3.0).sqrt(), 1.0]);
-        close_all(cloud_sizes(CloudSchedule::Log, &[7, 7]), &[0.0, 0.0]);
     }
 }

@@ -24,26 +24,30 @@
 //! `FocalLoss`).
 //!
 //! Adding a loss: see CONTRIBUTING.md (its own file here plus one line in `register_losses!`).
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Head;
 use crate::portable;
 
-/// Declares the loss modules and the [`LossSpec`] enum with one variant per loss: the variant,
-/// its settings struct and its module share one name (`Gcl` in `gcl.rs`). The serde tag is the
-/// variant's snake_case name (`kind = "logit_adjusted"`).
+/// Declares the loss modules and the [`LossSpec`] enum with one variant per loss (through
+/// [`crate::registry::tagged_settings!`]): the variant, its settings struct and its module share
+/// one name (`Gcl` in `gcl.rs`). The serde tag is the variant's snake_case name, which is also
+/// its module's name (`kind = "logit_adjusted"` in `logit_adjusted.rs`).
 macro_rules! register_losses {
     ($($module:ident :: $variant:ident),* $(,)?) => {
         $(pub mod $module;)*
         $(pub use $module::$variant;)*
 
-        /// The loss of one stage. Each variant owns its settings and their defaults.
-        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-        #[serde(tag = "kind", rename_all = "snake_case")]
-        pub enum LossSpec {
-            $($variant($variant),)*
+        crate::registry::tagged_settings! {
+            /// The loss of one stage. Each variant owns its settings and their defaults.
+            #[serde(tag = "kind", rename_all = "snake_case")]
+            pub enum LossSpec by "kind", kind, kinds {
+                $($variant($variant),)*
+            }
         }
+
+        /// The module of each registered loss, in registration order (each is its `kind`).
+        pub const LOSS_MODULES: &[&str] = &[$(stringify!($module),)*];
 
         impl LossSpec {
             /// The settings as the [`Loss`] they implement.
@@ -51,11 +55,6 @@ macro_rules! register_losses {
                 match self {
                     $(LossSpec::$variant(s) => s,)*
                 }
-            }
-
-            /// Every registered loss with its default settings, in registration order.
-            pub fn all_defaults() -> Vec<LossSpec> {
-                vec![$(LossSpec::$variant($variant::default()),)*]
             }
         }
 
@@ -78,33 +77,13 @@ register_losses! {
     class_balanced::ClassBalanced,
 }
 
-pub use gcl::{cloud_sizes, CloudSchedule};
+pub use crate::data::class_stats::{cloud_sizes, CloudSchedule};
 pub use label_aware_smoothing::{las_smoothing, LasShape};
 pub use ldam::ldam_margins;
 
 impl Default for LossSpec {
     fn default() -> Self {
         LossSpec::Ce(Ce::default())
-    }
-}
-
-impl LossSpec {
-    /// The manifest name of this loss (`kind = "..."`).
-    pub fn kind(&self) -> String {
-        match serde_json::to_value(self).ok().and_then(|v| v.get("kind").and_then(|k| k.as_str().map(str::to_string))) {
-            Some(k) => k,
-            None => unreachable!("a LossSpec serialises with its `kind` tag"),
-        }
-    }
-
-    /// The default settings of the loss named `kind`, if one is registered.
-    pub fn default_of(kind: &str) -> Option<LossSpec> {
-        LossSpec::all_defaults().into_iter().find(|l| l.kind() == kind)
-    }
-
-    /// The manifest names of every registered loss.
-    pub fn kinds() -> Vec<String> {
-        LossSpec::all_defaults().iter().map(LossSpec::kind).collect()
     }
 }
 
@@ -361,11 +340,9 @@ mod tests {
 
     #[test]
     fn every_loss_is_registered_under_its_kind() {
+        // Each loss's `kind` is its module's name: the registration line is the only list.
         let kinds = LossSpec::kinds();
-        assert_eq!(
-            kinds,
-            ["ce", "focal", "ldam", "logit_adjusted", "balanced_softmax", "label_aware_smoothing", "gcl", "class_balanced"]
-        );
+        assert_eq!(kinds, LOSS_MODULES);
         for k in &kinds {
             assert_eq!(&LossSpec::default_of(k).unwrap().kind(), k);
         }

@@ -10,7 +10,8 @@
 //!   first brings back `Stage2Spec::default()` (the released stage 2: GCL s = 20, m = 0.1,
 //!   focal 1, CBEN), then merges onto it. So `stage2 = { loss = { noise_mul = 1.0 } }` changes
 //!   only `c` of the released stage-2 loss.
-//! - A method table (`loss` tagged by `kind`, `stage2.rebalance` tagged by `method`) that names
+//! - A method table (`loss` and `sampler` tagged by `kind`, `stage2.rebalance` tagged by
+//!   `method`) that names
 //!   another variant than the one it merges onto starts from that variant's own defaults, never
 //!   keeping another variant's settings (stage 2's margin and focal gamma do not leak into a
 //!   stage-2 `kind = "ce"`). A setting the resolved variant does not have is an error naming it.
@@ -18,7 +19,7 @@
 //!   `GCLLoss` cloud list serves both stages: unless some fragment sets `stage2.loss.cloud`, a
 //!   GCL stage 2 uses stage 1's GCL `loss.cloud`. (CBEN's sampler keeps its own log-count delta,
 //!   as the released `sampler.py`.)
-use crate::config::{LossSpec, Rebalance, RunSpec, Scale, Stage2Spec};
+use crate::config::{LossSpec, Rebalance, RunSpec, SamplerSpec, Scale, Stage2Spec};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use toml::{Table, Value};
@@ -49,9 +50,10 @@ fn spelled_out<T: Serialize>(value: &T) -> Table {
 }
 
 /// The tables whose variants own their settings: (table, tag key).
-const METHOD_TABLES: [(&str, &str); 2] = [("loss", "kind"), ("rebalance", "method")];
+const METHOD_TABLES: [(&str, &str); 3] = [("loss", "kind"), ("rebalance", "method"), ("sampler", "kind")];
 
-/// The tag key of a method table (`loss` -> `kind`, `rebalance` -> `method`), `None` for any
+/// The tag key of a method table (`loss` -> `kind`, `rebalance` -> `method`, `sampler` ->
+/// `kind`), `None` for any
 /// other table.
 pub fn method_tag(table: &str) -> Option<&'static str> {
     METHOD_TABLES.iter().find(|(t, _)| *t == table).map(|(_, tag)| *tag)
@@ -63,6 +65,7 @@ fn variant_defaults(table: &str, name: &str) -> Option<Table> {
     match table {
         "loss" => LossSpec::default_of(name).map(|l| spelled_out(&l)),
         "rebalance" => Rebalance::default_of(name).map(|r| spelled_out(&r)),
+        "sampler" => SamplerSpec::default_of(name).map(|s| spelled_out(&s)),
         _ => None,
     }
 }
@@ -72,6 +75,7 @@ pub fn variant_keys(table: &str) -> Vec<(String, Vec<String>)> {
     let all: Vec<Table> = match table {
         "loss" => LossSpec::all_defaults().iter().map(spelled_out).collect(),
         "rebalance" => Rebalance::all_defaults().iter().map(spelled_out).collect(),
+        "sampler" => SamplerSpec::all_defaults().iter().map(spelled_out).collect(),
         _ => vec![],
     };
     let tag = method_tag(table).unwrap_or("kind");
@@ -216,7 +220,8 @@ fn stage2_follows_stage1_cloud(spec: &mut RunSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CloudSchedule, SamplerKind};
+    use crate::config::CloudSchedule;
+    use crate::data::samplers::{Cb, Cben};
     use crate::losses::{Ce, Gcl};
     use crate::training::rebalance::{Crt, TauNorm};
 
@@ -243,7 +248,7 @@ mod tests {
         let spec = resolve(&[&d, &off, &on], &Table::new(), Scale::Full, None).unwrap();
         let s2 = spec.stage2.unwrap();
         assert_eq!(s2.epochs, Stage2Spec::default().epochs, "restarted from the default, not from epochs = 7");
-        assert_eq!(s2.sampler.kind, SamplerKind::Cb);
+        assert_eq!(s2.sampler, SamplerSpec::Cb(Cb {}));
         let empty = t("stage2 = {}");
         assert_eq!(resolve(&[&empty], &Table::new(), Scale::Full, None).unwrap().stage2, Some(Stage2Spec::default()));
     }
@@ -311,6 +316,29 @@ mod tests {
         let partial = t("stage2 = { rebalance = { classifier_lr_factor = 0.2 } }");
         let s2 = resolve(&[&d, &partial], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
         assert_eq!(s2.rebalance, Rebalance::Crt(Crt { init: crate::config::ClassifierInit::Reinit, classifier_lr_factor: 0.2 }));
+    }
+
+    #[test]
+    fn a_sampler_table_merges_like_the_other_method_tables() {
+        // A partial table changes only the named parameter of the resolved sampler (stage 2: CBEN).
+        let row = t("stage2 = { sampler = { a = 0.999 } }");
+        let s2 = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
+        assert_eq!(s2.sampler, SamplerSpec::Cben(Cben { a: 0.999, b: 1e-5 }));
+        // Another kind starts from its own defaults: CBEN's a and b do not follow it.
+        let d = t("stage2 = { sampler = { kind = 'cben', a = 0.999, b = 0.0009 } }");
+        let row = t("stage2 = { sampler = { kind = 'cb' } }");
+        let s2 = resolve(&[&d, &row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
+        assert_eq!(s2.sampler, SamplerSpec::Cb(Cb {}));
+        // A parameter of another sampler is one error naming the samplers that have it.
+        let row = t("stage2 = { sampler = { kind = 'cb', beta = 0.99 } }");
+        let err = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`stage2.sampler.beta` is not a setting of kind = \"cb\" (its settings: kind); remove it, or choose a kind that has it (\"en\")"
+        );
+        let row = t("stage1 = { sampler = { kind = 'ib', a = 0.99 } }");
+        let err = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap_err().to_string();
+        assert!(err.contains("`stage1.sampler.a` is not a setting of kind = \"ib\"") && err.contains("(\"cben\")"), "{err}");
     }
 
     #[test]

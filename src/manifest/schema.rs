@@ -267,7 +267,7 @@ mod tests {
         assert!(s.get("stage1").unwrap().keys().contains(&"drw_epoch"));
         assert!(s.get("dataset").unwrap().keys().contains(&"path_remap"));
         let sampler = s.get("stage2").unwrap().get("sampler").unwrap();
-        assert_eq!(sampler.keys(), vec!["kind", "beta", "a", "b"]);
+        assert_eq!(sampler.keys(), vec!["kind", "beta", "a", "b"], "every sampler's settings, each once");
     }
 
     #[test]

@@ -8,14 +8,14 @@ use super::source::{BatchSource, Batches};
 use super::standard::Stage1;
 use super::step::{count_eq, EpochCtx, StepOutcome};
 use super::Stream;
-use crate::config::{OptimSpec, SamplerKind, SamplerSpec};
+use crate::config::{OptimSpec, SamplerSpec};
 use crate::models::bbn::cumulative_alpha;
 use anyhow::{Context as _, Result};
 use tch::Tensor;
 
 /// The re-balancing branch's sampler: class probability proportional to `1 / n_j`.
 fn reversed_sampler() -> SamplerSpec {
-    SamplerSpec { kind: SamplerKind::Reversed, ..SamplerSpec::default() }
+    SamplerSpec::Reversed(crate::data::samplers::Reversed {})
 }
 
 pub struct Bbn<'a> {

@@ -15,14 +15,16 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-/// The re-balancing method of stage 2, chosen by `method` in `stage2.rebalance`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case")]
-pub enum Rebalance {
-    Crt(Crt),
-    Lws(Lws),
-    TauNorm(TauNorm),
-    CrtLws(Crt),
+crate::registry::tagged_settings! {
+    /// The re-balancing method of stage 2, chosen by `method` in `stage2.rebalance`. One line
+    /// per method registers it (its name, defaults, manifest schema and merge rules).
+    #[serde(tag = "method", rename_all = "snake_case")]
+    pub enum Rebalance by "method", name, names {
+        Crt(Crt),
+        Lws(Lws),
+        TauNorm(TauNorm),
+        CrtLws(Crt),
+    }
 }
 
 impl Default for Rebalance {
@@ -84,26 +86,6 @@ pub struct Rebalancer {
 const SCALE: &str = "lws.scale";
 
 impl Rebalance {
-    /// The method's manifest name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Rebalance::Crt(_) => "crt",
-            Rebalance::Lws(_) => "lws",
-            Rebalance::TauNorm(_) => "tau_norm",
-            Rebalance::CrtLws(_) => "crt_lws",
-        }
-    }
-
-    /// Every method with its default settings.
-    pub fn all_defaults() -> Vec<Rebalance> {
-        vec![Rebalance::Crt(Crt::default()), Rebalance::Lws(Lws {}), Rebalance::TauNorm(TauNorm::default()), Rebalance::CrtLws(Crt::default())]
-    }
-
-    /// The default settings of the method named `name`.
-    pub fn default_of(name: &str) -> Option<Rebalance> {
-        Rebalance::all_defaults().into_iter().find(|r| r.name() == name)
-    }
-
     /// Set up the classifier of `net` (its backbone already frozen) for this method.
     pub fn prepare(&self, net: &mut Network, device: Device) -> Rebalancer {
         let classes = net.num_classes();
