@@ -28,7 +28,7 @@ impl Loss for BalancedSoftmax {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
 
     #[test]
     fn log_prior_added() {

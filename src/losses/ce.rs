@@ -41,7 +41,7 @@ impl Objective for ScaledCe {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
 
     #[test]
     fn linear_and_cosine_scaling() {

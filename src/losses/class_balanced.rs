@@ -101,7 +101,7 @@ mod tests {
     //! Against a direct f64 evaluation of the released code's formulas.
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
 
     fn sigmoid(x: f64) -> f64 {
         1.0 / (1.0 + (-x).exp())

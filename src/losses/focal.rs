@@ -48,7 +48,7 @@ impl Objective for FocalCe {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
 
     #[test]
     fn focal_factor_on_cross_entropy() {

@@ -76,7 +76,7 @@ mod tests {
     //! Against an independent f64 evaluation of the formula, row by row.
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
     use tch::{Device, Kind};
 
     /// Fixed noise sample, including entries beyond the [-1, 1] clamp.

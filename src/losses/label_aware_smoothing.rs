@@ -85,7 +85,7 @@ impl Objective for Smoothed {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
 
     #[test]
     fn shapes_and_loss() {

@@ -55,7 +55,7 @@ impl Objective for LdamObjective {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
 
     #[test]
     fn margins_and_loss() {

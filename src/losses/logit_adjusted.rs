@@ -48,7 +48,7 @@ impl Objective for PriorAdjusted {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::config::Head;
+    use crate::models::Head;
 
     #[test]
     fn prior_added_in_training_only() {

@@ -26,7 +26,7 @@
 //! Adding a loss: see CONTRIBUTING.md (its own file here plus one line in `register_losses!`).
 use tch::{Device, Kind, Tensor};
 
-use crate::config::Head;
+use crate::models::Head;
 use crate::portable;
 
 /// Declares the loss modules and the [`LossSpec`] enum with one variant per loss (through

@@ -19,7 +19,7 @@ use tch::nn::{self, Init};
 use tch::Tensor;
 
 use super::resnet_cifar::KAIMING_NORMAL_FAN_IN;
-use crate::config::Head;
+use super::spec::Head;
 
 /// How a linear head's weights are initialised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

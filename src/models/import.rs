@@ -106,7 +106,7 @@ pub fn load_state_dict(net: &Network, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, Head, ModelSpec};
+    use crate::models::{Arch, Head, ModelSpec};
     use tch::{Device, Kind};
 
     fn net(head: Head, classes: i64) -> Network {

@@ -11,6 +11,7 @@ pub mod import;
 pub mod parts;
 pub mod resnet;
 pub mod resnet_cifar;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-use crate::config::{Arch, Head, ModelSpec};
+pub use spec::{Arch, Head, ModelSpec};
 use heads::{Classifier, LinearInit};
 use parts::Frozen;
 use resnet::{Bottleneck, BottleneckShape, ConvInit, ResNet};

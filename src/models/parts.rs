@@ -4,7 +4,7 @@
 //! (`layer3`) or one block (`layer4.0`), plus `layer5` when `model.added_block` is set. A frozen
 //! part gets no gradient and its BatchNorm layers run in eval mode, as a released feature
 //! extractor under `model.eval()` and `torch.no_grad()` (GCLLoss `Places-LT/pla_train_backbone.py`).
-use crate::config::{Arch, ModelSpec};
+use super::spec::{Arch, ModelSpec};
 use anyhow::{bail, Result};
 
 /// Blocks per stage of an arch after `model.drop_blocks` (taken from the last stage).

@@ -172,7 +172,7 @@ impl Rebalancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, Head, ModelSpec};
+    use crate::models::{Arch, Head, ModelSpec};
 
     fn model() -> Network {
         tch::manual_seed(4);
