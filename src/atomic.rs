@@ -45,7 +45,8 @@ mod tests {
         write(&p, "first").unwrap();
         write(&p, "second, longer").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "second, longer");
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["report.md"]);
     }
 

@@ -8,10 +8,10 @@
 //! All structs deny unknown fields: a misspelt key is an error, never silently ignored.
 use serde::{Deserialize, Serialize};
 
-pub use crate::data::samplers::SamplerSpec;
 use crate::data::samplers::Cben;
-pub use crate::losses::{CloudSchedule, LasShape, LossSpec};
+pub use crate::data::samplers::SamplerSpec;
 use crate::losses::Gcl;
+pub use crate::losses::{CloudSchedule, LasShape, LossSpec};
 pub use crate::models::spec::{Arch, Head, ModelSpec};
 pub use crate::training::rebalance::{ClassifierInit, Rebalance};
 

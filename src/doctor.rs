@@ -16,8 +16,19 @@ pub fn report(data_roots: &[PathBuf]) -> (String, bool) {
     writeln!(s, "tensor ops: {}", if ok_tensor { "ok" } else { "FAILED" }).unwrap();
     writeln!(s, "threads:   {}", tch::get_num_threads()).unwrap();
     let levels: Vec<&str> = crate::numerics::supported().iter().map(|l| l.name()).collect();
-    writeln!(s, "cpu path:  {} (levels a run can pin here with cpu.isa: {})", crate::numerics::describe(), levels.join(", ")).unwrap();
-    writeln!(s, "libtorch_cuda: {}", if cuda_lib { "loaded" } else { "not found (CPU-only libtorch or CUDA libraries missing)" }).unwrap();
+    writeln!(
+        s,
+        "cpu path:  {} (levels a run can pin here with cpu.isa: {})",
+        crate::numerics::describe(),
+        levels.join(", ")
+    )
+    .unwrap();
+    writeln!(
+        s,
+        "libtorch_cuda: {}",
+        if cuda_lib { "loaded" } else { "not found (CPU-only libtorch or CUDA libraries missing)" }
+    )
+    .unwrap();
     writeln!(s, "CUDA:      {}", if cuda { "available" } else { "not available" }).unwrap();
     writeln!(s, "cuDNN:     {}", if tch::Cuda::cudnn_is_available() { "available" } else { "not available" }).unwrap();
     let graph = crate::device::cuda_graph::BUILD_NOTE;
@@ -34,7 +45,9 @@ pub fn report(data_roots: &[PathBuf]) -> (String, bool) {
     if cuda {
         for i in 0..tch::Cuda::device_count() {
             let mem = crate::device::cuda_graph::memory_info(i as usize)
-                .map(|(free, total)| format!(", {:.1} of {:.1} GiB free", free as f64 / 1073741824.0, total as f64 / 1073741824.0))
+                .map(|(free, total)| {
+                    format!(", {:.1} of {:.1} GiB free", free as f64 / 1073741824.0, total as f64 / 1073741824.0)
+                })
                 .unwrap_or_default();
             writeln!(s, "  gpu {i}: {}{mem}", device::gpu_name(i as usize)).unwrap();
         }

@@ -45,7 +45,10 @@ pub fn settings_beside(spec: &RunSpec, released: &RunSpec) -> String {
         if path == "stage2" {
             // Only when stage 2 is absent (a present stage 2 flattens into its fields).
             if released.keys().any(|k| k.starts_with("stage2.")) {
-                let _ = writeln!(text, "* stage2 = none (the run ends after stage 1)   released: a stage 2 (classifier re-training)");
+                let _ = writeln!(
+                    text,
+                    "* stage2 = none (the run ends after stage 1)   released: a stage 2 (classifier re-training)"
+                );
             } else {
                 let _ = writeln!(text, "  stage2 = none (the run ends after stage 1)");
             }
@@ -102,7 +105,11 @@ pub fn explain_cell(m: &Manifest, cell: &TableCell) -> String {
                 }
             }
             (None, DataIdentity::Unavailable { dataset, reason }) => {
-                let _ = writeln!(text, "seed {}: no key: the {dataset:?} data is not under the data root ({reason})", run.seed);
+                let _ = writeln!(
+                    text,
+                    "seed {}: no key: the {dataset:?} data is not under the data root ({reason})",
+                    run.seed
+                );
             }
             (None, DataIdentity::Known(_)) => unreachable!("a run with known data has keys"),
         }

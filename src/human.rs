@@ -37,6 +37,9 @@ mod tests {
             [duration(12.34), duration(245.0), duration(7_620.0), duration(129_600.0)],
             ["12.3 s", "4m 05s", "2h 07m", "1d 12h"]
         );
-        assert_eq!([count(889), count(9_999), count(177_800), count(2_500_000), count(1_200_000_000)], ["889", "9999", "178K", "2.5M", "1.2G"]);
+        assert_eq!(
+            [count(889), count(9_999), count(177_800), count(2_500_000), count(1_200_000_000)],
+            ["889", "9999", "178K", "2.5M", "1.2G"]
+        );
     }
 }

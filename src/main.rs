@@ -8,7 +8,11 @@ use gcl_repro::device::DeviceChoice;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "gcl-repro", version, about = "Reproduce GCL (CVPR 2022) long-tailed recognition results from TOML manifests")]
+#[command(
+    name = "gcl-repro",
+    version,
+    about = "Reproduce GCL (CVPR 2022) long-tailed recognition results from TOML manifests"
+)]
 struct Cli {
     /// Compute device: auto (CUDA when present), cpu, cuda, cuda:N.
     #[arg(long, global = true, default_value = "auto")]

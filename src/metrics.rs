@@ -56,17 +56,18 @@ impl Evaluation {
         let per_class: Vec<f64> = (0..c)
             .map(|j| {
                 let total: u32 = confusion[j].iter().sum();
-                if total == 0 { 0.0 } else { 100.0 * confusion[j][j] as f64 / total as f64 }
+                if total == 0 {
+                    0.0
+                } else {
+                    100.0 * confusion[j][j] as f64 / total as f64
+                }
             })
             .collect();
         let n = labels.len().max(1) as f64;
         let correct = labels.iter().zip(predictions).filter(|(y, p)| y == p).count();
         let top5 = top5_hits.iter().filter(|h| **h).count();
         let group = |s: Shot| {
-            let accs: Vec<f64> = (0..c)
-                .filter(|&j| shot_of(train_counts[j]) == s)
-                .map(|j| per_class[j])
-                .collect();
+            let accs: Vec<f64> = (0..c).filter(|&j| shot_of(train_counts[j]) == s).map(|j| per_class[j]).collect();
             (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
         };
         Evaluation {

@@ -52,7 +52,9 @@ pub fn effective_capability() -> String {
 pub fn supported() -> Vec<CpuIsa> {
     let flags: Vec<String> = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().map(String::from).collect()))
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().map(String::from).collect())
+        })
         .unwrap_or_default();
     let has = |f: &str| flags.iter().any(|x| x == f);
     let mut out = vec![CpuIsa::Default];

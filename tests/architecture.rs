@@ -195,7 +195,10 @@ fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 #[test]
 fn no_file_imports_itself_round_a_circle() {
     let found = circles(&edges());
-    assert!(found.is_empty(), "files that import each other (break each circle by moving the shared piece down): {found:?}");
+    assert!(
+        found.is_empty(),
+        "files that import each other (break each circle by moving the shared piece down): {found:?}"
+    );
 }
 
 #[test]
@@ -224,8 +227,10 @@ fn the_checker_sees_imports_and_circles() {
     let code = code_of("// crate::ignored::path\nuse super::{plan::x, graph};\nfn f() { crate::cache::store::f() }\n#[cfg(test)]\nmod tests {\n use crate::report;\n}\n");
     let found: Vec<String> = paths(&code).iter().map(|p| p.join("::")).collect();
     assert_eq!(found, ["crate::cache::store::f", "super::plan", "super::graph", "super"]);
-    let e: BTreeMap<String, BTreeSet<String>> =
-        [("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")].iter().map(|(x, y)| (x.to_string(), BTreeSet::from([y.to_string()]))).collect();
+    let e: BTreeMap<String, BTreeSet<String>> = [("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")]
+        .iter()
+        .map(|(x, y)| (x.to_string(), BTreeSet::from([y.to_string()])))
+        .collect();
     assert_eq!(circles(&e), vec![vec!["a".to_string(), "b".to_string(), "c".to_string()]]);
     assert!(edges().get("pipeline::plan").is_some_and(|t| t.contains("pipeline::graph")), "plan imports the graph");
 }

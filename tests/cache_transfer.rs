@@ -91,7 +91,8 @@ fn export_import_round_trip_corruption_conflict_and_messages() {
     ok(gcl(&thin).args(["cache", "import"]).arg(&light).output().unwrap());
     assert!(tree(&thin.join("runs")).iter().all(|(p, _)| p.extension().is_none_or(|e| e != "safetensors")));
     ok(gcl(&thin).args(["cache", "verify"]).output().unwrap());
-    let report = ok(gcl(&thin).arg("report").arg(&m).arg("--out").arg(dir.path().join("report-thin")).output().unwrap());
+    let report =
+        ok(gcl(&thin).arg("report").arg(&m).arg("--out").arg(dir.path().join("report-thin")).output().unwrap());
     assert!(!report.contains("t-SNE of"), "the t-SNE was recomputed instead of read from the archive: {report}");
     assert!(dir.path().join("report-thin/REPORT.md").is_file());
 
@@ -105,7 +106,11 @@ fn export_import_round_trip_corruption_conflict_and_messages() {
     let err = fail(gcl(&fresh).args(["cache", "import"]).arg(&bad).output().unwrap());
     assert!(err.contains("bad.tar.gz"), "{err}");
     assert!(std::fs::read_dir(fresh.join("runs")).unwrap().next().is_none(), "a corrupted archive imported something");
-    let leftovers: Vec<_> = std::fs::read_dir(&fresh).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with("import-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&fresh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with("import-"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // A conflicting key: the destination holds another result under one of the keys (its
@@ -125,7 +130,10 @@ fn export_import_round_trip_corruption_conflict_and_messages() {
     std::fs::write(run.join("files.sha256"), hashes).unwrap();
     let before = tree(&dst.join("runs"));
     let err = fail(gcl(&dst).args(["cache", "import"]).arg(&archive).output().unwrap());
-    assert!(err.contains("differs from the run cached under the same key") && err.contains("nothing was imported"), "{err}");
+    assert!(
+        err.contains("differs from the run cached under the same key") && err.contains("nothing was imported"),
+        "{err}"
+    );
     assert_eq!(before, tree(&dst.join("runs")), "a refused import changed the cache");
 
     // cache verify names the changed file and says its SHA-256 differs.

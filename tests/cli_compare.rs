@@ -34,7 +34,11 @@ stage2 = { epochs = 1, batch_size = 32 }
 
 /// The rows of the Markdown table under `## {section}`, each as header -> value.
 fn rows(markdown: &str, section: &str) -> Vec<HashMap<String, String>> {
-    let body = markdown.lines().skip_while(|l| !l.starts_with(&format!("## {section}"))).skip(1).take_while(|l| !l.starts_with("## "));
+    let body = markdown
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("## {section}")))
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "));
     let table: Vec<&str> = body.filter(|l| l.starts_with('|')).collect();
     let split = |l: &str| l.trim_matches('|').split(" | ").map(|s| s.trim().to_string()).collect::<Vec<String>>();
     let Some((header, body)) = table.split_first() else { return vec![] };
@@ -106,7 +110,10 @@ fn same_runs_match_in_caches_archives_manifests_and_reports() {
     assert!(md.contains("- set aside when matching cells: seed\n"), "{md}");
     assert_same(&md, 3, "identical");
     let labels: Vec<String> = rows(&md, "Cells on both sides").iter().map(|r| r["cell"].clone()).collect();
-    assert!(labels.iter().any(|l| l.contains("stage=2")) && labels.iter().any(|l| l.contains("stage1.loss.kind=ce")), "{labels:?}");
+    assert!(
+        labels.iter().any(|l| l.contains("stage=2")) && labels.iter().any(|l| l.contains("stage1.loss.kind=ce")),
+        "{labels:?}"
+    );
 
     // The cache against its export archive (read in place) and against its manifest.
     let archive = dir.path().join("a.tar.gz");
@@ -130,11 +137,33 @@ fn same_runs_match_in_caches_archives_manifests_and_reports() {
     let csv = dir.path().join("cmp.csv");
     let md = compare(&a, &[&a, &b, &"--csv", &csv]);
     assert!(md.starts_with("# Comparison"), "{md}");
-    let frame = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(csv.clone())).unwrap().finish().unwrap();
+    let frame = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(csv.clone()))
+        .unwrap()
+        .finish()
+        .unwrap();
     let names: Vec<&str> = frame.get_column_names().into_iter().map(|n| n.as_str()).collect();
     assert_eq!(
         names,
-        ["cell", "matched", "n_a", "mean_a", "std_a", "best_a", "n_b", "mean_b", "std_b", "best_b", "difference", "t", "df", "p", "weights", "differs"]
+        [
+            "cell",
+            "matched",
+            "n_a",
+            "mean_a",
+            "std_a",
+            "best_a",
+            "n_b",
+            "mean_b",
+            "std_b",
+            "best_b",
+            "difference",
+            "t",
+            "df",
+            "p",
+            "weights",
+            "differs"
+        ]
     );
     assert_eq!(frame.height(), 3);
     assert!(frame.column("difference").unwrap().f64().unwrap().iter().all(|d| d == Some(0.0)));

@@ -29,14 +29,18 @@ fn write_manifest(dir: &Path, name: &str, epochs: usize, rows: &str) -> PathBuf 
 }
 
 fn entries(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|rd| rd.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
     v.sort();
     v
 }
 
 /// The parent's line (workers print their own before it).
 fn deadline_line(text: &str) -> &str {
-    text.lines().filter(|l| l.starts_with("deadline reached: ")).last().unwrap_or_else(|| panic!("no deadline summary in:\n{text}"))
+    text.lines()
+        .filter(|l| l.starts_with("deadline reached: "))
+        .last()
+        .unwrap_or_else(|| panic!("no deadline summary in:\n{text}"))
 }
 
 #[test]
@@ -52,10 +56,17 @@ fn a_deadline_that_has_passed_starts_nothing_and_exits_0() {
             "deadline reached: 0 of 2 runs finished (0 trained now, 0 cached), 0 wound down (partial: they resume on the next `run`), 2 never started",
             "--jobs {jobs}: {text}"
         );
-        assert!(entries(&cache.join("runs")).is_empty() && entries(&cache.join("partial")).is_empty(), "--jobs {jobs}: something ran");
+        assert!(
+            entries(&cache.join("runs")).is_empty() && entries(&cache.join("partial")).is_empty(),
+            "--jobs {jobs}: something ran"
+        );
     }
     let bad = gcl(&dir.path().join("c")).arg("run").arg(&m).arg("--deadline=-1").output().unwrap();
-    assert!(!bad.status.success() && common::text(&bad).contains("--deadline: -1 is not a number of minutes"), "{}", common::text(&bad));
+    assert!(
+        !bad.status.success() && common::text(&bad).contains("--deadline: -1 is not a number of minutes"),
+        "{}",
+        common::text(&bad)
+    );
 }
 
 #[test]
@@ -73,7 +84,10 @@ fn reproduce_with_a_passed_deadline_still_writes_its_report() {
         .output()
         .unwrap();
     let text = ok(out);
-    assert!(deadline_line(&text).contains("0 of 1 runs finished") && deadline_line(&text).contains("1 never started"), "{text}");
+    assert!(
+        deadline_line(&text).contains("0 of 1 runs finished") && deadline_line(&text).contains("1 never started"),
+        "{text}"
+    );
     assert!(report.join("REPORT.md").is_file(), "no report in {}: {text}", report.display());
 }
 
@@ -88,7 +102,10 @@ fn wind_down_once(m: &Path, base: &Path, jobs: &str) -> PathBuf {
             assert!(deadline_line(&text).starts_with("deadline reached: 0 of 1 runs finished"), "{text}");
             return cache;
         }
-        assert!(text.contains("1 never started"), "--jobs {jobs}: a {seconds} s deadline neither wound the run down nor kept it from starting:\n{text}");
+        assert!(
+            text.contains("1 never started"),
+            "--jobs {jobs}: a {seconds} s deadline neither wound the run down nor kept it from starting:\n{text}"
+        );
     }
     panic!("--jobs {jobs}: no deadline of 1-8 s came during the run");
 }
@@ -107,7 +124,9 @@ fn a_run_wound_down_by_its_deadline_resumes_and_matches_an_uninterrupted_run() {
     assert_eq!(clean_runs.len(), 1);
     let clean = &clean_runs[0];
     let key = clean.file_name().unwrap().to_string_lossy().into_owned();
-    let metrics = |d: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap() };
+    let metrics = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap()
+    };
 
     for jobs in ["1", "2"] {
         let cache = wind_down_once(&m, dir.path(), jobs);
@@ -123,10 +142,18 @@ fn a_run_wound_down_by_its_deadline_resumes_and_matches_an_uninterrupted_run() {
         assert_eq!(a["final_eval"], b["final_eval"], "--jobs {jobs}");
         assert_eq!(a["epochs"].as_array().unwrap().len(), epochs);
         for (x, y) in a["epochs"].as_array().unwrap().iter().zip(b["epochs"].as_array().unwrap()) {
-            assert_eq!((&x["train_loss"], &x["test_top1"]), (&y["train_loss"], &y["test_top1"]), "--jobs {jobs}, epoch {}", x["epoch"]);
+            assert_eq!(
+                (&x["train_loss"], &x["test_top1"]),
+                (&y["train_loss"], &y["test_top1"]),
+                "--jobs {jobs}, epoch {}",
+                x["epoch"]
+            );
         }
         for file in ["model.safetensors", "best.safetensors"] {
-            assert!(std::fs::read(resumed.join(file)).unwrap() == std::fs::read(clean.join(file)).unwrap(), "--jobs {jobs}: {file} differs");
+            assert!(
+                std::fs::read(resumed.join(file)).unwrap() == std::fs::read(clean.join(file)).unwrap(),
+                "--jobs {jobs}: {file} differs"
+            );
         }
     }
 }

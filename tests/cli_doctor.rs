@@ -13,7 +13,14 @@ fn doctor_reports_libtorch_and_datasets() {
     let dir = tempfile::tempdir().unwrap();
     let c10 = dir.path().join("cifar-10-batches-bin");
     std::fs::create_dir_all(&c10).unwrap();
-    for f in ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"] {
+    for f in [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ] {
         std::fs::write(c10.join(f), b"").unwrap();
     }
     let out = bin().args(["doctor", "--device", "cpu", "--data-root"]).arg(dir.path()).output().unwrap();

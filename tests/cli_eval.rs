@@ -50,7 +50,16 @@ fn eval_and_init_from_reproduce_a_runs_own_evaluation() {
 
     // eval of the run's weights = the run's own final evaluation.
     let out = dir.path().join("eval.json");
-    let text = ok(gcl(&cache).arg("eval").arg(&m).arg("gcl.synth").arg("--weights").arg(&weights).arg("--json").arg(&out).output().unwrap());
+    let text = ok(gcl(&cache)
+        .arg("eval")
+        .arg(&m)
+        .arg("gcl.synth")
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--json")
+        .arg(&out)
+        .output()
+        .unwrap());
     let eval = &json(&out)["evaluation"];
     assert_eq!(eval["top1"], metrics["final_eval"]["top1"], "{text}");
     assert_eq!(eval["per_class"], metrics["final_eval"]["per_class"]);
@@ -81,5 +90,10 @@ fn eval_and_init_from_reproduce_a_runs_own_evaluation() {
     let out = gcl(&cache).arg("plan").arg(&m).output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success());
-    assert!(text.contains("absent/w.safetensors") && text.contains("relative to the manifest's folder") && text.contains("imported.synth"), "{text}");
+    assert!(
+        text.contains("absent/w.safetensors")
+            && text.contains("relative to the manifest's folder")
+            && text.contains("imported.synth"),
+        "{text}"
+    );
 }

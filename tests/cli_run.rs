@@ -68,7 +68,10 @@ fn second_run_is_cached_and_verify_finds_corruption() {
     let out = gcl(&cache).args(["cache", "verify"]).output().unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("metrics.json: its SHA-256 differs from the one recorded in files.sha256 when the run finished"), "{text}");
+    assert!(
+        text.contains("metrics.json: its SHA-256 differs from the one recorded in files.sha256 when the run finished"),
+        "{text}"
+    );
 
     // gc keeps what the manifest refers to.
     let gc = ok(gcl(&cache).args(["cache", "gc", "--dry-run"]).arg(&m).output().unwrap());
@@ -101,11 +104,15 @@ fn kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run() {
 
     let text = ok(gcl(&cache).arg("run").arg(&m).output().unwrap());
     assert!(text.contains("resuming"), "{text}");
-    let resumed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cache.join("runs").join(&key).join("metrics.json")).unwrap()).unwrap();
+    let resumed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cache.join("runs").join(&key).join("metrics.json")).unwrap())
+            .unwrap();
 
     let cache2 = dir.path().join("cache2");
     ok(gcl(&cache2).arg("run").arg(&m).output().unwrap());
-    let clean: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cache2.join("runs").join(&key).join("metrics.json")).unwrap()).unwrap();
+    let clean: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cache2.join("runs").join(&key).join("metrics.json")).unwrap())
+            .unwrap();
     assert_eq!(resumed["final_eval"], clean["final_eval"]);
     assert_eq!(resumed["epochs"].as_array().unwrap().len(), 6);
     for (a, b) in resumed["epochs"].as_array().unwrap().iter().zip(clean["epochs"].as_array().unwrap()) {
@@ -141,7 +148,10 @@ fn misspelt_key_is_refused_with_its_line() {
     let out = gcl(&dir.path().join("c")).arg("run").arg(&m).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:") && err.contains("unknown key `epoch`") && err.contains("did you mean `epochs`"), "{err}");
+    assert!(
+        err.contains("bad.toml:") && err.contains("unknown key `epoch`") && err.contains("did you mean `epochs`"),
+        "{err}"
+    );
     assert!(!dir.path().join("c").join("runs").exists() || run_dirs(&dir.path().join("c")).is_empty());
 }
 
@@ -179,7 +189,10 @@ fn ctrl_c_stops_cleanly_and_keeps_the_partial_run() {
     let child = gcl(&cache).arg("run").arg(&m).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let partial = cache.join("partial");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_dir(&partial).map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().join("checkpoint.safetensors").exists())).unwrap_or(false) {
+    while !std::fs::read_dir(&partial)
+        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().join("checkpoint.safetensors").exists()))
+        .unwrap_or(false)
+    {
         assert!(Instant::now() < deadline, "no checkpoint appeared");
         std::thread::sleep(Duration::from_millis(20));
     }

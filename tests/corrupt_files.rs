@@ -36,7 +36,14 @@ fn fail(out: Output) -> String {
 
 fn spec(epochs: usize) -> RunSpec {
     let mut s = RunSpec::default();
-    s.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 4, max_per_class: 32, imbalance: 4.0, test_per_class: 8, ..DatasetSpec::default() };
+    s.dataset = DatasetSpec {
+        name: DatasetName::Synthetic,
+        classes: 4,
+        max_per_class: 32,
+        imbalance: 4.0,
+        test_per_class: 8,
+        ..DatasetSpec::default()
+    };
     s.model.arch = Arch::ResnetSmall;
     s.model.head = Head::Linear;
     s.stage1.loss = LossSpec::Ce(Ce::default());
@@ -59,7 +66,13 @@ fn stage1_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = scratch("stage1");
         let stop = AtomicBool::new(false);
-        training::run_stage1(&spec(1), &data(), "s1", &RunEnv { device: Device::Cpu, dir: dir.clone(), stop: &stop, observer: &Silent }).unwrap();
+        training::run_stage1(
+            &spec(1),
+            &data(),
+            "s1",
+            &RunEnv { device: Device::Cpu, dir: dir.clone(), stop: &stop, observer: &Silent },
+        )
+        .unwrap();
         dir
     })
 }
@@ -163,7 +176,8 @@ fn stage2_on_stage1_weights_that_do_not_fit_is_an_error() {
         let problem = damage(&weights);
         let (dir, stop) = (tempfile::tempdir().unwrap(), AtomicBool::new(false));
         let env = RunEnv { device: Device::Cpu, dir: dir.path().to_path_buf(), stop: &stop, observer: &Silent };
-        let err = format!("{:#}", training::run_stage2(&s2, &data(), "s2", "parentkey", parent.path(), &env).unwrap_err());
+        let err =
+            format!("{:#}", training::run_stage2(&s2, &data(), "s2", "parentkey", parent.path(), &env).unwrap_err());
         assert!(err.contains(&weights.display().to_string()) && err.contains(&problem), "{err}");
         assert!(err.contains("--force --only parentkey"), "{err}");
     }
@@ -183,8 +197,13 @@ fn cached() -> &'static Cached {
     CACHED.get_or_init(|| {
         let dir = scratch("cache");
         let manifest = dir.join("m.toml");
-        let stage1 = "stage1 = { epochs = 1, batch_size = 32, warmup_epochs = 0, milestones = [] }\ncpu = { threads = 1 }";
-        std::fs::write(&manifest, common::synthetic_manifest(4, 32, stage1, "[rows.ce]\nlabel = \"CE\"\nmodel = { head = \"linear\" }\n")).unwrap();
+        let stage1 =
+            "stage1 = { epochs = 1, batch_size = 32, warmup_epochs = 0, milestones = [] }\ncpu = { threads = 1 }";
+        std::fs::write(
+            &manifest,
+            common::synthetic_manifest(4, 32, stage1, "[rows.ce]\nlabel = \"CE\"\nmodel = { head = \"linear\" }\n"),
+        )
+        .unwrap();
         let (cache, archive) = (dir.join("cache"), dir.join("runs.tar.gz"));
         ok(gcl(&cache).arg("run").arg(&manifest).output().unwrap());
         ok(gcl(&cache).args(["cache", "export"]).arg(&manifest).arg("--out").arg(&archive).output().unwrap());
@@ -218,13 +237,22 @@ fn a_corrupt_metrics_json_is_an_error_naming_it() {
     let commands: [Vec<std::ffi::OsString>; 4] = [
         vec!["cache".into(), "ls".into()],
         vec!["cache".into(), "show".into(), key[..12].into()],
-        vec!["cache".into(), "export".into(), c.manifest.clone().into(), "--out".into(), dir.path().join("x.tar.gz").into()],
+        vec![
+            "cache".into(),
+            "export".into(),
+            c.manifest.clone().into(),
+            "--out".into(),
+            dir.path().join("x.tar.gz").into(),
+        ],
         vec!["report".into(), c.manifest.clone().into(), "--out".into(), dir.path().join("report").into()],
     ];
     for args in commands {
         let err = fail(gcl(&cache).args(&args).output().unwrap());
         assert!(err.contains(&format!("{} is not a valid result", metrics.display())), "{args:?}: {err}");
-        assert!(err.contains("cache verify") && err.contains(&format!("--force --only {}", &key[..12])), "{args:?}: {err}");
+        assert!(
+            err.contains("cache verify") && err.contains(&format!("--force --only {}", &key[..12])),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -235,8 +263,12 @@ fn import_fails(archive: &Path) -> String {
     let cache = dir.path().join("cache");
     let err = fail(gcl(&cache).args(["cache", "import"]).arg(archive).output().unwrap());
     assert!(err.contains(&archive.display().to_string()) && err.contains("nothing was imported"), "{err}");
-    let left: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(left.iter().all(|n| ["runs", "partial", "locks", "derived"].contains(&n.as_str())), "left behind: {left:?}");
+    let left: Vec<_> =
+        std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(
+        left.iter().all(|n| ["runs", "partial", "locks", "derived"].contains(&n.as_str())),
+        "left behind: {left:?}"
+    );
     assert_eq!(std::fs::read_dir(cache.join("runs")).unwrap().count(), 0, "something was imported");
     err
 }
@@ -256,7 +288,10 @@ fn a_truncated_archive_imports_nothing() {
 /// The archive's members, rewritten by `edit` (name, bytes) into a new archive at `out`.
 fn rewrite_archive(from: &Path, out: &Path, edit: impl Fn(&str, Vec<u8>) -> (String, Vec<u8>)) {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(from).unwrap()));
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(std::fs::File::create(out).unwrap(), flate2::Compression::fast()));
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        std::fs::File::create(out).unwrap(),
+        flate2::Compression::fast(),
+    ));
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let name = entry.path().unwrap().to_string_lossy().into_owned();
@@ -290,7 +325,9 @@ fn an_archive_with_a_bad_member_imports_nothing() {
     assert!(err.contains("log.jsonl: its SHA-256 differs from the one the archive records"), "{err}");
     // A member that would be written outside the cache.
     let escaping = dir.path().join("escaping.tar.gz");
-    rewrite_archive(good, &escaping, |name, bytes| (if name.ends_with("/log.jsonl") { "../escaped.txt".into() } else { name.to_string() }, bytes));
+    rewrite_archive(good, &escaping, |name, bytes| {
+        (if name.ends_with("/log.jsonl") { "../escaped.txt".into() } else { name.to_string() }, bytes)
+    });
     let err = import_fails(&escaping);
     assert!(err.contains("refusing entry `../escaped.txt`"), "{err}");
     // A table of contents that lists a run the archive does not hold.

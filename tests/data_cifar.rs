@@ -12,7 +12,9 @@ use std::sync::Once;
 
 /// The data root holding the real CIFAR-10; panics, naming where it looked, when it is absent.
 fn data_root() -> PathBuf {
-    let root = std::env::var_os("GCL_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets")));
+    let root = std::env::var_os("GCL_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets")));
     assert!(
         root.join("cifar-10-batches-bin").is_dir(),
         "needs the real CIFAR-10, but {} is not a directory: set GCL_TEST_DATA to a data root that holds \
@@ -121,7 +123,18 @@ fn needs_cifar10_cli_info_writes_the_numpy_indices() {
     let tmp = tempfile::tempdir().unwrap();
     let idx = tmp.path().join("idx.txt");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
-        .args(["--data-root", root.to_str().unwrap(), "data", "info", "--dataset", "cifar10", "--imbalance", "100", "--indices-out", idx.to_str().unwrap()])
+        .args([
+            "--data-root",
+            root.to_str().unwrap(),
+            "data",
+            "info",
+            "--dataset",
+            "cifar10",
+            "--imbalance",
+            "100",
+            "--indices-out",
+            idx.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -145,5 +158,8 @@ fn cifar100_wrong_size_is_refused_by_name() {
     std::fs::write(dir.join("train.bin"), vec![0u8; 3074 * 10]).unwrap();
     let spec = DatasetSpec { name: DatasetName::Cifar100, ..DatasetSpec::default() };
     let err = format!("{:#}", data::load(&spec, tmp.path()).unwrap_err());
-    assert!(err.contains("train.bin is truncated: 30740 bytes, expected 153700000") && err.contains("data fetch cifar100"), "{err}");
+    assert!(
+        err.contains("train.bin is truncated: 30740 bytes, expected 153700000") && err.contains("data fetch cifar100"),
+        "{err}"
+    );
 }

@@ -29,7 +29,10 @@ fn serve(body: Vec<u8>) -> String {
             let Ok(mut s) = stream else { continue };
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/gzip\r\nConnection: close\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/gzip\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
             let _ = s.write_all(head.as_bytes());
             let _ = s.write_all(&body);
         }
@@ -38,7 +41,8 @@ fn serve(body: Vec<u8>) -> String {
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -52,7 +56,10 @@ fn fetch_verifies_and_installs_atomically() {
 
     // Wrong MD5 (here: the official one, for a different archive): refused, nothing left behind.
     let err = format!("{:#}", fetch::fetch(Cifar::C10, root.path(), Some(&url), None).unwrap_err());
-    assert!(err.contains("expected c32a1d4ab5d03f1284b67883e8d87530") && err.contains("nothing was installed"), "{err}");
+    assert!(
+        err.contains("expected c32a1d4ab5d03f1284b67883e8d87530") && err.contains("nothing was installed"),
+        "{err}"
+    );
     assert!(entries(root.path()).is_empty(), "left behind: {:?}", entries(root.path()));
 
     // Right MD5: installed, with every file, and the temporary directory gone.

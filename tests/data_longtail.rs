@@ -15,7 +15,9 @@ fn fixture() -> serde_json::Value {
 }
 
 fn data_root() -> PathBuf {
-    std::env::var_os("GCL_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets")))
+    std::env::var_os("GCL_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets")))
 }
 
 /// The same label vector the fixture script builds: (i * 37) % C.
@@ -33,7 +35,11 @@ fn check_case(case: &serde_json::Value, labels: &[i64]) {
     assert_eq!(counts, want_counts, "{name}: counts");
     let kept = longtail::select_indices(labels, &counts, case["seed"].as_u64().unwrap()).unwrap();
     let text: String = kept.iter().map(|i| format!("{i}\n")).collect();
-    assert_eq!(hex::encode(Sha256::digest(text.as_bytes())), case["sha256"].as_str().unwrap(), "{name}: sha256 of the kept indices");
+    assert_eq!(
+        hex::encode(Sha256::digest(text.as_bytes())),
+        case["sha256"].as_str().unwrap(),
+        "{name}: sha256 of the kept indices"
+    );
     let first5: Vec<Vec<usize>> = serde_json::from_value(case["first5"].clone()).unwrap();
     let mut start = 0;
     for (c, &n) in counts.iter().enumerate() {
@@ -70,7 +76,12 @@ fn needs_cifar10_real_labels_match_numpy() {
     );
     let (_, labels) = cifar::read_split(cifar::Cifar::C10, &root, true).unwrap();
     let fx = fixture();
-    let cases: Vec<&serde_json::Value> = fx["cases"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().starts_with("cifar10_")).collect();
+    let cases: Vec<&serde_json::Value> = fx["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("cifar10_"))
+        .collect();
     assert_eq!(cases.len(), 3, "fixture was made without the real CIFAR-10 labels");
     for case in cases {
         check_case(case, &labels);

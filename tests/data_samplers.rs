@@ -67,7 +67,8 @@ fn draws_follow_the_probabilities() {
             }
         }
         // Chi-square with 9 degrees of freedom: 99.9th percentile is 27.9.
-        let chi2: f64 = hist.iter().zip(&probs).map(|(&o, &p)| (o as f64 - p * draws as f64).powi(2) / (p * draws as f64)).sum();
+        let chi2: f64 =
+            hist.iter().zip(&probs).map(|(&o, &p)| (o as f64 - p * draws as f64).powi(2) / (p * draws as f64)).sum();
         assert!(chi2 < 27.9, "{kind:?}: chi2 {chi2:.1}, hist {hist:?}, probs {probs:?}");
     }
 }

@@ -6,7 +6,14 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 fn quick_start() -> DatasetSpec {
-    DatasetSpec { name: DatasetName::Synthetic, classes: 10, max_per_class: 500, imbalance: 50.0, test_per_class: 100, ..DatasetSpec::default() }
+    DatasetSpec {
+        name: DatasetName::Synthetic,
+        classes: 10,
+        max_per_class: 500,
+        imbalance: 50.0,
+        test_per_class: 100,
+        ..DatasetSpec::default()
+    }
 }
 
 fn digest(d: &LtData) -> String {
@@ -40,7 +47,12 @@ fn shapes_counts_and_order() {
     assert_eq!(d.test.images.size(), vec![1000, 3, 32, 32]);
     assert!(d.train.labels.windows(2).all(|w| w[0] <= w[1]), "train is class by class");
     assert_eq!(data::counts_of(&d.test.labels, 10), vec![100; 10]);
-    assert!(d.mean.iter().all(|m| (0.3..0.7).contains(m)) && d.std.iter().all(|s| (0.1..0.4).contains(s)), "{:?} {:?}", d.mean, d.std);
+    assert!(
+        d.mean.iter().all(|m| (0.3..0.7).contains(m)) && d.std.iter().all(|s| (0.1..0.4).contains(s)),
+        "{:?} {:?}",
+        d.mean,
+        d.std
+    );
 }
 
 /// Nearest class mean (computed from the balanced test set itself, i.e. an oracle that knows

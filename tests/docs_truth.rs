@@ -7,7 +7,8 @@ use std::process::Command;
 const DOCS: [&str; 3] = ["README.md", "CONTRIBUTING.md", "results/README.md"];
 
 /// Folders and files at the top of the repository a path may start with.
-const ROOTS: [&str; 10] = ["src/", "tests/", "experiments/", "scripts/", "results/", "assets/", "docs/", ".ci/", "Makefile", "Cargo.toml"];
+const ROOTS: [&str; 10] =
+    ["src/", "tests/", "experiments/", "scripts/", "results/", "assets/", "docs/", ".ci/", "Makefile", "Cargo.toml"];
 
 fn read(doc: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap()
@@ -44,7 +45,10 @@ fn every_path_the_docs_name_exists() {
             checked += 1;
             // Results written by commands that have not run here (full scale) are named as
             // where they go, not as files that exist.
-            let generated = path.starts_with("results/cache") || path == "results/REPORT.md" || path.starts_with("results/tables") || path.starts_with("results/figures");
+            let generated = path.starts_with("results/cache")
+                || path == "results/REPORT.md"
+                || path.starts_with("results/tables")
+                || path.starts_with("results/figures");
             if !generated && !root.join(&path).exists() {
                 missing.push(format!("{doc}: `{path}`"));
             }
@@ -88,7 +92,9 @@ fn every_subcommand_the_docs_list_parses() {
         let first: Vec<&str> = words.next().unwrap_or_default().split_whitespace().collect();
         if let [group, _, ..] = first.as_slice() {
             for alt in words {
-                if let Some(sub) = alt.split_whitespace().next().filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '-')) {
+                if let Some(sub) =
+                    alt.split_whitespace().next().filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+                {
                     all.insert(vec![group.to_string(), sub.to_string()]);
                 }
             }
@@ -101,9 +107,20 @@ fn every_subcommand_the_docs_list_parses() {
         // none here: arguments hold a `/` or `.`, filtered above) is dropped from the right
         // until the command parses, as long as one subcommand word remains.
         let ok = (1..=words.len()).rev().any(|n| {
-            Command::new(env!("CARGO_BIN_EXE_gcl-repro")).args(&words[..n]).arg("--help").output().map(|o| o.status.success()).unwrap_or(false)
+            Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
+                .args(&words[..n])
+                .arg("--help")
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
         });
-        let top_ok = Command::new(env!("CARGO_BIN_EXE_gcl-repro")).arg(&words[0]).arg("--help").output().unwrap().status.success();
+        let top_ok = Command::new(env!("CARGO_BIN_EXE_gcl-repro"))
+            .arg(&words[0])
+            .arg("--help")
+            .output()
+            .unwrap()
+            .status
+            .success();
         if !ok || !top_ok {
             bad.push(words.join(" "));
         }
@@ -126,10 +143,16 @@ fn the_readme_command_table_lists_every_subcommand() {
         .collect();
     assert!(listed.len() > 8, "{help}");
     for c in listed {
-        assert!(readme.contains(&format!("`gcl-repro {c}")), "`gcl-repro {c}` is missing from the README's command table");
+        assert!(
+            readme.contains(&format!("`gcl-repro {c}")),
+            "`gcl-repro {c}` is missing from the README's command table"
+        );
     }
     // `data` subcommands each appear in the table (convert-inat was missing once).
     for sub in ["info", "fetch", "prepare", "convert-inat"] {
-        assert!(readme.lines().any(|l| l.starts_with("| `gcl-repro data") && l.contains(sub)), "data {sub} is missing from the README's command table");
+        assert!(
+            readme.lines().any(|l| l.starts_with("| `gcl-repro data") && l.contains(sub)),
+            "data {sub} is missing from the README's command table"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The JPEG loader on small generated images: shapes, value ranges, determinism, the exact
 //! evaluation transform, and bad-image handling.
-use gcl_repro::data::images::loader::{epoch_seed, ImageLoader, LoaderOptions};
 use gcl_repro::bench::images::synthetic_photo;
+use gcl_repro::data::images::loader::{epoch_seed, ImageLoader, LoaderOptions};
 use gcl_repro::data::images::{IMAGENET_MEAN, IMAGENET_STD};
 use gcl_repro::data::listfile::ListDataset;
 use rand::SeedableRng;
@@ -56,7 +56,10 @@ fn batches_have_shapes_labels_and_normalised_ranges() {
             assert_eq!((x.kind(), y.kind()), (Kind::Float, Kind::Int64));
             for c in 0..3 {
                 let plane = x.select(1, c);
-                let (lo, hi) = (-IMAGENET_MEAN[c as usize] / IMAGENET_STD[c as usize], (1.0 - IMAGENET_MEAN[c as usize]) / IMAGENET_STD[c as usize]);
+                let (lo, hi) = (
+                    -IMAGENET_MEAN[c as usize] / IMAGENET_STD[c as usize],
+                    (1.0 - IMAGENET_MEAN[c as usize]) / IMAGENET_STD[c as usize],
+                );
                 let (min, max) = (plane.min().double_value(&[]) as f32, plane.max().double_value(&[]) as f32);
                 assert!(min >= lo - 1e-5 && max <= hi + 1e-5, "channel {c}: [{min}, {max}] outside [{lo}, {hi}]");
                 // Real content, not a constant: the synthetic photos span a wide range.
@@ -70,7 +73,8 @@ fn batches_have_shapes_labels_and_normalised_ranges() {
 fn augmentation_is_deterministic_per_seed_and_independent_of_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = make_set(tmp.path(), 20);
-    let one = ImageLoader::new(ds.clone(), tmp.path().to_path_buf(), LoaderOptions { prefetch: 1, ..opts(6, 1) }).unwrap();
+    let one =
+        ImageLoader::new(ds.clone(), tmp.path().to_path_buf(), LoaderOptions { prefetch: 1, ..opts(6, 1) }).unwrap();
     let three = ImageLoader::new(ds, tmp.path().to_path_buf(), LoaderOptions { prefetch: 4, ..opts(6, 3) }).unwrap();
     let idx: Vec<usize> = (0..20).collect();
     let a = collect(&one, idx.clone(), true, epoch_seed(5, 0));
@@ -99,7 +103,9 @@ fn eval_transform_is_exact_resize_and_centre_crop() {
     });
     img.save(tmp.path().join("ramp.png")).unwrap();
     // And a 300x256 image that needs no resize: the crop must be the exact source pixels.
-    let small = image::RgbImage::from_fn(300, 256, |x, y| image::Rgb([(x % 256) as u8, y as u8, ((x * 7 + y * 3) % 256) as u8]));
+    let small = image::RgbImage::from_fn(300, 256, |x, y| {
+        image::Rgb([(x % 256) as u8, y as u8, ((x * 7 + y * 3) % 256) as u8])
+    });
     small.save(tmp.path().join("exact.png")).unwrap();
     std::fs::write(tmp.path().join("list.txt"), "ramp.png 0\nexact.png 1\n").unwrap();
     let ds = Arc::new(ListDataset::from_file(&tmp.path().join("list.txt"), None).unwrap());
@@ -140,7 +146,8 @@ fn bad_images_are_named_or_skipped_and_counted() {
     let missing = format!("{:#}", loader.epoch(vec![7], false, 0).next().unwrap().unwrap_err());
     assert!(missing.contains("imgs/007.jpg (list.txt:8): cannot read the file"), "{missing}");
 
-    let skipping = ImageLoader::new(ds, tmp.path().to_path_buf(), LoaderOptions { skip_bad: true, ..opts(4, 2) }).unwrap();
+    let skipping =
+        ImageLoader::new(ds, tmp.path().to_path_buf(), LoaderOptions { skip_bad: true, ..opts(4, 2) }).unwrap();
     let mut epoch = skipping.epoch((0..10).collect(), false, 0);
     let batches: Vec<(Tensor, Tensor)> = epoch.by_ref().map(|b| b.unwrap()).collect();
     let labels: Vec<i64> = batches.iter().flat_map(|(_, y)| Vec::<i64>::try_from(y).unwrap()).collect();

@@ -27,7 +27,10 @@ fn needs_torch_checkpoints_written_by_pytorch_give_pytorchs_logits() {
     ];
     for (file, arch, head, classes, x, logits) in cases {
         let converted = d.join(format!("{file}.safetensors"));
-        let said = common::run_python(&format!("{SCRIPTS}/torch_to_safetensors.py"), &[d.join(file).as_os_str(), converted.as_os_str()]);
+        let said = common::run_python(
+            &format!("{SCRIPTS}/torch_to_safetensors.py"),
+            &[d.join(file).as_os_str(), converted.as_os_str()],
+        );
         assert!(said.contains("wrote"), "{said}");
         let net = Network::new(&ModelSpec { arch, head, ..ModelSpec::default() }, classes, Device::Cpu);
         import::load_state_dict(&net, &converted).unwrap();
@@ -43,7 +46,9 @@ fn needs_torch_checkpoints_written_by_pytorch_give_pytorchs_logits() {
         assert!(err.contains("torch_to_safetensors.py"), "{err}");
     }
     // A checkpoint of another head does not load, and the error names both sides.
-    let r32_linear = Network::new(&ModelSpec { arch: Arch::Resnet32, head: Head::Linear, ..ModelSpec::default() }, 10, Device::Cpu);
-    let err = format!("{:#}", import::load_state_dict(&r32_linear, &d.join("r32_cosine.pth.tar.safetensors")).unwrap_err());
+    let r32_linear =
+        Network::new(&ModelSpec { arch: Arch::Resnet32, head: Head::Linear, ..ModelSpec::default() }, 10, Device::Cpu);
+    let err =
+        format!("{:#}", import::load_state_dict(&r32_linear, &d.join("r32_cosine.pth.tar.safetensors")).unwrap_err());
     assert!(err.contains("`linear.bias`") && err.contains("0 of its names are not in the network"), "{err}");
 }

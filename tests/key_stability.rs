@@ -82,8 +82,12 @@ fn each_loss_enters_the_key_with_its_own_settings_only() {
         assert!(!pinned.is_empty());
     }
     let want: Vec<String> = LOSS_MATERIAL.iter().map(|(k, h)| format!("(\"{k}\", \"{h}\")")).collect();
-    assert_eq!(seen, want, "the key material of these losses changed; canonical forms: {:?}",
-        all.iter().map(|l| canonical(&serde_json::to_value(l).unwrap())).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        want,
+        "the key material of these losses changed; canonical forms: {:?}",
+        all.iter().map(|l| canonical(&serde_json::to_value(l).unwrap())).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -93,7 +97,10 @@ fn each_stage2_method_enters_the_key_with_its_own_settings_only() {
     let mut seen = Vec::new();
     for (method, (name, _)) in all.iter().zip(REBALANCE_MATERIAL) {
         assert_eq!(method.name(), name);
-        let run = RunSpec { stage2: Some(Stage2Spec { rebalance: method.clone(), ..Stage2Spec::default() }), ..RunSpec::default() };
+        let run = RunSpec {
+            stage2: Some(Stage2Spec { rebalance: method.clone(), ..Stage2Spec::default() }),
+            ..RunSpec::default()
+        };
         let material = stage2_material(&run, "parent").unwrap();
         let in_key = &material["stage2"]["rebalance"];
         assert_eq!(keys(in_key), keys(&serde_json::to_value(method).unwrap()), "{name}");
@@ -138,7 +145,10 @@ fn a_sampler_key_depends_only_on_its_own_parameters() {
     }
     // Their own parameters do move their keys.
     assert_ne!(hash(&key(SamplerSpec::En(En { beta: 0.999 }))), hash(&key(SamplerSpec::En(En::default()))));
-    assert_ne!(hash(&key(SamplerSpec::Cben(Cben { a: 0.999, b: 0.0009 }))), hash(&key(SamplerSpec::Cben(Cben::default()))));
+    assert_ne!(
+        hash(&key(SamplerSpec::Cben(Cben { a: 0.999, b: 0.0009 }))),
+        hash(&key(SamplerSpec::Cben(Cben::default())))
+    );
     // A `cb` table cannot carry `beta` at all, so no `beta` can reach a `cb` run's key.
     let err = toml::from_str::<SamplerSpec>("kind = 'cb'\nbeta = 0.9\n").unwrap_err().to_string();
     assert!(err.contains("beta"), "{err}");

@@ -70,7 +70,8 @@ fn needs_split_lists_places_remaps_between_conventions_and_back() {
         assert_eq!(back.apply(p.to_str().unwrap()).unwrap(), q.to_str().unwrap());
         assert_eq!(l, m);
     }
-    let test = ListDataset::from_file(&dir.join("Places_LT_test.txt"), Some(&PathRemap::from_spec("val_256/", "val/"))).unwrap();
+    let test = ListDataset::from_file(&dir.join("Places_LT_test.txt"), Some(&PathRemap::from_spec("val_256/", "val/")))
+        .unwrap();
     assert!(test.entries.iter().all(|(p, _)| p.starts_with("val") && !p.starts_with("val_256")));
 }
 

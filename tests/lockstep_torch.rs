@@ -83,12 +83,12 @@ use gcl_repro::data::{CIFAR_MEAN, CIFAR_STD};
 use gcl_repro::losses::{cloud_sizes, ldam_margins, Ce, CloudSchedule, Criterion, Gcl, Ldam};
 use gcl_repro::models::{trainable, Network};
 use gcl_repro::training::augment::{crop_flip_at, DeviceImages};
-use gcl_repro::training::step::{mixup_step, EpochCtx, MixupDraws};
 use gcl_repro::training::rebalance::{Crt, Lws, Rebalance, Rebalancer};
 use gcl_repro::training::schedule::lr_at;
 use gcl_repro::training::sgd::Sgd;
 use gcl_repro::training::source::BatchSource;
 use gcl_repro::training::standard::{DeferredReweighting, Stage1};
+use gcl_repro::training::step::{mixup_step, EpochCtx, MixupDraws};
 use gcl_repro::training::Stage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -191,7 +191,13 @@ impl Findings {
         }
         let diff = (&got - &want).abs().max().double_value(&[]);
         let scale = want.abs().max().double_value(&[]).max(1e-12);
-        self.note(kind, what, diff / scale, TOL, format!("max |ours - PyTorch| = {diff:.3e}, max |PyTorch| = {scale:.3e}"));
+        self.note(
+            kind,
+            what,
+            diff / scale,
+            TOL,
+            format!("max |ours - PyTorch| = {diff:.3e}, max |PyTorch| = {scale:.3e}"),
+        );
     }
 
     /// Every named tensor against the reference's, both ways.
@@ -221,7 +227,8 @@ fn epoch_batches(r: &Reference, case: &str, epoch: usize) -> Vec<(Tensor, Tensor
     let labels = r.i64s("data/labels");
     let crop_labels: Vec<i64> = order.iter().map(|&i| labels[i as usize]).collect();
     let source = DeviceImages::new(&crops, &crop_labels, CIFAR_MEAN, CIFAR_STD, Device::Cpu);
-    let batches: Vec<(Tensor, Tensor)> = source.batches((0..order.len()).collect(), BATCH, false, 0).map(|b| b.unwrap()).collect();
+    let batches: Vec<(Tensor, Tensor)> =
+        source.batches((0..order.len()).collect(), BATCH, false, 0).map(|b| b.unwrap()).collect();
     batches
 }
 
@@ -240,7 +247,13 @@ fn network(r: &Reference, head: Head, prefix: &str) -> Network {
 fn names_of(params: &[Tensor], named: &[(String, Tensor)]) -> Vec<String> {
     params
         .iter()
-        .map(|p| named.iter().find(|(_, t)| t.is_set_to(p)).map(|(n, _)| n.clone()).expect("every optimised tensor is a named variable"))
+        .map(|p| {
+            named
+                .iter()
+                .find(|(_, t)| t.is_set_to(p))
+                .map(|(n, _)| n.clone())
+                .expect("every optimised tensor is a named variable")
+        })
         .collect()
 }
 
@@ -278,7 +291,8 @@ fn replay(
     loss: &mut dyn FnMut(usize, &Tensor, &Tensor) -> Tensor,
     found: &mut Findings,
 ) {
-    let (want_loss, want_lr, want_epoch) = (r.f64s(&format!("{case}/loss")), r.f64s(&format!("{case}/lr")), r.i64s(&format!("{case}/epoch")));
+    let (want_loss, want_lr, want_epoch) =
+        (r.f64s(&format!("{case}/loss")), r.f64s(&format!("{case}/lr")), r.i64s(&format!("{case}/epoch")));
     let mut step = 0;
     for epoch in 1..=epochs {
         begin(epoch);
@@ -287,15 +301,39 @@ fn replay(
             if step == 0 {
                 let want = r.get(&format!("{case}/x0"));
                 let diff = (&x - want).abs().max().double_value(&[]);
-                found.note("input batch", &format!("{case}: first normalised batch"), diff, 0.0, format!("max |ours - torchvision's| = {diff:.3e}"));
+                found.note(
+                    "input batch",
+                    &format!("{case}: first normalised batch"),
+                    diff,
+                    0.0,
+                    format!("max |ours - torchvision's| = {diff:.3e}"),
+                );
             }
             let l = loss(step, &x.to_kind(Kind::Double), &y);
             opt.zero_grad();
             l.backward();
             opt.step(lr);
-            assert_eq!(want_epoch.get(step), Some(&(epoch as i64)), "{case}: step {step} belongs to another epoch in the reference");
-            found.scalar(&format!("{case}: loss"), &format!("{case}: loss of step {step} (epoch {epoch})"), l.double_value(&[]), want_loss[step], 1.0, TOL);
-            found.scalar(&format!("{case}: lr"), &format!("{case}: learning rate of step {step} (epoch {epoch})"), lr, want_lr[step], 0.0, LR_TOL);
+            assert_eq!(
+                want_epoch.get(step),
+                Some(&(epoch as i64)),
+                "{case}: step {step} belongs to another epoch in the reference"
+            );
+            found.scalar(
+                &format!("{case}: loss"),
+                &format!("{case}: loss of step {step} (epoch {epoch})"),
+                l.double_value(&[]),
+                want_loss[step],
+                1.0,
+                TOL,
+            );
+            found.scalar(
+                &format!("{case}: lr"),
+                &format!("{case}: learning rate of step {step} (epoch {epoch})"),
+                lr,
+                want_lr[step],
+                0.0,
+                LR_TOL,
+            );
             step += 1;
         }
     }
@@ -303,9 +341,17 @@ fn replay(
 }
 
 /// Final tensors and momentum buffers against the reference.
-fn compare_final(r: &Reference, case: &str, named: &[(String, Tensor)], opt: &Sgd, names: &[String], found: &mut Findings) {
+fn compare_final(
+    r: &Reference,
+    case: &str,
+    named: &[(String, Tensor)],
+    opt: &Sgd,
+    names: &[String],
+    found: &mut Findings,
+) {
     found.tensors(&format!("{case}: final tensor"), named, &r.under(&format!("{case}/final/")));
-    let buffers: Vec<(String, Tensor)> = opt.buffers().into_iter().zip(names).filter_map(|(b, n)| b.map(|b| (n.clone(), b))).collect();
+    let buffers: Vec<(String, Tensor)> =
+        opt.buffers().into_iter().zip(names).filter_map(|(b, n)| b.map(|b| (n.clone(), b))).collect();
     found.tensors(&format!("{case}: momentum buffer"), &buffers, &r.under(&format!("{case}/momentum/")));
 }
 
@@ -337,7 +383,8 @@ fn gcl_stage1(r: &Reference, found: &mut Findings) {
     let names = names_of(&params, &net.named_variables());
     let mut opt = Sgd::new(params, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
     let forward = |x: &Tensor| net.logits(&net.features(x, true));
-    let mut loss = |step: usize, x: &Tensor, y: &Tensor| replayed_mixup_loss(r, "gcl_s1", step, &criterion, &forward, x, y);
+    let mut loss =
+        |step: usize, x: &Tensor, y: &Tensor| replayed_mixup_loss(r, "gcl_s1", step, &criterion, &forward, x, y);
     replay(r, "gcl_s1", S1_EPOCHS, &mut opt, &|e| lr_at(&spec.optim(), e), &mut |_| {}, &mut loss, found);
     compare_final(r, "gcl_s1", &net.named_variables(), &opt, &names, found);
 }
@@ -373,7 +420,8 @@ fn plain_stage1(r: &Reference, case: &str, spec: &Stage1Spec, head: Head, found:
 /// Stage 2 from `gcl_s1`'s final weights: `Stage2::forward` as composed here, through
 /// `mixup_step` (module docs).
 fn stage2(r: &Reference, case: &str, rebalance: Rebalance, found: &mut Findings) {
-    let spec = Stage2Spec { rebalance: rebalance.clone(), epochs: S2_EPOCHS, batch_size: BATCH, ..Stage2Spec::default() };
+    let spec =
+        Stage2Spec { rebalance: rebalance.clone(), epochs: S2_EPOCHS, batch_size: BATCH, ..Stage2Spec::default() };
     let mut net = network(r, Head::Normed, "gcl_s1/final/");
     net.backbone_vars.freeze();
     let rebalancer: Rebalancer = rebalance.prepare(&mut net, Device::Cpu);
@@ -413,7 +461,13 @@ fn released_constants(r: &Reference, found: &mut Findings) {
         for (e, w) in want.iter().enumerate() {
             let got = lr_at(&optim, e + 1);
             let rel = (got - w).abs() / w.abs();
-            found.note("released schedule", &format!("{what} learning rate, epoch {}", e + 1), rel, tol, format!("ours {got:e}, released {w:e}"));
+            found.note(
+                "released schedule",
+                &format!("{what} learning rate, epoch {}", e + 1),
+                rel,
+                tol,
+                format!("ours {got:e}, released {w:e}"),
+            );
         }
     }
 
@@ -425,7 +479,14 @@ fn released_constants(r: &Reference, found: &mut Findings) {
         drw.apply(&mut criterion, &epoch_ctx(&mut ChaCha8Rng::seed_from_u64(0), epoch, 200));
         let got = criterion.loss(out, y, true).double_value(&[]);
         // DRW's weights are float32 in both codes: the loss agrees to float64 rounding.
-        found.scalar("DRW switch", &format!("LDAM-DRW loss in epoch {epoch} (DRW from 161)"), got, r.f64s(&format!("drw160/loss_e{epoch}"))[0], 1.0, 1e-12);
+        found.scalar(
+            "DRW switch",
+            &format!("LDAM-DRW loss in epoch {epoch} (DRW from 161)"),
+            got,
+            r.f64s(&format!("drw160/loss_e{epoch}"))[0],
+            1.0,
+            1e-12,
+        );
     }
 
     let tiny = counts(r);
@@ -442,7 +503,13 @@ fn released_constants(r: &Reference, found: &mut Findings) {
             // near 0.9999 magnifies 1e4 times (DRW, CBEN: measured 4e-13 and 9e-13).
             let want = r.f64s(&format!("const/{name}/{what}_f64"));
             let rel = got.iter().zip(&want).map(|(a, b)| (a - b).abs() / b.abs().max(1e-300)).fold(0.0, f64::max);
-            found.note(&format!("released constant (float64, {what})"), &format!("{what} for {name} counts"), rel, 1e-10, format!("ours {got:?}, released formula {want:?}"));
+            found.note(
+                &format!("released constant (float64, {what})"),
+                &format!("{what} for {name} counts"),
+                rel,
+                1e-10,
+                format!("ours {got:?}, released formula {want:?}"),
+            );
             // As the release computes it (float32 where it uses FloatTensor or float32 logs):
             // reported, and bounded by float32's precision after cancellation. Measured: cloud
             // sizes 1e-6 (float32 logs, then differences), LDAM margins and DRW weights 4e-8,
@@ -450,7 +517,13 @@ fn released_constants(r: &Reference, found: &mut Findings) {
             // 1 - beta by up to 3e-4 relative).
             let released = r.f64s(&format!("const/{name}/{what}_f32"));
             let rel = got.iter().zip(&released).map(|(a, b)| (a - b).abs() / b.abs().max(1e-300)).fold(0.0, f64::max);
-            found.note(&format!("released constant (as released, {what})"), &format!("{what} for {name} counts, released float32"), rel, 1e-3, format!("ours {got:?}, released {released:?}"));
+            found.note(
+                &format!("released constant (as released, {what})"),
+                &format!("{what} for {name} counts, released float32"),
+                rel,
+                1e-3,
+                format!("ours {got:?}, released {released:?}"),
+            );
         }
     }
 }
@@ -472,7 +545,8 @@ fn needs_torch_training_trajectories_match_pytorch_step_by_step() {
     gcl_stage1(&r, &mut found);
     stage2(&r, "crt", Rebalance::Crt(Crt::default()), &mut found);
     stage2(&r, "lws", Rebalance::Lws(Lws {}), &mut found);
-    let ldam = stage1_spec(LossSpec::Ldam(Ldam { scale: 30.0, max_margin: 0.5 }), false, Some(SETTINGS[8] as usize), 0.01);
+    let ldam =
+        stage1_spec(LossSpec::Ldam(Ldam { scale: 30.0, max_margin: 0.5 }), false, Some(SETTINGS[8] as usize), 0.01);
     plain_stage1(&r, "ldam_drw", &ldam, Head::Normed, &mut found);
     plain_stage1(&r, "ce", &stage1_spec(LossSpec::Ce(Ce::default()), false, None, 0.1), Head::Linear, &mut found);
     released_constants(&r, &mut found);
@@ -480,5 +554,10 @@ fn needs_torch_training_trajectories_match_pytorch_step_by_step() {
     for (kind, worst) in &found.worst {
         eprintln!("lockstep: largest relative deviation, {kind}: {worst:.3e}");
     }
-    assert!(found.failures.is_empty(), "{} deviations from PyTorch:\n{}", found.failures.len(), found.failures.join("\n"));
+    assert!(
+        found.failures.is_empty(),
+        "{} deviations from PyTorch:\n{}",
+        found.failures.len(),
+        found.failures.join("\n")
+    );
 }

@@ -6,12 +6,13 @@
 //! values written in the manifest comments (which cite the released code). The expected values
 //! here are copied from those comments and the released files, not from our defaults.
 use gcl_repro::config::{
-    Arch, ClassifierInit, CloudSchedule, Head, LasShape, LossSpec, LrSchedule, Rebalance, RunSpec, SamplerSpec, Scale, Stage2Spec,
+    Arch, ClassifierInit, CloudSchedule, Head, LasShape, LossSpec, LrSchedule, Rebalance, RunSpec, SamplerSpec, Scale,
+    Stage2Spec,
 };
 use gcl_repro::data::samplers::{Cb, Cben, ClassAware, En, Ib};
 use gcl_repro::losses::{Ce, LabelAwareSmoothing, Ldam};
-use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
 use gcl_repro::manifest::{self, TableCell};
+use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
 use std::path::{Path, PathBuf};
 
 fn experiments() -> PathBuf {
@@ -74,7 +75,9 @@ fn every_cell_of_every_manifest_resolves_and_explains() {
                             with_keys += 1;
                         }
                         // No data here (CIFAR, ImageNet-LT, ...): no key, and explain says why.
-                        None => assert!(text.contains(&format!("seed {}: no key: the ", run.seed)), "{}: {text}", cell.id()),
+                        None => {
+                            assert!(text.contains(&format!("seed {}: no key: the ", run.seed)), "{}: {text}", cell.id())
+                        }
                     }
                 }
                 explained += 1;
@@ -155,7 +158,10 @@ fn table1_baselines_follow_their_own_released_recipes() {
 
     // CE: GCL's recipe with a linear head and plain CE.
     let ce = spec(&cells, "ce.cifar10_100");
-    assert_eq!((ce.stage1.loss.clone(), ce.stage1.mixup, ce.stage1.batch_size, ce.stage2.is_none()), (LossSpec::Ce(Ce::default()), false, 64, true));
+    assert_eq!(
+        (ce.stage1.loss.clone(), ce.stage1.mixup, ce.stage1.batch_size, ce.stage2.is_none()),
+        (LossSpec::Ce(Ce::default()), false, 64, true)
+    );
 
     // LDAM-DRW (kaidic/LDAM-DRW cifar_train.py): batch 128, x0.01 at 160 and 180, DRW from 160.
     let l = spec(&cells, "ldam_drw.cifar10_100").stage1;
@@ -167,7 +173,10 @@ fn table1_baselines_follow_their_own_released_recipes() {
     let b = spec(&cells, "bbn.cifar10_100");
     assert!(b.model.bbn && b.stage2.is_none());
     let b = b.stage1;
-    assert_eq!((b.batch_size, b.nesterov, b.warmup_epochs, b.milestones.clone(), b.lr_decay), (128, true, 5, vec![119, 159], 0.01));
+    assert_eq!(
+        (b.batch_size, b.nesterov, b.warmup_epochs, b.milestones.clone(), b.lr_decay),
+        (128, true, 5, vec![119, 159], 0.01)
+    );
     assert!((b.warmup_start - 1.0 / 3.0).abs() < 1e-12 && !b.mixup);
 
     // MiSLAS (dvlab-research/MiSLAS config/cifar10/*_imb001_*.yaml, cifar100 for CIFAR-100).
@@ -182,14 +191,22 @@ fn table1_baselines_follow_their_own_released_recipes() {
         ("mislas.cifar100_50", 0.3, 0.0, 0.1, true),
     ] {
         let s = spec(&cells, cell);
-        assert_eq!((s.stage1.loss.clone(), s.stage1.mixup, s.stage1.batch_size), (LossSpec::Ce(Ce::default()), true, 128), "{cell}");
+        assert_eq!(
+            (s.stage1.loss.clone(), s.stage1.mixup, s.stage1.batch_size),
+            (LossSpec::Ce(Ce::default()), true, 128),
+            "{cell}"
+        );
         let s2 = s.stage2.unwrap();
         let crt = Crt { init: ClassifierInit::Finetune, classifier_lr_factor: factor };
         assert_eq!((s2.rebalance.clone(), s2.shift_bn), (Rebalance::CrtLws(crt), shift_bn), "{cell}");
         // Exactly MiSLAS's smoothing: no GCL stage-2 setting (margin, focal) can leak into it.
         let las = LabelAwareSmoothing { scale: 30.0, las_head: head, las_tail: tail, las_shape: LasShape::Concave };
         assert_eq!(s2.loss, LossSpec::LabelAwareSmoothing(las), "{cell}");
-        assert_eq!((s2.sampler.clone(), s2.epochs, s2.batch_size, s2.lr, s2.mixup), (SamplerSpec::ClassAware(ClassAware {}), 10, 128, 0.1, false), "{cell}");
+        assert_eq!(
+            (s2.sampler.clone(), s2.epochs, s2.batch_size, s2.lr, s2.mixup),
+            (SamplerSpec::ClassAware(ClassAware {}), 10, 128, 0.1, false),
+            "{cell}"
+        );
     }
 
     // Kang et al.'s cRT after CE + mixup: plain CE in stage 2, no focal term or margin.
@@ -207,14 +224,27 @@ fn assert_gcl_places_recipe(s: &RunSpec) {
     assert_eq!(m.pretrained.as_deref(), Some("pretrained/resnet152.safetensors"));
     assert!(!s.dataset.color_jitter, "places.py:96 has ColorJitter commented out");
     let s1 = &s.stage1;
-    assert_eq!((s1.epochs, s1.batch_size, s1.lr, s1.momentum, s1.weight_decay, s1.nesterov), (90, 512, 0.2, 0.9, 5e-4, false));
-    assert_eq!((s1.schedule, s1.warmup_epochs, s1.warmup_start, s1.milestones.clone(), s1.lr_decay), (LrSchedule::WarmupStep, 5, 0.0, vec![60, 80], 0.1));
+    assert_eq!(
+        (s1.epochs, s1.batch_size, s1.lr, s1.momentum, s1.weight_decay, s1.nesterov),
+        (90, 512, 0.2, 0.9, 5e-4, false)
+    );
+    assert_eq!(
+        (s1.schedule, s1.warmup_epochs, s1.warmup_start, s1.milestones.clone(), s1.lr_decay),
+        (LrSchedule::WarmupStep, 5, 0.0, vec![60, 80], 0.1)
+    );
     assert_eq!(loss(&s1.loss), (30.0, 0.0, 1.0, 0.0, CloudSchedule::Log), "NoiScrLoss(m=0., s=30, noise_mul=1.)");
     assert_eq!((s1.mixup, s1.mixup_alpha, s1.sampler.clone()), (true, 0.2, SamplerSpec::Ib(Ib {})));
     let s2 = s.stage2.as_ref().unwrap();
     assert_eq!(s2.rebalance, Rebalance::Crt(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 1.0 }));
-    assert_eq!((s2.epochs, s2.batch_size, s2.lr, s2.weight_decay, s2.schedule, s2.shift_bn), (30, 512, 0.002, 5e-4, LrSchedule::Cosine, false));
-    assert_eq!(loss(&s2.loss), (15.0, 0.1, 1.0, 1.0, CloudSchedule::Log), "NoiScrLoss(m=0.1, s=15, noise_mul=1., gamma=1.)");
+    assert_eq!(
+        (s2.epochs, s2.batch_size, s2.lr, s2.weight_decay, s2.schedule, s2.shift_bn),
+        (30, 512, 0.002, 5e-4, LrSchedule::Cosine, false)
+    );
+    assert_eq!(
+        loss(&s2.loss),
+        (15.0, 0.1, 1.0, 1.0, CloudSchedule::Log),
+        "NoiScrLoss(m=0.1, s=15, noise_mul=1., gamma=1.)"
+    );
     assert_eq!(s2.sampler, SamplerSpec::Cb(Cb {}), "BalancedRS: weight 1/n_c");
 }
 
@@ -225,54 +255,108 @@ fn table2_cells_follow_their_cited_recipes() {
     // The assembled ImageNet-LT / iNat GCL recipes: 200 epochs, MiSLAS's optimiser, GCL's loss.
     for (cell, wd) in [("gcl.imagenet_lt", 5e-4), ("gcl.inat2018", 1e-4)] {
         let s = spec(&cells, cell);
-        assert_eq!((s.model.arch, s.model.head, s.model.pretrained.clone()), (Arch::Resnet50, Head::Normed, None), "{cell}");
+        assert_eq!(
+            (s.model.arch, s.model.head, s.model.pretrained.clone()),
+            (Arch::Resnet50, Head::Normed, None),
+            "{cell}"
+        );
         let s1 = &s.stage1;
-        assert_eq!((s1.epochs, s1.batch_size, s1.lr, s1.weight_decay, s1.milestones.clone(), s1.mixup_alpha), (200, 256, 0.1, wd, vec![160, 180], 0.2), "{cell}");
+        assert_eq!(
+            (s1.epochs, s1.batch_size, s1.lr, s1.weight_decay, s1.milestones.clone(), s1.mixup_alpha),
+            (200, 256, 0.1, wd, vec![160, 180], 0.2),
+            "{cell}"
+        );
         assert_eq!(loss(&s1.loss), (30.0, 0.0, 1.0, 0.0, CloudSchedule::Log), "{cell}");
     }
     // CE baselines: GCL's recipe, linear head, plain CE, no stage 2.
     for col in ["imagenet_lt", "inat2018", "places_lt"] {
         let ce = spec(&cells, &format!("ce.{col}"));
-        assert_eq!((ce.stage1.loss.clone(), ce.stage1.mixup, ce.model.head, ce.stage2.is_none()), (LossSpec::Ce(Ce::default()), false, Head::Linear, true), "{col}");
+        assert_eq!(
+            (ce.stage1.loss.clone(), ce.stage1.mixup, ce.model.head, ce.stage2.is_none()),
+            (LossSpec::Ce(Ce::default()), false, Head::Linear, true),
+            "{col}"
+        );
         let mix = spec(&cells, &format!("ce_mixup.{col}"));
-        assert_eq!((mix.stage1.mixup, mix.stage1.mixup_alpha, mix.stage1.epochs), (true, 0.2, ce.stage1.epochs), "{col}");
+        assert_eq!(
+            (mix.stage1.mixup, mix.stage1.mixup_alpha, mix.stage1.epochs),
+            (true, 0.2, ce.stage1.epochs),
+            "{col}"
+        );
     }
     let ce = spec(&cells, "ce.places_lt");
     assert!(ce.model.added_block && ce.model.drop_blocks == 1 && ce.stage1.epochs == 90);
 
     // MiSLAS (dvlab-research/MiSLAS 0fc381e config/{imagenet,ina2018,places}/*): cosine, no
     // warm-up, alpha 0.2; stage 2 crt_lws with lr_factor 0.05, shift_bn, class-aware.
-    for (cell, epochs, wd, head, tail) in
-        [("mislas.imagenet_lt", 180, 5e-4, 0.3, 0.0), ("mislas.inat2018", 200, 1e-4, 0.3, 0.0), ("mislas.places_lt", 90, 5e-4, 0.4, 0.1)]
-    {
+    for (cell, epochs, wd, head, tail) in [
+        ("mislas.imagenet_lt", 180, 5e-4, 0.3, 0.0),
+        ("mislas.inat2018", 200, 1e-4, 0.3, 0.0),
+        ("mislas.places_lt", 90, 5e-4, 0.4, 0.1),
+    ] {
         let s = spec(&cells, cell);
         let s1 = &s.stage1;
-        assert_eq!((s1.epochs, s1.batch_size, s1.lr, s1.weight_decay, s1.schedule, s1.warmup_epochs), (epochs, 256, 0.1, wd, LrSchedule::Cosine, 0), "{cell}");
-        assert_eq!((s1.loss.clone(), s1.mixup, s1.mixup_alpha, s.model.head), (LossSpec::Ce(Ce::default()), true, 0.2, Head::Linear), "{cell}");
+        assert_eq!(
+            (s1.epochs, s1.batch_size, s1.lr, s1.weight_decay, s1.schedule, s1.warmup_epochs),
+            (epochs, 256, 0.1, wd, LrSchedule::Cosine, 0),
+            "{cell}"
+        );
+        assert_eq!(
+            (s1.loss.clone(), s1.mixup, s1.mixup_alpha, s.model.head),
+            (LossSpec::Ce(Ce::default()), true, 0.2, Head::Linear),
+            "{cell}"
+        );
         let s2 = s.stage2.unwrap();
-        assert_eq!(s2.rebalance, Rebalance::CrtLws(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 0.05 }), "{cell}");
+        assert_eq!(
+            s2.rebalance,
+            Rebalance::CrtLws(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 0.05 }),
+            "{cell}"
+        );
         let las = LabelAwareSmoothing { scale: 30.0, las_head: head, las_tail: tail, las_shape: LasShape::Concave };
-        assert_eq!((s2.loss, s2.shift_bn, s2.sampler, s2.epochs, s2.batch_size, s2.lr), (LossSpec::LabelAwareSmoothing(las), true, SamplerSpec::ClassAware(ClassAware {}), 10, 256, 0.1), "{cell}");
+        assert_eq!(
+            (s2.loss, s2.shift_bn, s2.sampler, s2.epochs, s2.batch_size, s2.lr),
+            (LossSpec::LabelAwareSmoothing(las), true, SamplerSpec::ClassAware(ClassAware {}), 10, 256, 0.1),
+            "{cell}"
+        );
     }
     let places = spec(&cells, "mislas.places_lt").model;
     assert!(places.added_block && places.drop_blocks == 1 && places.freeze.len() == 6);
 
     // Decoupling: the quoted numbers are LWS (47.7 / 69.5 at 200 epochs / 37.6).
-    for (cell, epochs, lr, batch) in [("decoupling.imagenet_lt", 90, 0.2, 512), ("decoupling.inat2018", 200, 0.2, 512), ("decoupling.places_lt", 30, 0.1, 256)] {
+    for (cell, epochs, lr, batch) in [
+        ("decoupling.imagenet_lt", 90, 0.2, 512),
+        ("decoupling.inat2018", 200, 0.2, 512),
+        ("decoupling.places_lt", 30, 0.1, 256),
+    ] {
         let s = spec(&cells, cell);
         assert_eq!((s.stage1.epochs, s.stage1.schedule, s.stage1.mixup), (epochs, LrSchedule::Cosine, false), "{cell}");
         let s2 = s.stage2.unwrap();
-        assert_eq!((s2.rebalance, s2.epochs, s2.lr, s2.batch_size, s2.sampler, s2.shift_bn), (Rebalance::Lws(Lws {}), 5, lr, batch, SamplerSpec::ClassAware(ClassAware {}), true), "{cell}");
+        assert_eq!(
+            (s2.rebalance, s2.epochs, s2.lr, s2.batch_size, s2.sampler, s2.shift_bn),
+            (Rebalance::Lws(Lws {}), 5, lr, batch, SamplerSpec::ClassAware(ClassAware {}), true),
+            "{cell}"
+        );
     }
     assert!(!spec(&cells, "decoupling.inat2018").dataset.color_jitter, "dataloader.py:38-43: no jitter for iNat");
     // Kang et al. fine-tune Places with everything but the last block frozen.
     assert_eq!(spec(&cells, "decoupling.places_lt").model.freeze.last().map(String::as_str), Some("layer4.1"));
 
     // CE + mixup + cRT: Kang et al.'s cls_crt.yaml per dataset.
-    for (cell, epochs, lr, batch, wd) in [("ce_mixup_crt.imagenet_lt", 10, 0.2, 512, 5e-4), ("ce_mixup_crt.inat2018", 30, 0.2, 512, 1e-4), ("ce_mixup_crt.places_lt", 10, 0.1, 256, 5e-4)] {
+    for (cell, epochs, lr, batch, wd) in [
+        ("ce_mixup_crt.imagenet_lt", 10, 0.2, 512, 5e-4),
+        ("ce_mixup_crt.inat2018", 30, 0.2, 512, 1e-4),
+        ("ce_mixup_crt.places_lt", 10, 0.1, 256, 5e-4),
+    ] {
         let s2 = spec(&cells, cell).stage2.unwrap();
-        assert_eq!(s2.rebalance, Rebalance::Crt(Crt { init: ClassifierInit::Reinit, classifier_lr_factor: 1.0 }), "{cell}");
-        assert_eq!((s2.epochs, s2.lr, s2.batch_size, s2.weight_decay, s2.loss.clone()), (epochs, lr, batch, wd, LossSpec::Ce(Ce::default())), "{cell}");
+        assert_eq!(
+            s2.rebalance,
+            Rebalance::Crt(Crt { init: ClassifierInit::Reinit, classifier_lr_factor: 1.0 }),
+            "{cell}"
+        );
+        assert_eq!(
+            (s2.epochs, s2.lr, s2.batch_size, s2.weight_decay, s2.loss.clone()),
+            (epochs, lr, batch, wd, LossSpec::Ce(Ce::default())),
+            "{cell}"
+        );
     }
 }
 
@@ -285,7 +369,11 @@ fn table2_explain_marks_deviations_from_each_cells_own_recipe() {
     assert!(gcl.contains("released recipe `gcl_places_lt`: Keke921/GCLLoss@c2a6233"), "{gcl}");
     assert!(!gcl.contains("\n* "), "the GCL Places cell is its recipe: {gcl}");
     let ce = text("ce.imagenet_lt");
-    assert!(ce.contains("released recipe `gcl_imagenet_lt`") && ce.contains("* model.head = \"linear\"   released: \"normed\""), "{ce}");
+    assert!(
+        ce.contains("released recipe `gcl_imagenet_lt`")
+            && ce.contains("* model.head = \"linear\"   released: \"normed\""),
+        "{ce}"
+    );
     assert!(ce.contains("* stage2 = none"), "{ce}");
     let dec = text("decoupling.inat2018");
     assert!(dec.contains("* stage1.epochs = 200   released: 90"), "{dec}");

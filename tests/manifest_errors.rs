@@ -81,22 +81,40 @@ fn inline_manifest_edge_cases() {
         "[recipes.gcl_c]\nsource = \"s\"\n[columns.c]\n[columns.d]\n[rows.r]\nrecipe = \"gcl_{column}\"\n",
         "6:1: no recipe (cell r.d) `gcl_d`; did you mean `gcl_c`? (known: gcl_c)",
     );
-    check("[recipes.x]\nsource = \"s\"\n[columns.c]\n[rows.r]\nquoted = true\npublished = { c = 1.0 }\nrecipe = \"x\"\n", "7:1: row `r` is quoted (nothing is trained) but names a `recipe`; remove it");
+    check(
+        "[recipes.x]\nsource = \"s\"\n[columns.c]\n[rows.r]\nquoted = true\npublished = { c = 1.0 }\nrecipe = \"x\"\n",
+        "7:1: row `r` is quoted (nothing is trained) but names a `recipe`; remove it",
+    );
     // A model setting that cannot be built is one error naming the cell and the setting.
     let p = dir.path().join("freeze.toml");
     std::fs::write(&p, "[recipes.x]\nsource = \"s\"\nmodel = { arch = \"resnet152\", freeze = [\"layer9\"] }\n[columns.c]\n[rows.r]\nrecipe = \"x\"\n").unwrap();
     let err = format!("{:#}", manifest::load(&p).unwrap_err());
     assert!(err.contains("cell r.c: model.freeze: `layer9` is not a part of this Resnet152 backbone (after drop_blocks = 0); name one of conv1, bn1, layer1, layer2, layer3, layer4; or a block such as `layer1.0`"), "{err}");
-    check("[columns.\"a.b\"]\n[rows.r]\n", "1:10: column id `a.b` may only use letters, digits, `_` and `-` (cells are named row.column)");
-    check("[manifest]\nseeds = []\n[columns.c]\n[rows.r]\n", "2:1: `seeds` in [manifest] is empty; list at least one seed or remove the key (default: 3 seeds)");
+    check(
+        "[columns.\"a.b\"]\n[rows.r]\n",
+        "1:10: column id `a.b` may only use letters, digits, `_` and `-` (cells are named row.column)",
+    );
+    check(
+        "[manifest]\nseeds = []\n[columns.c]\n[rows.r]\n",
+        "2:1: `seeds` in [manifest] is empty; list at least one seed or remove the key (default: 3 seeds)",
+    );
     check("[manifest.smoke]\nseed = 3\n[columns.c]\n[rows.r]\n", "2:1: `seed` in [manifest.smoke] would make smoke runs use other seeds than the table; set `seeds` in [manifest]");
-    check("[columns.c]\n[rows.r]\n[cells.\"r.c\"]\nskip = true\n", "2:7: row `r` is not quoted but has no cell to train (all its cells are skipped or outside its `columns`)");
+    check(
+        "[columns.c]\n[rows.r]\n[cells.\"r.c\"]\nskip = true\n",
+        "2:7: row `r` is not quoted but has no cell to train (all its cells are skipped or outside its `columns`)",
+    );
     check("[columns.c]\n[rows.r]\nstage1 = { loss = { kind = \"gcl\", nois_mul = 1 } }\n", "3:35: unknown key `nois_mul` in [rows.r.stage1.loss]; did you mean `noise_mul`? (the settings of kind = \"gcl\": kind, scale, noise_mul, noise_std, margin, cloud, focal_gamma)");
     // A setting of another loss, in a table that names its kind: the kind's own settings.
-    check("[columns.c]\n[rows.r]\nstage1 = { loss = { kind = \"ce\", noise_mul = 1 } }\n", "3:34: unknown key `noise_mul` in [rows.r.stage1.loss] (the settings of kind = \"ce\": kind, scale)");
+    check(
+        "[columns.c]\n[rows.r]\nstage1 = { loss = { kind = \"ce\", noise_mul = 1 } }\n",
+        "3:34: unknown key `noise_mul` in [rows.r.stage1.loss] (the settings of kind = \"ce\": kind, scale)",
+    );
     // Without a kind in the table, any loss's setting passes this check (the kind may come from
     // another fragment); a lone value is still checked against a loss that has it.
-    check("[columns.c]\n[rows.r]\nstage1 = { loss = { noise_mul = \"x\" } }\n", "3:21: invalid value \"x\" for `noise_mul` in [rows.r.stage1.loss]; expected a number, found string \"x\"");
+    check(
+        "[columns.c]\n[rows.r]\nstage1 = { loss = { noise_mul = \"x\" } }\n",
+        "3:21: invalid value \"x\" for `noise_mul` in [rows.r.stage1.loss]; expected a number, found string \"x\"",
+    );
     check("[columns.c]\n[rows.r]\nstage2 = { rebalance = { method = \"tau_nrom\" } }\n", "3:26: invalid value \"tau_nrom\" for `method` in [rows.r.stage2.rebalance]; expected one of crt, lws, tau_norm, crt_lws");
 }
 
@@ -109,21 +127,34 @@ fn seed_counts_and_tolerance_are_checked_with_their_position() {
         let err = format!("{:#}", manifest::load(&p).expect_err(head));
         err.replace(&format!("{}:", p.display()), "")
     };
-    assert_eq!(errors_of("tolerance = -0.5"), "2:1: `tolerance` in [manifest] must be a finite number >= 0 (points of top-1 accuracy), not -0.5");
-    assert_eq!(errors_of("tolerance = \"1\""), "2:1: `tolerance` in [manifest] must be a number of points (e.g. 1.0), not a string");
-    assert_eq!(errors_of("tolerance = nan"), "2:1: `tolerance` in [manifest] must be a finite number >= 0 (points of top-1 accuracy), not NaN");
+    assert_eq!(
+        errors_of("tolerance = -0.5"),
+        "2:1: `tolerance` in [manifest] must be a finite number >= 0 (points of top-1 accuracy), not -0.5"
+    );
+    assert_eq!(
+        errors_of("tolerance = \"1\""),
+        "2:1: `tolerance` in [manifest] must be a number of points (e.g. 1.0), not a string"
+    );
+    assert_eq!(
+        errors_of("tolerance = nan"),
+        "2:1: `tolerance` in [manifest] must be a finite number >= 0 (points of top-1 accuracy), not NaN"
+    );
     assert_eq!(
         errors_of("seeds = 0"),
         "2:1: `seeds` in [manifest] must be a number of seeds (an integer >= 1, e.g. 3) or a list of seeds like [123, 124], not 0"
     );
-    assert_eq!(errors_of("smoke_seeds = 0"), "2:1: `smoke_seeds` in [manifest] must be an integer >= 1 (how many seeds run at smoke scale), not 0");
+    assert_eq!(
+        errors_of("smoke_seeds = 0"),
+        "2:1: `smoke_seeds` in [manifest] must be an integer >= 1 (how many seeds run at smoke scale), not 0"
+    );
     assert_eq!(
         errors_of("seeds = [1, 2]\nsmoke_seeds = 3"),
         "3:1: `smoke_seeds = 3` asks for more seeds than `seeds` lists (2); smoke scale runs the first `smoke_seeds` of them"
     );
     // A count starts at the cell's `seed`, so the two go together.
     let p = dir.path().join("ok.toml");
-    std::fs::write(&p, "[manifest]\nseeds = 2\nsmoke_seeds = 2\ntolerance = 0\n[columns.c]\n[rows.r]\nseed = 7\n").unwrap();
+    std::fs::write(&p, "[manifest]\nseeds = 2\nsmoke_seeds = 2\ntolerance = 0\n[columns.c]\n[rows.r]\nseed = 7\n")
+        .unwrap();
     let m = manifest::load(&p).unwrap();
     assert_eq!((m.seeds.clone(), m.smoke_seeds, m.tolerance), (manifest::Seeds::Count(2), Some(2), 0.0));
 }
@@ -142,7 +173,12 @@ fn validate_command_prints_ok_or_errors_and_exit_status() {
         "ok tests/fixtures/manifests/good.toml (9 cells, 16 runs)\nok experiments/quickstart.toml (4 cells, 12 runs)\n"
     );
     let out = std::process::Command::new(bin)
-        .args(["validate", "tests/fixtures/manifests/good.toml", "tests/fixtures/manifests/bad_published.toml", "tests/fixtures/manifests/good.toml"])
+        .args([
+            "validate",
+            "tests/fixtures/manifests/good.toml",
+            "tests/fixtures/manifests/bad_published.toml",
+            "tests/fixtures/manifests/good.toml",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

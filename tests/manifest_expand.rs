@@ -1,6 +1,6 @@
 //! Manifest expansion: resolution order, published values, quoted rows, keys, seeds.
 use gcl_repro::config::{SamplerSpec, Scale, Stage2Spec};
-use gcl_repro::manifest::{self, TableCell, FigureKind};
+use gcl_repro::manifest::{self, FigureKind, TableCell};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -24,7 +24,13 @@ fn good_manifest_loads_with_file_order_and_labels() {
     let rows: Vec<(&str, &str, bool)> = m.rows.iter().map(|r| (r.id.as_str(), r.label.as_str(), r.quoted)).collect();
     assert_eq!(
         rows,
-        vec![("ce", "CE loss", false), ("tde", "tde", true), ("gcl", "gcl", false), ("gcl_crt", "gcl_crt", false), ("gcl_cb", "gcl_cb", false)],
+        vec![
+            ("ce", "CE loss", false),
+            ("tde", "tde", true),
+            ("gcl", "gcl", false),
+            ("gcl_crt", "gcl_crt", false),
+            ("gcl_cb", "gcl_cb", false)
+        ],
         "file order; label defaults to the id; quoted comes from the published file"
     );
     let cols: Vec<(&str, &str)> = m.columns.iter().map(|c| (c.id.as_str(), c.label.as_str())).collect();
@@ -67,7 +73,10 @@ fn resolution_order_and_published_values() {
     // published_row borrows another row's numbers.
     assert_eq!(cell(&cells, "gcl_crt.c10").published, Some(82.68));
     assert_eq!(cell(&cells, "gcl_crt.c10").runs[0].spec.stage2, Some(Stage2Spec::default()));
-    assert_eq!(cell(&cells, "gcl_cb.c10").runs[0].spec.stage2.as_ref().unwrap().sampler, SamplerSpec::Cb(gcl_repro::data::samplers::Cb {}));
+    assert_eq!(
+        cell(&cells, "gcl_cb.c10").runs[0].spec.stage2.as_ref().unwrap().sampler,
+        SamplerSpec::Cb(gcl_repro::data::samplers::Cb {})
+    );
 }
 
 #[test]
@@ -167,14 +176,21 @@ fn seed_counts_lists_and_the_command_line_override() {
         if let Some(n) = flag {
             m.override_seed_count(n).map_err(|e| format!("{e:#}"))?;
         }
-        Ok::<Vec<u64>, String>(manifest::expand(&m, scale, Path::new("/x")).unwrap()[0].runs.iter().map(|r| r.seed).collect())
+        Ok::<Vec<u64>, String>(
+            manifest::expand(&m, scale, Path::new("/x")).unwrap()[0].runs.iter().map(|r| r.seed).collect(),
+        )
     };
     assert_eq!(list("seeds = [9, 4, 6]", Scale::Smoke, None).unwrap(), [9, 4, 6]);
     assert_eq!(list("seeds = [9, 4, 6]\nsmoke_seeds = 1", Scale::Smoke, None).unwrap(), [9]);
     assert_eq!(list("seeds = [9, 4, 6]\nsmoke_seeds = 1", Scale::Full, None).unwrap(), [9, 4, 6]);
     assert_eq!(list("seeds = [9, 4, 6]", Scale::Full, Some(2)).unwrap(), [9, 4]);
     let err = list("seeds = [9, 4]", Scale::Full, Some(3)).unwrap_err();
-    assert!(err.ends_with("l.toml lists only 2 seed(s) in `seeds` ([9, 4]); pass --seeds 2 or fewer, or list more seeds there"), "{err}");
+    assert!(
+        err.ends_with(
+            "l.toml lists only 2 seed(s) in `seeds` ([9, 4]); pass --seeds 2 or fewer, or list more seeds there"
+        ),
+        "{err}"
+    );
     assert!(err.starts_with("--seeds 3: "), "{err}");
 }
 
@@ -203,14 +219,18 @@ fn each_seed_of_a_stage2_row_reuses_that_seeds_stage1() {
         "[manifest]\nseeds = 3\n[defaults]\ndataset = { name = 'synthetic' }\nstage1 = { loss = { kind = 'gcl' } }\n\
          [columns.c]\n[rows.gcl]\n[rows.crt]\nstage2 = {}\n[rows.lws]\nstage2 = { rebalance = { method = 'lws' } }\n",
     );
-    let graph = gcl_repro::pipeline::RunGraph::build(&[path], Scale::Full, &Default::default(), Path::new("/d")).unwrap();
+    let graph =
+        gcl_repro::pipeline::RunGraph::build(&[path], Scale::Full, &Default::default(), Path::new("/d")).unwrap();
     let cells = &graph.manifests[0].cells;
     for i in 0..3 {
         let keys = |row: &str| cell(cells, &format!("{row}.c")).runs[i].keys.clone().unwrap();
         let (gcl, crt, lws) = (keys("gcl"), keys("crt"), keys("lws"));
         assert_eq!((&crt.stage1, &lws.stage1), (&gcl.stage1, &gcl.stage1), "seed {i}: stage 2 on this seed's stage 1");
         let parent = |k: &str| graph.node(k).unwrap().parent().unwrap().to_string();
-        assert_eq!((parent(crt.stage2.as_ref().unwrap()), parent(lws.stage2.as_ref().unwrap())), (gcl.stage1.clone(), gcl.stage1.clone()));
+        assert_eq!(
+            (parent(crt.stage2.as_ref().unwrap()), parent(lws.stage2.as_ref().unwrap())),
+            (gcl.stage1.clone(), gcl.stage1.clone())
+        );
     }
     // 3 seeds: 3 stage-1 runs, each with its cRT and LWS stage 2.
     let stage1: Vec<_> = graph.nodes.iter().filter(|n| n.parent().is_none()).collect();

@@ -12,7 +12,13 @@ fn good() -> PathBuf {
 }
 
 fn options(cache: &Path) -> PlanOptions {
-    PlanOptions { scale: Scale::Full, cache_dir: cache.to_path_buf(), data_root: PathBuf::from("/data"), overrides: Default::default(), device_name: "test CPU (2 cores)".into() }
+    PlanOptions {
+        scale: Scale::Full,
+        cache_dir: cache.to_path_buf(),
+        data_root: PathBuf::from("/data"),
+        overrides: Default::default(),
+        device_name: "test CPU (2 cores)".into(),
+    }
 }
 
 #[test]
@@ -64,17 +70,31 @@ fn runs_without_their_data_are_listed_apart_not_keyed() {
     )
     .unwrap();
     let empty = dir.path().join("no-data");
-    let graph = RunGraph::build(&[manifest.clone()], Scale::Full, &gcl_repro::manifest::Overrides::seeds(1), &empty).unwrap();
+    let graph =
+        RunGraph::build(&[manifest.clone()], Scale::Full, &gcl_repro::manifest::Overrides::seeds(1), &empty).unwrap();
     assert_eq!(graph.nodes.len(), 1, "only the synthetic cell has a key");
     assert_eq!(graph.nodes[0].label(), "m:ce.syn/s123");
     assert_eq!(graph.unavailable.len(), 1);
     assert_eq!(graph.unavailable[0].label, "m:ce.c10/s123");
-    assert!(graph.unavailable[0].reason.starts_with("data not available: ") && graph.unavailable[0].reason.contains("cifar-100"), "{:?}", graph.unavailable);
+    assert!(
+        graph.unavailable[0].reason.starts_with("data not available: ")
+            && graph.unavailable[0].reason.contains("cifar-100"),
+        "{:?}",
+        graph.unavailable
+    );
     let cells = &graph.manifests[0].cells;
     assert!(cells[1].runs[0].keys.is_none() && cells[0].runs[0].keys.is_some());
-    let p = plan::build(&[manifest], &PlanOptions { overrides: gcl_repro::manifest::Overrides::seeds(1), ..options(dir.path()) }).unwrap();
+    let p = plan::build(
+        &[manifest],
+        &PlanOptions { overrides: gcl_repro::manifest::Overrides::seeds(1), ..options(dir.path()) },
+    )
+    .unwrap();
     let text = p.render();
-    assert!(text.contains("1 runs (1 stage 1, 0 stage 2)") && text.contains("not planned (1 run(s) whose data is not under the data root"), "{text}");
+    assert!(
+        text.contains("1 runs (1 stage 1, 0 stage 2)")
+            && text.contains("not planned (1 run(s) whose data is not under the data root"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -114,11 +134,8 @@ fn emit_slurm_writes_arrays_chained_by_afterok() {
     assert!(s1.contains("#SBATCH --time=10\n"), "{s1}");
     assert!(s1.contains(&format!("#SBATCH --output={}/logs/stage1-%A_%a.out", dir.display())), "{s1}");
     let exe = Path::new(env!("CARGO_BIN_EXE_gcl-repro"));
-    let expected = format!(
-        "'{}' worker \"$JOB\" --cache-dir '{}' --data-root '/data'",
-        exe.display(),
-        cache.path().display()
-    );
+    let expected =
+        format!("'{}' worker \"$JOB\" --cache-dir '{}' --data-root '/data'", exe.display(), cache.path().display());
     assert!(s1.lines().last() == Some(expected.as_str()), "{s1}");
     assert!(read("stage2.sbatch").contains("#SBATCH --array=0-5\n"));
     let submit = read("submit.sh");
@@ -171,7 +188,8 @@ fn seeds_flag_is_planned_and_passed_to_slurm_tasks() {
             .output()
             .unwrap()
     };
-    let task_line = || std::fs::read_to_string(out.path().join("stage1.sbatch")).unwrap().lines().last().unwrap().to_string();
+    let task_line =
+        || std::fs::read_to_string(out.path().join("stage1.sbatch")).unwrap().lines().last().unwrap().to_string();
     let run = plan(&[]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
@@ -183,5 +201,9 @@ fn seeds_flag_is_planned_and_passed_to_slurm_tasks() {
     assert!(task_line().ends_with("--only \"$KEY\" --scale full --seeds 1"), "{}", task_line());
     let run = plan(&["--slurm-command", "{exe} run {manifest} --only {key}"]);
     assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("has no {seeds} placeholder"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("has no {seeds} placeholder"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }

@@ -101,7 +101,10 @@ fn a_sweep_over_a_row_adds_its_points_after_it_with_the_rows_settings() {
 #[test]
 fn several_settings_give_their_product_and_a_sweep_without_a_row_starts_from_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let m = load(dir.path(), "[sweep]\nstage1.lr = [0.1, 0.2]\nstage1.loss = [{ kind = \"ce\" }, { kind = \"gcl\", cloud = \"cos\" }]\n");
+    let m = load(
+        dir.path(),
+        "[sweep]\nstage1.lr = [0.1, 0.2]\nstage1.loss = [{ kind = \"ce\" }, { kind = \"gcl\", cloud = \"cos\" }]\n",
+    );
     let ids: Vec<&str> = m.rows.iter().map(|r| r.id.as_str()).skip(3).collect();
     assert_eq!(ids, ["lr-0_1-loss-v1", "lr-0_1-loss-v2", "lr-0_2-loss-v1", "lr-0_2-loss-v2"]);
     assert_eq!(m.rows[6].label, "lr = 0.2, loss = { kind = \"gcl\", cloud = \"cos\" }");
@@ -130,7 +133,10 @@ fn sweep_errors_name_the_line_and_the_fix() {
     let line = |extra: &str| BASE.lines().count() + extra.lines().position(|l| l.contains('!')).unwrap() + 1;
     let cases: [(&str, &str); 7] = [
         ("[sweep]\nrow = \"gcl\"\nstage1.lr = 0.1 #!\n", "must list the values to try, e.g. [0.1, ...], not one float"),
-        ("[sweep]\nstage1.epochs = [\n  5,\n  \"ten\", #!\n]\n", "invalid value \"ten\" for `epochs` in [sweep.stage1]; expected a non-negative integer"),
+        (
+            "[sweep]\nstage1.epochs = [\n  5,\n  \"ten\", #!\n]\n",
+            "invalid value \"ten\" for `epochs` in [sweep.stage1]; expected a non-negative integer",
+        ),
         ("[sweep]\nstage1.lrr = [0.1] #!\n", "unknown key `lrr` in [sweep.stage1]; did you mean `lr`?"),
         ("[sweep]\nseed = [1, 2] #!\n", "a sweep does not vary `seed`"),
         ("[sweep]\nrow = \"gcll\" #!\nstage1.lr = [0.1]\n", "no row `gcll`; did you mean `gcl`?"),
@@ -143,7 +149,8 @@ fn sweep_errors_name_the_line_and_the_fix() {
         assert!(err.contains(&format!("m.toml:{}:", line(extra))), "{extra}: wrong line\n{err}");
     }
     // A generated id that an existing row already has.
-    let err = load_err(dir.path(), "[rows.gcl-lr-0_1]\nstage1 = { lr = 0.1 }\n[sweep]\nrow = \"gcl\"\nstage1.lr = [0.1]\n");
+    let err =
+        load_err(dir.path(), "[rows.gcl-lr-0_1]\nstage1 = { lr = 0.1 }\n[sweep]\nrow = \"gcl\"\nstage1.lr = [0.1]\n");
     assert!(err.contains("would be the row `gcl-lr-0_1`, which already exists"), "{err}");
     // A point whose settings do not resolve (a CE loss with GCL's noise) is reported too.
     let err = load_err(dir.path(), "[sweep]\nrow = \"ce\"\nstage1.loss.noise_mul = [0.1]\n");
@@ -171,7 +178,11 @@ fn set_wins_over_every_fragment_and_smoke_and_changes_only_cells_that_have_the_s
         let cs = cells(&m, scale);
         assert_eq!(cell(&cs, "gcl.c100").runs[0].spec.stage1.epochs, 7, "over the cell's 20 and smoke's 2");
         assert_eq!(noise_mul(cell(&cs, "gcl.c10")), 2.0);
-        assert_eq!(cell(&cs, "ce.c10").runs[0].spec.stage1.loss, cell(&plain, "ce.c10").runs[0].spec.stage1.loss, "CE has no noise");
+        assert_eq!(
+            cell(&cs, "ce.c10").runs[0].spec.stage1.loss,
+            cell(&plain, "ce.c10").runs[0].spec.stage1.loss,
+            "CE has no noise"
+        );
         assert_eq!(cell(&cs, "gcl_crt.c10").runs[0].spec.stage2.as_ref().unwrap().epochs, 1);
         assert!(cell(&cs, "gcl.c10").runs[0].spec.stage2.is_none(), "a stage-2 setting adds no stage 2");
     }
@@ -190,13 +201,21 @@ fn set_wins_over_every_fragment_and_smoke_and_changes_only_cells_that_have_the_s
 fn set_errors_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let err = overridden(dir.path(), &["stage2.rebalance.tau=2"]).unwrap_err();
-    assert!(err.starts_with("--set stage2.rebalance.tau=2: no cell of ") && err.contains("has `stage2.rebalance.tau`"), "{err}");
+    assert!(
+        err.starts_with("--set stage2.rebalance.tau=2: no cell of ") && err.contains("has `stage2.rebalance.tau`"),
+        "{err}"
+    );
     let p = write(dir.path(), &BASE.replace("seeds = 1", "seeds = [5, 6]"));
     let mut m = manifest::load(&p).unwrap();
     let err = format!("{:#}", Overrides { seeds: None, set: vec![set("seed=3")] }.apply(&mut m).unwrap_err());
     assert!(err.contains("--set seed=3:") && err.contains("pass --seeds N"), "{err}");
     // The command line: clap names the flag and the message says what is allowed.
-    let out = common::gcl(dir.path()).args(["plan"]).arg(dir.path().join("m.toml")).args(["--set", "stage1.epoch=3"]).output().unwrap();
+    let out = common::gcl(dir.path())
+        .args(["plan"])
+        .arg(dir.path().join("m.toml"))
+        .args(["--set", "stage1.epoch=3"])
+        .output()
+        .unwrap();
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("invalid value 'stage1.epoch=3' for '--set <KEY=VALUE>': unknown key `epoch` in [stage1]; did you mean `epochs`?"), "{text}");
@@ -206,10 +225,19 @@ fn set_errors_name_the_flag() {
 fn explain_and_plan_show_sweeps_and_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), &format!("{BASE}[sweep]\nrow = \"gcl\"\nstage1.loss.noise_mul = [0.25]\n"));
-    let out = common::ok(common::gcl(dir.path()).arg("explain").arg(&p).arg("gcl-noise_mul-0_25.c10").args(["--set", "stage1.lr=0.3"]).output().unwrap());
+    let out = common::ok(
+        common::gcl(dir.path())
+            .arg("explain")
+            .arg(&p)
+            .arg("gcl-noise_mul-0_25.c10")
+            .args(["--set", "stage1.lr=0.3"])
+            .output()
+            .unwrap(),
+    );
     assert!(out.contains("sweep point: noise_mul = 0.25 over row `gcl`"), "{out}");
     assert!(out.contains("changed on the command line: --set stage1.lr=0.3"), "{out}");
     assert!(out.contains("stage1.lr = 0.3") && out.contains("stage1.loss.noise_mul = 0.25"), "{out}");
-    let plan = common::ok(common::gcl(dir.path()).arg("plan").arg(&p).args(["--set", "stage1.epochs=1"]).output().unwrap());
+    let plan =
+        common::ok(common::gcl(dir.path()).arg("plan").arg(&p).args(["--set", "stage1.epochs=1"]).output().unwrap());
     assert!(plan.contains("gcl-noise_mul-0_25.c10"), "{plan}");
 }

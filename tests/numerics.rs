@@ -43,7 +43,11 @@ fn run_with(manifest_text: &str, ambient: Option<&str>) -> (String, Vec<String>)
     std::fs::write(&manifest, manifest_text).unwrap();
     let cache = dir.path().join("cache");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gcl-repro"));
-    cmd.arg("--cache-dir").arg(&cache).args(["--device", "cpu", "run"]).arg(&manifest).env("GCL_DATA_ROOT", "/nonexistent");
+    cmd.arg("--cache-dir")
+        .arg(&cache)
+        .args(["--device", "cpu", "run"])
+        .arg(&manifest)
+        .env("GCL_DATA_ROOT", "/nonexistent");
     cmd.env_remove("ATEN_CPU_CAPABILITY").env_remove("DNNL_MAX_CPU_ISA");
     if let Some(level) = ambient {
         cmd.env("ATEN_CPU_CAPABILITY", level);
@@ -57,7 +61,8 @@ fn run_with(manifest_text: &str, ambient: Option<&str>) -> (String, Vec<String>)
 fn fingerprint(cache: &Path) -> (String, Vec<String>) {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(cache.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
     runs.sort_by_key(|p| {
-        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("metrics.json")).unwrap()).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p.join("metrics.json")).unwrap()).unwrap();
         m["stage"].as_u64().unwrap()
     });
     assert_eq!(runs.len(), 2);
@@ -74,7 +79,8 @@ fn fingerprint(cache: &Path) -> (String, Vec<String>) {
                 h.update(x.to_le_bytes());
             }
         }
-        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
         for e in m["epochs"].as_array().unwrap() {
             h.update(format!("{} {} {} {}", e["epoch"], e["train_loss"], e["train_acc"], e["test_top1"]).as_bytes());
         }
@@ -90,7 +96,10 @@ fn a_pinned_run_gives_the_same_numbers_under_every_ambient_kernel_level() {
     for ambient in [None].into_iter().chain(levels.iter().map(|l| Some(gcl_repro::numerics::env_values(*l).0))) {
         let (hash, numerics) = pinned_run(ambient);
         for n in &numerics {
-            assert!(n.starts_with("AVX2 kernels, oneDNN max ISA AVX2, 1 threads"), "ambient {ambient:?}: the pin did not take effect: {n}");
+            assert!(
+                n.starts_with("AVX2 kernels, oneDNN max ISA AVX2, 1 threads"),
+                "ambient {ambient:?}: the pin did not take effect: {n}"
+            );
         }
         eprintln!("ambient ATEN_CPU_CAPABILITY={ambient:?}: {hash}");
         results.push(hash);
@@ -169,7 +178,9 @@ fn runs_pinned_to_different_levels_share_one_invocation() {
     let mut seen: Vec<String> = std::fs::read_dir(cache.join("runs"))
         .unwrap()
         .map(|e| {
-            let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(e.unwrap().path().join("metrics.json")).unwrap()).unwrap();
+            let m: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(e.unwrap().path().join("metrics.json")).unwrap())
+                    .unwrap();
             m["provenance"]["cpu_numerics"].as_str().unwrap().split(" kernels").next().unwrap().to_string()
         })
         .collect();

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec};
-use gcl_repro::losses::{Ce, Gcl};
 use gcl_repro::losses::Criterion;
+use gcl_repro::losses::{Ce, Gcl};
 use gcl_repro::models::Network;
 use tch::{Device, Kind, Tensor};
 
@@ -39,7 +39,8 @@ fn needs_torch_tch_matches_pytorch_forward_backward() {
     let eps = Tensor::randn([BATCH, COUNTS.len() as i64], (Kind::Double, Device::Cpu)) * 0.8;
 
     let dir = tempfile::tempdir().unwrap();
-    let vars: Vec<(String, Tensor)> = net.backbone_vars.variables().into_iter().chain(net.head_vars.variables()).collect();
+    let vars: Vec<(String, Tensor)> =
+        net.backbone_vars.variables().into_iter().chain(net.head_vars.variables()).collect();
     Tensor::write_npz(&vars, dir.path().join("weights.npz")).unwrap();
     let inputs = [
         ("x", x.shallow_clone()),

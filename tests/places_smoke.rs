@@ -34,7 +34,11 @@ fn places_root(root: &Path) {
     // A full tiny net (layer4 with both its blocks): the run drops `layer4.1`, as the released
     // script deletes `layer4.2` from torchvision's ResNet-152 file.
     tch::manual_seed(99);
-    let net = Network::new(&ModelSpec { arch: Arch::ResnetTiny, head: Head::Linear, ..ModelSpec::default() }, 1000, Device::Cpu);
+    let net = Network::new(
+        &ModelSpec { arch: Arch::ResnetTiny, head: Head::Linear, ..ModelSpec::default() },
+        1000,
+        Device::Cpu,
+    );
     // Running statistics that differ from a fresh net's, so a reset or an update would show.
     let named: Vec<(String, Tensor)> = net
         .backbone_vars
@@ -151,7 +155,10 @@ stage1 = { batch_size = 4 }
     let explained = common::ok(gcl().arg("explain").arg(&manifest).arg("gcl.places_lt").output().unwrap());
     assert!(explained.contains("released recipe `gcl_places`: GCLLoss Places-LT/pla_train_backbone.py"), "{explained}");
     assert!(explained.contains("* stage1.batch_size = 4   released: 8"), "{explained}");
-    assert!(explained.contains("  model.drop_blocks = 1") && explained.contains("  model.added_block = true"), "{explained}");
+    assert!(
+        explained.contains("  model.drop_blocks = 1") && explained.contains("  model.added_block = true"),
+        "{explained}"
+    );
     assert!(!explained.contains("* model."), "the model follows the recipe: {explained}");
     common::ok(gcl().arg("run").arg(&manifest).output().unwrap());
     let report = root.path().join("report");

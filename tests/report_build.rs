@@ -6,8 +6,8 @@ mod common;
 use gcl_repro::cache::Cache;
 use gcl_repro::config::Scale;
 use gcl_repro::manifest;
-use gcl_repro::report::build_report;
 use gcl_repro::pipeline::{runner, RunGraph};
+use gcl_repro::report::build_report;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -112,7 +112,11 @@ fn non_blank_png(path: &Path) {
 }
 
 fn mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).map(|e| (e.path(), e.metadata().unwrap().modified().unwrap())).collect();
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
+        .collect();
     v.sort();
     v
 }
@@ -157,7 +161,10 @@ fn report_from_a_trained_cache() {
     for (row, label) in [("ce", "CE loss"), ("gcl", "GCL"), ("gcl_crt", "GCL + cRT")] {
         let run = &cells.iter().find(|c| c.row == row).unwrap().runs[0];
         let result = cache.result(run.key().unwrap()).unwrap().unwrap();
-        let line = table.lines().find(|l| l.starts_with(&format!("| {label} |"))).unwrap_or_else(|| panic!("no row {label} in\n{table}"));
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} |")))
+            .unwrap_or_else(|| panic!("no row {label} in\n{table}"));
         assert!(line.starts_with(&format!("| {label} | {:.2}", result.final_eval.top1)), "{line}");
         assert_eq!(result.stage, if row == "gcl_crt" { 2 } else { 1 });
     }
@@ -178,15 +185,24 @@ fn report_from_a_trained_cache() {
         let png = out.join(format!("figures/tiny-{id}.png"));
         non_blank_png(&png);
         let svg = std::fs::read_to_string(out.join(format!("figures/tiny-{id}.svg"))).unwrap();
-        assert!(svg.len() > 2000 && svg.contains("<text") && (svg.contains("<circle") || svg.contains("<polyline")), "tiny-{id}.svg is nearly empty");
+        assert!(
+            svg.len() > 2000 && svg.contains("<text") && (svg.contains("<circle") || svg.contains("<polyline")),
+            "tiny-{id}.svg is nearly empty"
+        );
         assert!(report.contains(&format!("](figures/tiny-{id}.png)")), "REPORT.md does not link tiny-{id}.png");
     }
     let tsne_svg = std::fs::read_to_string(out.join("figures/tiny-tsne.svg")).unwrap();
     assert!(tsne_svg.contains("CE loss — train") && tsne_svg.contains("GCL — test"));
     let two_svg = std::fs::read_to_string(out.join("figures/tiny-tsne_two.svg")).unwrap();
-    assert!(two_svg.contains("class 0 (48)") && two_svg.contains("class 3 (12)") && !two_svg.contains("class 1 ("), "classes = [0, 3]");
+    assert!(
+        two_svg.contains("class 0 (48)") && two_svg.contains("class 3 (12)") && !two_svg.contains("class 1 ("),
+        "classes = [0, 3]"
+    );
     assert!(report.contains("figure `long` (Curves of the long run): waiting for runs of ce_long.syn"), "{report}");
-    assert!(report.contains(&format!("- Nothing trained yet (`empty`): not run yet: `gcl-repro run {}`", empty.display())), "{report}");
+    assert!(
+        report.contains(&format!("- Nothing trained yet (`empty`): not run yet: `gcl-repro run {}`", empty.display())),
+        "{report}"
+    );
     assert!(!report.contains("## Nothing trained yet"), "a manifest without runs gets one line, not a section");
     // Provenance lists the key of every reported run (stage 2's for the stage-2 cell).
     for row in ["ce", "gcl", "gcl_crt"] {
@@ -227,12 +243,22 @@ fn figure_classes_and_max_points_are_validated() {
         let err = format!("{:#}", manifest::load(&path).err().expect("accepted a bad figure"));
         assert!(err.contains(expected), "{err}\nexpected: {expected}");
     };
-    check("kind = \"tsne\"\ncells = [\"r.c\"]\nclasses = [1, -2]", "`classes` in [figures.f] must list class indices (integers >= 0), found -2");
+    check(
+        "kind = \"tsne\"\ncells = [\"r.c\"]\nclasses = [1, -2]",
+        "`classes` in [figures.f] must list class indices (integers >= 0), found -2",
+    );
     check("kind = \"tsne\"\ncells = [\"r.c\"]\nclasses = [1, 1]", "class 1 is listed twice");
     check("kind = \"curves\"\ncells = [\"r.c\"]\nclasses = [1]", "`classes` applies to t-SNE figures only");
-    check("kind = \"tsne\"\ncells = [\"r.c\"]\nmax_points = 0", "invalid value 0 for `max_points` in [figures.f]; expected an integer >= 2");
+    check(
+        "kind = \"tsne\"\ncells = [\"r.c\"]\nmax_points = 0",
+        "invalid value 0 for `max_points` in [figures.f]; expected an integer >= 2",
+    );
     let path = dir.path().join("ok.toml");
-    std::fs::write(&path, "[columns.c]\n[rows.r]\n[figures.f]\nkind = \"tsne\"\ncells = [\"r.c\"]\nclasses = [4, 6]\nmax_points = 500\n").unwrap();
+    std::fs::write(
+        &path,
+        "[columns.c]\n[rows.r]\n[figures.f]\nkind = \"tsne\"\ncells = [\"r.c\"]\nclasses = [4, 6]\nmax_points = 500\n",
+    )
+    .unwrap();
     let m = manifest::load(&path).unwrap();
     assert_eq!((m.figures[0].classes.clone(), m.figures[0].max_points), (Some(vec![4, 6]), 500));
 }
@@ -262,17 +288,28 @@ fn seeds_flag_reaches_the_workers_and_the_report() {
     let work = tempfile::tempdir().unwrap();
     let (cache, manifest, out) = (work.path().join("cache"), work.path().join("two.toml"), work.path().join("report"));
     std::fs::write(&manifest, TWO_SEEDS).unwrap();
-    let text = common::ok(common::gcl(&cache).arg("run").arg(&manifest).args(["--seeds", "2", "--jobs", "2"]).output().unwrap());
+    let text = common::ok(
+        common::gcl(&cache).arg("run").arg(&manifest).args(["--seeds", "2", "--jobs", "2"]).output().unwrap(),
+    );
     assert!(text.contains("runs: 2 trained, 0 cached"), "{text}");
 
-    let report = |seeds: &[&str]| common::ok(common::gcl(&cache).arg("report").arg(&manifest).args(seeds).arg("--out").arg(&out).output().unwrap());
+    let report = |seeds: &[&str]| {
+        common::ok(
+            common::gcl(&cache).arg("report").arg(&manifest).args(seeds).arg("--out").arg(&out).output().unwrap(),
+        )
+    };
     let text = report(&["--seeds", "2"]);
     assert!(text.contains("two: 1 of 1 cells reproduced (tolerance 100.0)"), "{text}");
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     assert!(md.contains("**Verdict (two):** 1 of 1 cells reproduced (tolerance 100.0)\n"), "{md}");
     let row = md.lines().find(|l| l.starts_with("| CE |")).unwrap();
     assert!(row.contains(" ± ") && row.contains(" (n=2) ✓"), "{row}");
-    let csv = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(out.join("runs.csv"))).unwrap().finish().unwrap();
+    let csv = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(out.join("runs.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
     let (seed, verdict) = (csv.column("seed").unwrap().i64().unwrap(), csv.column("verdict").unwrap().str().unwrap());
     let rows: Vec<(Option<i64>, Option<&str>)> = (0..csv.height()).map(|i| (seed.get(i), verdict.get(i))).collect();
     assert_eq!(rows, [(Some(123), Some("reproduced")), (Some(124), Some("reproduced"))]);

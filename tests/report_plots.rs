@@ -40,7 +40,8 @@ fn tsne_grid_has_panels_and_head_to_tail_legend() {
         let (data, _) = gaussian_clusters(850, 2, 1, 0.0, seed);
         let labels: Vec<usize> = sizes.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat(k).take(n)).collect();
         let centre = |k: usize| [10.0 * (k % 2) as f32, 10.0 * (k / 2) as f32];
-        let points = data.chunks(2).zip(&labels).map(|(c, &k)| [c[0] * 2.0 + centre(k)[0], c[1] * 2.0 + centre(k)[1]]).collect();
+        let points =
+            data.chunks(2).zip(&labels).map(|(c, &k)| [c[0] * 2.0 + centre(k)[0], c[1] * 2.0 + centre(k)[1]]).collect();
         TsnePanel { points, labels }
     };
     let fig = TsneFigure {
@@ -57,7 +58,11 @@ fn tsne_grid_has_panels_and_head_to_tail_legend() {
     // Legend is ordered head to tail with class sizes.
     let svg = std::fs::read_to_string(&files.svg).unwrap();
     let pos = |s: &str| svg.find(s).unwrap_or_else(|| panic!("legend entry {s} missing"));
-    assert!(pos("airplane (500)") < pos("dog (200)") && pos("dog (200)") < pos("cat (100)") && pos("cat (100)") < pos("truck (50)"));
+    assert!(
+        pos("airplane (500)") < pos("dog (200)")
+            && pos("dog (200)") < pos("cat (100)")
+            && pos("cat (100)") < pos("truck (50)")
+    );
 
     let mut bad = fig.clone();
     bad.panels[1].pop();
@@ -95,7 +100,8 @@ fn training_curves_show_both_stages() {
     ];
     let files = plot_training_curves("CIFAR-10-LT γ = 100: training", &runs, &dir.join("curves")).unwrap();
     check(&files, (1950, 620));
-    for s in ["Training loss", "Learning rate", "stage 2 →", "GCL seed 0", "epoch (stage 2 continues after stage 1)"] {
+    for s in ["Training loss", "Learning rate", "stage 2 →", "GCL seed 0", "epoch (stage 2 continues after stage 1)"]
+    {
         assert!(has_text(&files.svg, s), "{s} missing");
     }
     assert!(plot_training_curves("empty", &[], &dir.join("none")).is_err());
@@ -106,13 +112,25 @@ fn per_class_accuracy_against_class_size() {
     let (_keep, dir) = out_dir();
     let counts: Vec<usize> = (0..10).map(|k| (5000.0 * 0.01f64.powf(k as f64 / 9.0)) as usize).collect();
     let series = vec![
-        PerClassSeries { label: "CE".into(), class_counts: counts.clone(), accuracy: (0..10).map(|k| 95.0 - 7.0 * k as f64).collect() },
-        PerClassSeries { label: "GCL".into(), class_counts: counts.clone(), accuracy: (0..10).map(|k| 92.0 - 3.0 * k as f64).collect() },
+        PerClassSeries {
+            label: "CE".into(),
+            class_counts: counts.clone(),
+            accuracy: (0..10).map(|k| 95.0 - 7.0 * k as f64).collect(),
+        },
+        PerClassSeries {
+            label: "GCL".into(),
+            class_counts: counts.clone(),
+            accuracy: (0..10).map(|k| 92.0 - 3.0 * k as f64).collect(),
+        },
     ];
-    let files = plot_per_class_accuracy("CIFAR-10-LT γ = 100: per-class accuracy", &series, &dir.join("per_class")).unwrap();
+    let files =
+        plot_per_class_accuracy("CIFAR-10-LT γ = 100: per-class accuracy", &series, &dir.join("per_class")).unwrap();
     check(&files, (1100, 720));
     assert!(has_text(&files.svg, "training images of the class (log scale)"));
     let mut bad = series.clone();
     bad[1].accuracy.pop();
-    assert!(plot_per_class_accuracy("bad", &bad, &dir.join("bad")).unwrap_err().to_string().contains("\"GCL\" has 10 class counts but 9"));
+    assert!(plot_per_class_accuracy("bad", &bad, &dir.join("bad"))
+        .unwrap_err()
+        .to_string()
+        .contains("\"GCL\" has 10 class counts but 9"));
 }

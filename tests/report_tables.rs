@@ -25,8 +25,18 @@ fn result(final_top1: f64, best_top1: f64, many: f64) -> RunResult {
         shot_rule: "rule".into(),
         train_class_counts: vec![500, 50, 5],
         epochs: vec![EpochRecord {
-            stage: 1, epoch: 1, lr: 0.1, train_loss: 2.0, train_acc: 20.0, test_top1: final_top1, test_top5: 90.0,
-            many: None, medium: None, few: None, images_per_sec: 1000.0, seconds: 3.0,
+            stage: 1,
+            epoch: 1,
+            lr: 0.1,
+            train_loss: 2.0,
+            train_acc: 20.0,
+            test_top1: final_top1,
+            test_top5: 90.0,
+            many: None,
+            medium: None,
+            few: None,
+            images_per_sec: 1000.0,
+            seconds: 3.0,
         }],
         provenance: Provenance {
             crate_version: "0.1.0".into(),
@@ -59,7 +69,11 @@ fn cell(row: &str, column: &str, published: Option<f64>, runs: &[(f64, f64)], ex
         runs: runs
             .iter()
             .enumerate()
-            .map(|(i, &(f, b))| RunInput { seed: i as u64, key: format!("{row}-{column}-s{i}"), result: result(f, b, 80.0 + i as f64) })
+            .map(|(i, &(f, b))| RunInput {
+                seed: i as u64,
+                key: format!("{row}-{column}-s{i}"),
+                result: result(f, b, 80.0 + i as f64),
+            })
             .collect(),
         expected_seeds: expected,
         tolerance: 1.0,
@@ -107,7 +121,10 @@ fn markdown_cells_show_mean_interval_n_verdict_best_and_delta() {
     let gcl = t.cell("gcl", "100").unwrap();
     assert_eq!(gcl.std.map(|x| (x * 1e6).round() / 1e6), Some(0.3));
     assert!((gcl.half_width.unwrap() - 4.302_653 * 0.3 / 3f64.sqrt()).abs() < 1e-5);
-    assert_eq!((gcl.verdict, t.cell("ce", "100").unwrap().verdict, t.cell("gcl", "50").unwrap().verdict), (Some(Verdict::Below), Some(Verdict::SingleRun), None));
+    assert_eq!(
+        (gcl.verdict, t.cell("ce", "100").unwrap().verdict, t.cell("gcl", "50").unwrap().verdict),
+        (Some(Verdict::Below), Some(Verdict::SingleRun), None)
+    );
     assert_eq!(t.cell("ldam", "100").unwrap().verdict, Some(Verdict::Quoted));
 }
 
@@ -118,7 +135,11 @@ fn shot_columns_are_optional() {
     let lines: Vec<&str> = md.lines().collect();
     assert!(lines[0].contains("CIFAR-10-LT γ=100 many / med / few"));
     // Seeds have many = 80, 81, 82 -> 81.00; medium 50; few missing (no few-shot class).
-    assert!(lines[2].starts_with("| GCL | 79.30 ± 0.75 (n=3) ↓ (best 80.00) | 82.68 | -3.38 | 81.00 / 50.00 / – |"), "{}", lines[2]);
+    assert!(
+        lines[2].starts_with("| GCL | 79.30 ± 0.75 (n=3) ↓ (best 80.00) | 82.68 | -3.38 | 81.00 / 50.00 / – |"),
+        "{}",
+        lines[2]
+    );
     assert!(!t.markdown(false).contains("many / med / few"));
 }
 
@@ -130,7 +151,12 @@ fn latex_uses_booktabs_and_escapes() {
         assert!(tex.contains(rule), "missing {rule} in\n{tex}");
     }
     assert!(tex.contains("\\multicolumn{3}{c}{CIFAR-10-LT $\\gamma$=100}"));
-    assert!(tex.contains("GCL & 79.30 $\\pm$ 0.75 (n=3) $\\downarrow$ (best 80.00) & 82.68 & $-3.38$ & not run & 85.46 & -- \\\\"), "{tex}");
+    assert!(
+        tex.contains(
+            "GCL & 79.30 $\\pm$ 0.75 (n=3) $\\downarrow$ (best 80.00) & 82.68 & $-3.38$ & not run & 85.46 & -- \\\\"
+        ),
+        "{tex}"
+    );
     assert!(tex.contains("CE & 71.50 (n=1 of 3) $\\cdot$ & 70.36"), "{tex}");
     assert!(tex.contains("LDAM & \\textit{quoted} & 77.03 & --"));
     assert!(tex.contains("\\begin{tabular}{l ccc ccc}"));
@@ -165,7 +191,10 @@ fn files_round_trip_through_polars() {
         .unwrap();
     let expected = paper_tables(&cells).unwrap()[0].frame(true).unwrap();
     assert!(table.equals(&expected), "csv:\n{table}\nexpected:\n{expected}");
-    assert_eq!(table.column("CIFAR-10-LT γ=100").unwrap().str().unwrap().get(0), Some("79.30 ± 0.75 (n=3) ↓ (best 80.00)"));
+    assert_eq!(
+        table.column("CIFAR-10-LT γ=100").unwrap().str().unwrap().get(0),
+        Some("79.30 ± 0.75 (n=3) ↓ (best 80.00)")
+    );
 
     // runs.parquet re-reads to the same frame: one row per run (3 + 1 + 1).
     let runs = runs_frame(&cells).unwrap();
@@ -180,7 +209,12 @@ fn files_round_trip_through_polars() {
     assert_eq!(back.column("device_name").unwrap().str().unwrap().get(0), Some("NVIDIA H100"));
 
     // runs.csv re-reads with the same shape and keys.
-    let csv = CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(files.runs_csv.clone())).unwrap().finish().unwrap();
+    let csv = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(files.runs_csv.clone()))
+        .unwrap()
+        .finish()
+        .unwrap();
     assert_eq!(csv.shape(), runs.shape());
     assert_eq!(csv.column("key").unwrap().str().unwrap().get(3), Some("ce-100-s0"));
     // Each run's row carries its cell's statistics and verdict (gcl.100 x3, ce.100, ce.50 smoke).
@@ -189,7 +223,8 @@ fn files_round_trip_through_polars() {
     assert_eq!(verdicts, [Some("below"), Some("below"), Some("below"), Some("single run"), Some("not comparable")]);
     let n = csv.column("cell_n").unwrap().i64().unwrap();
     assert_eq!((n.get(0), n.get(3)), (Some(3), Some(1)));
-    let (low, high) = (csv.column("cell_ci_low").unwrap().f64().unwrap(), csv.column("cell_ci_high").unwrap().f64().unwrap());
+    let (low, high) =
+        (csv.column("cell_ci_low").unwrap().f64().unwrap(), csv.column("cell_ci_high").unwrap().f64().unwrap());
     let h = 4.302_653 * 0.3 / 3f64.sqrt();
     assert!((low.get(2).unwrap() - (79.3 - h)).abs() < 1e-5 && (high.get(2).unwrap() - (79.3 + h)).abs() < 1e-5);
     assert_eq!((low.get(3), high.get(3)), (None, None), "one seed: no interval");
@@ -205,7 +240,11 @@ fn report_lists_tables_figures_and_provenance() {
         description: "Top-1 on CIFAR-10-LT.".into(),
         cells: fixture(),
         shots: false,
-        figures: vec![FigureRef { title: "Fig. 3: t-SNE".into(), path: "figures/fig3.png".into(), caption: "CE vs GCL.".into() }],
+        figures: vec![FigureRef {
+            title: "Fig. 3: t-SNE".into(),
+            path: "figures/fig3.png".into(),
+            caption: "CE vs GCL.".into(),
+        }],
         ..Default::default()
     };
     let md = report_markdown(&[section]);
@@ -216,7 +255,10 @@ fn report_lists_tables_figures_and_provenance() {
     for key in ["gcl-100-s0", "gcl-100-s1", "gcl-100-s2", "ce-100-s0", "ce-50-s0"] {
         let line = md.lines().find(|l| l.contains(&format!("`{key}`"))).unwrap_or_else(|| panic!("{key} missing"));
         assert!(line.contains("0.1.0 (abcdef1234)") && line.contains("2.11.0") && line.contains("12.8"), "{line}");
-        assert!(line.contains("NVIDIA H100") && line.contains("1h 02m") && line.contains("2026-05-01T11:02:00Z"), "{line}");
+        assert!(
+            line.contains("NVIDIA H100") && line.contains("1h 02m") && line.contains("2026-05-01T11:02:00Z"),
+            "{line}"
+        );
     }
     assert_eq!(gcl_repro::human::duration(12.34), "12.3 s");
     assert_eq!(gcl_repro::human::duration(245.0), "4m 05s");
@@ -244,7 +286,12 @@ fn verdict_lines_count_the_cells_and_lead_each_section() {
         quoted,
     ];
     let t = &paper_tables(&cells).unwrap()[0];
-    let marks: Vec<String> = ["gcl", "ce", "ldam_drw", "focal", "cb"].iter().map(|r| t.markdown(false).lines().find(|l| l.starts_with(&format!("| {} |", r.to_uppercase()))).unwrap().to_string()).collect();
+    let marks: Vec<String> = ["gcl", "ce", "ldam_drw", "focal", "cb"]
+        .iter()
+        .map(|r| {
+            t.markdown(false).lines().find(|l| l.starts_with(&format!("| {} |", r.to_uppercase()))).unwrap().to_string()
+        })
+        .collect();
     assert!(marks[0].starts_with("| GCL | 81.50 ± 6.35 (n=2) ✓ | 82.20 | -0.70 |"), "{}", marks[0]);
     assert!(marks[1].starts_with("| CE | 70.50 ± 6.35 (n=2) ✓ | 75.00 |"), "{}", marks[1]);
     assert!(marks[2].starts_with("| LDAM_DRW | 79.00 ± 0.00 (n=2) ↓ | 81.00 |"), "{}", marks[2]);
@@ -257,10 +304,20 @@ fn verdict_lines_count_the_cells_and_lead_each_section() {
          1 single run (no interval); 1 not run; 1 without a published value"
     );
 
-    let section = ReportSection { manifest: "table1".into(), title: "Table 1: CIFAR-LT".into(), description: "Top-1.".into(), cells, ..Default::default() };
+    let section = ReportSection {
+        manifest: "table1".into(),
+        title: "Table 1: CIFAR-LT".into(),
+        description: "Top-1.".into(),
+        cells,
+        ..Default::default()
+    };
     let md = report_markdown(&[section]);
     let verdict = md.find(&format!("**Verdict (table1):** {line}\n")).expect("verdict line in REPORT.md");
-    assert!(md.find("## Table 1").unwrap() < verdict && verdict < md.find("Top-1.").unwrap() && verdict < md.find("| Method |").unwrap());
+    assert!(
+        md.find("## Table 1").unwrap() < verdict
+            && verdict < md.find("Top-1.").unwrap()
+            && verdict < md.find("| Method |").unwrap()
+    );
     assert!(md.contains("✓ reproduced (the published value lies within the manifest's tolerance of our mean, or inside our 95 % interval), ↓ below it, ↑ above it, · a single run"), "{md}");
 
     // Smoke scale: nothing is compared, and the line says so.
@@ -268,5 +325,8 @@ fn verdict_lines_count_the_cells_and_lead_each_section() {
     for c in &mut smoke {
         c.smoke = true;
     }
-    assert_eq!(paper_tables(&smoke).unwrap()[0].verdict_line(), "smoke scale: numbers not comparable with the paper (3 of 4 cells have runs)");
+    assert_eq!(
+        paper_tables(&smoke).unwrap()[0].verdict_line(),
+        "smoke scale: numbers not comparable with the paper (3 of 4 cells have runs)"
+    );
 }

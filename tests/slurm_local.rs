@@ -13,10 +13,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn slurm_ready() -> Result<(), String> {
-    let sinfo = Command::new("sinfo").args(["-h", "-o", "%t"]).output().map_err(|_| "sbatch/sinfo are not installed (apt-get install -y slurm-wlm munge)".to_string())?;
+    let sinfo = Command::new("sinfo")
+        .args(["-h", "-o", "%t"])
+        .output()
+        .map_err(|_| "sbatch/sinfo are not installed (apt-get install -y slurm-wlm munge)".to_string())?;
     let states = String::from_utf8_lossy(&sinfo.stdout).to_string();
     if !sinfo.status.success() || !states.lines().any(|s| matches!(s.trim(), "idle" | "mix" | "alloc")) {
-        return Err(format!("no Slurm node is up (sinfo: {:?}); start one with scripts/slurm-local.sh start", states.trim()));
+        return Err(format!(
+            "no Slurm node is up (sinfo: {:?}); start one with scripts/slurm-local.sh start",
+            states.trim()
+        ));
     }
     Ok(())
 }
@@ -57,7 +63,11 @@ fn needs_slurm_emitted_arrays_run_with_stage2_after_stage1() {
         .unwrap();
     assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
     let keys = |f: &str| -> Vec<String> {
-        std::fs::read_to_string(jobs.join(f)).unwrap().lines().map(|l| l.split('\t').next().unwrap().to_string()).collect()
+        std::fs::read_to_string(jobs.join(f))
+            .unwrap()
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
     };
     let (keys1, keys2) = (keys("keys1.txt"), keys("keys2.txt"));
     assert!(!keys1.is_empty() && !keys2.is_empty());
@@ -65,13 +75,17 @@ fn needs_slurm_emitted_arrays_run_with_stage2_after_stage1() {
     let submit = Command::new("bash").arg(jobs.join("submit.sh")).output().unwrap();
     let said = String::from_utf8_lossy(&submit.stdout).to_string();
     assert!(submit.status.success(), "{said}\n{}", String::from_utf8_lossy(&submit.stderr));
-    let ids: Vec<String> = said.lines().filter_map(|l| l.split("job ").nth(1)).map(|r| r.split(' ').next().unwrap().to_string()).collect();
+    let ids: Vec<String> =
+        said.lines().filter_map(|l| l.split("job ").nth(1)).map(|r| r.split(' ').next().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 2, "{said}");
     eprintln!("submitted: {said}");
     // The stage-2 array waits on the stage-1 array (checked while stage 1 is still running).
     let dep = Command::new("squeue").args(["-h", "-j", &ids[1], "-o", "%E"]).output().unwrap();
     let dep = String::from_utf8_lossy(&dep.stdout).to_string();
-    assert!(dep.lines().all(|l| l.starts_with(&format!("afterok:{}", ids[0]))) && !dep.trim().is_empty(), "stage-2 dependency: {dep:?}");
+    assert!(
+        dep.lines().all(|l| l.starts_with(&format!("afterok:{}", ids[0]))) && !dep.trim().is_empty(),
+        "stage-2 dependency: {dep:?}"
+    );
 
     // Wait for both arrays to leave the queue.
     let start = Instant::now();
@@ -88,7 +102,11 @@ fn needs_slurm_emitted_arrays_run_with_stage2_after_stage1() {
 
     let m = markers(&marks);
     for k in &keys1 {
-        assert!(m.contains_key(&format!("s1-{k}")), "stage-1 task for {k} did not run; logs in {}", jobs.join("logs").display());
+        assert!(
+            m.contains_key(&format!("s1-{k}")),
+            "stage-1 task for {k} did not run; logs in {}",
+            jobs.join("logs").display()
+        );
     }
     for k in &keys2 {
         assert!(m.contains_key(&format!("s2-{k}")), "stage-2 task for {k} did not run");

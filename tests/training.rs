@@ -1,6 +1,8 @@
 //! Real libtorch training on the built-in synthetic set: the engine learns, stage 2 builds on
 //! stage 1, and a run resumed from its checkpoint ends bit-identical to an uninterrupted one.
-use gcl_repro::config::{Arch, ClassifierInit, DatasetName, DatasetSpec, Head, LossSpec, Rebalance, RunSpec, Stage2Spec};
+use gcl_repro::config::{
+    Arch, ClassifierInit, DatasetName, DatasetSpec, Head, LossSpec, Rebalance, RunSpec, Stage2Spec,
+};
 use gcl_repro::losses::{Ce, Gcl};
 use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
 use gcl_repro::training::{self, RunEnv, Silent};
@@ -12,7 +14,14 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn small_spec(epochs: usize) -> RunSpec {
     let mut s = RunSpec::default();
-    s.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 4, max_per_class: 96, imbalance: 8.0, test_per_class: 24, ..DatasetSpec::default() };
+    s.dataset = DatasetSpec {
+        name: DatasetName::Synthetic,
+        classes: 4,
+        max_per_class: 96,
+        imbalance: 8.0,
+        test_per_class: 24,
+        ..DatasetSpec::default()
+    };
     s.model.arch = Arch::ResnetSmall;
     s.model.head = Head::Normed;
     s.stage1.loss = LossSpec::Gcl(Gcl::default());
@@ -37,7 +46,8 @@ fn weights(dir: &std::path::Path) -> Vec<(String, Tensor)> {
 fn resume_after_interruption_equals_uninterrupted_run() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spec = small_spec(3);
-    let data: gcl_repro::data::Data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
+    let data: gcl_repro::data::Data =
+        gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let stop = AtomicBool::new(false);
     let a = tempfile::tempdir().unwrap();
     let full = training::run_stage1(&spec, &data, "k", &ctx(a.path(), &stop)).unwrap();
@@ -72,7 +82,8 @@ fn resume_after_interruption_equals_uninterrupted_run() {
 fn stop_flag_interrupts_and_keeps_the_last_checkpoint() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spec = small_spec(2);
-    let data: gcl_repro::data::Data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
+    let data: gcl_repro::data::Data =
+        gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let stop = AtomicBool::new(true);
     let d = tempfile::tempdir().unwrap();
     let err = training::run_stage1(&spec, &data, "k", &ctx(d.path(), &stop)).unwrap_err();
@@ -91,7 +102,8 @@ fn engine_learns_and_stage2_rebalances() {
     spec.stage1.loss = LossSpec::Ce(Ce::default());
     spec.stage1.mixup = false;
     spec.stage1.milestones = vec![];
-    let data: gcl_repro::data::Data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
+    let data: gcl_repro::data::Data =
+        gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let stop = AtomicBool::new(false);
     let d1 = tempfile::tempdir().unwrap();
     let r1 = training::run_stage1(&spec, &data, "s1", &ctx(d1.path(), &stop)).unwrap();
@@ -120,7 +132,14 @@ fn engine_learns_and_stage2_rebalances() {
     ];
     for (method, shift_bn, lr) in methods {
         let mut s2 = spec.clone();
-        let stage2 = Stage2Spec { rebalance: method.clone(), shift_bn, epochs: 2, lr, loss: LossSpec::Ce(Ce::default()), ..Stage2Spec::default() };
+        let stage2 = Stage2Spec {
+            rebalance: method.clone(),
+            shift_bn,
+            epochs: 2,
+            lr,
+            loss: LossSpec::Ce(Ce::default()),
+            ..Stage2Spec::default()
+        };
         s2.stage2 = Some(stage2);
         let d2 = tempfile::tempdir().unwrap();
         let r2 = training::run_stage2(&s2, &data, "s2", "s1", d1.path(), &ctx(d2.path(), &stop)).unwrap();
@@ -131,8 +150,11 @@ fn engine_learns_and_stage2_rebalances() {
         // The backbone is frozen: stage 2 leaves its weights untouched.
         // The methods that train the classifier store a changed one (a re-initialised classifier
         // that stage 2 never trained would be missing or at chance).
-        let head = |ws: &[(String, Tensor)]| ws.iter().find(|(n, _)| n == "head.linear.weight").map(|(_, t)| t.shallow_clone());
-        let (head1, head2) = (head(&weights(d1.path())).unwrap(), head(&weights(d2.path())).expect("stage 2 stores the classifier"));
+        let head = |ws: &[(String, Tensor)]| {
+            ws.iter().find(|(n, _)| n == "head.linear.weight").map(|(_, t)| t.shallow_clone())
+        };
+        let (head1, head2) =
+            (head(&weights(d1.path())).unwrap(), head(&weights(d2.path())).expect("stage 2 stores the classifier"));
         match method {
             // LWS trains its scales on the frozen classifier.
             Rebalance::Lws(_) => assert!(head1.equal(&head2), "LWS changed the classifier"),
@@ -171,7 +193,8 @@ fn bbn_trains_with_two_samplers_and_refuses_mixup() {
     assert!(err.contains("mixup"), "{err}");
     spec.stage1.mixup = false;
     training::check_spec(&spec).unwrap();
-    let data: gcl_repro::data::Data = gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
+    let data: gcl_repro::data::Data =
+        gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let stop = AtomicBool::new(false);
     let d = tempfile::tempdir().unwrap();
     let r = training::run_stage1(&spec, &data, "bbn", &ctx(d.path(), &stop)).unwrap();

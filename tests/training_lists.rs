@@ -49,7 +49,8 @@ fn stage1_and_stage2_train_on_jpeg_lists() {
     assert_eq!(data.class_counts(), &[10, 6, 3]);
     let stop = AtomicBool::new(false);
     let d1 = tempfile::tempdir().unwrap();
-    let ctx = |dir: &std::path::Path| RunEnv { device: Device::Cpu, dir: dir.to_path_buf(), stop: &stop, observer: &Silent };
+    let ctx =
+        |dir: &std::path::Path| RunEnv { device: Device::Cpu, dir: dir.to_path_buf(), stop: &stop, observer: &Silent };
     let r1 = training::run_stage1(&spec, &data, "s1", &ctx(d1.path())).unwrap();
     assert_eq!(r1.epochs.len(), 1);
     assert!(r1.epochs[0].train_loss.is_finite());
@@ -71,7 +72,12 @@ fn a_missing_image_names_the_list_line() {
     std::fs::write(root.path().join("train.txt"), "a.jpg 0\nb.jpg 1\n").unwrap();
     std::fs::write(root.path().join("test.txt"), "a.jpg 0\n").unwrap();
     let mut spec = RunSpec::default();
-    spec.dataset = DatasetSpec { name: DatasetName::ImagenetLt, train_list: Some("train.txt".into()), test_list: Some("test.txt".into()), ..DatasetSpec::default() };
+    spec.dataset = DatasetSpec {
+        name: DatasetName::ImagenetLt,
+        train_list: Some("train.txt".into()),
+        test_list: Some("test.txt".into()),
+        ..DatasetSpec::default()
+    };
     spec.model.arch = Arch::ResnetSmall;
     spec.stage1.epochs = 1;
     let data = gcl_repro::data::load_any(&spec.dataset, root.path()).unwrap();

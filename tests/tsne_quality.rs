@@ -27,14 +27,17 @@ fn same_seed_same_map_whatever_the_thread_count() {
         assert_eq!(a, c, "{init:?}: 1 and 2 threads differ");
     }
     // A different seed changes a random initialisation.
-    let r = |seed| tsne(&data, 300, 16, &TsneOptions { iterations: 50, init: TsneInit::Random, seed, ..TsneOptions::default() });
+    let r = |seed| {
+        tsne(&data, 300, 16, &TsneOptions { iterations: 50, init: TsneInit::Random, seed, ..TsneOptions::default() })
+    };
     assert_ne!(r(1), r(2));
 }
 
 #[test]
 fn knn_agreement_measures_label_mixing() {
     // Two labels on two far apart spots: perfect; interleaved labels on a line: poor.
-    let pts: Vec<[f32; 2]> = (0..20).map(|i| if i < 10 { [i as f32 * 0.01, 0.0] } else { [100.0 + i as f32 * 0.01, 0.0] }).collect();
+    let pts: Vec<[f32; 2]> =
+        (0..20).map(|i| if i < 10 { [i as f32 * 0.01, 0.0] } else { [100.0 + i as f32 * 0.01, 0.0] }).collect();
     let labels: Vec<usize> = (0..20).map(|i| i / 10).collect();
     assert_eq!(knn_label_agreement(&pts, &labels, 3), 1.0);
     let line: Vec<[f32; 2]> = (0..20).map(|i| [i as f32, 0.0]).collect();

@@ -12,8 +12,8 @@
 //! the table gives mean ± std of the final-epoch top-1 of each engine, the difference of means
 //! and Welch's t-test p-value. Seeds differ between the engines' generators, so only the
 //! distributions can agree, which is what the test asks.
-use crate::data::Data;
 use crate::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, RunSpec, Stage1Spec, Stage2Spec};
+use crate::data::Data;
 use crate::losses::Ce;
 use crate::stats::{mean_std, paired_t, welch};
 use crate::training::{self, Progress, RunEnv};
@@ -105,8 +105,10 @@ type Finals = [f64; 3];
 /// benchmark still reports the time its runs took when they trained).
 fn ours(gcl: &RunSpec, ce: &RunSpec, data: &Data, opts: &FidelityOptions, dir: &Path) -> Result<(Finals, f64)> {
     let stop = AtomicBool::new(false);
-    let observers = ["gcl_stage1", "gcl_crt", "ce"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
-    let env = |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
+    let observers =
+        ["gcl_stage1", "gcl_crt", "ce"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
+    let env =
+        |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
     let s1 = training::run_stage1(&gcl.stage1_only(), data, "gcl-stage1", &env(0, "gcl_stage1"))?;
     let s2 = training::run_stage2(gcl, data, "gcl-crt", "gcl-stage1", &dir.join("gcl_stage1"), &env(1, "gcl_crt"))?;
     let c = training::run_stage1(ce, data, "ce", &env(2, "ce"))?;
@@ -131,7 +133,15 @@ fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -
 /// full run builds it, from the same seed, saved before any training).
 fn torch_init(spec: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<PathBuf> {
     let path = dir.join(TORCH_INIT);
-    script_run(spec, "gcl", "gcl_init", json!({ "save_init": path, "init_only": true }), std::slice::from_ref(&path), opts, dir)?;
+    script_run(
+        spec,
+        "gcl",
+        "gcl_init",
+        json!({ "save_init": path, "init_only": true }),
+        std::slice::from_ref(&path),
+        opts,
+        dir,
+    )?;
     Ok(path)
 }
 
@@ -173,7 +183,8 @@ fn script_run(
     if !status.success() {
         bail!("{} failed ({status}) on {}", opts.script.display(), cfg_path.display());
     }
-    let text = std::fs::read_to_string(&out_path).with_context(|| format!("{} wrote no {}", opts.script.display(), out_path.display()))?;
+    let text = std::fs::read_to_string(&out_path)
+        .with_context(|| format!("{} wrote no {}", opts.script.display(), out_path.display()))?;
     Ok(serde_json::from_str(&text)?)
 }
 
@@ -195,7 +206,13 @@ pub struct Paired {
 /// Our GCL stage 1 from the PyTorch script's initial weights of the seed (`model.init_from`):
 /// both engines' stage 1 then start from one network; data order, augmentation, mixup and noise
 /// still come from each engine's own generators.
-fn ours_from_torch_init(gcl: &RunSpec, torch_init: &Path, data: &Data, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64)> {
+fn ours_from_torch_init(
+    gcl: &RunSpec,
+    torch_init: &Path,
+    data: &Data,
+    opts: &FidelityOptions,
+    dir: &Path,
+) -> Result<(f64, f64)> {
     let mut spec = gcl.stage1_only();
     spec.model.pin_init_from(torch_init)?;
     let stop = AtomicBool::new(false);
@@ -207,15 +224,30 @@ fn ours_from_torch_init(gcl: &RunSpec, torch_init: &Path, data: &Data, opts: &Fi
 
 /// Our stage 2 from the PyTorch script's stage-1 weights: a stage 1 of no epochs that starts
 /// from them (`model.init_from`), then the recipe's stage 2 on top.
-fn ours_paired(gcl: &RunSpec, torch_weights: &Path, data: &Data, opts: &FidelityOptions, dir: &Path) -> Result<(f64, f64, f64)> {
+fn ours_paired(
+    gcl: &RunSpec,
+    torch_weights: &Path,
+    data: &Data,
+    opts: &FidelityOptions,
+    dir: &Path,
+) -> Result<(f64, f64, f64)> {
     let mut spec = gcl.clone();
     spec.model.pin_init_from(torch_weights)?;
     spec.stage1.epochs = 0;
     let stop = AtomicBool::new(false);
-    let observers = ["imported_stage1", "paired_crt"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
-    let env = |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
+    let observers =
+        ["imported_stage1", "paired_crt"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));
+    let env =
+        |i: usize, sub: &str| RunEnv { device: opts.device, dir: dir.join(sub), stop: &stop, observer: &observers[i] };
     let s1 = training::run_stage1(&spec.stage1_only(), data, "imported-stage1", &env(0, "imported_stage1"))?;
-    let s2 = training::run_stage2(&spec, data, "paired-crt", "imported-stage1", &dir.join("imported_stage1"), &env(1, "paired_crt"))?;
+    let s2 = training::run_stage2(
+        &spec,
+        data,
+        "paired-crt",
+        "imported-stage1",
+        &dir.join("imported_stage1"),
+        &env(1, "paired_crt"),
+    )?;
     Ok((s1.final_eval.top1, s2.final_eval.top1, s2.provenance.wall_seconds))
 }
 
@@ -245,7 +277,11 @@ fn verdict(diff: f64, p: f64) -> String {
 }
 
 fn p_text(p: f64) -> String {
-    if p.is_nan() { "n/a".into() } else { format!("{p:.3}") }
+    if p.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{p:.3}")
+    }
 }
 
 /// The result table (Markdown): the unpaired comparisons (Welch) from each engine's own runs,
@@ -257,10 +293,18 @@ pub fn table(ours: &[Finals], theirs: &[Finals], paired: &[Paired]) -> String {
         let b: Vec<f64> = theirs.iter().map(|f| f[r]).collect();
         let ((ma, sa), (mb, sb)) = (mean_std(&a), mean_std(&b));
         let (_, _, p) = welch(&a, &b);
-        let _ = writeln!(text, "| {name}, unpaired (own stage 1 each) | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {:+.2} | Welch {} | {} |", ma - mb, p_text(p), verdict(ma - mb, p));
+        let _ = writeln!(
+            text,
+            "| {name}, unpaired (own stage 1 each) | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {:+.2} | Welch {} | {} |",
+            ma - mb,
+            p_text(p),
+            verdict(ma - mb, p)
+        );
     }
     let rows: [(&str, fn(&Paired) -> (f64, f64)); 3] = [
-        ("GCL stage 1, **paired start** (both from PyTorch's initial weights of the seed)", |p| (p.stage1_from_torch_init, p.stage1_torch)),
+        ("GCL stage 1, **paired start** (both from PyTorch's initial weights of the seed)", |p| {
+            (p.stage1_from_torch_init, p.stage1_torch)
+        }),
         ("PyTorch's GCL stage-1 weights, evaluated by each engine", |p| (p.stage1_ours, p.stage1_torch)),
         ("GCL + CBEN cRT, **paired** (both stage 2s from PyTorch's stage 1)", |p| (p.stage2_ours, p.stage2_torch)),
     ];
@@ -268,7 +312,12 @@ pub fn table(ours: &[Finals], theirs: &[Finals], paired: &[Paired]) -> String {
         let (a, b): (Vec<f64>, Vec<f64>) = paired.iter().map(pick).unzip();
         let ((ma, sa), (mb, sb)) = (mean_std(&a), mean_std(&b));
         let (d, sd, p) = paired_t(&a, &b);
-        let _ = writeln!(text, "| {name} | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {d:+.2} ± {sd:.2} | paired t {} | {} |", p_text(p), verdict(d, p));
+        let _ = writeln!(
+            text,
+            "| {name} | {ma:.2} ± {sa:.2} | {mb:.2} ± {sb:.2} | {d:+.2} ± {sd:.2} | paired t {} | {} |",
+            p_text(p),
+            verdict(d, p)
+        );
     }
     text
 }
@@ -286,7 +335,8 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
     tch::set_num_threads(opts.threads as i32);
     std::fs::create_dir_all(&opts.out)?;
     let started = Instant::now();
-    let (mut ours_all, mut theirs_all, mut paired, mut torch_gcl_results) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ours_all, mut theirs_all, mut paired, mut torch_gcl_results) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut ours_seconds, mut theirs_seconds) = (0.0, 0.0);
     let seeds: Vec<u64> = (0..opts.seeds as u64).map(|i| 123 + i).collect();
     // Every seed trains on the same CIFAR-10-LT subset: read it once.
@@ -297,10 +347,14 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         let torch_dir = opts.out.join(format!("torch/seed{seed}"));
         let (o, t_ours) = ours(&gcl, &ce, &data, opts, &ours_dir)?;
         let (p, t_torch, torch_gcl) = theirs(&gcl, &ce, opts, &torch_dir)?;
-        let (stage1_ours, stage2_ours, t_paired) = ours_paired(&gcl, &torch_dir.join(TORCH_STAGE1), &data, opts, &ours_dir)?;
-        let (stage1_from_torch_init, t_init) = ours_from_torch_init(&gcl, &torch_init(&gcl, opts, &torch_dir)?, &data, opts, &ours_dir)?;
+        let (stage1_ours, stage2_ours, t_paired) =
+            ours_paired(&gcl, &torch_dir.join(TORCH_STAGE1), &data, opts, &ours_dir)?;
+        let (stage1_from_torch_init, t_init) =
+            ours_from_torch_init(&gcl, &torch_init(&gcl, opts, &torch_dir)?, &data, opts, &ours_dir)?;
         let pair = Paired { stage1_ours, stage1_torch: p[0], stage2_ours, stage2_torch: p[1], stage1_from_torch_init };
-        tracing::info!("fidelity seed {seed}: ours {o:?} ({t_ours:.0} s), PyTorch {p:?} ({t_torch:.0} s), paired {pair:?}");
+        tracing::info!(
+            "fidelity seed {seed}: ours {o:?} ({t_ours:.0} s), PyTorch {p:?} ({t_torch:.0} s), paired {pair:?}"
+        );
         ours_seconds += t_ours + t_paired + t_init;
         theirs_seconds += t_torch;
         ours_all.push(o);

@@ -79,7 +79,9 @@ pub fn generate_images(dir: &Path, n: usize, seed: u64) -> Result<PathBuf> {
 /// A smooth random colour field (a few sinusoids per channel) plus pixel noise.
 pub fn synthetic_photo(w: u32, h: u32, rng: &mut impl Rng) -> image::RgbImage {
     let waves: Vec<[f32; 4]> = (0..9)
-        .map(|_| [rng.gen_range(0.002..0.05), rng.gen_range(0.002..0.05), rng.gen_range(0.0..6.3), rng.gen_range(20.0..60.0)])
+        .map(|_| {
+            [rng.gen_range(0.002..0.05), rng.gen_range(0.002..0.05), rng.gen_range(0.0..6.3), rng.gen_range(20.0..60.0)]
+        })
         .collect();
     let mut img = image::RgbImage::new(w, h);
     for (x, y, px) in img.enumerate_pixels_mut() {
@@ -106,7 +108,13 @@ fn bench_indices(len: usize, total: usize, train: bool) -> Vec<usize> {
 /// Images/s of our loader: one warm-up batch, then `batches` timed ones.
 pub fn measure_ours(b: &LoaderBench) -> Result<Rate> {
     let dataset = Arc::new(ListDataset::from_file(&b.list, None)?);
-    let opts = LoaderOptions { batch_size: b.batch_size, threads: b.workers, prefetch: 2, skip_bad: false, color_jitter: true };
+    let opts = LoaderOptions {
+        batch_size: b.batch_size,
+        threads: b.workers,
+        prefetch: 2,
+        skip_bad: false,
+        color_jitter: true,
+    };
     let loader = ImageLoader::new(dataset.clone(), b.root.clone(), opts)?;
     let indices = bench_indices(dataset.len(), (b.batches + 1) * b.batch_size, b.train);
     let mut epoch = loader.epoch(indices, b.train, epoch_seed(0, 0));
@@ -142,9 +150,15 @@ pub fn measure_torchvision(b: &LoaderBench) -> Result<Rate> {
         .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        bail!("the torchvision reference failed ({}); it needs torchvision==0.26.0 and pillow in {}:\n{stdout}", out.status, python.display());
+        bail!(
+            "the torchvision reference failed ({}); it needs torchvision==0.26.0 and pillow in {}:\n{stdout}",
+            out.status,
+            python.display()
+        );
     }
-    parse_result_line(&stdout).with_context(|| format!("no `RESULT images=N seconds=S` line in the output of {}:\n{stdout}", script.display()))
+    parse_result_line(&stdout).with_context(|| {
+        format!("no `RESULT images=N seconds=S` line in the output of {}:\n{stdout}", script.display())
+    })
 }
 
 fn parse_result_line(stdout: &str) -> Option<Rate> {
@@ -155,7 +169,11 @@ fn parse_result_line(stdout: &str) -> Option<Rate> {
 
 /// Run both sides `repeats` times, alternating, and return the report text.
 pub fn run(b: &LoaderBench) -> Result<String> {
-    let mode = if b.train { "train (random-resized-crop 224, flip, colour jitter 0.4)" } else { "eval (resize 256, centre crop 224)" };
+    let mode = if b.train {
+        "train (random-resized-crop 224, flip, colour jitter 0.4)"
+    } else {
+        "eval (resize 256, centre crop 224)"
+    };
     let mut text = format!(
         "machine: {}\nimages: {} (root {}), transforms: {mode}, batch {}, {} workers, {} timed batches per round\n",
         crate::device::cpu_name(),
@@ -182,16 +200,15 @@ pub fn run(b: &LoaderBench) -> Result<String> {
         ratios.push(ratio);
     }
     ratios.sort_by(f64::total_cmp);
-    text += &format!("ratio (ours / torchvision), median of {} rounds: {:.2}x\n", ratios.len(), ratios[ratios.len() / 2]);
+    text +=
+        &format!("ratio (ours / torchvision), median of {} rounds: {:.2}x\n", ratios.len(), ratios[ratios.len() / 2]);
     Ok(text)
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
-            .unwrap()
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}").unwrap().progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar

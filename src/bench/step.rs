@@ -90,22 +90,38 @@ pub fn reference_json(cmd: &mut std::process::Command) -> Result<serde_json::Val
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        bail!("the PyTorch reference failed: {}", err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message"));
+        bail!(
+            "the PyTorch reference failed: {}",
+            err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message")
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).context("the PyTorch reference printed no JSON line")?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("the PyTorch reference printed no JSON line")?;
     serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))
 }
 
 /// Run the PyTorch reference script with the given python and parse its JSON line.
-pub fn time_torch_step(python: &Path, script: &Path, device: Device, batch: usize, steps: usize, warmup: usize) -> Result<StepTiming> {
+pub fn time_torch_step(
+    python: &Path,
+    script: &Path,
+    device: Device,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<StepTiming> {
     let dev = crate::device::device_label(device);
     let threads = tch::get_num_threads().to_string();
-    let v = reference_json(
-        std::process::Command::new(python)
-            .arg(script)
-            .args([dev.as_str(), &batch.to_string(), &steps.to_string(), &warmup.to_string(), &threads]),
-    )?;
+    let v = reference_json(std::process::Command::new(python).arg(script).args([
+        dev.as_str(),
+        &batch.to_string(),
+        &steps.to_string(),
+        &warmup.to_string(),
+        &threads,
+    ]))?;
     Ok(StepTiming {
         ms_per_step: v["ms_per_step"].as_f64().context("ms_per_step missing")?,
         images_per_sec: v["images_per_sec"].as_f64().context("images_per_sec missing")?,
@@ -114,7 +130,15 @@ pub fn time_torch_step(python: &Path, script: &Path, device: Device, batch: usiz
 
 /// The report of `gcl-repro bench step`: `repeats` alternating rounds (ours, then PyTorch), each
 /// round's times, and the median ratio (a 2-core machine's timings vary by tens of percent).
-pub fn step_report(device: Device, batch: usize, steps: usize, warmup: usize, repeats: usize, python: &Path, script: &Path) -> Result<String> {
+pub fn step_report(
+    device: Device,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    repeats: usize,
+    python: &Path,
+    script: &Path,
+) -> Result<String> {
     let machine = crate::device::device_name(device);
     let mut out = format!(
         "stage-1 step, ResNet-32 + cosine head + GCL loss + mixup + SGD, batch {batch}, {steps} timed steps after {warmup} warm-up\n\

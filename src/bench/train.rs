@@ -14,16 +14,16 @@
 //!
 //! `bench parity` (below) trains the same steps with the eager and the static/graph step from
 //! the same weights and reports how far the weights end apart.
+use super::step::sync;
 use crate::config::{DatasetName, DatasetSpec, LossSpec, RunSpec};
 use crate::data::Data;
 use crate::losses::{Ce, Criterion};
 use crate::models::{trainable, Network};
 use crate::training::epoch::{self, Split};
 use crate::training::sgd::Sgd;
-use crate::training::source::{self, Batches, BatchSource};
+use crate::training::source::{self, BatchSource, Batches};
 use crate::training::standard::Stage1;
 use crate::training::static_step::StepMode;
-use super::step::sync;
 use crate::training::{self, RunEnv, Silent};
 use anyhow::{bail, Context as _, Result};
 use std::fmt::Write as _;
@@ -84,7 +84,14 @@ pub fn recipe(data_root: &Path) -> (RunSpec, Images) {
     };
     if images == Images::Synthetic {
         // 10 classes, 5,000 images in the largest, γ = 100: the sizes of CIFAR-10-LT.
-        spec.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 10, max_per_class: 5000, imbalance: 100.0, test_per_class: 1000, ..DatasetSpec::default() };
+        spec.dataset = DatasetSpec {
+            name: DatasetName::Synthetic,
+            classes: 10,
+            max_per_class: 5000,
+            imbalance: 100.0,
+            test_per_class: 1000,
+            ..DatasetSpec::default()
+        };
     }
     (spec, images)
 }
@@ -185,7 +192,9 @@ pub fn time_ours(spec: &RunSpec, data: &Data, device: Device, steps: usize, warm
     let clocks = Clocks { device, warmup, last_step: warmup + steps - 1, marks: Default::default() };
     let record = train_steps(spec, &net, &mut opt, data, device, warmup + steps, 2, true, &clocks)?;
     let marks = clocks.marks.into_inner();
-    let [start, trained, evaluated] = marks[..] else { bail!("the training loop reported {} of its 3 clock marks", marks.len()) };
+    let [start, trained, evaluated] = marks[..] else {
+        bail!("the training loop reported {} of its 3 clock marks", marks.len())
+    };
     let train_seconds = (trained - start).as_secs_f64();
     let images = (steps * spec.stage1.batch_size) as f64;
     Ok(Timing {
@@ -209,7 +218,16 @@ fn peak_rss_mib() -> Option<f64> {
 pub fn time_torch(b: &TrainBench, pipeline: &str, images: Images) -> Result<Timing> {
     let mut cmd = std::process::Command::new(&b.python);
     cmd.arg(&b.script)
-        .args(["--pipeline", pipeline, "--steps", &b.steps.to_string(), "--warmup", &b.warmup.to_string(), "--batch", "64"])
+        .args([
+            "--pipeline",
+            pipeline,
+            "--steps",
+            &b.steps.to_string(),
+            "--warmup",
+            &b.warmup.to_string(),
+            "--batch",
+            "64",
+        ])
         .args(["--threads", &tch::get_num_threads().to_string(), "--device", &crate::device::device_label(b.device)]);
     if images == Images::Raw {
         cmd.arg("--data-root").arg(&b.data_root);
@@ -269,7 +287,11 @@ pub fn run(b: &TrainBench) -> Result<String> {
         },
     )?;
     md.push_str("| round | side | images/s | training images/s | evaluation s | peak RSS MiB | top-1 after |\n|---|---|---|---|---|---|---|\n");
-    let sides = if b.no_torch { vec!["gcl-repro"] } else { vec!["gcl-repro", "PyTorch released pipeline", "PyTorch tensor pipeline"] };
+    let sides = if b.no_torch {
+        vec!["gcl-repro"]
+    } else {
+        vec!["gcl-repro", "PyTorch released pipeline", "PyTorch tensor pipeline"]
+    };
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
     let mut failures: Vec<String> = Vec::new();
     let mut rows = Vec::new();
@@ -347,7 +369,14 @@ pub fn parity(device: Device, steps: usize, tolerance: f64) -> Result<(String, b
     let mut spec = RunSpec::released_gcl().stage1_only();
     spec.stage1.loss = LossSpec::Ce(Ce::default());
     spec.stage1.epochs = 1;
-    spec.dataset = DatasetSpec { name: DatasetName::Synthetic, classes: 10, max_per_class: 200, imbalance: 10.0, test_per_class: 20, ..DatasetSpec::default() };
+    spec.dataset = DatasetSpec {
+        name: DatasetName::Synthetic,
+        classes: 10,
+        max_per_class: 200,
+        imbalance: 10.0,
+        test_per_class: 20,
+        ..DatasetSpec::default()
+    };
     let data: Data = crate::data::load(&spec.dataset, Path::new("/nonexistent"))?.into();
     let mut finals = Vec::new();
     for mode in [StepMode::Eager, StepMode::Graph] {

@@ -24,7 +24,11 @@ impl std::fmt::Display for TsneBenchmark {
         writeln!(f, "t-SNE benchmark: {} points x {} dims, 10 Gaussian clusters", self.points, self.dim)?;
         writeln!(f, "machine: {} ({} threads used by both)", self.machine, self.threads)?;
         writeln!(f, "settings: perplexity 50, early exaggeration 15, 1000 iterations, PCA init, Barnes-Hut angle 0.5")?;
-        writeln!(f, "gcl-repro tsne:        {:8.2} s   10-NN label agreement {:.3}", self.ours_seconds, self.ours_knn_agreement)?;
+        writeln!(
+            f,
+            "gcl-repro tsne:        {:8.2} s   10-NN label agreement {:.3}",
+            self.ours_seconds, self.ours_knn_agreement
+        )?;
         writeln!(
             f,
             "scikit-learn {:<9} {:8.2} s   10-NN label agreement {:.3}",
@@ -35,11 +39,18 @@ impl std::fmt::Display for TsneBenchmark {
 }
 
 /// Run our t-SNE and scikit-learn's (through `script`, with `python`) on the same synthetic data.
-pub fn bench_against_sklearn(points: usize, dim: usize, threads: usize, python: &Path, script: &Path) -> Result<TsneBenchmark> {
+pub fn bench_against_sklearn(
+    points: usize,
+    dim: usize,
+    threads: usize,
+    python: &Path,
+    script: &Path,
+) -> Result<TsneBenchmark> {
     if !script.exists() {
         bail!("benchmark script {} not found (run from the crate root or pass --script)", script.display());
     }
-    let threads = if threads == 0 { std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1) } else { threads };
+    let threads =
+        if threads == 0 { std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1) } else { threads };
     let (data, labels) = gaussian_clusters(points, dim, 10, 3.0, 7);
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let input: PathBuf = dir.path().join("data.f32");
@@ -55,7 +66,13 @@ pub fn bench_against_sklearn(points: usize, dim: usize, threads: usize, python: 
     eprintln!("running scikit-learn (no progress output)...");
     let result = std::process::Command::new(python)
         .arg(script)
-        .args([input.to_str().unwrap(), output.to_str().unwrap(), &points.to_string(), &dim.to_string(), &threads.to_string()])
+        .args([
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &points.to_string(),
+            &dim.to_string(),
+            &threads.to_string(),
+        ])
         .env("OMP_NUM_THREADS", threads.to_string())
         .output()
         .with_context(|| format!("running {} {}", python.display(), script.display()))?;

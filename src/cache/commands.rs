@@ -9,7 +9,11 @@ use std::fmt::Write;
 /// One line per complete run: key, stage, dataset/method summary, headline metrics.
 pub fn ls(cache: &Cache) -> Result<String> {
     let mut out = String::new();
-    writeln!(out, "{:<12}  {:>5}  {:>7}  {:>7}  {:>6}  {:<10}  settings", "key", "stage", "top1", "best", "epochs", "device")?;
+    writeln!(
+        out,
+        "{:<12}  {:>5}  {:>7}  {:>7}  {:>6}  {:<10}  settings",
+        "key", "stage", "top1", "best", "epochs", "device"
+    )?;
     for key in cache.keys()? {
         let Some(r) = cache.result(&key)? else {
             writeln!(out, "{:<12}  (no {METRICS}: run `cache verify`)", short_key(&key))?;
@@ -39,7 +43,12 @@ fn settings_summary(cache: &Cache, key: &str) -> String {
     let Ok(spec) = toml::from_str::<crate::config::RunSpec>(&text) else { return "?".into() };
     let mut s = format!(
         "{:?} gamma={} {:?} loss={} mixup={} seed={}",
-        spec.dataset.name, spec.dataset.imbalance, spec.model.arch, spec.stage1.loss.kind(), spec.stage1.mixup, spec.seed
+        spec.dataset.name,
+        spec.dataset.imbalance,
+        spec.model.arch,
+        spec.stage1.loss.kind(),
+        spec.stage1.mixup,
+        spec.seed
     )
     .to_lowercase();
     if let Some(s2) = &spec.stage2 {
@@ -61,12 +70,27 @@ pub fn show(cache: &Cache, prefix: &str) -> Result<String> {
         writeln!(out, "stage-1 run: {p}")?;
     }
     writeln!(out, "directory: {}", dir.display())?;
-    writeln!(out, "final top-1 {:.2}, top-5 {:.2}; best top-1 {:.2} at epoch {}", r.final_eval.top1, r.final_eval.top5, r.best_top1, r.best_epoch)?;
+    writeln!(
+        out,
+        "final top-1 {:.2}, top-5 {:.2}; best top-1 {:.2} at epoch {}",
+        r.final_eval.top1, r.final_eval.top5, r.best_top1, r.best_epoch
+    )?;
     let g = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
-    writeln!(out, "many / medium / few: {} / {} / {} ({})", g(r.final_eval.many), g(r.final_eval.medium), g(r.final_eval.few), r.shot_rule)?;
+    writeln!(
+        out,
+        "many / medium / few: {} / {} / {} ({})",
+        g(r.final_eval.many),
+        g(r.final_eval.medium),
+        g(r.final_eval.few),
+        r.shot_rule
+    )?;
     writeln!(out, "selection: {}", r.selection_rule)?;
     let p = &r.provenance;
-    writeln!(out, "made by gcl-repro {} ({}), libtorch {}, on {} ({}), {:.0} s, finished {}", p.crate_version, p.git_commit, p.libtorch_version, p.device, p.device_name, p.wall_seconds, p.finished)?;
+    writeln!(
+        out,
+        "made by gcl-repro {} ({}), libtorch {}, on {} ({}), {:.0} s, finished {}",
+        p.crate_version, p.git_commit, p.libtorch_version, p.device, p.device_name, p.wall_seconds, p.finished
+    )?;
     writeln!(out, "\nresolved settings ({SPEC}):")?;
     out.push_str(&std::fs::read_to_string(dir.join(SPEC)).unwrap_or_default());
     Ok(out)
@@ -86,7 +110,13 @@ pub fn verify(cache: &Cache) -> Result<(String, bool)> {
             writeln!(out, "corrupt: {p}")?;
         }
     }
-    writeln!(out, "{} run(s) checked, {} with problems{}", keys.len(), bad, if bad > 0 { " (remove them with `gcl-repro run --force --only KEY` to re-train)" } else { "" })?;
+    writeln!(
+        out,
+        "{} run(s) checked, {} with problems{}",
+        keys.len(),
+        bad,
+        if bad > 0 { " (remove them with `gcl-repro run --force --only KEY` to re-train)" } else { "" }
+    )?;
     Ok((out, bad == 0))
 }
 
@@ -107,6 +137,11 @@ pub fn gc(cache: &Cache, keep: &HashSet<String>, dry_run: bool) -> Result<String
             writeln!(out, "removed {key}")?;
         }
     }
-    writeln!(out, "{n} run(s) {}; {} kept", if dry_run { "would be removed (dry run)" } else { "removed" }, keep.len())?;
+    writeln!(
+        out,
+        "{n} run(s) {}; {} kept",
+        if dry_run { "would be removed (dry run)" } else { "removed" },
+        keep.len()
+    )?;
     Ok(out)
 }

@@ -15,10 +15,10 @@
 use super::files::{CHECKPOINT, HASHES, KEY_MATERIAL, METRICS, SPEC, WEIGHTS_OMITTED};
 use crate::metrics::RunResult;
 use anyhow::{anyhow, bail, Context, Result};
-use std::os::unix::io::AsRawFd;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +82,8 @@ impl Cache {
             return Ok(None);
         }
         // One line saying what is wrong with which file, then the two ways out.
-        let parsed = fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|text| Ok(serde_json::from_str(&text)?));
+        let parsed =
+            fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|text| Ok(serde_json::from_str(&text)?));
         let r = parsed.map_err(|e| {
             anyhow!(
                 "{} is not a valid result ({e}); `gcl-repro cache verify` tells whether it changed since the run finished, \
@@ -97,7 +98,12 @@ impl Cache {
     /// Try to claim `key`; `None` when another live process holds it.
     pub fn try_lock(&self, key: &str) -> Result<Option<RunLock>> {
         let path = self.root.join("locks").join(format!("{key}.lock"));
-        let mut file = fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
         // SAFETY: flock on a valid, open file descriptor.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -116,7 +122,13 @@ impl Cache {
 
     /// Make a finished run visible: write its record files into the partial directory, hash
     /// everything, then rename the directory into `runs/` in one step.
-    pub fn commit(&self, key: &str, result: &RunResult, spec_toml: &str, key_material: &serde_json::Value) -> Result<PathBuf> {
+    pub fn commit(
+        &self,
+        key: &str,
+        result: &RunResult,
+        spec_toml: &str,
+        key_material: &serde_json::Value,
+    ) -> Result<PathBuf> {
         let partial = self.partial_dir(key);
         fs::create_dir_all(&partial)?;
         fs::write(partial.join(METRICS), serde_json::to_string_pretty(result)?)?;
@@ -292,7 +304,10 @@ mod tests {
         fs::write(cache.run_dir("k1").join("log.jsonl"), "{\"x\":1}\n").unwrap();
         let problems = cache.verify_run("k1").unwrap();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("log.jsonl: its SHA-256 differs from the one recorded in files.sha256"), "{problems:?}");
+        assert!(
+            problems[0].contains("log.jsonl: its SHA-256 differs from the one recorded in files.sha256"),
+            "{problems:?}"
+        );
         assert_eq!(cache.resolve_prefix("k").unwrap(), "k1");
     }
 

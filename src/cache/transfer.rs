@@ -49,7 +49,11 @@ fn is_relative_path(name: &str) -> bool {
 impl Toc {
     fn check_format(&self, archive: &Path) -> Result<()> {
         if self.format != FORMAT {
-            bail!("{}: export format {} is not the format {FORMAT} this gcl-repro reads", archive.display(), self.format);
+            bail!(
+                "{}: export format {} is not the format {FORMAT} this gcl-repro reads",
+                archive.display(),
+                self.format
+            );
         }
         Ok(())
     }
@@ -92,7 +96,8 @@ pub fn export(cache: &Cache, keys: &[String], out: &Path, without_weights: bool)
         if !without_weights && dir.join(WEIGHTS_OMITTED).is_file() {
             bail!("run {key} has no weights here (it was imported without them); export with --without-weights");
         }
-        let mut names: Vec<String> = fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> =
+            fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         for name in names {
             if without_weights && is_weights(&name) || name == WEIGHTS_OMITTED {
@@ -119,7 +124,8 @@ pub fn export(cache: &Cache, keys: &[String], out: &Path, without_weights: bool)
     };
     // Written next to the destination and renamed into place: a failed export leaves nothing.
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(parent).with_context(|| format!("cannot write into {}", parent.display()))?;
+    let tmp =
+        tempfile::NamedTempFile::new_in(parent).with_context(|| format!("cannot write into {}", parent.display()))?;
     {
         let gz = flate2::write::GzEncoder::new(tmp.as_file(), flate2::Compression::default());
         let mut tar = tar::Builder::new(gz);
@@ -157,9 +163,17 @@ pub struct Imported {
 
 /// Imports an archive written by [`export`] (module docs for the checks and the atomicity).
 pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
-    let scratch = tempfile::Builder::new().prefix("import-").tempdir_in(&cache.root).context("cannot make a scratch directory in the cache")?;
+    let scratch = tempfile::Builder::new()
+        .prefix("import-")
+        .tempdir_in(&cache.root)
+        .context("cannot make a scratch directory in the cache")?;
     let file = fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let what = || format!("{} is not a readable gcl-repro export (truncated or damaged?); nothing was imported", archive.display());
+    let what = || {
+        format!(
+            "{} is not a readable gcl-repro export (truncated or damaged?); nothing was imported",
+            archive.display()
+        )
+    };
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut seen = BTreeSet::new();
     for entry in tar.entries().with_context(what)? {
@@ -175,8 +189,10 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
         entry.unpack(&dest).with_context(what)?;
         seen.insert(name);
     }
-    let toc_text = fs::read_to_string(scratch.path().join(TOC)).with_context(|| format!("{}: no {TOC} in the archive", archive.display()))?;
-    let toc: Toc = serde_json::from_str(&toc_text).with_context(|| format!("{}: unreadable {TOC}", archive.display()))?;
+    let toc_text = fs::read_to_string(scratch.path().join(TOC))
+        .with_context(|| format!("{}: no {TOC} in the archive", archive.display()))?;
+    let toc: Toc =
+        serde_json::from_str(&toc_text).with_context(|| format!("{}: unreadable {TOC}", archive.display()))?;
     toc.check_format(archive)?;
     // Every listed file present and intact, nothing unlisted. Only names that came out of the
     // archive (checked above) are looked up, so the list cannot point outside the scratch.
@@ -201,7 +217,10 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
         }
         if toc.without_weights {
             // Marked before the check, so `verify_run` itself accepts the absent weights.
-            fs::write(staged.run_dir(key).join(WEIGHTS_OMITTED), "imported with `cache export --without-weights`: weights and embeddings are not here\n")?;
+            fs::write(
+                staged.run_dir(key).join(WEIGHTS_OMITTED),
+                "imported with `cache export --without-weights`: weights and embeddings are not here\n",
+            )?;
         }
         let problems: Vec<String> = staged.verify_run(key)?;
         if !problems.is_empty() {
@@ -269,11 +288,18 @@ pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
         let mut entry = entry.with_context(what)?;
         let name = entry.path().with_context(what)?.to_string_lossy().into_owned();
         if name == TOC {
-            toc = Some(serde_json::from_reader(&mut entry).with_context(|| format!("{}: unreadable {TOC}", archive.display()))?);
+            toc = Some(
+                serde_json::from_reader(&mut entry)
+                    .with_context(|| format!("{}: unreadable {TOC}", archive.display()))?,
+            );
             continue;
         }
         let Some((key, file)) = name.strip_prefix("runs/").and_then(|rest| rest.split_once('/')) else { continue };
-        let run = runs.entry(key.to_string()).or_insert_with(|| ArchivedRun { key: key.to_string(), records: BTreeMap::new(), weights_sha256: None });
+        let run = runs.entry(key.to_string()).or_insert_with(|| ArchivedRun {
+            key: key.to_string(),
+            records: BTreeMap::new(),
+            weights_sha256: None,
+        });
         if file == FINAL_MODEL {
             let digest = sha256_reader(&mut entry).with_context(what)?;
             run.weights_sha256 = Some(digest.clone());
@@ -286,14 +312,22 @@ pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
             read.insert(name, digest);
         }
     }
-    let toc = toc.with_context(|| format!("{}: no {TOC} in the archive (not written by `gcl-repro cache export`)", archive.display()))?;
+    let toc = toc.with_context(|| {
+        format!("{}: no {TOC} in the archive (not written by `gcl-repro cache export`)", archive.display())
+    })?;
     toc.check_format(archive)?;
     for (name, digest) in &read {
         if toc.files.get(name).map(|(hash, _)| hash) != Some(digest) {
-            bail!("{}: {name}: its SHA-256 differs from the one the archive records (corrupted in transit)", archive.display());
+            bail!(
+                "{}: {name}: its SHA-256 differs from the one the archive records (corrupted in transit)",
+                archive.display()
+            );
         }
     }
-    let is_read = |name: &str| name.rsplit_once('/').is_some_and(|(dir, file)| dir.starts_with("runs/") && (file == FINAL_MODEL || RECORDS.contains(&file)));
+    let is_read = |name: &str| {
+        name.rsplit_once('/')
+            .is_some_and(|(dir, file)| dir.starts_with("runs/") && (file == FINAL_MODEL || RECORDS.contains(&file)))
+    };
     if let Some(lost) = toc.files.keys().find(|n| is_read(n.as_str()) && !read.contains_key(*n)) {
         bail!("{}: {lost} is listed but missing (truncated archive?)", archive.display());
     }

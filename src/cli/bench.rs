@@ -71,8 +71,6 @@ pub struct BenchLoaderArgs {
     python: Option<PathBuf>,
 }
 
-
-
 #[derive(clap::Args)]
 pub struct BenchFidelityArgs {
     /// Stage-1 epochs (every 200-epoch milestone is scaled by E / 200).
@@ -158,7 +156,9 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
                 seeds: a.seeds,
                 data_root: data_root.to_path_buf(),
                 device: device.resolve()?,
-                threads: a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                threads: a
+                    .threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
                 python: gcl_repro::bench::find_python(a.python),
                 script: a.script,
                 out: a.out,
@@ -174,9 +174,12 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
                     list.unwrap_or(written)
                 }
                 (None, Some(list)) => list,
-                (None, None) => anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set"),
+                (None, None) => {
+                    anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set")
+                }
             };
-            let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let workers =
+                a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             let spec = images::LoaderBench {
                 root: a.root,
                 list,
@@ -223,7 +226,10 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
         BenchCommand::Step(a) => {
             let device = device.resolve()?;
             let python = gcl_repro::bench::find_python(a.python);
-            print!("{}", gcl_repro::bench::step_report(device, a.batch_size, a.steps, a.warmup, a.repeats, &python, &a.script)?);
+            print!(
+                "{}",
+                gcl_repro::bench::step_report(device, a.batch_size, a.steps, a.warmup, a.repeats, &python, &a.script)?
+            );
             Ok(())
         }
     }

@@ -104,7 +104,9 @@ pub fn run(cmd: DataCommand, data_root: &std::path::Path) -> Result<()> {
             let info = data::split_info(&spec, data_root)?;
             print!("{}", data::format_info(&spec, &info));
             if let Some(path) = indices_out {
-                let indices = info.indices.ok_or_else(|| anyhow::anyhow!("--indices-out: the {:?} set is generated, it has no selected indices", spec.name))?;
+                let indices = info.indices.ok_or_else(|| {
+                    anyhow::anyhow!("--indices-out: the {:?} set is generated, it has no selected indices", spec.name)
+                })?;
                 let text: String = indices.iter().map(|i| format!("{i}\n")).collect();
                 std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
                 println!("wrote {} indices to {}", indices.len(), path.display());

@@ -81,12 +81,17 @@ pub struct ExplainArgs {
 }
 
 pub fn explain(args: ExplainArgs, data_root: PathBuf) -> Result<()> {
-    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &args.overrides.get(), &data_root)?;
+    let graph =
+        RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &args.overrides.get(), &data_root)?;
     let em = &graph.manifests[0];
     match &args.cell {
-        Some(id) => print!("{}", gcl_repro::explain::explain_cell(&em.manifest, gcl_repro::explain::find_cell(&em.manifest, &em.cells, id)?)),
+        Some(id) => print!(
+            "{}",
+            gcl_repro::explain::explain_cell(&em.manifest, gcl_repro::explain::find_cell(&em.manifest, &em.cells, id)?)
+        ),
         None => {
-            let texts: Vec<String> = em.cells.iter().map(|c| gcl_repro::explain::explain_cell(&em.manifest, c)).collect();
+            let texts: Vec<String> =
+                em.cells.iter().map(|c| gcl_repro::explain::explain_cell(&em.manifest, c)).collect();
             print!("{}", texts.join("\n"));
         }
     }
@@ -112,45 +117,54 @@ pub struct EvalArgs {
 /// `eval MANIFEST CELL --weights FILE`: our metrics of any checkpoint, no training.
 pub fn eval(args: EvalArgs, device: DeviceChoice, data_root: PathBuf) -> Result<()> {
     let device = device.resolve()?;
-    let graph = RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &Overrides::default(), &data_root)?;
+    let graph =
+        RunGraph::build(std::slice::from_ref(&args.manifest), args.scale.into(), &Overrides::default(), &data_root)?;
     let em = &graph.manifests[0];
     let cell = gcl_repro::explain::find_cell(&em.manifest, &em.cells, &args.cell)?;
-    let run = cell.runs.first().with_context(|| format!("cell {} runs nothing (a quoted or excluded cell)", cell.id()))?;
+    let run =
+        cell.runs.first().with_context(|| format!("cell {} runs nothing (a quoted or excluded cell)", cell.id()))?;
     let data = gcl_repro::data::load_any(&run.spec.dataset, &data_root)?;
     let eval = gcl_repro::training::evaluate_weights(&run.spec, &data, &args.weights, device)?;
     let digest = gcl_repro::models::import::sha256_file(&args.weights)?;
     print!("{}", gcl_repro::metrics::describe_evaluation(&eval, data.class_counts()));
-    println!("weights {} (sha256 {}), cell {} of {}", args.weights.display(), &digest[..16], cell.id(), args.manifest.display());
+    println!(
+        "weights {} (sha256 {}), cell {} of {}",
+        args.weights.display(),
+        &digest[..16],
+        cell.id(),
+        args.manifest.display()
+    );
     if let Some(path) = &args.json {
-        let value = serde_json::json!({ "weights": args.weights, "sha256": digest, "cell": cell.id(), "evaluation": eval });
+        let value =
+            serde_json::json!({ "weights": args.weights, "sha256": digest, "cell": cell.id(), "evaluation": eval });
         gcl_repro::atomic::write(path, serde_json::to_string_pretty(&value)?)?;
     }
     Ok(())
 }
 
 pub fn plan(args: PlanArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
-        let emit = match args.emit.as_deref() {
-            None => None,
-            Some([kind, dir]) if kind == "slurm" => Some(PathBuf::from(dir)),
-            Some([kind, _]) => anyhow::bail!("unknown --emit kind `{kind}`; expected `--emit slurm DIR`"),
-            Some(_) => unreachable!("clap takes two values"),
-        };
-        let options = plan::PlanOptions {
-            scale: args.scale.into(),
-            cache_dir,
-            data_root,
-            overrides: args.overrides.get(),
-            device_name: gcl_repro::device::device_name(device.resolve()?),
-        };
-        let plan = plan::build(&args.manifests, &options)?;
-        print!("{}", plan.render());
-        if let Some(dir) = emit {
-            let slurm = plan::SlurmOptions { command: args.slurm_command, sbatch: args.sbatch };
-            let written = plan::emit_slurm(&plan, &options, &slurm, &dir)?;
-            println!("wrote {} (submit with: bash {})", written.join(", "), dir.join("submit.sh").display());
-        }
-        Ok(())
+    let emit = match args.emit.as_deref() {
+        None => None,
+        Some([kind, dir]) if kind == "slurm" => Some(PathBuf::from(dir)),
+        Some([kind, _]) => anyhow::bail!("unknown --emit kind `{kind}`; expected `--emit slurm DIR`"),
+        Some(_) => unreachable!("clap takes two values"),
+    };
+    let options = plan::PlanOptions {
+        scale: args.scale.into(),
+        cache_dir,
+        data_root,
+        overrides: args.overrides.get(),
+        device_name: gcl_repro::device::device_name(device.resolve()?),
+    };
+    let plan = plan::build(&args.manifests, &options)?;
+    print!("{}", plan.render());
+    if let Some(dir) = emit {
+        let slurm = plan::SlurmOptions { command: args.slurm_command, sbatch: args.sbatch };
+        let written = plan::emit_slurm(&plan, &options, &slurm, &dir)?;
+        println!("wrote {} (submit with: bash {})", written.join(", "), dir.join("submit.sh").display());
     }
+    Ok(())
+}
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -199,7 +213,14 @@ pub struct WorkerArgs {
 
 pub fn worker(args: WorkerArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
     let deadline = args.deadline_at.map(runner::Deadline::from_unix_seconds).transpose()?;
-    let opts = runner::Options { cache_dir, data_root, devices: vec![device.resolve()?], jobs_per_device: 1, force: false, deadline };
+    let opts = runner::Options {
+        cache_dir,
+        data_root,
+        devices: vec![device.resolve()?],
+        jobs_per_device: 1,
+        force: false,
+        deadline,
+    };
     let stop = runner::install_stop_handler();
     match runner::run_worker(&args.job, &opts, &stop)? {
         runner::Outcome::WoundDown | runner::Outcome::NotStarted => std::process::exit(runner::WOUND_DOWN_EXIT),
@@ -208,15 +229,25 @@ pub fn worker(args: WorkerArgs, device: DeviceChoice, cache_dir: PathBuf, data_r
     }
 }
 
-fn run_inner(args: RunArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf, deadline: Option<runner::Deadline>) -> Result<()> {
+fn run_inner(
+    args: RunArgs,
+    device: DeviceChoice,
+    cache_dir: PathBuf,
+    data_root: PathBuf,
+    deadline: Option<runner::Deadline>,
+) -> Result<()> {
     let graph = RunGraph::build(&args.manifests, args.scale.into(), &args.overrides.get(), &data_root)?;
     let jobs = graph.select(&args.only)?;
     // Runs whose data is not here are reported as skipped, so the others still run.
-    let unavailable: Vec<(String, String)> =
-        if args.only.is_empty() { graph.unavailable.iter().map(|u| (u.label.clone(), u.reason.clone())).collect() } else { vec![] };
+    let unavailable: Vec<(String, String)> = if args.only.is_empty() {
+        graph.unavailable.iter().map(|u| (u.label.clone(), u.reason.clone())).collect()
+    } else {
+        vec![]
+    };
     let devices = if args.devices.is_empty() { vec![device] } else { args.devices.clone() };
     let devices = devices.into_iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
-    let opts = runner::Options { cache_dir, data_root, devices, jobs_per_device: args.jobs, force: args.force, deadline };
+    let opts =
+        runner::Options { cache_dir, data_root, devices, jobs_per_device: args.jobs, force: args.force, deadline };
     let stop = runner::install_stop_handler();
     let t = std::time::Instant::now();
     let mut summary = runner::execute(&jobs, &opts, &stop, &runner::Bars::default())?;
@@ -279,7 +310,9 @@ pub fn experiment_manifests() -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir("experiments")
         .context("no experiments/ directory here: run from the repository root or name manifests")?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.file_name().is_some_and(|n| n != "paper-tables.toml"))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "toml") && p.file_name().is_some_and(|n| n != "paper-tables.toml")
+        })
         .collect();
     v.sort();
     Ok(v)
@@ -311,7 +344,9 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
                         }
                     }
                     if missing > 0 {
-                        eprintln!("note: {missing} run(s) of {item} are not finished in this cache and are not exported");
+                        eprintln!(
+                            "note: {missing} run(s) of {item} are not finished in this cache and are not exported"
+                        );
                     }
                 } else {
                     keys.push(cache.resolve_prefix(item)?);
@@ -333,7 +368,8 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
             let mut keep = HashSet::new();
             let counts = std::iter::once(None).chain(seeds.map(|n| Some(usize::from(n))));
             for (scale, count) in counts.flat_map(|c| [(Scale::Full, c), (Scale::Smoke, c)]) {
-                let graph = RunGraph::build(&manifests, scale, &count.map(Overrides::seeds).unwrap_or_default(), &data_root)?;
+                let graph =
+                    RunGraph::build(&manifests, scale, &count.map(Overrides::seeds).unwrap_or_default(), &data_root)?;
                 // Without a cell's data its key is unknown, so its cached runs cannot be told
                 // apart from garbage: refuse rather than delete them.
                 if let Some(u) = graph.unavailable.first() {
@@ -382,7 +418,10 @@ pub fn parse_tables(spec: &str) -> Result<Vec<u32>> {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (part, part),
         };
-        let parse = |x: &str| x.parse::<u32>().map_err(|_| anyhow::anyhow!("--tables: `{part}` is not a table number or range (e.g. 1,3-5)"));
+        let parse = |x: &str| {
+            x.parse::<u32>()
+                .map_err(|_| anyhow::anyhow!("--tables: `{part}` is not a table number or range (e.g. 1,3-5)"))
+        };
         let (a, b) = (parse(a)?, parse(b)?);
         if a < 1 || b > 5 || a > b {
             bail!("--tables: `{part}` is outside the paper's tables 1-5");
@@ -400,7 +439,8 @@ pub fn parse_tables(spec: &str) -> Result<Vec<u32>> {
 /// Run the chosen tables' manifests (what is missing), then write the report.
 pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
     let deadline = args.deadline.map(runner::Deadline::in_minutes).transpose()?;
-    let mut manifests: Vec<PathBuf> = parse_tables(&args.tables)?.iter().map(|n| PathBuf::from(format!("experiments/table{n}.toml"))).collect();
+    let mut manifests: Vec<PathBuf> =
+        parse_tables(&args.tables)?.iter().map(|n| PathBuf::from(format!("experiments/table{n}.toml"))).collect();
     if !args.no_figures {
         manifests.push(PathBuf::from("experiments/figures.toml"));
     }
@@ -413,8 +453,16 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
     if !args.overrides.set.is_empty() && args.out.is_none() {
         bail!("--set changes the paper's settings, so its report does not belong in results/: name a report directory with --out DIR");
     }
-    let run_args =
-        RunArgs { manifests: manifests.clone(), scale: args.scale, jobs: args.jobs, devices: vec![], only: vec![], force: false, deadline: None, overrides: args.overrides.clone() };
+    let run_args = RunArgs {
+        manifests: manifests.clone(),
+        scale: args.scale,
+        jobs: args.jobs,
+        devices: vec![],
+        only: vec![],
+        force: false,
+        deadline: None,
+        overrides: args.overrides.clone(),
+    };
     // Keep going to the report even when some runs fail or lack data (or the deadline stopped
     // them): the report says which.
     let run_result = run_inner(run_args, device, cache_dir.clone(), data_root.clone(), deadline);
@@ -422,7 +470,8 @@ pub fn reproduce(args: ReproduceArgs, device: DeviceChoice, cache_dir: PathBuf, 
         Scale::Full => PathBuf::from("results"),
         Scale::Smoke => PathBuf::from("results/smoke"),
     });
-    let summary = gcl_repro::report::build_report(&manifests, scale, &args.overrides.get(), &cache_dir, &data_root, &out)?;
+    let summary =
+        gcl_repro::report::build_report(&manifests, scale, &args.overrides.get(), &cache_dir, &data_root, &out)?;
     print!("{}", summary.render());
     run_result
 }

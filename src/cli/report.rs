@@ -1,5 +1,5 @@
 //! `gcl-repro report`: tables, figures and REPORT.md from the cache; `gcl-repro compare`.
-use super::experiments::{experiment_manifests, ScaleArg, OverrideArgs};
+use super::experiments::{experiment_manifests, OverrideArgs, ScaleArg};
 use anyhow::Result;
 use gcl_repro::config::Scale;
 use gcl_repro::report::compare;
@@ -26,7 +26,8 @@ pub fn run(args: ReportArgs, cache_dir: PathBuf, data_root: PathBuf) -> Result<(
         Scale::Full => PathBuf::from("results"),
         Scale::Smoke => PathBuf::from("results/smoke"),
     });
-    let summary = gcl_repro::report::build_report(&manifests, scale, &args.overrides.get(), &cache_dir, &data_root, &out)?;
+    let summary =
+        gcl_repro::report::build_report(&manifests, scale, &args.overrides.get(), &cache_dir, &data_root, &out)?;
     print!("{}", summary.render());
     Ok(())
 }

@@ -14,12 +14,42 @@ pub struct OfficialFile {
 }
 
 pub const CIFAR10_FILES: &[OfficialFile] = &[
-    OfficialFile { name: "data_batch_1.bin", records: 10_000, md5: Some("5dd7e06a14cb22eb9f671a540d1b7c25"), train: true },
-    OfficialFile { name: "data_batch_2.bin", records: 10_000, md5: Some("5ea93a67294ea407fff1d09f752e9692"), train: true },
-    OfficialFile { name: "data_batch_3.bin", records: 10_000, md5: Some("942cd6a4bcdd0dd3c604fbe906cb4421"), train: true },
-    OfficialFile { name: "data_batch_4.bin", records: 10_000, md5: Some("ae636b3ba5c66a11e91e8cb52e771fcb"), train: true },
-    OfficialFile { name: "data_batch_5.bin", records: 10_000, md5: Some("53f37980c15c3d472c316c40844f3f0d"), train: true },
-    OfficialFile { name: "test_batch.bin", records: 10_000, md5: Some("803d5f7f4d78ea53de84dbe85f74fb6d"), train: false },
+    OfficialFile {
+        name: "data_batch_1.bin",
+        records: 10_000,
+        md5: Some("5dd7e06a14cb22eb9f671a540d1b7c25"),
+        train: true,
+    },
+    OfficialFile {
+        name: "data_batch_2.bin",
+        records: 10_000,
+        md5: Some("5ea93a67294ea407fff1d09f752e9692"),
+        train: true,
+    },
+    OfficialFile {
+        name: "data_batch_3.bin",
+        records: 10_000,
+        md5: Some("942cd6a4bcdd0dd3c604fbe906cb4421"),
+        train: true,
+    },
+    OfficialFile {
+        name: "data_batch_4.bin",
+        records: 10_000,
+        md5: Some("ae636b3ba5c66a11e91e8cb52e771fcb"),
+        train: true,
+    },
+    OfficialFile {
+        name: "data_batch_5.bin",
+        records: 10_000,
+        md5: Some("53f37980c15c3d472c316c40844f3f0d"),
+        train: true,
+    },
+    OfficialFile {
+        name: "test_batch.bin",
+        records: 10_000,
+        md5: Some("803d5f7f4d78ea53de84dbe85f74fb6d"),
+        train: false,
+    },
 ];
 
 // We hold no trusted per-file MD5 for CIFAR-100's train.bin/test.bin (only the archive's,
@@ -31,7 +61,8 @@ pub const CIFAR100_FILES: &[OfficialFile] = &[
     OfficialFile { name: "test.bin", records: 10_000, md5: None, train: false },
 ];
 
-pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// How the size of a dataset's training split is known.
 pub enum TrainSize {
@@ -62,7 +93,14 @@ const CATALOGUE: &[Facts] = &[
         dataset: DatasetName::Cifar10,
         name: "cifar10",
         dir: "cifar-10-batches-bin",
-        files: &["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"],
+        files: &[
+            "data_batch_1.bin",
+            "data_batch_2.bin",
+            "data_batch_3.bin",
+            "data_batch_4.bin",
+            "data_batch_5.bin",
+            "test_batch.bin",
+        ],
         classes: 10,
         train: TrainSize::LongTailed { n_max: 5000 },
         archive: Some(("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530")),

@@ -102,7 +102,12 @@ pub fn parse_records(kind: Cifar, bytes: &[u8], what: &Path) -> Result<(Vec<u8>,
     for (i, r) in bytes.chunks_exact(rec).enumerate() {
         let label = r[label_at] as usize;
         if label >= kind.num_classes() {
-            bail!("{}: record {i} has label {label}, outside 0..{}; {}", what.display(), kind.num_classes(), kind.fix_hint());
+            bail!(
+                "{}: record {i} has label {label}, outside 0..{}; {}",
+                what.display(),
+                kind.num_classes(),
+                kind.fix_hint()
+            );
         }
         labels.push(label as i64);
         pixels.extend_from_slice(&r[rec - PIXELS..]);

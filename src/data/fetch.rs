@@ -22,7 +22,8 @@ pub fn fetch(kind: Cifar, data_root: &Path, url: Option<&str>, md5: Option<&str>
     if target.exists() {
         bail!("{} already exists; delete it first to download {} again", target.display(), kind.name());
     }
-    std::fs::create_dir_all(data_root).with_context(|| format!("cannot create the data root {}", data_root.display()))?;
+    std::fs::create_dir_all(data_root)
+        .with_context(|| format!("cannot create the data root {}", data_root.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".gcl-fetch-")
         .tempdir_in(data_root)
@@ -42,13 +43,17 @@ pub fn fetch(kind: Cifar, data_root: &Path, url: Option<&str>, md5: Option<&str>
     if !missing.is_empty() {
         bail!("the archive from {url} has no {}/{}; nothing was installed", kind.dir_name(), missing.join(", "));
     }
-    std::fs::rename(&dir, &target).with_context(|| format!("cannot move the unpacked files to {}", target.display()))?;
+    std::fs::rename(&dir, &target)
+        .with_context(|| format!("cannot move the unpacked files to {}", target.display()))?;
     Ok(target)
 }
 
 /// Stream `url` into `dest` with a progress bar; returns the MD5 (hex) of the bytes.
 fn download(url: &str, dest: &Path) -> Result<String> {
-    let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(30)).timeout_read(Duration::from_secs(60)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(30))
+        .timeout_read(Duration::from_secs(60))
+        .build();
     let resp = agent.get(url).call().with_context(|| format!("cannot download {url}"))?;
     let len = resp.header("Content-Length").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let bar = super::byte_bar(len, "download");

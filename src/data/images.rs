@@ -14,8 +14,8 @@
 //!
 //! [`loader`] runs these transforms in parallel and batches the results into tensors.
 use anyhow::{Context, Result};
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::Rng;
 
 pub mod loader;
 
@@ -98,7 +98,11 @@ fn round_half_even(x: f64) -> usize {
 pub fn eval_resized_size(height: usize, width: usize) -> (usize, usize) {
     let (short, long) = (height.min(width), height.max(width));
     let new_long = (EVAL_RESIZE as f64 * long as f64 / short as f64) as usize;
-    if height <= width { (EVAL_RESIZE, new_long) } else { (new_long, EVAL_RESIZE) }
+    if height <= width {
+        (EVAL_RESIZE, new_long)
+    } else {
+        (new_long, EVAL_RESIZE)
+    }
 }
 
 /// Pillow's resampling weights along one axis: for output pixels `out_start..out_start+out_len`

@@ -118,8 +118,8 @@ impl ListDataset {
             if line.trim().is_empty() {
                 continue;
             }
-            let (path, label) = parse_line(line)
-                .with_context(|| format!("{name}:{line_no}: expected `path label`, got `{line}`"))?;
+            let (path, label) =
+                parse_line(line).with_context(|| format!("{name}:{line_no}: expected `path label`, got `{line}`"))?;
             let path = match remap {
                 Some(r) => r.apply(path).with_context(|| {
                     format!("{name}:{line_no}: path `{path}` does not have the form the remap {r:?} expects")
@@ -259,8 +259,8 @@ mod tests {
 
     #[test]
     fn bad_line_names_file_and_line() {
-        let err = ListDataset::parse("a.jpg 0\nb.jpg 1\nc.jpg\n", Path::new("/x/Places_LT_train.txt"), None)
-            .unwrap_err();
+        let err =
+            ListDataset::parse("a.jpg 0\nb.jpg 1\nc.jpg\n", Path::new("/x/Places_LT_train.txt"), None).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.starts_with("Places_LT_train.txt:3: expected `path label`, got `c.jpg`"), "{msg}");
     }

@@ -19,9 +19,9 @@ pub fn class_counts(profile: Profile, n_max: usize, num_classes: usize, gamma: f
     let n_max_f = n_max as f64;
     let factor = 1.0 / gamma;
     let counts = match profile {
-        Profile::Exp => (0..num_classes)
-            .map(|i| (n_max_f * factor.powf(i as f64 / (num_classes as f64 - 1.0))) as usize)
-            .collect(),
+        Profile::Exp => {
+            (0..num_classes).map(|i| (n_max_f * factor.powf(i as f64 / (num_classes as f64 - 1.0))) as usize).collect()
+        }
         Profile::Step => {
             let half = num_classes / 2;
             (0..num_classes).map(|i| if i < half { n_max } else { (n_max_f * factor) as usize }).collect()
@@ -34,7 +34,8 @@ pub fn class_counts(profile: Profile, n_max: usize, num_classes: usize, gamma: f
 /// `idx = np.where(labels == c)[0]; np.random.shuffle(idx); keep idx[:counts[c]]`.
 /// Returned class by class (class 0's kept indices in shuffled order, then class 1's, ...).
 pub fn select_indices(labels: &[i64], counts: &[usize], seed: u64) -> Result<Vec<usize>> {
-    let seed = u32::try_from(seed).map_err(|_| anyhow::anyhow!("subset_seed must be below 2^32 (numpy's RandomState seed range), got {seed}"))?;
+    let seed = u32::try_from(seed)
+        .map_err(|_| anyhow::anyhow!("subset_seed must be below 2^32 (numpy's RandomState seed range), got {seed}"))?;
     let mut rng = Mt19937::new(seed);
     let mut kept = Vec::with_capacity(counts.iter().sum());
     for (c, &n) in counts.iter().enumerate() {

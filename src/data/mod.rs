@@ -4,8 +4,8 @@
 //! The training engine calls [`load`] (images as uint8 CPU tensors) and [`identity`] (what the
 //! cache key records about the data).
 pub mod catalog;
-pub mod class_stats;
 pub mod cifar;
+pub mod class_stats;
 pub mod fetch;
 pub mod images;
 pub mod listfile;
@@ -141,7 +141,9 @@ pub fn load_any(spec: &DatasetSpec, data_root: &Path) -> Result<Data> {
     }
     let remap = listfile::PathRemap::from_config(spec.path_remap.as_ref());
     let list = |what: &str, rel: &Option<String>| -> Result<std::sync::Arc<listfile::ListDataset>> {
-        let rel = rel.as_ref().ok_or_else(|| anyhow::anyhow!("dataset {:?} needs `{what}` (a list file relative to the data root)", spec.name))?;
+        let rel = rel.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("dataset {:?} needs `{what}` (a list file relative to the data root)", spec.name)
+        })?;
         Ok(std::sync::Arc::new(listfile::ListDataset::from_file(&data_root.join(rel), remap.as_ref())?))
     };
     let (train, test) = (list("train_list", &spec.train_list)?, list("test_list", &spec.test_list)?);
@@ -152,7 +154,14 @@ pub fn load_any(spec: &DatasetSpec, data_root: &Path) -> Result<Data> {
         Some(r) => data_root.join(r),
         None => data_root.to_path_buf(),
     };
-    Ok(Data::Lists(ListData { train, test, image_root, num_classes, class_counts, identity: identity(spec, data_root)? }))
+    Ok(Data::Lists(ListData {
+        train,
+        test,
+        image_root,
+        num_classes,
+        class_counts,
+        identity: identity(spec, data_root)?,
+    }))
 }
 
 /// Identity of a list-file dataset: the SHA-256 of its train and test list files (the lists fix
@@ -161,10 +170,15 @@ fn list_identity(spec: &DatasetSpec, data_root: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let mut parts = vec![format!("{:?}", spec.name).to_lowercase()];
     for (what, list) in [("train_list", &spec.train_list), ("test_list", &spec.test_list)] {
-        let rel = list.as_ref().ok_or_else(|| anyhow::anyhow!("dataset {:?} needs `{what}` (a list file relative to the data root)", spec.name))?;
+        let rel = list.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("dataset {:?} needs `{what}` (a list file relative to the data root)", spec.name)
+        })?;
         let path = data_root.join(rel);
         let bytes = std::fs::read(&path).map_err(|e| {
-            anyhow::anyhow!("cannot read the {what} {} ({e}); put the split lists under the data root (see README: datasets)", path.display())
+            anyhow::anyhow!(
+                "cannot read the {what} {} ({e}); put the split lists under the data root (see README: datasets)",
+                path.display()
+            )
         })?;
         parts.push(format!("{what}={rel}:sha256={}", hex::encode(Sha256::digest(&bytes))));
     }
@@ -305,7 +319,9 @@ pub fn profile_name(p: Profile) -> &'static str {
 /// Synthetic: `synthetic-c10-m500-t100-exp-50-seed0.gcl`.
 pub fn prepared_file_name(spec: &DatasetSpec) -> Result<String> {
     let name = match spec.name {
-        DatasetName::Synthetic => format!("synthetic-c{}-m{}-t{}", spec.classes, spec.max_per_class, spec.test_per_class),
+        DatasetName::Synthetic => {
+            format!("synthetic-c{}-m{}-t{}", spec.classes, spec.max_per_class, spec.test_per_class)
+        }
         other => cifar_kind(other).ok_or_else(|| list_file_error(spec))?.name().to_string(),
     };
     Ok(format!("{name}-{}-{}-seed{}.gcl", profile_name(spec.profile), spec.imbalance, spec.subset_seed))
@@ -328,7 +344,11 @@ pub struct SplitInfo {
 /// Counts (and, for CIFAR, kept indices) of the long-tailed train split, reading labels only.
 pub fn split_info(spec: &DatasetSpec, data_root: &Path) -> Result<SplitInfo> {
     if spec.name == DatasetName::Synthetic {
-        return Ok(SplitInfo { class_counts: synthetic::train_counts(spec)?, indices: None, identity: synthetic::identity(spec) });
+        return Ok(SplitInfo {
+            class_counts: synthetic::train_counts(spec)?,
+            indices: None,
+            identity: synthetic::identity(spec),
+        });
     }
     let kind = cifar_kind(spec.name).ok_or_else(|| list_file_error(spec))?;
     if !kind.dir(data_root).is_dir() {
@@ -341,12 +361,22 @@ pub fn split_info(spec: &DatasetSpec, data_root: &Path) -> Result<SplitInfo> {
     let (_, labels) = cifar::read_split(kind, data_root, true)?;
     let kept = cifar_train_indices(kind, spec, &labels)?;
     let kept_labels: Vec<i64> = kept.iter().map(|&i| labels[i]).collect();
-    Ok(SplitInfo { class_counts: counts_of(&kept_labels, kind.num_classes()), indices: Some(kept), identity: cifar_identity(kind, spec, data_root)? })
+    Ok(SplitInfo {
+        class_counts: counts_of(&kept_labels, kind.num_classes()),
+        indices: Some(kept),
+        identity: cifar_identity(kind, spec, data_root)?,
+    })
 }
 
 /// The text `gcl-repro data info` prints: per-class counts, total and imbalance ratio.
 pub fn format_info(spec: &DatasetSpec, info: &SplitInfo) -> String {
-    let mut s = format!("dataset {:?}, profile {}, imbalance {}, subset_seed {}\n", spec.name, profile_name(spec.profile), spec.imbalance, spec.subset_seed);
+    let mut s = format!(
+        "dataset {:?}, profile {}, imbalance {}, subset_seed {}\n",
+        spec.name,
+        profile_name(spec.profile),
+        spec.imbalance,
+        spec.subset_seed
+    );
     s += "class  train images\n";
     for (c, n) in info.class_counts.iter().enumerate() {
         s += &format!("{c:>5}  {n}\n");

@@ -100,7 +100,12 @@ pub fn write(data: &LtData, spec: &DatasetSpec, train_indices: Option<Vec<usize>
 }
 
 fn open_header(path: &Path) -> Result<(Header, std::io::BufReader<std::fs::File>)> {
-    let bad = || format!("{} is not a readable gcl-repro prepared file; re-create it with `gcl-repro data prepare`", path.display());
+    let bad = || {
+        format!(
+            "{} is not a readable gcl-repro prepared file; re-create it with `gcl-repro data prepare`",
+            path.display()
+        )
+    };
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut r = std::io::BufReader::new(f);
     let mut magic = [0u8; 8];
@@ -114,7 +119,11 @@ fn open_header(path: &Path) -> Result<(Header, std::io::BufReader<std::fs::File>
     r.read_exact(&mut head).with_context(bad)?;
     let header: Header = serde_json::from_slice(&head).with_context(bad)?;
     if header.format_version != FORMAT_VERSION {
-        bail!("{} has format version {}, this build reads {FORMAT_VERSION}; re-create it with `gcl-repro data prepare`", path.display(), header.format_version);
+        bail!(
+            "{} has format version {}, this build reads {FORMAT_VERSION}; re-create it with `gcl-repro data prepare`",
+            path.display(),
+            header.format_version
+        );
     }
     Ok((header, r))
 }
@@ -128,7 +137,11 @@ pub fn read_header(path: &Path) -> Result<Header> {
 fn same_split(a: &DatasetSpec, b: &DatasetSpec) -> bool {
     let synthetic_same = a.name != crate::config::DatasetName::Synthetic
         || (a.classes == b.classes && a.max_per_class == b.max_per_class && a.test_per_class == b.test_per_class);
-    a.name == b.name && a.profile == b.profile && a.imbalance == b.imbalance && a.subset_seed == b.subset_seed && synthetic_same
+    a.name == b.name
+        && a.profile == b.profile
+        && a.imbalance == b.imbalance
+        && a.subset_seed == b.subset_seed
+        && synthetic_same
 }
 
 /// Read a prepared file, checking that it holds the split `spec` asks for and is intact.
@@ -141,7 +154,9 @@ pub fn read(path: &Path, spec: &DatasetSpec) -> Result<LtData> {
             spec.name, spec.imbalance, spec.profile, spec.subset_seed
         );
     }
-    let corrupt = || format!("{} is damaged (payload does not decompress to the recorded size and checksum); re-create it with `gcl-repro data prepare`", path.display());
+    let corrupt = || {
+        format!("{} is damaged (payload does not decompress to the recorded size and checksum); re-create it with `gcl-repro data prepare`", path.display())
+    };
     let want = (h.train_len + h.test_len) * (2 + PIXELS);
     let mut payload = Vec::with_capacity(want);
     flate2::read::ZlibDecoder::new(r).take(want as u64 + 1).read_to_end(&mut payload).with_context(corrupt)?;
@@ -150,7 +165,15 @@ pub fn read(path: &Path, spec: &DatasetSpec) -> Result<LtData> {
     }
     let (train, rest) = decode_set(&payload, h.train_len);
     let (test, _) = decode_set(rest, h.test_len);
-    Ok(LtData { train, test, num_classes: h.num_classes, class_counts: h.class_counts, mean: h.mean, std: h.std, identity: h.identity })
+    Ok(LtData {
+        train,
+        test,
+        num_classes: h.num_classes,
+        class_counts: h.class_counts,
+        mean: h.mean,
+        std: h.std,
+        identity: h.identity,
+    })
 }
 
 fn decode_set(bytes: &[u8], n: usize) -> (ImageSet, &[u8]) {

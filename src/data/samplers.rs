@@ -15,8 +15,8 @@
 //!
 //! Adding a sampler: its settings struct here, its arm in [`per_image_weights`] and one line in
 //! the `tagged_settings!` invocation below (CONTRIBUTING.md).
-use super::class_stats::{cloud_sizes, effective_weight, CloudSchedule};
 pub use super::class_stats::drw_weights;
+use super::class_stats::{cloud_sizes, effective_weight, CloudSchedule};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -121,10 +121,16 @@ pub fn cben_betas(counts: &[usize], a: f64, b: f64) -> Vec<f64> {
 pub fn per_image_weights(spec: &SamplerSpec, counts: &[usize]) -> Vec<f64> {
     match spec {
         SamplerSpec::Ib(_) => counts.iter().map(|_| 1.0).collect(),
-        SamplerSpec::Cb(_) | SamplerSpec::ClassAware(_) => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / n as f64 }).collect(),
+        SamplerSpec::Cb(_) | SamplerSpec::ClassAware(_) => {
+            counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / n as f64 }).collect()
+        }
         SamplerSpec::En(e) => counts.iter().map(|&n| effective_weight(e.beta, n)).collect(),
-        SamplerSpec::Reversed(_) => counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / (n as f64 * n as f64) }).collect(),
-        SamplerSpec::Cben(c) => cben_betas(counts, c.a, c.b).iter().zip(counts).map(|(&beta, &n)| effective_weight(beta, n)).collect(),
+        SamplerSpec::Reversed(_) => {
+            counts.iter().map(|&n| if n == 0 { 0.0 } else { 1.0 / (n as f64 * n as f64) }).collect()
+        }
+        SamplerSpec::Cben(c) => {
+            cben_betas(counts, c.a, c.b).iter().zip(counts).map(|(&beta, &n)| effective_weight(beta, n)).collect()
+        }
     }
 }
 
@@ -149,7 +155,11 @@ pub fn epoch_indices(spec: &SamplerSpec, labels: &[i64], counts: &[usize], seed:
         members[l as usize].push(i);
     }
     // Sample classes by inverse CDF of their probabilities, skipping classes with no images.
-    let probs: Vec<f64> = class_probabilities(spec, counts).iter().zip(&members).map(|(p, m)| if m.is_empty() { 0.0 } else { *p }).collect();
+    let probs: Vec<f64> = class_probabilities(spec, counts)
+        .iter()
+        .zip(&members)
+        .map(|(p, m)| if m.is_empty() { 0.0 } else { *p })
+        .collect();
     let mut cdf = Vec::with_capacity(probs.len());
     let mut acc = 0.0;
     for p in &probs {

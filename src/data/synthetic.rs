@@ -61,7 +61,11 @@ pub fn train_counts(spec: &DatasetSpec) -> Result<Vec<usize>> {
     }
     let counts = longtail::class_counts(spec.profile, spec.max_per_class, spec.classes, spec.imbalance)?;
     if let Some(c) = counts.iter().position(|&n| n == 0) {
-        bail!("synthetic class {c} would get no training image (max_per_class {} is too small for imbalance {})", spec.max_per_class, spec.imbalance);
+        bail!(
+            "synthetic class {c} would get no training image (max_per_class {} is too small for imbalance {})",
+            spec.max_per_class,
+            spec.imbalance
+        );
     }
     Ok(counts)
 }
@@ -114,7 +118,8 @@ fn smooth_texture(rng: &mut ChaCha8Rng) -> Vec<f32> {
 
 /// Class templates in [-1, 1]-ish units (added to mid-grey at render time).
 fn class_templates(classes: usize, seed: u64) -> Vec<Vec<f32>> {
-    let shared: Vec<Vec<f32>> = (0..SHARED_TEXTURES).map(|k| smooth_texture(&mut rng_for(seed, 1, k as u64, 0))).collect();
+    let shared: Vec<Vec<f32>> =
+        (0..SHARED_TEXTURES).map(|k| smooth_texture(&mut rng_for(seed, 1, k as u64, 0))).collect();
     (0..classes)
         .map(|c| {
             let mut rng = rng_for(seed, 2, c as u64, 0);

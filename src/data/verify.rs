@@ -40,13 +40,7 @@ pub fn check_file(path: &Path, expected: &Expected, memo_dir: &Path) -> Result<S
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}: {}", path.display(), expected.fix))?;
     if meta.len() != expected.size {
         let what = if meta.len() < expected.size { "truncated" } else { "too long" };
-        bail!(
-            "{} is {what}: {} bytes, expected {}; {}",
-            path.display(),
-            meta.len(),
-            expected.size,
-            expected.fix
-        );
+        bail!("{} is {what}: {} bytes, expected {}; {}", path.display(), meta.len(), expected.size, expected.fix);
     }
     let key = memo_key(path, &meta);
     let mut memo = read_memo(memo_dir);
@@ -71,7 +65,11 @@ pub fn check_file(path: &Path, expected: &Expected, memo_dir: &Path) -> Result<S
 pub fn md5_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = if len > 16 << 20 { crate::data::byte_bar(len, &format!("md5 {}", file_name(path))) } else { indicatif::ProgressBar::hidden() };
+    let bar = if len > 16 << 20 {
+        crate::data::byte_bar(len, &format!("md5 {}", file_name(path)))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut h = Md5::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -47,7 +47,10 @@ fn load() -> Result<Shim> {
     if !crate::device::load_cuda() {
         bail!("libtorch_cuda.so cannot be loaded here, so the CUDA-graph shim cannot either");
     }
-    let digest = { use sha2::Digest; hex::encode(sha2::Sha256::digest(LIBRARY)) };
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(LIBRARY))
+    };
     let path = std::env::temp_dir().join(format!("gcl-repro-cuda-graph-{}.so", &digest[..16]));
     if std::fs::read(&path).map(|b| b != LIBRARY).unwrap_or(true) {
         crate::atomic::write_with(&path, |tmp| Ok(std::fs::write(tmp, LIBRARY)?))
@@ -59,8 +62,15 @@ fn load() -> Result<Shim> {
     if handle.is_null() {
         // SAFETY: dlerror returns a thread-local message or null.
         let why = unsafe { libc::dlerror() };
-        let why = if why.is_null() { "unknown".into() } else { unsafe { CStr::from_ptr(why) }.to_string_lossy().into_owned() };
-        bail!("cannot load the CUDA-graph shim {} ({why}); are libtorch_cuda and the CUDA libraries on this host?", path.display());
+        let why = if why.is_null() {
+            "unknown".into()
+        } else {
+            unsafe { CStr::from_ptr(why) }.to_string_lossy().into_owned()
+        };
+        bail!(
+            "cannot load the CUDA-graph shim {} ({why}); are libtorch_cuda and the CUDA libraries on this host?",
+            path.display()
+        );
     }
     macro_rules! sym {
         ($name:literal) => {{

@@ -7,8 +7,8 @@
 pub mod cuda_graph;
 mod name;
 
-pub use name::{cpu_name, device_label, device_name, gpu_name};
 use anyhow::{bail, Result};
+pub use name::{cpu_name, device_label, device_name, gpu_name};
 use std::str::FromStr;
 use tch::Device;
 
@@ -28,9 +28,7 @@ impl FromStr for DeviceChoice {
             "cuda" => Ok(DeviceChoice::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(DeviceChoice::Cuda(n)),
-                _ => Err(format!(
-                    "invalid device `{s}`: expected one of auto, cpu, cuda, cuda:N (N a GPU index)"
-                )),
+                _ => Err(format!("invalid device `{s}`: expected one of auto, cpu, cuda, cuda:N (N a GPU index)")),
             },
         }
     }

@@ -8,7 +8,12 @@ use tch::Device;
 pub fn cpu_name() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
         .unwrap_or_else(|| format!("unknown {} CPU", std::env::consts::ARCH));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{model} ({cores} cores)")

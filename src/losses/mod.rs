@@ -193,7 +193,14 @@ impl Criterion {
     /// [`Criterion::mixup_loss`] with `lam` and `1 - lam` as 0-dim tensors of the output's kind
     /// (the static step's, which a CUDA graph replays with new values). The same arithmetic:
     /// a float32 tensor times an f64 scalar multiplies by the scalar rounded to float32.
-    pub fn mixup_loss_weighted(&self, head_out: &Tensor, y_a: &Tensor, y_b: &Tensor, lam: &Tensor, one_minus_lam: &Tensor) -> Tensor {
+    pub fn mixup_loss_weighted(
+        &self,
+        head_out: &Tensor,
+        y_a: &Tensor,
+        y_b: &Tensor,
+        lam: &Tensor,
+        one_minus_lam: &Tensor,
+    ) -> Tensor {
         self.loss(head_out, y_a, true) * lam + self.loss(head_out, y_b, true) * one_minus_lam
     }
 

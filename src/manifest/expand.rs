@@ -33,7 +33,11 @@ pub fn summary(m: &Manifest) -> Result<(usize, usize)> {
     Ok((cells.len(), runs.len()))
 }
 
-pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&RunSpec) -> Result<DataIdentity>) -> Result<Vec<TableCell>> {
+pub(super) fn expand_with(
+    m: &Manifest,
+    scale: Scale,
+    identity: &mut dyn FnMut(&RunSpec) -> Result<DataIdentity>,
+) -> Result<Vec<TableCell>> {
     let mut cells = Vec::new();
     let mut pinned: HashMap<PathBuf, String> = HashMap::new();
     let seeds = m.seeds_at(scale);
@@ -50,7 +54,8 @@ pub(super) fn expand_with(m: &Manifest, scale: Scale, identity: &mut dyn FnMut(&
             if !row.quoted && !excluded {
                 let fragments = m.fragments_of(ri, ci);
                 let place = || format!("{}: cell {id}{}", m.path.display(), m.flags_note());
-                let mut base = merge::resolve_over(&fragments, &m.smoke, &m.overrides, scale, None).with_context(place)?;
+                let mut base =
+                    merge::resolve_over(&fragments, &m.smoke, &m.overrides, scale, None).with_context(place)?;
                 pin_init_from(&mut base, &m.path, &mut pinned).with_context(place)?;
                 // The runs of one cell differ only in `seed` (a list of seeds excludes `seed`
                 // in the fragments; a count starts at the resolved one).
@@ -79,7 +84,8 @@ fn pin_init_from(spec: &mut RunSpec, manifest: &Path, pinned: &mut HashMap<PathB
     let digest = match pinned.get(&path) {
         Some(d) => d.clone(),
         None => {
-            let d = crate::models::import::sha256_file(&path).context("model.init_from (a path relative to the manifest's folder)")?;
+            let d = crate::models::import::sha256_file(&path)
+                .context("model.init_from (a path relative to the manifest's folder)")?;
             pinned.insert(path.clone(), d.clone());
             d
         }

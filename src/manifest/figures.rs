@@ -8,7 +8,14 @@ use std::collections::HashSet;
 use toml::{Table, Value};
 
 impl Validator {
-    pub(super) fn figures(&mut self, top: &Table, with_runs: &HashSet<String>, has_stage2: &HashSet<String>, rows: &[RowInfo], col_ids: &[String]) -> Vec<Figure> {
+    pub(super) fn figures(
+        &mut self,
+        top: &Table,
+        with_runs: &HashSet<String>,
+        has_stage2: &HashSet<String>,
+        rows: &[RowInfo],
+        col_ids: &[String],
+    ) -> Vec<Figure> {
         let mut out = Vec::new();
         let Some(figs) = self.table(top, &[], "figures") else { return out };
         let mut all_cells: Vec<String> = Vec::new();
@@ -29,13 +36,23 @@ impl Validator {
             pk.push("kind".into());
             let kind = match self.string(t, &at, "kind") {
                 None => {
-                    self.err(at.clone(), format!("figure `{id}` needs `kind` (one of {})", FigureKind::NAMES.join(", ")));
+                    self.err(
+                        at.clone(),
+                        format!("figure `{id}` needs `kind` (one of {})", FigureKind::NAMES.join(", ")),
+                    );
                     None
                 }
                 Some(k) => match FigureKind::parse(&k) {
                     Some(kind) => Some(kind),
                     None => {
-                        self.err(pk, format!("invalid value \"{k}\" for `kind` in {}; expected one of {}", table_name(&at), FigureKind::NAMES.join(", ")));
+                        self.err(
+                            pk,
+                            format!(
+                                "invalid value \"{k}\" for `kind` in {}; expected one of {}",
+                                table_name(&at),
+                                FigureKind::NAMES.join(", ")
+                            ),
+                        );
                         None
                     }
                 },
@@ -47,7 +64,14 @@ impl Validator {
                 Some(other) => {
                     let mut p = at.clone();
                     p.push("stage".into());
-                    self.err(p, format!("invalid value {} for `stage` in {}; expected 1 or 2", schema::short(other), table_name(&at)));
+                    self.err(
+                        p,
+                        format!(
+                            "invalid value {} for `stage` in {}; expected 1 or 2",
+                            schema::short(other),
+                            table_name(&at)
+                        ),
+                    );
                     1
                 }
             };
@@ -74,7 +98,14 @@ impl Validator {
                         if !SPLITS.contains(&s.as_str()) {
                             let mut p = at.clone();
                             p.extend(["splits".to_string(), i.to_string()]);
-                            self.err(p, format!("invalid value \"{s}\" for `splits` in {}; expected one of {}", table_name(&at), SPLITS.join(", ")));
+                            self.err(
+                                p,
+                                format!(
+                                    "invalid value \"{s}\" for `splits` in {}; expected one of {}",
+                                    table_name(&at),
+                                    SPLITS.join(", ")
+                                ),
+                            );
                         }
                     }
                     list
@@ -106,7 +137,14 @@ impl Validator {
             return None;
         }
         let Value::Array(items) = v else {
-            self.err(p, format!("`classes` in {} must be an array of class indices, e.g. [4, 6, 7, 9], not {}", table_name(at), schema::describe(v)));
+            self.err(
+                p,
+                format!(
+                    "`classes` in {} must be an array of class indices, e.g. [4, 6, 7, 9], not {}",
+                    table_name(at),
+                    schema::describe(v)
+                ),
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -115,12 +153,27 @@ impl Validator {
             pi.push(i.to_string());
             match item {
                 Value::Integer(c) if *c >= 0 && !out.contains(&(*c as usize)) => out.push(*c as usize),
-                Value::Integer(c) if *c >= 0 => self.err(pi, format!("class {c} is listed twice in `classes` of {}", table_name(at))),
-                other => self.err(pi, format!("`classes` in {} must list class indices (integers >= 0), found {}", table_name(at), schema::short(other))),
+                Value::Integer(c) if *c >= 0 => {
+                    self.err(pi, format!("class {c} is listed twice in `classes` of {}", table_name(at)))
+                }
+                other => self.err(
+                    pi,
+                    format!(
+                        "`classes` in {} must list class indices (integers >= 0), found {}",
+                        table_name(at),
+                        schema::short(other)
+                    ),
+                ),
             }
         }
         if items.is_empty() {
-            self.err(p, format!("`classes` in {} is empty; list the class indices to show or leave it out for all classes", table_name(at)));
+            self.err(
+                p,
+                format!(
+                    "`classes` in {} is empty; list the class indices to show or leave it out for all classes",
+                    table_name(at)
+                ),
+            );
         }
         Some(out)
     }
@@ -137,7 +190,14 @@ impl Validator {
         match v {
             Value::Integer(n) if *n >= 2 => *n as usize,
             other => {
-                self.err(p, format!("invalid value {} for `max_points` in {}; expected an integer >= 2 (points per split)", schema::short(other), table_name(at)));
+                self.err(
+                    p,
+                    format!(
+                        "invalid value {} for `max_points` in {}; expected an integer >= 2 (points per split)",
+                        schema::short(other),
+                        table_name(at)
+                    ),
+                );
                 DEFAULT_TSNE_POINTS
             }
         }

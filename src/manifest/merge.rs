@@ -117,13 +117,20 @@ fn check_variant_settings(merged: &Table) -> Result<()> {
             let Some(name) = t.get(tag).and_then(Value::as_str) else { continue };
             let Some(own) = variant_defaults(table, name) else { continue };
             if let Some(extra) = t.keys().find(|k| !own.contains_key(*k)) {
-                let owners: Vec<String> =
-                    variant_keys(table).into_iter().filter(|(_, keys)| keys.contains(extra)).map(|(n, _)| format!("\"{n}\"")).collect();
+                let owners: Vec<String> = variant_keys(table)
+                    .into_iter()
+                    .filter(|(_, keys)| keys.contains(extra))
+                    .map(|(n, _)| format!("\"{n}\""))
+                    .collect();
                 let own_keys: Vec<&str> = own.keys().map(String::as_str).collect();
                 bail!(
                     "`{stage}.{table}.{extra}` is not a setting of {tag} = \"{name}\" (its settings: {}); remove it{}",
                     own_keys.join(", "),
-                    if owners.is_empty() { String::new() } else { format!(", or choose a {tag} that has it ({})", owners.join(", ")) }
+                    if owners.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", or choose a {tag} that has it ({})", owners.join(", "))
+                    }
                 );
             }
         }
@@ -146,7 +153,13 @@ pub fn resolve(fragments: &[&Table], smoke: &Table, scale: Scale, seed: Option<u
 /// `stage2 = false` removes it), and a setting of a method table only a variant that has it
 /// (`stage1.loss.noise_mul` changes the GCL cells, not the CE ones), unless it names the
 /// variant itself.
-pub fn resolve_over(fragments: &[&Table], smoke: &Table, overrides: &Table, scale: Scale, seed: Option<u64>) -> Result<RunSpec> {
+pub fn resolve_over(
+    fragments: &[&Table],
+    smoke: &Table,
+    overrides: &Table,
+    scale: Scale,
+    seed: Option<u64>,
+) -> Result<RunSpec> {
     let mut merged = spelled_out(&RunSpec::default());
     for f in fragments {
         merge_resolved(&mut merged, f);
@@ -174,7 +187,8 @@ pub fn resolve_over(fragments: &[&Table], smoke: &Table, overrides: &Table, scal
     }
     check_variant_settings(&merged)?;
     let text = toml::to_string(&merged).context("cannot write the merged settings")?;
-    let mut spec = toml::from_str::<RunSpec>(&text).with_context(|| format!("the merged settings are not a valid run:\n{text}"))?;
+    let mut spec = toml::from_str::<RunSpec>(&text)
+        .with_context(|| format!("the merged settings are not a valid run:\n{text}"))?;
     if !own_stage2_cloud {
         stage2_follows_stage1_cloud(&mut spec);
     }
@@ -271,11 +285,17 @@ mod tests {
         // Table 3's `log_paper_noise` row: only c changes; the loss stays GCL s = 20, m = 0.1, focal 1.
         let row = t("stage2 = { loss = { noise_mul = 1.0 } }");
         let s2 = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
-        assert_eq!(s2.loss, LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, noise_mul: 1.0, ..Gcl::default() }));
+        assert_eq!(
+            s2.loss,
+            LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, noise_mul: 1.0, ..Gcl::default() })
+        );
         // The same over an existing stage 2 from an earlier fragment.
         let d = t("stage2 = {}");
         let s2 = resolve(&[&d, &row], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
-        assert_eq!(s2.loss, LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, noise_mul: 1.0, ..Gcl::default() }));
+        assert_eq!(
+            s2.loss,
+            LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, noise_mul: 1.0, ..Gcl::default() })
+        );
     }
 
     #[test]
@@ -297,7 +317,10 @@ mod tests {
             LossSpec::Gcl(g) => g.cloud,
             other => panic!("{other:?}"),
         };
-        assert_eq!((cloud(&spec.stage1.loss), cloud(&spec.stage2.as_ref().unwrap().loss)), (CloudSchedule::Cos, CloudSchedule::Cos));
+        assert_eq!(
+            (cloud(&spec.stage1.loss), cloud(&spec.stage2.as_ref().unwrap().loss)),
+            (CloudSchedule::Cos, CloudSchedule::Cos)
+        );
         let own = t("stage2 = { loss = { cloud = 'pow_third' } }");
         let spec = resolve(&[&d, &row, &own], &Table::new(), Scale::Full, None).unwrap();
         assert_eq!(cloud(&spec.stage2.unwrap().loss), CloudSchedule::PowThird);
@@ -315,7 +338,10 @@ mod tests {
         assert_eq!(s2.rebalance, Rebalance::TauNorm(TauNorm { tau: 1.5 }));
         let partial = t("stage2 = { rebalance = { classifier_lr_factor = 0.2 } }");
         let s2 = resolve(&[&d, &partial], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
-        assert_eq!(s2.rebalance, Rebalance::Crt(Crt { init: crate::config::ClassifierInit::Reinit, classifier_lr_factor: 0.2 }));
+        assert_eq!(
+            s2.rebalance,
+            Rebalance::Crt(Crt { init: crate::config::ClassifierInit::Reinit, classifier_lr_factor: 0.2 })
+        );
     }
 
     #[test]
@@ -338,7 +364,10 @@ mod tests {
         );
         let row = t("stage1 = { sampler = { kind = 'ib', a = 0.99 } }");
         let err = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap_err().to_string();
-        assert!(err.contains("`stage1.sampler.a` is not a setting of kind = \"ib\"") && err.contains("(\"cben\")"), "{err}");
+        assert!(
+            err.contains("`stage1.sampler.a` is not a setting of kind = \"ib\"") && err.contains("(\"cben\")"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -352,6 +381,10 @@ mod tests {
         );
         let row = t("stage2 = { rebalance = { method = 'lws', tau = 1.5 } }");
         let err = resolve(&[&row], &Table::new(), Scale::Full, None).unwrap_err().to_string();
-        assert!(err.contains("`stage2.rebalance.tau` is not a setting of method = \"lws\"") && err.contains("(\"tau_norm\")"), "{err}");
+        assert!(
+            err.contains("`stage2.rebalance.tau` is not a setting of method = \"lws\"")
+                && err.contains("(\"tau_norm\")"),
+            "{err}"
+        );
     }
 }

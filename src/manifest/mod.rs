@@ -50,12 +50,12 @@
 mod expand;
 mod figures;
 pub mod merge;
+pub mod overrides;
 mod published;
 pub mod schema;
 mod source;
 mod sweep;
 mod validate;
-pub mod overrides;
 
 pub use expand::{expand, summary};
 pub use overrides::{Overrides, Setting};
@@ -206,7 +206,14 @@ impl Manifest {
         let id = cell_id(&self.rows[ri].id, &self.columns[ci].id);
         let recipe = self.cell_recipes.get(&id).map(|r| &self.recipes[r].settings);
         let point = self.sweep_points.get(&self.rows[ri].id).map(|p| &p.settings);
-        cell_fragments(&self.defaults, &self.column_settings[ci], recipe, &self.row_settings[ri], self.cell_settings.get(&id), point)
+        cell_fragments(
+            &self.defaults,
+            &self.column_settings[ci],
+            recipe,
+            &self.row_settings[ri],
+            self.cell_settings.get(&id),
+            point,
+        )
     }
 
     /// The sweep point a row was generated from, if it was.

@@ -35,7 +35,9 @@ impl std::str::FromStr for Setting {
         };
         let path: Vec<String> = key.trim().split('.').map(|s| s.trim().to_string()).collect();
         if path.iter().any(String::is_empty) {
-            return Err(format!("`{key}` is not a setting path; write it as `explain` prints it, e.g. stage1.loss.noise_mul"));
+            return Err(format!(
+                "`{key}` is not a setting path; write it as `explain` prints it, e.g. stage1.loss.noise_mul"
+            ));
         }
         let value = parse_value(raw.trim())?;
         let mut problems = Vec::new();
@@ -156,7 +158,10 @@ mod tests {
         assert_eq!(set("stage1.epochs=5").unwrap().value, Value::Integer(5));
         assert_eq!(set("stage2.sampler.kind=cb").unwrap().value, Value::String("cb".into()));
         assert_eq!(set("stage1.loss.cloud=\"cos\"").unwrap().value, Value::String("cos".into()));
-        assert_eq!(set("stage1.milestones=[10, 20]").unwrap().value, Value::Array(vec![Value::Integer(10), Value::Integer(20)]));
+        assert_eq!(
+            set("stage1.milestones=[10, 20]").unwrap().value,
+            Value::Array(vec![Value::Integer(10), Value::Integer(20)])
+        );
         assert_eq!(set("stage1.mixup=true").unwrap().text, "stage1.mixup=true");
     }
 
@@ -166,7 +171,10 @@ mod tests {
         let e = set("stage1.epoch=5").unwrap_err();
         assert!(e.starts_with("unknown key `epoch` in [stage1]; did you mean `epochs`?"), "{e}");
         let e = set("stage1.epochs=ten").unwrap_err();
-        assert_eq!(e, "invalid value \"ten\" for `epochs` in [stage1]; expected a non-negative integer, found string \"ten\"");
+        assert_eq!(
+            e,
+            "invalid value \"ten\" for `epochs` in [stage1]; expected a non-negative integer, found string \"ten\""
+        );
         let e = set("stage2.sampler.kind=cbenn").unwrap_err();
         assert!(e.ends_with("expected one of ib, cb, en, cben, class_aware, reversed"), "{e}");
         assert!(set("scale=smoke").unwrap_err().contains("choose it with `--scale smoke|full`"));
@@ -176,7 +184,10 @@ mod tests {
 
     #[test]
     fn flags_are_shell_words() {
-        let o = Overrides { seeds: Some(2), set: vec![set("stage1.lr=0.2").unwrap(), set("stage1.milestones=[1, 2]").unwrap()] };
+        let o = Overrides {
+            seeds: Some(2),
+            set: vec![set("stage1.lr=0.2").unwrap(), set("stage1.milestones=[1, 2]").unwrap()],
+        };
         assert_eq!(o.flags(), vec!["--seeds 2", "--set stage1.lr=0.2", "--set 'stage1.milestones=[1, 2]'"]);
     }
 }

@@ -1,7 +1,6 @@
 //! The published values of a manifest: inline per cell, or from a published-tables file
 //! (`published = { file, table }`), checked against the manifest's rows and columns.
 
-
 use super::validate::{key_path, Validator, PUBLISHED_REF_KEYS};
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,7 +37,10 @@ impl Validator {
         let doc: Table = match toml::from_str(&text) {
             Ok(d) => d,
             Err(e) => {
-                self.err(pf, format!("the published tables {} are not valid TOML: {}", file_path.display(), e.message()));
+                self.err(
+                    pf,
+                    format!("the published tables {} are not valid TOML: {}", file_path.display(), e.message()),
+                );
                 return None;
             }
         };

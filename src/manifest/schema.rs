@@ -4,8 +4,8 @@
 //! The key tree comes from serialising `RunSpec::default()` with a default stage 2, so a field
 //! added to `config` is allowed here without touching this file. Optional fields whose default
 //! is `None` are not serialised and are listed by hand in [`OPTIONAL_FIELDS`].
-use crate::config::{RunSpec, Stage2Spec};
 use super::merge::method_tag;
+use crate::config::{RunSpec, Stage2Spec};
 use toml::{Table, Value};
 
 /// Shape of a settings key: a leaf value or a table of named keys (in declaration order).
@@ -102,7 +102,10 @@ fn named_variant(key: &str, t: &Table) -> Option<(&'static str, String, Vec<Stri
 /// The variant of a method table that has the setting `leaf` (to check a lone leaf value).
 fn variant_with(table: &str, leaf: &str) -> Option<(&'static str, String)> {
     let tag = method_tag(table)?;
-    super::merge::variant_keys(table).into_iter().find(|(_, keys)| keys.iter().any(|k| k == leaf)).map(|(n, _)| (tag, n))
+    super::merge::variant_keys(table)
+        .into_iter()
+        .find(|(_, keys)| keys.iter().any(|k| k == leaf))
+        .map(|(n, _)| (tag, n))
 }
 
 fn shape_of(v: &Value) -> Shape {
@@ -134,7 +137,14 @@ pub type Problem = (Vec<String>, String);
 /// Checks the RunSpec keys of `fragment` (found at `at` in the manifest) against `shape`, and
 /// each leaf value by deserialising it alone into a RunSpec. Keys of the fragment that are not
 /// RunSpec keys must have been removed by the caller (label, quoted, ...).
-pub fn check_fragment(fragment: &Table, at: &[String], rel: &[String], shape: &Shape, extra_allowed: &[&str], out: &mut Vec<Problem>) {
+pub fn check_fragment(
+    fragment: &Table,
+    at: &[String],
+    rel: &[String],
+    shape: &Shape,
+    extra_allowed: &[&str],
+    out: &mut Vec<Problem>,
+) {
     let mut allowed: Vec<&str> = shape.keys();
     allowed.extend_from_slice(extra_allowed);
     for (key, value) in fragment {
@@ -162,7 +172,10 @@ pub fn check_fragment(fragment: &Table, at: &[String], rel: &[String], shape: &S
                     let mut inner = Vec::new();
                     check_fragment(t, &path, &rel_path, &own_shape, &[], &mut inner);
                     for (p, msg) in inner {
-                        out.push((p, msg.replacen(" (allowed: ", &format!(" (the settings of {tag} = \"{name}\": "), 1)));
+                        out.push((
+                            p,
+                            msg.replacen(" (allowed: ", &format!(" (the settings of {tag} = \"{name}\": "), 1),
+                        ));
                     }
                 }
                 None => check_fragment(t, &path, &rel_path, sub, &[], out),
@@ -272,7 +285,8 @@ mod tests {
 
     #[test]
     fn enum_values_are_listed() {
-        let err = check_leaf(&["stage2".into(), "sampler".into(), "kind".into()], &Value::String("cbenn".into())).unwrap_err();
+        let err = check_leaf(&["stage2".into(), "sampler".into(), "kind".into()], &Value::String("cbenn".into()))
+            .unwrap_err();
         assert_eq!(err, "expected one of ib, cb, en, cben, class_aware, reversed");
         let err = check_leaf(&["stage1".into(), "epochs".into()], &Value::String("ten".into())).unwrap_err();
         assert_eq!(err, "expected a non-negative integer, found string \"ten\"");

@@ -48,17 +48,21 @@ impl Source {
         let mut value: Option<&Value> = None;
         for seg in path {
             let next_item: Option<(Option<Range<usize>>, Option<&Item>, Option<&Value>)> = match (item, value) {
-                (Some(Item::Table(t)), _) => t.get_key_value(seg).map(|(k, it)| (k.span().or_else(|| it.span()), Some(it), None)),
+                (Some(Item::Table(t)), _) => {
+                    t.get_key_value(seg).map(|(k, it)| (k.span().or_else(|| it.span()), Some(it), None))
+                }
                 (Some(Item::Value(v)), _) | (None, Some(v)) => match v {
-                    Value::InlineTable(t) => t.get_key_value(seg).map(|(k, it)| (k.span().or_else(|| it.span()), Some(it), None)),
-                    Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)).map(|v| (v.span(), None, Some(v))),
+                    Value::InlineTable(t) => {
+                        t.get_key_value(seg).map(|(k, it)| (k.span().or_else(|| it.span()), Some(it), None))
+                    }
+                    Value::Array(a) => {
+                        seg.parse::<usize>().ok().and_then(|i| a.get(i)).map(|v| (v.span(), None, Some(v)))
+                    }
                     _ => None,
                 },
-                (Some(Item::ArrayOfTables(a)), _) => seg
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| a.get(i))
-                    .map(|t| (t.span(), None, None)),
+                (Some(Item::ArrayOfTables(a)), _) => {
+                    seg.parse::<usize>().ok().and_then(|i| a.get(i)).map(|t| (t.span(), None, None))
+                }
                 _ => None,
             };
             match next_item {

@@ -79,11 +79,16 @@ impl Validator {
         let grids: Vec<(Vec<String>, &Table)> = match top.get("sweep") {
             None => return vec![],
             Some(Value::Table(t)) => vec![(key_path(&["sweep"]), t)],
-            Some(Value::Array(items)) if items.iter().all(Value::is_table) => {
-                items.iter().enumerate().filter_map(|(i, t)| Some((key_path(&["sweep", &i.to_string()]), t.as_table()?))).collect()
-            }
+            Some(Value::Array(items)) if items.iter().all(Value::is_table) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| Some((key_path(&["sweep", &i.to_string()]), t.as_table()?)))
+                .collect(),
             Some(other) => {
-                self.err(key_path(&["sweep"]), format!("`sweep` must be a table ([sweep]) or tables ([[sweep]]), not {}", schema::describe(other)));
+                self.err(
+                    key_path(&["sweep"]),
+                    format!("`sweep` must be a table ([sweep]) or tables ([[sweep]]), not {}", schema::describe(other)),
+                );
                 return vec![];
             }
         };
@@ -124,11 +129,21 @@ impl Validator {
         };
         let mut axes = Vec::new();
         let errors_before = self.errors.len();
-        let settings: Table = grid.iter().filter(|(k, _)| !SWEEP_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let settings: Table = grid
+            .iter()
+            .filter(|(k, _)| !SWEEP_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         self.axes(&settings, at, &mut vec![], &mut axes);
         if axes.is_empty() {
             if self.errors.len() == errors_before {
-                self.err(at.to_vec(), format!("{} sets no setting to vary: add one with the values to try, e.g. stage1.lr = [0.1, 0.2]", table_name(at)));
+                self.err(
+                    at.to_vec(),
+                    format!(
+                        "{} sets no setting to vary: add one with the values to try, e.g. stage1.lr = [0.1, 0.2]",
+                        table_name(at)
+                    ),
+                );
             }
             return vec![];
         }
@@ -138,7 +153,14 @@ impl Validator {
                 if long.path.starts_with(&short.path) {
                     let mut p = at.to_vec();
                     p.extend(long.path.iter().cloned());
-                    self.err(p, format!("`{}` is inside `{}`, which the sweep also varies; vary one of them", long.path.join("."), short.path.join(".")));
+                    self.err(
+                        p,
+                        format!(
+                            "`{}` is inside `{}`, which the sweep also varies; vary one of them",
+                            long.path.join("."),
+                            short.path.join(".")
+                        ),
+                    );
                     return vec![];
                 }
             }
@@ -164,7 +186,12 @@ impl Validator {
                     Some(b) => format!("{} ({describe})", b.label),
                     None => describe.clone(),
                 };
-                SweepPoint { base: base.as_ref().map(|b| b.id.clone()), row: RowInfo { id, label, quoted: false }, settings, describe }
+                SweepPoint {
+                    base: base.as_ref().map(|b| b.id.clone()),
+                    row: RowInfo { id, label, quoted: false },
+                    settings,
+                    describe,
+                }
             })
             .collect()
     }

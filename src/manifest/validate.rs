@@ -11,8 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use toml::{Table, Value};
 
-pub(super) const TOP_KEYS: &[&str] = &["manifest", "defaults", "recipes", "columns", "rows", "cells", "sweep", "figures"];
-pub(super) const MANIFEST_KEYS: &[&str] = &["name", "title", "published", "seeds", "smoke_seeds", "tolerance", "shots", "smoke"];
+pub(super) const TOP_KEYS: &[&str] =
+    &["manifest", "defaults", "recipes", "columns", "rows", "cells", "sweep", "figures"];
+pub(super) const MANIFEST_KEYS: &[&str] =
+    &["name", "title", "published", "seeds", "smoke_seeds", "tolerance", "shots", "smoke"];
 pub(super) const PUBLISHED_REF_KEYS: &[&str] = &["file", "table"];
 pub(super) const COLUMN_KEYS: &[&str] = &["label", "published_column"];
 pub(super) const ROW_KEYS: &[&str] = &["label", "quoted", "published", "published_row", "columns", "recipe"];
@@ -75,7 +77,10 @@ impl Validator {
             None => None,
             Some(Value::Table(t)) => Some(t),
             Some(other) => {
-                self.err(p.clone(), format!("`{key}` in {} must be a table, not {}", table_name(at), schema::describe(other)));
+                self.err(
+                    p.clone(),
+                    format!("`{key}` in {} must be a table, not {}", table_name(at), schema::describe(other)),
+                );
                 None
             }
         }
@@ -101,7 +106,10 @@ impl Validator {
             None => None,
             Some(Value::Boolean(b)) => Some(*b),
             Some(other) => {
-                self.err(p, format!("`{key}` in {} must be true or false, not {}", table_name(at), schema::describe(other)));
+                self.err(
+                    p,
+                    format!("`{key}` in {} must be true or false, not {}", table_name(at), schema::describe(other)),
+                );
                 None
             }
         }
@@ -120,14 +128,28 @@ impl Validator {
                         other => {
                             let mut pi = p.clone();
                             pi.push(i.to_string());
-                            self.err(pi, format!("`{key}` in {} must list strings, found {}", table_name(at), schema::describe(other)));
+                            self.err(
+                                pi,
+                                format!(
+                                    "`{key}` in {} must list strings, found {}",
+                                    table_name(at),
+                                    schema::describe(other)
+                                ),
+                            );
                         }
                     }
                 }
                 Some(out)
             }
             Some(other) => {
-                self.err(p, format!("`{key}` in {} must be an array of strings, not {}", table_name(at), schema::describe(other)));
+                self.err(
+                    p,
+                    format!(
+                        "`{key}` in {} must be an array of strings, not {}",
+                        table_name(at),
+                        schema::describe(other)
+                    ),
+                );
                 None
             }
         }
@@ -139,7 +161,14 @@ impl Validator {
     }
 
     /// Same, naming where the ids live (`in FILE`).
-    pub(super) fn reference_in(&mut self, path: Vec<String>, what: &str, name: &str, place: &str, known: &[&str]) -> bool {
+    pub(super) fn reference_in(
+        &mut self,
+        path: Vec<String>,
+        what: &str,
+        name: &str,
+        place: &str,
+        known: &[&str],
+    ) -> bool {
         if known.contains(&name) {
             return true;
         }
@@ -233,7 +262,13 @@ impl Validator {
                         Value::Integer(x) => {
                             published.insert(cell_id(&row.id, col), *x as f64);
                         }
-                        other => self.err(pc, format!("published value of `{col}` must be a number (top-1 %), not {}", schema::describe(other))),
+                        other => self.err(
+                            pc,
+                            format!(
+                                "published value of `{col}` must be a number (top-1 %), not {}",
+                                schema::describe(other)
+                            ),
+                        ),
                     }
                 }
             }
@@ -246,7 +281,10 @@ impl Validator {
             let has_published = col_ids.iter().any(|c| published.contains_key(&cell_id(&row.id, c)));
             if row.quoted {
                 if row_tables[ri].contains_key("recipe") {
-                    self.err(key_path(&["rows", &row.id, "recipe"]), format!("row `{}` is quoted (nothing is trained) but names a `recipe`; remove it", row.id));
+                    self.err(
+                        key_path(&["rows", &row.id, "recipe"]),
+                        format!("row `{}` is quoted (nothing is trained) but names a `recipe`; remove it", row.id),
+                    );
                 }
                 if let Some(k) = row_settings[ri].keys().next() {
                     let mut p = at.clone();
@@ -258,7 +296,14 @@ impl Validator {
                 }
                 for c in &col_ids {
                     if cell_settings.contains_key(&cell_id(&row.id, c)) {
-                        self.err(key_path(&["cells", &cell_id(&row.id, c)]), format!("cell `{}` belongs to the quoted row `{}`, which is not trained", cell_id(&row.id, c), row.id));
+                        self.err(
+                            key_path(&["cells", &cell_id(&row.id, c)]),
+                            format!(
+                                "cell `{}` belongs to the quoted row `{}`, which is not trained",
+                                cell_id(&row.id, c),
+                                row.id
+                            ),
+                        );
                     }
                 }
             } else if !col_ids.is_empty() && col_ids.iter().all(|c| excluded.contains(&cell_id(&row.id, c))) {
@@ -270,7 +315,13 @@ impl Validator {
         }
 
         let points = self.sweeps(top, &rows);
-        let rows_in = SweepRows { rows: &mut rows, settings: &mut row_settings, cells: &mut cell_settings, excluded: &mut excluded, recipes: &mut cell_recipes };
+        let rows_in = SweepRows {
+            rows: &mut rows,
+            settings: &mut row_settings,
+            cells: &mut cell_settings,
+            excluded: &mut excluded,
+            recipes: &mut cell_recipes,
+        };
         let sweep_points = insert_points(points, rows_in, &col_ids);
 
         let cells_with_runs: HashSet<String> = rows
@@ -288,7 +339,14 @@ impl Validator {
                 let recipe = cell_recipes.get(*id).map(|r| &recipes[r].settings);
                 let mut merged = Table::new();
                 let point = sweep_points.get(r).map(|p| &p.settings);
-                for f in cell_fragments(&defaults, &column_settings[ci], recipe, &row_settings[ri], cell_settings.get(*id), point) {
+                for f in cell_fragments(
+                    &defaults,
+                    &column_settings[ci],
+                    recipe,
+                    &row_settings[ri],
+                    cell_settings.get(*id),
+                    point,
+                ) {
                     merge::merge(&mut merged, f);
                 }
                 merge::has_stage2(&merged)
@@ -352,7 +410,9 @@ impl Validator {
                     }
                     seeds.push(*s as u64);
                 }
-                other => self.err(pi, format!("`seeds` must list non-negative integers, found {}", schema::short(other))),
+                other => {
+                    self.err(pi, format!("`seeds` must list non-negative integers, found {}", schema::short(other)))
+                }
             }
         }
         if seeds.is_empty() {
@@ -389,18 +449,37 @@ impl Validator {
             Some(Value::Integer(x)) => *x as f64,
             Some(Value::Float(x)) => *x,
             Some(other) => {
-                self.err(p, format!("`tolerance` in [manifest] must be a number of points (e.g. 1.0), not {}", schema::describe(other)));
+                self.err(
+                    p,
+                    format!(
+                        "`tolerance` in [manifest] must be a number of points (e.g. 1.0), not {}",
+                        schema::describe(other)
+                    ),
+                );
                 return DEFAULT_TOLERANCE;
             }
         };
         if !(value.is_finite() && value >= 0.0) {
-            self.err(p, format!("`tolerance` in [manifest] must be a finite number >= 0 (points of top-1 accuracy), not {value}"));
+            self.err(
+                p,
+                format!(
+                    "`tolerance` in [manifest] must be a finite number >= 0 (points of top-1 accuracy), not {value}"
+                ),
+            );
             return DEFAULT_TOLERANCE;
         }
         value
     }
 
-    pub(super) fn seed_conflicts(&mut self, defaults: &Table, cols: &[Table], columns: &[ColumnInfo], rows_s: &[Table], rows: &[RowInfo], cells: &HashMap<String, Table>) {
+    pub(super) fn seed_conflicts(
+        &mut self,
+        defaults: &Table,
+        cols: &[Table],
+        columns: &[ColumnInfo],
+        rows_s: &[Table],
+        rows: &[RowInfo],
+        cells: &HashMap<String, Table>,
+    ) {
         let mut places: Vec<Vec<String>> = Vec::new();
         if defaults.contains_key("seed") {
             places.push(key_path(&["defaults", "seed"]));
@@ -438,7 +517,10 @@ impl Validator {
                 continue;
             };
             if !valid_id(id) {
-                self.err(at.clone(), format!("column id `{id}` may only use letters, digits, `_` and `-` (cells are named row.column)"));
+                self.err(
+                    at.clone(),
+                    format!("column id `{id}` may only use letters, digits, `_` and `-` (cells are named row.column)"),
+                );
             }
             self.fragment(t, &at, COLUMN_KEYS);
             let label = self.string(t, &at, "label").unwrap_or_else(|| id.clone());
@@ -465,7 +547,10 @@ impl Validator {
                 continue;
             };
             if !valid_id(id) {
-                self.err(at.clone(), format!("row id `{id}` may only use letters, digits, `_` and `-` (cells are named row.column)"));
+                self.err(
+                    at.clone(),
+                    format!("row id `{id}` may only use letters, digits, `_` and `-` (cells are named row.column)"),
+                );
             }
             self.fragment(t, &at, ROW_KEYS);
             let label = self.string(t, &at, "label").unwrap_or_else(|| id.clone());
@@ -480,7 +565,12 @@ impl Validator {
     }
 
     /// `[cells."row.column"]` fragments, and the set of cells that are not run.
-    pub(super) fn cells(&mut self, top: &Table, rows: &[RowInfo], col_ids: &[String]) -> (HashMap<String, Table>, HashSet<String>) {
+    pub(super) fn cells(
+        &mut self,
+        top: &Table,
+        rows: &[RowInfo],
+        col_ids: &[String],
+    ) -> (HashMap<String, Table>, HashSet<String>) {
         let mut excluded = HashSet::new();
         let known_cols: Vec<&str> = col_ids.iter().map(|s| s.as_str()).collect();
         let row_ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
@@ -512,7 +602,15 @@ impl Validator {
                 continue;
             };
             let Some((r, c)) = id.split_once('.') else {
-                self.err(at, format!("cell id `{id}` must be `row.column`, e.g. [cells.\"{}\"]", rows.first().map(|r| cell_id(&r.id, col_ids.first().map(|s| s.as_str()).unwrap_or("column"))).unwrap_or_else(|| "row.column".into())));
+                self.err(
+                    at,
+                    format!(
+                        "cell id `{id}` must be `row.column`, e.g. [cells.\"{}\"]",
+                        rows.first()
+                            .map(|r| cell_id(&r.id, col_ids.first().map(|s| s.as_str()).unwrap_or("column")))
+                            .unwrap_or_else(|| "row.column".into())
+                    ),
+                );
                 continue;
             };
             let ok_r = self.reference(at.clone(), "row", r, &row_ids);
@@ -521,7 +619,10 @@ impl Validator {
             if self.boolean(t, &at, "skip") == Some(true) {
                 excluded.insert(id.clone());
             } else if ok_r && ok_c && excluded.contains(id.as_str()) {
-                self.err(at.clone(), format!("cell `{id}` is outside the `columns` of row `{r}`, so its settings would never be used"));
+                self.err(
+                    at.clone(),
+                    format!("cell `{id}` is outside the `columns` of row `{r}`, so its settings would never be used"),
+                );
             }
             settings.insert(id.clone(), fragment_of(t, CELL_KEYS));
         }
@@ -551,7 +652,14 @@ impl Validator {
     /// The recipe of each trained cell: its own `recipe`, else its row's, with `{column}`
     /// replaced by the column id (so `recipe = "mislas_{column}"` picks one recipe per dataset).
     /// Dangling names are errors at the key that named them.
-    pub(super) fn cell_recipes(&mut self, top: &Table, rows: &[RowInfo], col_ids: &[String], excluded: &HashSet<String>, recipes: &HashMap<String, Recipe>) -> HashMap<String, String> {
+    pub(super) fn cell_recipes(
+        &mut self,
+        top: &Table,
+        rows: &[RowInfo],
+        col_ids: &[String],
+        excluded: &HashSet<String>,
+        recipes: &HashMap<String, Recipe>,
+    ) -> HashMap<String, String> {
         let mut known: Vec<&str> = recipes.keys().map(String::as_str).collect();
         known.sort();
         let mut out = HashMap::new();
@@ -559,11 +667,17 @@ impl Validator {
         let cells_t = top.get("cells").and_then(Value::as_table);
         for row in rows {
             let at = key_path(&["rows", &row.id]);
-            let row_recipe = rows_t.and_then(|t| t.get(&row.id)).and_then(Value::as_table).and_then(|t| self.string(t, &at, "recipe"));
+            let row_recipe = rows_t
+                .and_then(|t| t.get(&row.id))
+                .and_then(Value::as_table)
+                .and_then(|t| self.string(t, &at, "recipe"));
             for c in col_ids {
                 let id = cell_id(&row.id, c);
                 let cat = key_path(&["cells", &id]);
-                let own = cells_t.and_then(|t| t.get(&id)).and_then(Value::as_table).and_then(|t| self.string(t, &cat, "recipe"));
+                let own = cells_t
+                    .and_then(|t| t.get(&id))
+                    .and_then(Value::as_table)
+                    .and_then(|t| self.string(t, &cat, "recipe"));
                 let (template, mut path) = match (own, &row_recipe) {
                     (Some(r), _) => (r, cat),
                     (None, Some(r)) => (r.clone(), at.clone()),

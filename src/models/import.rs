@@ -71,7 +71,8 @@ pub fn load_state_dict(net: &Network, path: &Path) -> Result<()> {
             file.insert(torch_name(&name).to_string(), t);
         }
     }
-    let ours: Vec<(String, Tensor)> = net.named_variables().into_iter().map(|(n, t)| (torch_name(&n).to_string(), t)).collect();
+    let ours: Vec<(String, Tensor)> =
+        net.named_variables().into_iter().map(|(n, t)| (torch_name(&n).to_string(), t)).collect();
     let our_names: BTreeSet<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
     let file_names: BTreeSet<&str> = file.keys().map(String::as_str).collect();
     let missing: BTreeSet<&str> = our_names.difference(&file_names).copied().collect();
@@ -149,7 +150,10 @@ mod tests {
         Tensor::write_safetensors(&named, &path).unwrap();
         let err = format!("{:#}", load_state_dict(&net(Head::Normed, 4), &path).unwrap_err());
         assert!(err.contains("linear.safetensors") && err.contains("`linear.bias`"), "{err}");
-        assert!(err.contains("1 of its names are not in the network") && err.contains("0 of the network's names"), "{err}");
+        assert!(
+            err.contains("1 of its names are not in the network") && err.contains("0 of the network's names"),
+            "{err}"
+        );
 
         let path = dir.path().join("five.safetensors");
         Tensor::write_safetensors(&contiguous(net(Head::Normed, 5).named_variables()), &path).unwrap();

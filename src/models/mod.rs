@@ -20,11 +20,11 @@ use anyhow::{bail, Context, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-pub use spec::{Arch, Head, ModelSpec};
 use heads::{Classifier, LinearInit};
 use parts::Frozen;
 use resnet::{Bottleneck, BottleneckShape, ConvInit, ResNet};
 use resnet_cifar::ResNetCifar;
+pub use spec::{Arch, Head, ModelSpec};
 
 #[derive(Debug)]
 enum Backbone {
@@ -126,7 +126,11 @@ impl Network {
             }
         };
         let added_block = spec.added_block.then(|| {
-            let shape = BottleneckShape { c_in: ResNet::FEATURE_DIM, planes: ResNet::FEATURE_DIM / Bottleneck::EXPANSION, stride: 1 };
+            let shape = BottleneckShape {
+                c_in: ResNet::FEATURE_DIM,
+                planes: ResNet::FEATURE_DIM / Bottleneck::EXPANSION,
+                stride: 1,
+            };
             Bottleneck::with_init(&(backbone_vs / parts::ADDED_BLOCK), shape, ConvInit::TorchDefault)
         });
         // BBN's classifier is a plain `nn.Linear(2D, C)` with PyTorch's default init (the
@@ -353,7 +357,11 @@ mod tests {
         ];
         for (arch, head, classes, expected) in cases {
             let net = build(arch, head, false, classes);
-            assert_eq!(trainable_count(&net.backbone_vars) + trainable_count(&net.head_vars), expected, "{arch:?} {head:?} {classes}");
+            assert_eq!(
+                trainable_count(&net.backbone_vars) + trainable_count(&net.head_vars),
+                expected,
+                "{arch:?} {head:?} {classes}"
+            );
         }
     }
 
@@ -478,7 +486,8 @@ mod tests {
     fn named_variables_round_trip_through_a_file() {
         tch::manual_seed(5);
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (build(Arch::ResnetSmall, Head::Normed, false, 4), build(Arch::ResnetSmall, Head::Normed, false, 4));
+        let (a, b) =
+            (build(Arch::ResnetSmall, Head::Normed, false, 4), build(Arch::ResnetSmall, Head::Normed, false, 4));
         let path = dir.path().join("w.safetensors");
         let stored = a.named_variables();
         // Contiguous copies: on CPU the convolution weights are channels-last (safetensors wants
@@ -501,7 +510,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("small.safetensors");
         let src = build(Arch::ResnetSmall, Head::Linear, false, 10);
-        let named: Vec<(String, Tensor)> = src.backbone_vars.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
+        let named: Vec<(String, Tensor)> =
+            src.backbone_vars.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
         Tensor::write_safetensors(&named, &file).unwrap();
 
         let dst = build(Arch::ResnetSmall, Head::Linear, true, 10);

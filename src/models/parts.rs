@@ -56,7 +56,12 @@ pub fn check(model: &ModelSpec) -> Result<()> {
     let stages = stage_blocks(model.arch, 0);
     let last = *stages.last().unwrap_or(&0);
     if model.drop_blocks >= last {
-        bail!("model.drop_blocks = {} would leave the last stage of {:?} empty (it has {last} blocks); use at most {}", model.drop_blocks, model.arch, last.saturating_sub(1));
+        bail!(
+            "model.drop_blocks = {} would leave the last stage of {:?} empty (it has {last} blocks); use at most {}",
+            model.drop_blocks,
+            model.arch,
+            last.saturating_sub(1)
+        );
     }
     let parts = part_names(model);
     for name in &model.freeze {
@@ -126,14 +131,23 @@ mod tests {
     fn bad_settings_are_one_clear_error() {
         let m = ModelSpec { arch: Arch::Resnet152, freeze: vec!["layer9".into()], ..ModelSpec::default() };
         let e = check(&m).unwrap_err().to_string();
-        assert!(e.contains("model.freeze: `layer9`") && e.contains("conv1, bn1, layer1, layer2, layer3, layer4;"), "{e}");
+        assert!(
+            e.contains("model.freeze: `layer9`") && e.contains("conv1, bn1, layer1, layer2, layer3, layer4;"),
+            "{e}"
+        );
         let m = ModelSpec { arch: Arch::Resnet32, added_block: true, ..ModelSpec::default() };
         assert!(check(&m).unwrap_err().to_string().contains("torchvision-layout"));
         let m = ModelSpec { arch: Arch::ResnetTiny, drop_blocks: 2, ..ModelSpec::default() };
         assert!(check(&m).unwrap_err().to_string().contains("use at most 1"));
         let m = ModelSpec { arch: Arch::Resnet32, bbn: true, freeze: vec!["conv1".into()], ..ModelSpec::default() };
         assert!(check(&m).unwrap_err().to_string().contains("model.bbn cannot"));
-        let ok = ModelSpec { arch: Arch::Resnet152, drop_blocks: 1, added_block: true, freeze: vec!["layer4".into(), "conv1".into()], ..ModelSpec::default() };
+        let ok = ModelSpec {
+            arch: Arch::Resnet152,
+            drop_blocks: 1,
+            added_block: true,
+            freeze: vec!["layer4".into(), "conv1".into()],
+            ..ModelSpec::default()
+        };
         check(&ok).unwrap();
     }
 }

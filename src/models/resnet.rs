@@ -11,10 +11,10 @@
 //! (`num_batches_tracked` buffers and `fc.*` in that file are ignored on load.)
 //!
 //! Init as torchvision: Kaiming-normal with fan-out for convolutions, BatchNorm scale 1, shift 0.
-use tch::nn::{self, ModuleT};
-use tch::Tensor;
 use super::parts::Frozen;
 use super::resnet_cifar::batch_norm2d;
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
 
 const KAIMING_NORMAL_FAN_OUT: nn::Init = nn::Init::Kaiming {
     dist: nn::init::NormalOrUniform::Normal,

@@ -24,7 +24,8 @@ pub(crate) const KAIMING_NORMAL_FAN_IN: nn::Init = nn::Init::Kaiming {
 /// eps 1e-5). tch's `BatchNormConfig::default()` starts the scale uniform in [0, 1) instead,
 /// which every model here must not inherit.
 pub(crate) fn batch_norm2d(p: nn::Path, channels: i64) -> nn::BatchNorm {
-    let cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
+    let cfg =
+        nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
     nn::batch_norm2d(p, channels, cfg)
 }
 
@@ -114,12 +115,7 @@ impl ResNetCifar {
                 c_in = planes;
             }
         }
-        ResNetCifar {
-            conv1: conv3x3(p / "conv1", 3, 16, 1),
-            bn1: batch_norm2d(p / "bn1", 16),
-            blocks,
-            block_names,
-        }
+        ResNetCifar { conv1: conv3x3(p / "conv1", 3, 16, 1), bn1: batch_norm2d(p / "bn1", 16), blocks, block_names }
     }
 
     /// Var-store name of the last block (`layer3.{n-1}`).

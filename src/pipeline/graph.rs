@@ -143,7 +143,10 @@ impl RunGraph {
                     let used = CellUse { manifest: em.manifest.name.clone(), cell: cell.id(), seed: run.seed };
                     let (Some(keys), DataIdentity::Known(identity)) = (&run.keys, &run.data) else {
                         if let DataIdentity::Unavailable { reason, .. } = &run.data {
-                            graph.unavailable.push(UnavailableRun { label: used.label(), reason: format!("data not available: {reason}") });
+                            graph.unavailable.push(UnavailableRun {
+                                label: used.label(),
+                                reason: format!("data not available: {reason}"),
+                            });
                         }
                         continue;
                     };

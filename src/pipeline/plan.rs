@@ -12,8 +12,8 @@
 use super::graph::{RunGraph, RunNode};
 use crate::cache::{Cache, RunState};
 use crate::config::{Arch, RunSpec, Scale};
-use crate::manifest::Overrides;
 use crate::data::catalog::train_images;
+use crate::manifest::Overrides;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -51,7 +51,13 @@ impl Plan {
     pub fn of(graph: RunGraph, opts: &PlanOptions) -> Plan {
         let cache = Cache { root: opts.cache_dir.clone() };
         let states = graph.nodes.iter().map(|n| cache.state(&n.key)).collect();
-        Plan { cache_dir: opts.cache_dir.clone(), device_name: opts.device_name.clone(), throughput: Throughput::measure(&cache), graph, states }
+        Plan {
+            cache_dir: opts.cache_dir.clone(),
+            device_name: opts.device_name.clone(),
+            throughput: Throughput::measure(&cache),
+            graph,
+            states,
+        }
     }
 
     /// Each node with its cache state, in graph order.
@@ -66,7 +72,12 @@ impl Plan {
         node.uses
             .iter()
             .map(|u| {
-                let several_seeds = self.graph.manifests.iter().find(|m| m.manifest.name == u.manifest).is_some_and(|m| m.cells.iter().any(|c| c.runs.len() > 1));
+                let several_seeds = self
+                    .graph
+                    .manifests
+                    .iter()
+                    .find(|m| m.manifest.name == u.manifest)
+                    .is_some_and(|m| m.cells.iter().any(|c| c.runs.len() > 1));
                 let mut label = u.cell.clone();
                 if several_seeds {
                     label = format!("{label}@{}", u.seed);
@@ -91,7 +102,9 @@ impl Throughput {
     pub fn measure(cache: &Cache) -> Throughput {
         let mut measured: HashMap<(Arch, u8, String), (f64, f64)> = HashMap::new();
         for key in cache.keys().unwrap_or_default() {
-            let (Ok(Some(r)), Ok(text)) = (cache.result(&key), std::fs::read_to_string(cache.run_dir(&key).join(crate::cache::SPEC))) else {
+            let (Ok(Some(r)), Ok(text)) =
+                (cache.result(&key), std::fs::read_to_string(cache.run_dir(&key).join(crate::cache::SPEC)))
+            else {
                 continue;
             };
             let Ok(spec) = toml::from_str::<RunSpec>(&text) else { continue };
@@ -130,7 +143,11 @@ impl Plan {
             let _ = writeln!(out, "  {} ({}): {} cells", m.manifest.name, m.path.display(), m.cells.len());
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<15} {:<5} {:<7} {:>6} {:>8} {:>9} {:>8}  cells", "key", "stage", "state", "epochs", "images", "cost", "est.");
+        let _ = writeln!(
+            out,
+            "{:<15} {:<5} {:<7} {:>6} {:>8} {:>9} {:>8}  cells",
+            "key", "stage", "state", "epochs", "images", "cost", "est."
+        );
         for (n, state) in self.nodes() {
             let key = if n.parent().is_none() { n.short().to_string() } else { format!("└ {}", n.short()) };
             let images = train_images(&n.spec.dataset).map(crate::human::count).unwrap_or_else(|| "?".into());
@@ -151,7 +168,10 @@ impl Plan {
         }
         let count = |s: RunState| self.states.iter().filter(|x| **x == s).count();
         let nodes = &self.graph.nodes;
-        let (s1, s2) = (nodes.iter().filter(|n| n.parent().is_none()).count(), nodes.iter().filter(|n| n.parent().is_some()).count());
+        let (s1, s2) = (
+            nodes.iter().filter(|n| n.parent().is_none()).count(),
+            nodes.iter().filter(|n| n.parent().is_some()).count(),
+        );
         let pending: Vec<&RunNode> = self.nodes().filter(|(_, s)| *s != RunState::Cached).map(|(n, _)| n).collect();
         let images: usize = pending.iter().filter_map(|n| n.cost_images()).sum();
         let secs: f64 = pending.iter().filter_map(|n| self.seconds(n)).sum();
@@ -184,7 +204,11 @@ impl Plan {
             ),
         };
         if !self.graph.unavailable.is_empty() {
-            let _ = writeln!(out, "not planned ({} run(s) whose data is not under the data root; pass --data-root):", self.graph.unavailable.len());
+            let _ = writeln!(
+                out,
+                "not planned ({} run(s) whose data is not under the data root; pass --data-root):",
+                self.graph.unavailable.len()
+            );
             for u in &self.graph.unavailable {
                 let _ = writeln!(out, "  {}: {}", u.label, u.reason);
             }
@@ -241,7 +265,8 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
     let mut written = Vec::new();
     let mut stages = Vec::new();
     for stage in [1u8, 2] {
-        let todo: Vec<&RunNode> = plan.nodes().filter(|(n, s)| n.stage_number() == stage && *s != RunState::Cached).map(|(n, _)| n).collect();
+        let todo: Vec<&RunNode> =
+            plan.nodes().filter(|(n, s)| n.stage_number() == stage && *s != RunState::Cached).map(|(n, _)| n).collect();
         let keys_file = format!("keys{stage}.txt");
         let mut keys = String::new();
         for n in &todo {
@@ -275,7 +300,10 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
             .to_string();
         let mut s = String::new();
         let _ = writeln!(s, "#!/bin/bash");
-        let _ = writeln!(s, "# gcl-repro stage-{stage} runs of {name} at scale {scale}: one array task per line of {keys_file}.");
+        let _ = writeln!(
+            s,
+            "# gcl-repro stage-{stage} runs of {name} at scale {scale}: one array task per line of {keys_file}."
+        );
         let _ = writeln!(s, "#SBATCH --job-name=gcl-{name}-s{stage}");
         let _ = writeln!(s, "#SBATCH --array=0-{}", todo.len() - 1);
         let _ = writeln!(s, "#SBATCH --output={}/logs/stage{stage}-%A_%a.out", dir.display());
@@ -283,7 +311,11 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
             let _ = writeln!(s, "#SBATCH {opt}");
         }
         let _ = writeln!(s, "set -euo pipefail");
-        let _ = writeln!(s, "LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {})", shell_quote(&dir.join(&keys_file).to_string_lossy()));
+        let _ = writeln!(
+            s,
+            "LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {})",
+            shell_quote(&dir.join(&keys_file).to_string_lossy())
+        );
         let _ = writeln!(s, "IFS=$'\\t' read -r KEY JOB MANIFEST <<< \"$LINE\"");
         let _ = writeln!(s, "echo \"task $SLURM_ARRAY_TASK_ID: stage {stage} run $KEY of $MANIFEST\"");
         let _ = writeln!(s, "{command}");

@@ -56,13 +56,19 @@ pub struct Deadline {
 impl Deadline {
     /// `minutes` from now (`--deadline`); 0 is a deadline that has already come.
     pub fn in_minutes(minutes: f64) -> Result<Self> {
-        anyhow::ensure!(minutes.is_finite() && minutes >= 0.0, "--deadline: {minutes} is not a number of minutes (0 or more)");
+        anyhow::ensure!(
+            minutes.is_finite() && minutes >= 0.0,
+            "--deadline: {minutes} is not a number of minutes (0 or more)"
+        );
         Ok(Deadline { at: SystemTime::now() + Duration::from_secs_f64(minutes * 60.0) })
     }
 
     /// The deadline a parent passed (`--deadline-at`, seconds since the Unix epoch).
     pub fn from_unix_seconds(secs: f64) -> Result<Self> {
-        anyhow::ensure!(secs.is_finite() && secs >= 0.0, "{DEADLINE_AT_FLAG}: {secs} is not a time (seconds since 1970)");
+        anyhow::ensure!(
+            secs.is_finite() && secs >= 0.0,
+            "{DEADLINE_AT_FLAG}: {secs} is not a time (seconds since 1970)"
+        );
         Ok(Deadline { at: UNIX_EPOCH + Duration::from_secs_f64(secs) })
     }
 
@@ -77,7 +83,9 @@ impl Deadline {
 
     /// Wind down at the deadline: at once if it has come, else from a timer thread.
     pub fn arm(self) {
-        let announce = || tracing::warn!("deadline reached: the runs in progress stop after their current epoch (checkpointed), no new run starts");
+        let announce = || {
+            tracing::warn!("deadline reached: the runs in progress stop after their current epoch (checkpointed), no new run starts")
+        };
         if self.left().is_zero() {
             training::wind_down();
             announce();
@@ -133,7 +141,8 @@ impl std::fmt::Display for Summary {
         }
         if self.deadline_reached {
             let finished = self.trained.len() + self.cached.len();
-            let all = finished + self.failed.len() + self.skipped.len() + self.wound_down.len() + self.not_started.len();
+            let all =
+                finished + self.failed.len() + self.skipped.len() + self.wound_down.len() + self.not_started.len();
             writeln!(
                 f,
                 "deadline reached: {finished} of {all} runs finished ({} trained now, {} cached), {} wound down (partial: they resume on the next `run`), {} never started",
@@ -220,7 +229,9 @@ impl Default for Bars {
         let multi = MultiProgress::new();
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(
-            ProgressStyle::with_template("runs [{bar:30}] {pos}/{len} {msg} elapsed {elapsed} ETA {eta}").unwrap().progress_chars("=> "),
+            ProgressStyle::with_template("runs [{bar:30}] {pos}/{len} {msg} elapsed {elapsed} ETA {eta}")
+                .unwrap()
+                .progress_chars("=> "),
         );
         Bars { multi, overall, running: std::cell::Cell::new(0) }
     }
@@ -241,7 +252,12 @@ impl RunObserver for Bars {
         }
         self.overall.inc(1);
         let running = self.running.get();
-        self.overall.set_message(format!("done {} · running {running} · cached {} · failed {}", s.trained.len(), s.cached.len(), s.failed.len()));
+        self.overall.set_message(format!(
+            "done {} · running {running} · cached {} · failed {}",
+            s.trained.len(),
+            s.cached.len(),
+            s.failed.len()
+        ));
     }
 
     fn end(&self) {
@@ -261,7 +277,12 @@ enum Placement {
 
 /// Run every job that is not cached: the [`Scheduler`] decides what comes next, this loop
 /// places each started run in this process or in a worker and reaps the workers.
-pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>, observer: &dyn RunObserver) -> Result<Summary> {
+pub fn execute(
+    jobs: &[&RunNode],
+    opts: &Options,
+    stop: &Arc<AtomicBool>,
+    observer: &dyn RunObserver,
+) -> Result<Summary> {
     let cache = Cache::open(&opts.cache_dir)?;
     if opts.force {
         for j in jobs {
@@ -283,7 +304,8 @@ pub fn execute(jobs: &[&RunNode], opts: &Options, stop: &Arc<AtomicBool>, observ
             // The deadline has come: start nothing more; the workers running wind down themselves.
             summary.deadline_reached = true;
             for job in scheduler.drain() {
-                let outcome = if cache.state(&job.key) == RunState::Cached { Outcome::Cached } else { Outcome::NotStarted };
+                let outcome =
+                    if cache.state(&job.key) == RunState::Cached { Outcome::Cached } else { Outcome::NotStarted };
                 summary.record(observer, job, outcome);
             }
         }
@@ -412,7 +434,10 @@ fn reap<'a>(
                 Outcome::NotStarted
             }
         } else {
-            Outcome::Failed(format!("worker exited with {status}; see its log in {}", cache.partial_dir(&job.key).display()))
+            Outcome::Failed(format!(
+                "worker exited with {status}; see its log in {}",
+                cache.partial_dir(&job.key).display()
+            ))
         };
         if outcome != Outcome::Trained {
             scheduler.failed(&job.key);
@@ -435,7 +460,12 @@ fn spawn_worker(opts: &Options, cache: &Cache, job: &RunNode, device: Device) ->
         .arg(&opts.cache_dir)
         .arg("--data-root")
         .arg(&opts.data_root)
-        .args(opts.deadline.map(|d| [DEADLINE_AT_FLAG.to_string(), format!("{:.3}", d.unix_seconds())]).into_iter().flatten())
+        .args(
+            opts.deadline
+                .map(|d| [DEADLINE_AT_FLAG.to_string(), format!("{:.3}", d.unix_seconds())])
+                .into_iter()
+                .flatten(),
+        )
         .arg("--quiet")
         .env(crate::numerics::CHILD_ENV, "1")
         .stdin(std::process::Stdio::null());
@@ -481,7 +511,9 @@ pub fn run_worker(job_file: &Path, opts: &Options, stop: &Arc<AtomicBool>) -> Re
     drop(lock);
     match result {
         Ok(_) => Ok(Outcome::Trained),
-        Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => Ok(Outcome::WoundDown),
+        Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => {
+            Ok(Outcome::WoundDown)
+        }
         Err(e) => Err(e),
     }
 }

@@ -23,14 +23,15 @@ pub fn write_job(cache: &Cache, node: &RunNode) -> Result<PathBuf> {
 /// Read a job file and check it: the settings it holds must hash to the key it names (a file
 /// edited or damaged since it was written is refused, never trained under the wrong key).
 pub fn read_job(path: &Path) -> Result<RunNode> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the worker job {}", path.display()))?;
-    let node: RunNode = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a worker job (written by `run --jobs` or `plan --emit slurm`)", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the worker job {}", path.display()))?;
+    let node: RunNode = serde_json::from_str(&text).with_context(|| {
+        format!("{} is not a worker job (written by `run --jobs` or `plan --emit slurm`)", path.display())
+    })?;
     let material = match &node.stage {
         super::graph::Stage::One => key::stage1_material(&node.spec, &node.data_identity),
-        super::graph::Stage::Two { parent } => {
-            key::stage2_material(&node.spec, parent).with_context(|| format!("{}: a stage-2 job without a stage 2", path.display()))?
-        }
+        super::graph::Stage::Two { parent } => key::stage2_material(&node.spec, parent)
+            .with_context(|| format!("{}: a stage-2 job without a stage 2", path.display()))?,
     };
     let computed = key::hash(&material);
     if computed != node.key {

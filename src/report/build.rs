@@ -67,7 +67,14 @@ impl ReportSummary {
 /// Build the report of `manifests` at `scale` from the runs stored in `cache_dir` into `out`;
 /// `overrides` (`--seeds N`, `--set KEY=VALUE`) change every manifest as they did for `run`.
 /// Missing runs are not an error: their cells say "not run" and their figures wait.
-pub fn build_report(manifests: &[PathBuf], scale: Scale, overrides: &Overrides, cache_dir: &Path, data_root: &Path, out: &Path) -> Result<ReportSummary> {
+pub fn build_report(
+    manifests: &[PathBuf],
+    scale: Scale,
+    overrides: &Overrides,
+    cache_dir: &Path,
+    data_root: &Path,
+    out: &Path,
+) -> Result<ReportSummary> {
     if manifests.is_empty() {
         bail!("no manifests to report on: name them, or run from the repository root (experiments/*.toml)");
     }
@@ -113,10 +120,14 @@ pub fn build_report(manifests: &[PathBuf], scale: Scale, overrides: &Overrides, 
         };
         for fig in &g.manifest.figures {
             if !g.has_runs() {
-                summary.figures_skipped.push(format!("figure `{}` of {}: no run of the manifest is stored yet", fig.id, g.manifest.name));
+                summary
+                    .figures_skipped
+                    .push(format!("figure `{}` of {}: no run of the manifest is stored yet", fig.id, g.manifest.name));
                 continue;
             }
-            match make_figure(g, fig, &cache, &figures_dir).with_context(|| format!("{}: figure `{}`", g.path.display(), fig.id))? {
+            match make_figure(g, fig, &cache, &figures_dir)
+                .with_context(|| format!("{}: figure `{}`", g.path.display(), fig.id))?
+            {
                 FigureOutcome::Made { reference, files } => {
                     summary.figures_made += 1;
                     summary.files.extend([files.png, files.svg]);
@@ -148,7 +159,10 @@ fn description(g: &GatheredManifest) -> String {
     let changed = if g.manifest.flags.is_empty() {
         String::new()
     } else {
-        format!(" Changed on the command line: `{}` (these are not the manifest's own settings).", g.manifest.flags.join(" "))
+        format!(
+            " Changed on the command line: `{}` (these are not the manifest's own settings).",
+            g.manifest.flags.join(" ")
+        )
     };
     format!(
         "Manifest `{}`, {scale}; {} of {} trained cells have stored results.{changed}",

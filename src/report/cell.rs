@@ -37,7 +37,8 @@ pub struct CellSummary {
 pub fn summarize(cell: &CellInput) -> CellSummary {
     let finals: Vec<f64> = cell.runs.iter().map(|r| r.result.final_eval.top1).collect();
     let bests: Vec<f64> = cell.runs.iter().map(|r| r.result.best_top1).collect();
-    let group = |f: fn(&RunResult) -> Option<f64>| mean(&cell.runs.iter().filter_map(|r| f(&r.result)).collect::<Vec<_>>());
+    let group =
+        |f: fn(&RunResult) -> Option<f64>| mean(&cell.runs.iter().filter_map(|r| f(&r.result)).collect::<Vec<_>>());
     let estimate = if cell.quoted { None } else { Estimate::of(&finals) };
     let m = estimate.map(|e| e.mean);
     let delta = match (m, cell.published, cell.smoke) {

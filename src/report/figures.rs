@@ -25,7 +25,10 @@ use std::path::{Path, PathBuf};
 
 /// What became of one declared figure.
 pub enum FigureOutcome {
-    Made { reference: FigureRef, files: PlotFiles },
+    Made {
+        reference: FigureRef,
+        files: PlotFiles,
+    },
     /// Not drawn: the line to show in REPORT.md instead.
     Waiting(String),
 }
@@ -45,10 +48,14 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
     let mut runs: Vec<(&str, &PlannedRun)> = Vec::new();
     let mut missing: Vec<&str> = Vec::new();
     for id in &fig.cells {
-        let Some(run) = g.figure_run(id) else { bail!("{}: figure `{}` names cell `{id}`, which has no runs", g.path.display(), fig.id) };
+        let Some(run) = g.figure_run(id) else {
+            bail!("{}: figure `{}` names cell `{id}`, which has no runs", g.path.display(), fig.id)
+        };
         // Without its data here a run has no key: it waits like a run not trained yet.
         let needed: Vec<&String> = match &run.keys {
-            Some(keys) if fig.kind != FigureKind::Tsne && fig.stage == 2 => std::iter::once(&keys.stage1).chain(&keys.stage2).collect(),
+            Some(keys) if fig.kind != FigureKind::Tsne && fig.stage == 2 => {
+                std::iter::once(&keys.stage1).chain(&keys.stage2).collect()
+            }
             Some(keys) => vec![&keys.stage1],
             None => vec![],
         };
@@ -124,7 +131,8 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
         }
     };
     let rel = |ext: &str| format!("{figures_rel}/{stem_name}.{ext}");
-    let reference = FigureRef { title: fig.title.clone(), path: rel("png"), caption: format!("{caption} [SVG]({})", rel("svg")) };
+    let reference =
+        FigureRef { title: fig.title.clone(), path: rel("png"), caption: format!("{caption} [SVG]({})", rel("svg")) };
     Ok(FigureOutcome::Made { reference, files })
 }
 
@@ -134,7 +142,14 @@ fn must(cache: &Cache, key: &str) -> Result<RunResult> {
 
 /// The paper's t-SNE setting (scikit-learn's defaults with PCA initialisation).
 pub fn tsne_options() -> TsneOptions {
-    TsneOptions { perplexity: 50.0, early_exaggeration: 15.0, iterations: 1000, init: TsneInit::Pca, progress: true, ..TsneOptions::default() }
+    TsneOptions {
+        perplexity: 50.0,
+        early_exaggeration: 15.0,
+        iterations: 1000,
+        init: TsneInit::Pca,
+        progress: true,
+        ..TsneOptions::default()
+    }
 }
 
 pub fn class_names(dataset: DatasetName, classes: usize) -> Vec<String> {
@@ -152,7 +167,11 @@ fn tsne_figure(fig: &Figure, runs: &[(String, &PlannedRun)], cache: &Cache) -> R
     let all_names = class_names(runs[0].1.spec.dataset.name, n_classes);
     let shown: Vec<usize> = fig.classes.clone().unwrap_or_else(|| (0..n_classes).collect());
     if let Some(&bad) = shown.iter().find(|&&c| c >= n_classes) {
-        bail!("figure `{}`: `classes` lists class {bad}, but the data set has {n_classes} classes (0..{})", fig.id, n_classes - 1);
+        bail!(
+            "figure `{}`: `classes` lists class {bad}, but the data set has {n_classes} classes (0..{})",
+            fig.id,
+            n_classes - 1
+        );
     }
     let mut panels = Vec::new();
     for (_, run) in runs {
@@ -160,11 +179,16 @@ fn tsne_figure(fig: &Figure, runs: &[(String, &PlannedRun)], cache: &Cache) -> R
         let embeddings = cache.run_dir(stage1).join(EMBEDDINGS);
         let mut row = Vec::new();
         for split in &fig.splits {
-            let Some(map) = cached_map(cache, stage1, &embeddings, split, fig.classes.as_deref(), fig.max_points)? else {
+            let Some(map) = cached_map(cache, stage1, &embeddings, split, fig.classes.as_deref(), fig.max_points)?
+            else {
                 return Ok(None);
             };
             // Labels as positions in `shown`, the classes of the legend.
-            let labels = map.labels.iter().map(|l| shown.iter().position(|c| c == l).expect("map filtered to the shown classes")).collect();
+            let labels = map
+                .labels
+                .iter()
+                .map(|l| shown.iter().position(|c| c == l).expect("map filtered to the shown classes"))
+                .collect();
             row.push(TsnePanel { points: map.points, labels });
         }
         panels.push(row);
@@ -192,7 +216,13 @@ pub struct TsneMap {
 }
 
 /// What determines a map; its hash names the cached file.
-pub fn tsne_material(run_key: &str, split: &str, classes: Option<&[usize]>, max_points: usize, opts: &TsneOptions) -> serde_json::Value {
+pub fn tsne_material(
+    run_key: &str,
+    split: &str,
+    classes: Option<&[usize]>,
+    max_points: usize,
+    opts: &TsneOptions,
+) -> serde_json::Value {
     json!({
         "version": TSNE_CACHE_VERSION,
         "run": run_key,
@@ -220,7 +250,14 @@ pub fn tsne_cache_path(cache: &Cache, material: &serde_json::Value) -> PathBuf {
 
 /// The map of `split`, from `<cache>/derived/` when present, else computed and stored
 /// atomically. `None` when the run has no embeddings file.
-fn cached_map(cache: &Cache, run_key: &str, embeddings: &Path, split: &str, classes: Option<&[usize]>, max_points: usize) -> Result<Option<TsneMap>> {
+fn cached_map(
+    cache: &Cache,
+    run_key: &str,
+    embeddings: &Path,
+    split: &str,
+    classes: Option<&[usize]>,
+    max_points: usize,
+) -> Result<Option<TsneMap>> {
     let opts = tsne_options();
     let material = tsne_material(run_key, split, classes, max_points, &opts);
     let path = tsne_cache_path(cache, &material);
@@ -246,7 +283,8 @@ fn cached_map(cache: &Cache, run_key: &str, embeddings: &Path, split: &str, clas
 
 /// Features `[N, D]` and labels of one split from a run's embeddings file.
 fn read_split(path: &Path, split: &str) -> Result<(Vec<f32>, Vec<usize>, usize)> {
-    let tensors = tch::Tensor::read_safetensors(path).with_context(|| format!("reading embeddings {}", path.display()))?;
+    let tensors =
+        tch::Tensor::read_safetensors(path).with_context(|| format!("reading embeddings {}", path.display()))?;
     let get = |name: &str| {
         tensors
             .iter()
@@ -257,7 +295,11 @@ fn read_split(path: &Path, split: &str) -> Result<(Vec<f32>, Vec<usize>, usize)>
     let (features, labels) = (get(&format!("{split}_features"))?, get(&format!("{split}_labels"))?);
     let size = features.size();
     if size.len() != 2 || labels.size() != [size[0]] {
-        bail!("{}: `{split}_features` has shape {size:?} and `{split}_labels` {:?}; expected [N, D] and [N]", path.display(), labels.size());
+        bail!(
+            "{}: `{split}_features` has shape {size:?} and `{split}_labels` {:?}; expected [N, D] and [N]",
+            path.display(),
+            labels.size()
+        );
     }
     let flat = features.to_kind(tch::Kind::Float).contiguous().view([-1]);
     let features = Vec::<f32>::try_from(&flat).context("embedding features as f32")?;
@@ -269,12 +311,14 @@ fn read_split(path: &Path, split: &str) -> Result<(Vec<f32>, Vec<usize>, usize)>
 /// they fit, else a uniform sample with a fixed seed, so class proportions are kept on average
 /// and every run of the same data set gets the same images.
 pub fn subsample(labels: &[usize], classes: Option<&[usize]>, max_points: usize) -> Vec<usize> {
-    let candidates: Vec<usize> = (0..labels.len()).filter(|&i| classes.is_none_or(|c| c.contains(&labels[i]))).collect();
+    let candidates: Vec<usize> =
+        (0..labels.len()).filter(|&i| classes.is_none_or(|c| c.contains(&labels[i]))).collect();
     if candidates.len() <= max_points {
         return candidates;
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(SUBSAMPLE_SEED);
-    let mut picked: Vec<usize> = rand::seq::index::sample(&mut rng, candidates.len(), max_points).into_iter().map(|j| candidates[j]).collect();
+    let mut picked: Vec<usize> =
+        rand::seq::index::sample(&mut rng, candidates.len(), max_points).into_iter().map(|j| candidates[j]).collect();
     picked.sort_unstable();
     picked
 }

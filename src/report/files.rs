@@ -54,7 +54,9 @@ pub fn write_runs(cells: &[CellInput], dir: &Path) -> Result<(PathBuf, PathBuf)>
     let runs_parquet = dir.join("runs.parquet");
     let runs_csv = dir.join("runs.csv");
     let file = std::fs::File::create(&runs_parquet).with_context(|| format!("creating {}", runs_parquet.display()))?;
-    ParquetWriter::new(file).finish(&mut runs).map_err(|e| anyhow::anyhow!("writing {}: {e}", runs_parquet.display()))?;
+    ParquetWriter::new(file)
+        .finish(&mut runs)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", runs_parquet.display()))?;
     write_csv(&mut runs, &runs_csv)?;
     Ok((runs_parquet, runs_csv))
 }

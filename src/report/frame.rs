@@ -10,13 +10,16 @@ use polars::prelude::*;
 pub fn runs_frame(cells: &[CellInput]) -> Result<DataFrame> {
     let summaries: Vec<CellSummary> = cells.iter().map(summarize).collect();
     let runs: Vec<(&CellInput, &RunInput)> = cells.iter().flat_map(|c| c.runs.iter().map(move |r| (c, r))).collect();
-    let cell_of: Vec<&CellSummary> = cells.iter().zip(&summaries).flat_map(|(c, s)| c.runs.iter().map(move |_| s)).collect();
+    let cell_of: Vec<&CellSummary> =
+        cells.iter().zip(&summaries).flat_map(|(c, s)| c.runs.iter().map(move |_| s)).collect();
     let n = runs.len();
     let cf = |f: &dyn Fn(&CellSummary) -> Option<f64>| cell_of.iter().map(|s| f(s)).collect::<Vec<Option<f64>>>();
     let interval = |side: f64| cf(&|s| s.mean.zip(s.half_width).map(|(m, h)| m + side * h));
     let s = |f: &dyn Fn(&CellInput, &RunInput) -> String| runs.iter().map(|(c, r)| f(c, r)).collect::<Vec<String>>();
     let f = |f: &dyn Fn(&CellInput, &RunInput) -> f64| runs.iter().map(|(c, r)| f(c, r)).collect::<Vec<f64>>();
-    let of = |f: &dyn Fn(&CellInput, &RunInput) -> Option<f64>| runs.iter().map(|(c, r)| f(c, r)).collect::<Vec<Option<f64>>>();
+    let of = |f: &dyn Fn(&CellInput, &RunInput) -> Option<f64>| {
+        runs.iter().map(|(c, r)| f(c, r)).collect::<Vec<Option<f64>>>()
+    };
     let b = |f: &dyn Fn(&CellInput) -> bool| runs.iter().map(|(c, _)| f(c)).collect::<Vec<bool>>();
     let u = |f: &dyn Fn(&RunInput) -> u64| runs.iter().map(|(_, r)| f(r)).collect::<Vec<u64>>();
     let columns = vec![
@@ -29,7 +32,10 @@ pub fn runs_frame(cells: &[CellInput]) -> Result<DataFrame> {
         Column::new("seed".into(), u(&|r| r.seed)),
         Column::new("key".into(), s(&|_, r| r.key.clone())),
         Column::new("stage".into(), u(&|r| r.result.stage as u64)),
-        Column::new("parent".into(), runs.iter().map(|(_, r)| r.result.parent.clone()).collect::<Vec<Option<String>>>()),
+        Column::new(
+            "parent".into(),
+            runs.iter().map(|(_, r)| r.result.parent.clone()).collect::<Vec<Option<String>>>(),
+        ),
         Column::new("final_top1".into(), f(&|_, r| r.result.final_eval.top1)),
         Column::new("final_top5".into(), f(&|_, r| r.result.final_eval.top5)),
         Column::new("best_top1".into(), f(&|_, r| r.result.best_top1)),
@@ -56,7 +62,10 @@ pub fn runs_frame(cells: &[CellInput]) -> Result<DataFrame> {
         Column::new("crate_version".into(), s(&|_, r| r.result.provenance.crate_version.clone())),
         Column::new("git_commit".into(), s(&|_, r| r.result.provenance.git_commit.clone())),
         Column::new("libtorch".into(), s(&|_, r| r.result.provenance.libtorch_version.clone())),
-        Column::new("cuda".into(), runs.iter().map(|(_, r)| r.result.provenance.cuda.clone()).collect::<Vec<Option<String>>>()),
+        Column::new(
+            "cuda".into(),
+            runs.iter().map(|(_, r)| r.result.provenance.cuda.clone()).collect::<Vec<Option<String>>>(),
+        ),
         Column::new("device".into(), s(&|_, r| r.result.provenance.device.clone())),
         Column::new("device_name".into(), s(&|_, r| r.result.provenance.device_name.clone())),
         Column::new("cpu_numerics".into(), s(&|_, r| r.result.provenance.cpu_numerics.clone())),

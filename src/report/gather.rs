@@ -5,8 +5,8 @@ use crate::cache::Cache;
 use crate::config::Scale;
 use crate::data::DataIdentity;
 use crate::manifest::{self, Manifest, PlannedRun, TableCell};
-use crate::pipeline::graph::ExpandedManifest;
 use crate::metrics::RunResult;
+use crate::pipeline::graph::ExpandedManifest;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 

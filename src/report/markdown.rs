@@ -70,7 +70,11 @@ pub fn report_markdown(sections: &[ReportSection]) -> String {
     if !waiting.is_empty() {
         out.push_str("## Not run yet\n\n");
         for s in waiting {
-            let command = if s.run_command.is_empty() { format!("gcl-repro run <{}.toml>", s.manifest) } else { s.run_command.clone() };
+            let command = if s.run_command.is_empty() {
+                format!("gcl-repro run <{}.toml>", s.manifest)
+            } else {
+                s.run_command.clone()
+            };
             writeln!(out, "- {} (`{}`): not run yet: `{command}`", s.title, s.manifest).unwrap();
         }
         out.push('\n');
@@ -122,7 +126,9 @@ fn provenance_markdown(out: &mut String, cells: &[CellInput]) {
     }
     out.push_str("<details><summary>Provenance of every number</summary>\n\n");
     out.push_str("| Row | Column | Seed | Stage | Run key | Final | Best (epoch) | gcl-repro | libtorch | CUDA | Device | CPU path | Wall time | Finished |\n");
-    out.push_str("| :--- | :--- | ---: | ---: | :--- | ---: | ---: | :--- | :--- | :--- | :--- | :--- | ---: | :--- |\n");
+    out.push_str(
+        "| :--- | :--- | ---: | ---: | :--- | ---: | ---: | :--- | :--- | :--- | :--- | :--- | ---: | :--- |\n",
+    );
     for (c, r) in runs {
         let p = &r.result.provenance;
         let commit: String = p.git_commit.chars().take(10).collect();

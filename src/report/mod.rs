@@ -37,12 +37,12 @@ pub mod verdict;
 
 pub use build::{build_report, ReportSummary};
 pub use cell::{summarize, CellSummary};
+pub(crate) use cell::{Style, DASH};
 pub use files::{write_runs, write_table_files, write_tables, ManifestTableFiles, TableFiles};
 pub use frame::runs_frame;
 pub use markdown::{report_markdown, FigureRef, ReportSection};
 pub use table::{paper_tables, PaperTable};
 pub use verdict::Verdict;
-pub(crate) use cell::{Style, DASH};
 
 use crate::metrics::RunResult;
 

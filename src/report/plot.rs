@@ -56,7 +56,12 @@ macro_rules! render_both {
 }
 
 /// Draw `title` centred in a band of `height` pixels at the top; returns the area below it.
-fn with_title<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, size: u32, height: u32) -> Result<DrawingArea<DB, Shift>> {
+fn with_title<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    size: u32,
+    height: u32,
+) -> Result<DrawingArea<DB, Shift>> {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let (band, body) = root.split_vertically(height);
     let (w, h) = band.dim_in_pixel();
@@ -68,8 +73,16 @@ fn with_title<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, si
 /// Tableau-10 for up to 10 series/classes, evenly spaced hues beyond.
 pub fn palette(i: usize, n: usize) -> RGBColor {
     const TAB10: [(u8, u8, u8); 10] = [
-        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
     ];
     if n <= 10 {
         let (r, g, b) = TAB10[i % 10];
@@ -130,18 +143,39 @@ impl TsneFigure {
             bail!("t-SNE figure {:?}: {} class names but {} class sizes", self.title, c, self.class_sizes.len());
         }
         if self.panels.len() != self.methods.len() {
-            bail!("t-SNE figure {:?}: {} methods but {} rows of panels", self.title, self.methods.len(), self.panels.len());
+            bail!(
+                "t-SNE figure {:?}: {} methods but {} rows of panels",
+                self.title,
+                self.methods.len(),
+                self.panels.len()
+            );
         }
         for (m, row) in self.panels.iter().enumerate() {
             if row.len() != self.splits.len() {
-                bail!("t-SNE figure {:?}: method {:?} has {} panels for {} splits", self.title, self.methods[m], row.len(), self.splits.len());
+                bail!(
+                    "t-SNE figure {:?}: method {:?} has {} panels for {} splits",
+                    self.title,
+                    self.methods[m],
+                    row.len(),
+                    self.splits.len()
+                );
             }
             for (s, p) in row.iter().enumerate() {
                 if p.points.len() != p.labels.len() {
-                    bail!("t-SNE panel {}/{}: {} points but {} labels", self.methods[m], self.splits[s], p.points.len(), p.labels.len());
+                    bail!(
+                        "t-SNE panel {}/{}: {} points but {} labels",
+                        self.methods[m],
+                        self.splits[s],
+                        p.points.len(),
+                        p.labels.len()
+                    );
                 }
                 if let Some(&bad) = p.labels.iter().find(|&&l| l >= c) {
-                    bail!("t-SNE panel {}/{}: label {bad} but only {c} classes are named", self.methods[m], self.splits[s]);
+                    bail!(
+                        "t-SNE panel {}/{}: label {bad} but only {c} classes are named",
+                        self.methods[m],
+                        self.splits[s]
+                    );
                 }
             }
         }
@@ -163,7 +197,10 @@ const TITLE_H: u32 = 70;
 /// Draw the grid with a legend (class, training images) on the right.
 pub fn plot_tsne(fig: &TsneFigure, stem: &Path) -> Result<PlotFiles> {
     fig.check()?;
-    let size = (TSNE_PANEL * fig.splits.len().max(1) as u32 + TSNE_LEGEND, TITLE_H + TSNE_PANEL * fig.methods.len().max(1) as u32);
+    let size = (
+        TSNE_PANEL * fig.splits.len().max(1) as u32 + TSNE_LEGEND,
+        TITLE_H + TSNE_PANEL * fig.methods.len().max(1) as u32,
+    );
     render_both!(stem, size, draw_tsne(fig))
 }
 
@@ -231,7 +268,12 @@ fn draw_tsne_panel<DB: DrawingBackend>(
         let style = colour[k].mix(0.75).filled();
         chart
             .draw_series(
-                panel.points.iter().zip(&panel.labels).filter(|(_, &l)| l == k).map(|(p, _)| Circle::new((p[0], p[1]), radius, style)),
+                panel
+                    .points
+                    .iter()
+                    .zip(&panel.labels)
+                    .filter(|(_, &l)| l == k)
+                    .map(|(p, _)| Circle::new((p[0], p[1]), radius, style)),
             )
             .map_err(draw_err)?;
     }
@@ -244,12 +286,18 @@ fn draw_class_legend<DB: DrawingBackend>(
     order: &[usize],
     colour: &[RGBColor],
 ) -> Result<()> {
-    let text = |s: &str, x: i32, y: i32, size: u32| Text::new(s.to_string(), (x, y), (FONT, size).into_font().color(&BLACK));
+    let text =
+        |s: &str, x: i32, y: i32, size: u32| Text::new(s.to_string(), (x, y), (FONT, size).into_font().color(&BLACK));
     area.draw(&text("Class (train images)", 10, 40, 20)).map_err(draw_err)?;
     area.draw(&text("head → tail", 10, 66, 16)).map_err(draw_err)?;
     // Long class lists (CIFAR-100) show the 10 head and 10 tail classes.
     let shown: Vec<Option<usize>> = if order.len() > 24 {
-        order[..10].iter().map(|&k| Some(k)).chain(std::iter::once(None)).chain(order[order.len() - 10..].iter().map(|&k| Some(k))).collect()
+        order[..10]
+            .iter()
+            .map(|&k| Some(k))
+            .chain(std::iter::once(None))
+            .chain(order[order.len() - 10..].iter().map(|&k| Some(k)))
+            .collect()
     } else {
         order.iter().map(|&k| Some(k)).collect()
     };
@@ -325,7 +373,11 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, r
     type Get = fn(&EpochRecord) -> f64;
     let specs: [(&str, &str, Vec<(Get, bool)>); 3] = [
         ("Training loss", "loss", vec![(|e| e.train_loss, false)]),
-        ("Top-1 accuracy (solid: test, dashed: train)", "accuracy (%)", vec![(|e| e.test_top1, false), (|e| e.train_acc, true)]),
+        (
+            "Top-1 accuracy (solid: test, dashed: train)",
+            "accuracy (%)",
+            vec![(|e| e.test_top1, false), (|e| e.train_acc, true)],
+        ),
         ("Learning rate", "learning rate", vec![(|e| e.lr, false)]),
     ];
     for (area, (caption, y_desc, series)) in panels.iter().zip(specs) {
@@ -425,7 +477,8 @@ impl PerClassSeries {
         if self.class_counts.is_empty() {
             return Vec::new();
         }
-        let mut pts: Vec<(f64, f64)> = self.class_counts.iter().map(|&c| c.max(1) as f64).zip(self.accuracy.iter().cloned()).collect();
+        let mut pts: Vec<(f64, f64)> =
+            self.class_counts.iter().map(|&c| c.max(1) as f64).zip(self.accuracy.iter().cloned()).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let distinct = {
             let mut d: Vec<f64> = pts.iter().map(|p| p.0).collect();
@@ -462,7 +515,12 @@ impl PerClassSeries {
 pub fn plot_per_class_accuracy(title: &str, series: &[PerClassSeries], stem: &Path) -> Result<PlotFiles> {
     for s in series {
         if s.class_counts.len() != s.accuracy.len() {
-            bail!("per-class plot {title:?}: series {:?} has {} class counts but {} accuracies", s.label, s.class_counts.len(), s.accuracy.len());
+            bail!(
+                "per-class plot {title:?}: series {:?} has {} class counts but {} accuracies",
+                s.label,
+                s.class_counts.len(),
+                s.accuracy.len()
+            );
         }
     }
     if series.iter().all(|s| s.class_counts.is_empty()) {
@@ -471,7 +529,11 @@ pub fn plot_per_class_accuracy(title: &str, series: &[PerClassSeries], stem: &Pa
     render_both!(stem, (1100u32, 720u32), draw_per_class(title, series))
 }
 
-fn draw_per_class<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, series: &[PerClassSeries]) -> Result<()> {
+fn draw_per_class<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    series: &[PerClassSeries],
+) -> Result<()> {
     root.fill(&WHITE).map_err(draw_err)?;
     let counts = series.iter().flat_map(|s| s.class_counts.iter().map(|&c| c.max(1) as f64));
     let (lo, hi) = counts.fold((f64::INFINITY, 0.0f64), |(a, b), c| (a.min(c), b.max(c)));
@@ -495,16 +557,32 @@ fn draw_per_class<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str
         .map_err(draw_err)?;
     for (edge, left, right) in [(20.0, "few", "medium"), (100.0, "medium", "many")] {
         if edge > lo && edge < hi {
-            chart.draw_series(DashedLineSeries::new(vec![(edge, 0.0), (edge, 105.0)], 6, 4, BLACK.mix(0.5).stroke_width(1))).map_err(draw_err)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(edge, 0.0), (edge, 105.0)],
+                    6,
+                    4,
+                    BLACK.mix(0.5).stroke_width(1),
+                ))
+                .map_err(draw_err)?;
             let style = (FONT, 15).into_font().color(&BLACK.mix(0.7));
-            chart.draw_series(std::iter::once(Text::new(format!("{left} ←"), (edge / 1.45, 102.0), style.clone()))).map_err(draw_err)?;
-            chart.draw_series(std::iter::once(Text::new(format!("→ {right}"), (edge * 1.04, 102.0), style))).map_err(draw_err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(format!("{left} ←"), (edge / 1.45, 102.0), style.clone())))
+                .map_err(draw_err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(format!("→ {right}"), (edge * 1.04, 102.0), style)))
+                .map_err(draw_err)?;
         }
     }
     for (i, s) in series.iter().enumerate() {
         let colour = palette(i, series.len());
         chart
-            .draw_series(s.class_counts.iter().zip(&s.accuracy).map(|(&c, &a)| Circle::new((c.max(1) as f64, a), 4, colour.mix(0.55).filled())))
+            .draw_series(
+                s.class_counts
+                    .iter()
+                    .zip(&s.accuracy)
+                    .map(|(&c, &a)| Circle::new((c.max(1) as f64, a), 4, colour.mix(0.55).filled())),
+            )
             .map_err(draw_err)?;
         chart
             .draw_series(LineSeries::new(s.trend(), colour.stroke_width(3)))

@@ -1,8 +1,8 @@
 //! One manifest's table in the paper's layout (rows x columns, reproduced beside published
 //! with their difference), as Markdown, LaTeX and CSV.
 use super::{summarize, verdict, CellInput, CellSummary, Style, DASH};
-use polars::prelude::*;
 use anyhow::{bail, Result};
+use polars::prelude::*;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -75,7 +75,8 @@ impl PaperTable {
         for (r, (row, _, _)) in self.rows.iter().enumerate() {
             for (c, (column, _)) in self.columns.iter().enumerate() {
                 if let Some(s) = self.cells.get(&(r, c)) {
-                    let name = if self.columns.len() == 1 { row.clone() } else { crate::manifest::cell_id(row, column) };
+                    let name =
+                        if self.columns.len() == 1 { row.clone() } else { crate::manifest::cell_id(row, column) };
                     out.push((name, s));
                 }
             }
@@ -148,13 +149,19 @@ impl PaperTable {
         )
         .unwrap();
         writeln!(out, "\\label{{tab:{}}}", self.manifest.replace(|c: char| !c.is_ascii_alphanumeric(), "-")).unwrap();
-        writeln!(out, "\\begin{{tabular}}{{l{}}}", format!("|{}", "c".repeat(per)).repeat(self.columns.len()).replace('|', " ")).unwrap();
+        writeln!(
+            out,
+            "\\begin{{tabular}}{{l{}}}",
+            format!("|{}", "c".repeat(per)).repeat(self.columns.len()).replace('|', " ")
+        )
+        .unwrap();
         out.push_str("\\toprule\n");
         let groups: Vec<String> =
             self.columns.iter().map(|(_, l)| format!("\\multicolumn{{{per}}}{{c}}{{{}}}", latex_escape(l))).collect();
         writeln!(out, " & {} \\\\", groups.join(" & ")).unwrap();
-        let rules: Vec<String> =
-            (0..self.columns.len()).map(|c| format!("\\cmidrule(lr){{{}-{}}}", 2 + c * per, 1 + (c + 1) * per)).collect();
+        let rules: Vec<String> = (0..self.columns.len())
+            .map(|c| format!("\\cmidrule(lr){{{}-{}}}", 2 + c * per, 1 + (c + 1) * per))
+            .collect();
         writeln!(out, "{}", rules.join(" ")).unwrap();
         let mut sub = vec!["Ours", "Paper", "$\\Delta$"];
         if shots {

@@ -22,8 +22,6 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
-
-
 /// How the 2-d map starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TsneInit {
@@ -244,14 +242,10 @@ fn pca_init(data: &[f32], n: usize, dim: usize) -> Vec<[f64; 2]> {
     }
     mean.iter_mut().for_each(|m| *m /= n as f64);
     // Centred data, one contiguous column per feature, so covariance entries are plain dots.
-    let cols: Vec<Vec<f64>> = (0..dim)
-        .into_par_iter()
-        .map(|a| (0..n).map(|s| data[s * dim + a] as f64 - mean[a]).collect())
-        .collect();
-    let cov: Vec<Vec<f64>> = (0..dim)
-        .into_par_iter()
-        .map(|a| (0..dim).map(|b| dot(&cols[a], &cols[b])).collect())
-        .collect();
+    let cols: Vec<Vec<f64>> =
+        (0..dim).into_par_iter().map(|a| (0..n).map(|s| data[s * dim + a] as f64 - mean[a]).collect()).collect();
+    let cov: Vec<Vec<f64>> =
+        (0..dim).into_par_iter().map(|a| (0..dim).map(|b| dot(&cols[a], &cols[b])).collect()).collect();
     let v1 = leading_eigenvector(&cov, None);
     let v2 = leading_eigenvector(&cov, Some(&v1));
     let mut y: Vec<[f64; 2]> = (0..n)
@@ -323,9 +317,7 @@ fn optimise(y: &mut [[f64; 2]], p: &SparseP, lr: f64, opts: &TsneOptions) {
     let n = y.len();
     let bar = if opts.progress {
         let bar = ProgressBar::new(opts.iterations as u64);
-        bar.set_style(
-            ProgressStyle::with_template("t-SNE {bar:30} {pos}/{len} it  {per_sec}  ETA {eta}").unwrap(),
-        );
+        bar.set_style(ProgressStyle::with_template("t-SNE {bar:30} {pos}/{len} it  {per_sec}  ETA {eta}").unwrap());
         bar
     } else {
         ProgressBar::hidden()
@@ -565,4 +557,3 @@ pub fn gaussian_clusters(n: usize, dim: usize, clusters: usize, spread: f64, see
     }
     (data, labels)
 }
-

@@ -32,7 +32,13 @@ pub const LEGEND: &str = "✓ reproduced (the published value lies within the ma
 
 impl Verdict {
     /// The verdict of a cell: `None` when it has no stored run (and is not quoted).
-    pub fn judge(estimate: Option<&Estimate>, published: Option<f64>, tolerance: f64, smoke: bool, quoted: bool) -> Option<Verdict> {
+    pub fn judge(
+        estimate: Option<&Estimate>,
+        published: Option<f64>,
+        tolerance: f64,
+        smoke: bool,
+        quoted: bool,
+    ) -> Option<Verdict> {
         if quoted {
             return Some(Verdict::Quoted);
         }
@@ -86,13 +92,22 @@ pub fn summary_line(cells: &[(String, &CellSummary)]) -> String {
     let trained: Vec<&(String, &CellSummary)> = cells.iter().filter(|(_, c)| !c.quoted).collect();
     if trained.iter().any(|(_, c)| c.smoke) {
         let with_runs = trained.iter().filter(|(_, c)| c.mean.is_some()).count();
-        return format!("smoke scale: numbers not comparable with the paper ({with_runs} of {} cells have runs)", trained.len());
+        return format!(
+            "smoke scale: numbers not comparable with the paper ({with_runs} of {} cells have runs)",
+            trained.len()
+        );
     }
-    let compared: Vec<&(String, &CellSummary)> = trained.iter().copied().filter(|(_, c)| c.published.is_some()).collect();
+    let compared: Vec<&(String, &CellSummary)> =
+        trained.iter().copied().filter(|(_, c)| c.published.is_some()).collect();
     let with = |v: Verdict| compared.iter().filter(move |(_, c)| c.verdict == Some(v));
     let mut parts = Vec::new();
     match compared.first() {
-        Some((_, c)) => parts.push(format!("{} of {} cells reproduced (tolerance {})", with(Verdict::Reproduced).count(), compared.len(), points(c.tolerance))),
+        Some((_, c)) => parts.push(format!(
+            "{} of {} cells reproduced (tolerance {})",
+            with(Verdict::Reproduced).count(),
+            compared.len(),
+            points(c.tolerance)
+        )),
         None => parts.push("no cell has a published value to compare with".to_string()),
     }
     for (verdict, word) in [(Verdict::Below, "below"), (Verdict::Above, "above")] {
@@ -178,12 +193,16 @@ mod tests {
 
     #[test]
     fn tolerances_print_as_written() {
-        assert_eq!((points(1.0), points(100.0), points(0.25), points(0.0)), ("1.0".into(), "100.0".into(), "0.25".into(), "0.0".into()));
+        assert_eq!(
+            (points(1.0), points(100.0), points(0.25), points(0.0)),
+            ("1.0".into(), "100.0".into(), "0.25".into(), "0.0".into())
+        );
     }
 
     #[test]
     fn marks_and_names() {
-        let plain: Vec<&str> = [Reproduced, Below, Above, SingleRun, NotComparable, Quoted].iter().map(|v| v.mark(Style::Plain)).collect();
+        let plain: Vec<&str> =
+            [Reproduced, Below, Above, SingleRun, NotComparable, Quoted].iter().map(|v| v.mark(Style::Plain)).collect();
         assert_eq!(plain, ["✓", "↓", "↑", "·", "", ""]);
         assert_eq!(Below.mark(Style::Latex), r"$\downarrow$");
         assert_eq!((SingleRun.name(), NotComparable.name()), ("single run", "not comparable"));

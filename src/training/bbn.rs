@@ -52,9 +52,15 @@ impl Stage for Bbn<'_> {
 
     fn begin_epoch(&mut self, ctx: &mut EpochCtx) -> Result<()> {
         self.base.begin(ctx);
-        let order = crate::data::samplers::epoch_indices(&reversed_sampler(), self.labels, self.counts, Stream::ReversedSampler.seed(ctx.seed));
+        let order = crate::data::samplers::epoch_indices(
+            &reversed_sampler(),
+            self.labels,
+            self.counts,
+            Stream::ReversedSampler.seed(ctx.seed),
+        );
         let augment_seed = Stream::ReversedHostAugment.seed(ctx.seed);
-        self.rebalancing = Some(self.train.batches(order, self.base.spec.batch_size, self.base.spec.augment, augment_seed));
+        self.rebalancing =
+            Some(self.train.batches(order, self.base.spec.batch_size, self.base.spec.augment, augment_seed));
         Ok(())
     }
 

@@ -21,22 +21,26 @@ pub fn save<S: Serialize>(path: &Path, tensors: &[(String, Tensor)], state: &S) 
 
 /// Write named tensors as one safetensors file, atomically (`crate::atomic`).
 pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let named: Vec<(&str, Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous())).collect();
-    crate::atomic::write_with(path, |tmp| Tensor::write_safetensors(&named, tmp).with_context(|| format!("writing {}", tmp.display())))
+    let named: Vec<(&str, Tensor)> =
+        tensors.iter().map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous())).collect();
+    crate::atomic::write_with(path, |tmp| {
+        Tensor::write_safetensors(&named, tmp).with_context(|| format!("writing {}", tmp.display()))
+    })
 }
 
 /// Load what `save` wrote: the tensors (by name) and the state. Every error names `path`.
 pub fn load<S: DeserializeOwned>(path: &Path) -> Result<(Vec<(String, Tensor)>, S)> {
     let mut named = read(path)?;
-    let pos = named
-        .iter()
-        .position(|(n, _)| n == STATE)
-        .with_context(|| format!("checkpoint {} has no `{STATE}` record (gcl-repro's training did not write it)", path.display()))?;
+    let pos = named.iter().position(|(n, _)| n == STATE).with_context(|| {
+        format!("checkpoint {} has no `{STATE}` record (gcl-repro's training did not write it)", path.display())
+    })?;
     let (_, st) = named.remove(pos);
     let state = Vec::<u8>::try_from(st.to_kind(Kind::Uint8))
         .map_err(anyhow::Error::from)
         .and_then(|bytes| Ok(serde_json::from_slice(&bytes)?))
-        .with_context(|| format!("checkpoint {}: its `{STATE}` record is not the state this gcl-repro writes", path.display()))?;
+        .with_context(|| {
+            format!("checkpoint {}: its `{STATE}` record is not the state this gcl-repro writes", path.display())
+        })?;
     Ok((named, state))
 }
 

@@ -94,14 +94,21 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
         let mut rng = ChaCha8Rng::seed_from_u64(Stream::Mixup.seed(epoch_seed));
         let mut ctx = EpochCtx { epoch, epochs, seed: epoch_seed, rng: &mut rng, device: env.device };
         stage.begin_epoch(&mut ctx)?;
-        let order = crate::data::samplers::epoch_indices(stage.sampler(), split.labels, split.counts, Stream::Sampler.seed(epoch_seed));
+        let order = crate::data::samplers::epoch_indices(
+            stage.sampler(),
+            split.labels,
+            split.counts,
+            Stream::Sampler.seed(epoch_seed),
+        );
         let lr = schedule::lr_at(&optim, epoch);
         let bs = optim.batch_size;
         let order_len = order.len();
         env.observer.epoch_started(n, epoch, epochs, order_len.div_ceil(bs));
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
         let on_cpu = env.device == Device::Cpu;
-        for (step, batch) in split.train.batches(order, bs, stage.augment(), Stream::HostAugment.seed(epoch_seed)).enumerate() {
+        for (step, batch) in
+            split.train.batches(order, bs, stage.augment(), Stream::HostAugment.seed(epoch_seed)).enumerate()
+        {
             if env.stop.load(Ordering::SeqCst) {
                 env.observer.stopped();
                 return Err(TrainError::Interrupted.into());
@@ -214,15 +221,24 @@ fn save_checkpoint(path: &Path, stage: &dyn Stage, opt: &Sgd, state: &mut TrainS
 /// discarded silently, since the partial run may hold hours of training.
 fn resume(env: &RunEnv, stage: &dyn Stage, opt: &mut Sgd, path: &Path) -> Result<TrainState> {
     let restored = checkpoint::load(path).and_then(|(named, st): (_, TrainState)| {
-        restore(stage, opt, named, &st, env.device).with_context(|| format!("checkpoint {} does not fit this run", path.display()))?;
+        restore(stage, opt, named, &st, env.device)
+            .with_context(|| format!("checkpoint {} does not fit this run", path.display()))?;
         Ok(st)
     });
-    restored.map_err(|e| anyhow!("{e:#}; delete the run's partial directory {} to restart it from its first epoch", env.dir.display()))
+    restored.map_err(|e| {
+        anyhow!("{e:#}; delete the run's partial directory {} to restart it from its first epoch", env.dir.display())
+    })
 }
 
 /// Put a checkpoint's tensors back into the stage and its momentum buffers into the optimiser,
 /// after checking that every one is there with the shape it needs.
-fn restore(stage: &dyn Stage, opt: &mut Sgd, named: Vec<(String, Tensor)>, st: &TrainState, device: Device) -> Result<()> {
+fn restore(
+    stage: &dyn Stage,
+    opt: &mut Sgd,
+    named: Vec<(String, Tensor)>,
+    st: &TrainState,
+    device: Device,
+) -> Result<()> {
     let params = opt.params();
     if st.momentum_present.len() != params.len() {
         bail!("its optimiser state covers {} parameters, this run trains {}", st.momentum_present.len(), params.len());

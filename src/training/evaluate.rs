@@ -12,7 +12,11 @@ use tch::{Device, Tensor};
 pub const EVAL_BATCH: usize = 256;
 
 /// `predict` maps a batch of images to the logits to rank classes by.
-pub fn evaluate(predict: &dyn Fn(&Tensor) -> Tensor, split: &dyn BatchSource, train_counts: &[usize]) -> Result<Evaluation> {
+pub fn evaluate(
+    predict: &dyn Fn(&Tensor) -> Tensor,
+    split: &dyn BatchSource,
+    train_counts: &[usize],
+) -> Result<Evaluation> {
     let k = 5.min(train_counts.len() as i64);
     let (mut preds, mut labels, mut hits5) = (Vec::new(), Vec::new(), Vec::new());
     tch::no_grad(|| -> Result<()> {
@@ -34,7 +38,12 @@ pub fn evaluate(predict: &dyn Fn(&Tensor) -> Tensor, split: &dyn BatchSource, tr
 /// `model.safetensors`) in the network `spec` builds, on the test split of `data`, predicting as
 /// the spec's last stage does (its loss's evaluation logits). Stage-2 extras that live outside
 /// the network (LWS scales, tau-norm) are not applied: this evaluates backbone + classifier.
-pub fn evaluate_weights(spec: &crate::config::RunSpec, data: &crate::data::Data, path: &std::path::Path, device: Device) -> Result<Evaluation> {
+pub fn evaluate_weights(
+    spec: &crate::config::RunSpec,
+    data: &crate::data::Data,
+    path: &std::path::Path,
+    device: Device,
+) -> Result<Evaluation> {
     let net = crate::models::Network::new(&spec.model, data.num_classes() as i64, device);
     crate::models::import::load_state_dict(&net, path)?;
     let loss = spec.stage2.as_ref().map_or(&spec.stage1.loss, |s2| &s2.loss);
@@ -42,4 +51,3 @@ pub fn evaluate_weights(spec: &crate::config::RunSpec, data: &crate::data::Data,
     let (_, test) = super::source::sources(data, device, spec.dataset.color_jitter);
     evaluate(&|x| criterion.eval_logits(&net.logits(&net.features(x, false))), test.as_ref(), data.class_counts())
 }
-

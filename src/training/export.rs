@@ -1,8 +1,8 @@
 //! What a finished stage leaves beside its weights: the result record (metrics and provenance)
 //! and the features of both splits for t-SNE figures.
+use super::checkpoint;
 use super::epoch::TrainState;
 use super::source::{self, BatchSource};
-use super::checkpoint;
 use crate::data::Data;
 use crate::metrics::{Provenance, RunResult, SHOT_RULE};
 use crate::models::Network;
@@ -11,7 +11,14 @@ use std::path::Path;
 use tch::{Device, Tensor};
 
 /// The stored result of a stage (its device fields are filled in by the runner).
-pub fn result(key: &str, stage: u8, parent: Option<String>, state: TrainState, data: &Data, started: chrono::DateTime<chrono::Utc>) -> RunResult {
+pub fn result(
+    key: &str,
+    stage: u8,
+    parent: Option<String>,
+    state: TrainState,
+    data: &Data,
+    started: chrono::DateTime<chrono::Utc>,
+) -> RunResult {
     let finished = chrono::Utc::now();
     RunResult {
         key: key.to_string(),
@@ -63,7 +70,14 @@ pub fn embeddings(net: &Network, train: &dyn BatchSource, test: &dyn BatchSource
     };
     let (tf, tl, ti) = feats(train)?;
     let (vf, vl, vi) = feats(test)?;
-    let tensors = [("train_features", tf), ("train_labels", tl), ("train_index", ti), ("test_features", vf), ("test_labels", vl), ("test_index", vi)];
+    let tensors = [
+        ("train_features", tf),
+        ("train_labels", tl),
+        ("train_index", ti),
+        ("test_features", vf),
+        ("test_labels", vl),
+        ("test_index", vi),
+    ];
     let named: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
     checkpoint::write_atomic(path, &named)
 }
@@ -87,7 +101,9 @@ pub fn source_commit() -> &'static str {
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         };
         match (git(&["rev-parse", "--short=12", "HEAD"]), git(&["status", "--porcelain", "--untracked-files=no"])) {
-            (Some(head), Some(status)) if head == built => format!("{built}{}", if status.is_empty() { "" } else { "-dirty" }),
+            (Some(head), Some(status)) if head == built => {
+                format!("{built}{}", if status.is_empty() { "" } else { "-dirty" })
+            }
             (Some(_), Some(_)) => format!("{built}-dirty"), // the tree is at another commit than the build's
             _ => format!("{built}-tree?"),
         }

@@ -149,7 +149,8 @@ mod tests {
     /// Every stream of an epoch starts elsewhere: no consumer reads another's numbers.
     #[test]
     fn each_purpose_reads_its_own_stream() {
-        let streams = [Stream::Sampler, Stream::Mixup, Stream::ReversedSampler, Stream::HostAugment, Stream::ReversedHostAugment];
+        let streams =
+            [Stream::Sampler, Stream::Mixup, Stream::ReversedSampler, Stream::HostAugment, Stream::ReversedHostAugment];
         let epoch_seed = derive_seed(123, 1, 1);
         let firsts: std::collections::HashSet<u64> =
             streams.iter().map(|s| rand_chacha::ChaCha8Rng::seed_from_u64(s.seed(epoch_seed)).gen::<u64>()).collect();

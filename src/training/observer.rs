@@ -79,8 +79,17 @@ impl Observer for Progress<'_> {
         }
         tracing::info!(
             "{} stage {} epoch {}/{}: loss {:.4} train {:.2}% test {:.2}% (many {} / med {} / few {}) {:.0} img/s",
-            self.label, r.stage, r.epoch, self.epochs.get(), r.train_loss, r.train_acc, r.test_top1,
-            fmt_opt(r.many), fmt_opt(r.medium), fmt_opt(r.few), r.images_per_sec
+            self.label,
+            r.stage,
+            r.epoch,
+            self.epochs.get(),
+            r.train_loss,
+            r.train_acc,
+            r.test_top1,
+            fmt_opt(r.many),
+            fmt_opt(r.medium),
+            fmt_opt(r.few),
+            r.images_per_sec
         );
     }
 

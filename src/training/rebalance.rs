@@ -108,7 +108,12 @@ impl Rebalance {
             Rebalance::Lws(_) => {
                 net.head_vars.freeze();
                 let scale = scales();
-                Rebalancer { params: vec![scale.shallow_clone()], lr_factors: vec![1.0], scale: Some(scale), trains: true }
+                Rebalancer {
+                    params: vec![scale.shallow_clone()],
+                    lr_factors: vec![1.0],
+                    scale: Some(scale),
+                    trains: true,
+                }
             }
             Rebalance::TauNorm(t) => {
                 net.head_vars.freeze();
@@ -176,14 +181,19 @@ mod tests {
 
     fn model() -> Network {
         tch::manual_seed(4);
-        Network::new(&ModelSpec { arch: Arch::ResnetSmall, head: Head::Linear, ..ModelSpec::default() }, 10, Device::Cpu)
+        Network::new(
+            &ModelSpec { arch: Arch::ResnetSmall, head: Head::Linear, ..ModelSpec::default() },
+            10,
+            Device::Cpu,
+        )
     }
 
     #[test]
     fn each_method_trains_what_it_owns() {
         let mut m = model();
         m.backbone_vars.freeze();
-        let crt = Rebalance::Crt(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 0.5 }).prepare(&mut m, Device::Cpu);
+        let crt = Rebalance::Crt(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 0.5 })
+            .prepare(&mut m, Device::Cpu);
         let (p, f) = crt.params();
         assert_eq!((p.len(), f), (2, vec![0.5, 0.5]), "linear head: weight and bias");
         assert!(crt.tensors().is_empty() && crt.trains());
@@ -214,13 +224,24 @@ mod tests {
         let mut m = model();
         let before = m.named_variables().into_iter().find(|(n, _)| n == "head.linear.weight").unwrap().1.copy();
         let r = Rebalance::CrtLws(Crt { init: ClassifierInit::Reinit, ..Crt::default() }).prepare(&mut m, Device::Cpu);
-        let after = m.named_variables().into_iter().find(|(n, _)| n == "head.linear.weight").expect("the re-initialised classifier is stored").1;
+        let after = m
+            .named_variables()
+            .into_iter()
+            .find(|(n, _)| n == "head.linear.weight")
+            .expect("the re-initialised classifier is stored")
+            .1;
         assert!(!after.allclose(&before, 1e-6, 1e-6, false));
         // What stage 2 optimises is the re-initialised classifier itself (and the scales).
         let (params, _) = r.params();
         assert_eq!(params.len(), 3);
-        assert!(params[0].is_set_to(&after) || params[1].is_set_to(&after), "the optimiser steps the stored classifier");
-        let stored = vec![(SCALE.to_string(), Tensor::full([10], 2.0, (Kind::Float, Device::Cpu))), ("other".to_string(), Tensor::zeros([1], (Kind::Float, Device::Cpu)))];
+        assert!(
+            params[0].is_set_to(&after) || params[1].is_set_to(&after),
+            "the optimiser steps the stored classifier"
+        );
+        let stored = vec![
+            (SCALE.to_string(), Tensor::full([10], 2.0, (Kind::Float, Device::Cpu))),
+            ("other".to_string(), Tensor::zeros([1], (Kind::Float, Device::Cpu))),
+        ];
         let rest = r.restore(&stored).unwrap();
         assert_eq!(rest.len(), 1);
         assert!(r.tensors()[0].1.equal(&Tensor::full([10], 2.0, (Kind::Float, Device::Cpu))));

@@ -45,7 +45,12 @@ mod tests {
     fn bbn_warmup_from_a_third_and_two_hundredfold_steps() {
         // BBN's configs/cifar10.yaml: lr 0.1, WARM_EPOCH 5 (factor 1/3), LR_STEP [120, 160], x0.01,
         // stepped at the start of epoch e (1-based) with bisect_right: 1e-3 from epoch 120 on.
-        let o = OptimSpec { warmup_start: 1.0 / 3.0, milestones: vec![119, 159], lr_decay: 0.01, ..Stage1Spec::default().optim() };
+        let o = OptimSpec {
+            warmup_start: 1.0 / 3.0,
+            milestones: vec![119, 159],
+            lr_decay: 0.01,
+            ..Stage1Spec::default().optim()
+        };
         assert!((lr_at(&o, 1) - 0.1 * (1.0 / 3.0 * 0.8 + 0.2)).abs() < 1e-12);
         assert!((lr_at(&o, 4) - 0.1 * (1.0 / 3.0 * 0.2 + 0.8)).abs() < 1e-12);
         assert!((lr_at(&o, 5) - 0.1).abs() < 1e-12);

@@ -115,7 +115,9 @@ impl Sgd {
         let params: Vec<*mut torch_sys::C_tensor> = self.params.iter().map(|p| p.as_ptr() as *mut _).collect();
         let mut err = [0 as std::ffi::c_char; 512];
         // SAFETY: as in `step_foreach`.
-        let rc = unsafe { shim::gcl_foreach_zero_grad(params.as_ptr(), params.len() as i32, err.as_mut_ptr(), err.len() as i32) };
+        let rc = unsafe {
+            shim::gcl_foreach_zero_grad(params.as_ptr(), params.len() as i32, err.as_mut_ptr(), err.len() as i32)
+        };
         shim::check(rc, &err, "zeroing the gradients")
     }
 
@@ -177,7 +179,7 @@ mod shim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Kind, Device};
+    use tch::{Device, Kind};
 
     #[test]
     fn matches_pytorch_sgd_by_hand() {
@@ -241,7 +243,10 @@ mod tests {
         let lr = Tensor::from(0.1f32);
         for step in 0..20 {
             let loss = |ps: &[Tensor]| -> Tensor {
-                ps.iter().zip(&targets).map(|(p, t)| ((p - t) * (p - t)).sum(Kind::Float)).fold(Tensor::from(0f32), |x, y| x + y)
+                ps.iter()
+                    .zip(&targets)
+                    .map(|(p, t)| ((p - t) * (p - t)).sum(Kind::Float))
+                    .fold(Tensor::from(0f32), |x, y| x + y)
             };
             opt_a.zero_grad();
             loss(&a).backward();

@@ -32,7 +32,11 @@ impl BatchSource for DeviceImages {
         let idx: Vec<i64> = order.iter().map(|&i| i as i64).collect();
         let all = Tensor::from_slice(&idx).to_device(device);
         let (n, bs) = (idx.len() as i64, batch_size.max(1) as i64);
-        Box::new((0..n).step_by(bs as usize).map(move |start| Ok(self.batch(&all.narrow(0, start, bs.min(n - start)), augment))))
+        Box::new(
+            (0..n)
+                .step_by(bs as usize)
+                .map(move |start| Ok(self.batch(&all.narrow(0, start, bs.min(n - start)), augment))),
+        )
     }
 }
 
@@ -51,11 +55,19 @@ impl BatchSource for ListSource {
     }
 
     fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, seed: u64) -> Batches<'_> {
-        let opts = LoaderOptions { batch_size: batch_size.max(1), color_jitter: self.color_jitter, ..LoaderOptions::default() };
+        let opts = LoaderOptions {
+            batch_size: batch_size.max(1),
+            color_jitter: self.color_jitter,
+            ..LoaderOptions::default()
+        };
         match ImageLoader::new(self.data.clone(), self.root.clone(), opts) {
             Ok(loader) => {
                 let device = self.device;
-                Box::new(loader.epoch(order, augment, seed).map(move |r| r.map(|(x, y)| (x.to_device(device), y.to_device(device)))))
+                Box::new(
+                    loader
+                        .epoch(order, augment, seed)
+                        .map(move |r| r.map(|(x, y)| (x.to_device(device), y.to_device(device)))),
+                )
             }
             Err(e) => Box::new(std::iter::once(Err(e))),
         }

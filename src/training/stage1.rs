@@ -11,8 +11,8 @@ use crate::cache::files::{EMBEDDINGS, FINAL_MODEL};
 use crate::config::{ModelSpec, RunSpec};
 use crate::data::Data;
 use crate::losses::Criterion;
-use crate::models::{trainable, Network};
 use crate::metrics::RunResult;
+use crate::models::{trainable, Network};
 use anyhow::{bail, Result};
 use std::path::Path;
 

@@ -9,8 +9,8 @@ use crate::cache::files::{BEST_MODEL, FINAL_MODEL};
 use crate::config::{CheckpointChoice, OptimSpec, RunSpec, SamplerSpec, Stage2Spec};
 use crate::data::Data;
 use crate::losses::Criterion;
-use crate::models::Network;
 use crate::metrics::RunResult;
+use crate::models::Network;
 use anyhow::{anyhow, Context as _, Result};
 use std::path::Path;
 use tch::Tensor;
@@ -72,7 +72,8 @@ impl Stage for Stage2<'_> {
     }
 
     fn restore(&self, named: &[(String, Tensor)]) -> Result<()> {
-        let rest: Vec<(String, Tensor)> = self.classifier.restore(named)?.into_iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        let rest: Vec<(String, Tensor)> =
+            self.classifier.restore(named)?.into_iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         self.net.load_named(&rest)
     }
 }
@@ -81,7 +82,8 @@ impl Stage for Stage2<'_> {
 /// cache, or one written for another network, is an error naming it, not a panic in tch.
 fn load_parent(net: &Network, path: &Path, parent_key: &str) -> Result<()> {
     let stored = checkpoint::read(path).and_then(|stored| {
-        checkpoint::check_fits(&stored, &net.named_variables()).with_context(|| format!("{} does not fit this run's network", path.display()))?;
+        checkpoint::check_fits(&stored, &net.named_variables())
+            .with_context(|| format!("{} does not fit this run's network", path.display()))?;
         Ok(stored)
     });
     let stored = stored.map_err(|e| {
@@ -94,7 +96,14 @@ fn load_parent(net: &Network, path: &Path, parent_key: &str) -> Result<()> {
 }
 
 /// Run stage 2 of `spec` in `env.dir` on the stage-1 run stored in `parent_dir`.
-pub fn run_stage2(spec: &RunSpec, data: &Data, key: &str, parent_key: &str, parent_dir: &Path, env: &RunEnv) -> Result<RunResult> {
+pub fn run_stage2(
+    spec: &RunSpec,
+    data: &Data,
+    key: &str,
+    parent_key: &str,
+    parent_dir: &Path,
+    env: &RunEnv,
+) -> Result<RunResult> {
     let started = chrono::Utc::now();
     let s2 = spec.stage2.as_ref().context("run_stage2 called on a spec without stage 2")?;
     tch::manual_seed(derive_seed(spec.seed, 2, 0) as i64);

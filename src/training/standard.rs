@@ -19,12 +19,15 @@ pub struct DeferredReweighting {
 
 impl DeferredReweighting {
     pub fn new(spec: &Stage1Spec, counts: &[usize]) -> Option<DeferredReweighting> {
-        spec.drw_epoch.map(|d| DeferredReweighting { from_epoch: d, weights: crate::data::samplers::drw_weights(counts, 0.9999) })
+        spec.drw_epoch
+            .map(|d| DeferredReweighting { from_epoch: d, weights: crate::data::samplers::drw_weights(counts, 0.9999) })
     }
 
     pub fn apply(&self, criterion: &mut Criterion, ctx: &EpochCtx) {
         let on = ctx.epoch > self.from_epoch;
-        criterion.set_class_weights(on.then(|| Tensor::from_slice(&self.weights).to_kind(Kind::Float).to_device(ctx.device)));
+        criterion.set_class_weights(
+            on.then(|| Tensor::from_slice(&self.weights).to_kind(Kind::Float).to_device(ctx.device)),
+        );
     }
 }
 

@@ -72,7 +72,8 @@ impl StaticStep {
         let batch = x.size()[0];
         let x_static = Tensor::zeros(x.size(), (x.kind(), device));
         // Keep the batch's memory order (channels-last on CPU: see `models::Network`).
-        let x_static = if crate::models::is_channels_last(x) { crate::models::to_channels_last(&x_static) } else { x_static };
+        let x_static =
+            if crate::models::is_channels_last(x) { crate::models::to_channels_last(&x_static) } else { x_static };
         StaticStep {
             device,
             batch,
@@ -99,7 +100,15 @@ impl StaticStep {
 
     /// One training step on `(x, y)` at learning rate `lr`: forward, loss, backward and update,
     /// with the loss and hits added to the device-side sums.
-    pub fn run(&mut self, parts: &StaticParts, x: &Tensor, y: &Tensor, lr: f64, opt: &mut Sgd, ctx: &mut EpochCtx) -> Result<()> {
+    pub fn run(
+        &mut self,
+        parts: &StaticParts,
+        x: &Tensor,
+        y: &Tensor,
+        lr: f64,
+        opt: &mut Sgd,
+        ctx: &mut EpochCtx,
+    ) -> Result<()> {
         // The host-side draws, in the eager step's order: lambda, then the permutation.
         let lam = parts.mixup_alpha.map(|alpha| crate::portable::beta(ctx.rng, alpha, alpha));
         tch::no_grad(|| {
@@ -147,7 +156,9 @@ impl StaticStep {
                     }
                     Err(e) => {
                         // A run is worth more than its speed: go on uncaptured, and say so.
-                        tracing::warn!("CUDA-graph capture failed ({e:#}); this stage continues with uncaptured static steps");
+                        tracing::warn!(
+                            "CUDA-graph capture failed ({e:#}); this stage continues with uncaptured static steps"
+                        );
                         self.capture_failed = true;
                         self.body(parts, opt)
                     }

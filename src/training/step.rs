@@ -26,7 +26,14 @@ pub struct EpochCtx<'r> {
 /// permutation of the batch, loss `lam L(y) + (1 - lam) L(y_perm)`), on a forward function.
 /// Mixup draws `lam` from `ctx.rng`, then the permutation from libtorch's generator (an order
 /// the numerics golden depends on), and hands them to [`mixup_step`].
-pub fn supervised_step(criterion: &Criterion, mixup: Option<f64>, forward: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> StepOutcome {
+pub fn supervised_step(
+    criterion: &Criterion,
+    mixup: Option<f64>,
+    forward: &dyn Fn(&Tensor) -> Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    ctx: &mut EpochCtx,
+) -> StepOutcome {
     match mixup {
         Some(alpha) => {
             let lam = crate::portable::beta(ctx.rng, alpha, alpha);
@@ -57,7 +64,13 @@ pub struct MixupDraws<'a> {
 /// pass on `lam x + (1 - lam) x[perm]`, the loss `lam L(y) + (1 - lam) L(y[perm])` and the hits
 /// weighted alike. Public so that a recorded stream can be replayed through the same code
 /// (tests/lockstep_torch.rs).
-pub fn mixup_step(criterion: &Criterion, forward: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor, draws: &MixupDraws) -> StepOutcome {
+pub fn mixup_step(
+    criterion: &Criterion,
+    forward: &dyn Fn(&Tensor) -> Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    draws: &MixupDraws,
+) -> StepOutcome {
     let MixupDraws { lam, perm, noise } = *draws;
     let x = x * lam + x.index_select(0, perm) * (1.0 - lam);
     let y_b = y.index_select(0, perm);

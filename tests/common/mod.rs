@@ -17,13 +17,17 @@ pub fn python() -> Result<PathBuf, String> {
     let tried = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
     candidates
         .into_iter()
-        .find(|p| Command::new(p).args(["-c", "import torch, numpy"]).output().map(|o| o.status.success()).unwrap_or(false))
+        .find(|p| {
+            Command::new(p).args(["-c", "import torch, numpy"]).output().map(|o| o.status.success()).unwrap_or(false)
+        })
         .ok_or_else(|| format!("none of {tried} imports torch and numpy"))
 }
 
 /// `python()`, or a panic saying how to get one (for tests run explicitly with `--ignored`).
 pub fn python_or_panic() -> PathBuf {
-    python().unwrap_or_else(|why| panic!("needs a Python with torch and numpy: {why} (set GCL_PYTHON, or run `make setup`)"))
+    python().unwrap_or_else(|why| {
+        panic!("needs a Python with torch and numpy: {why} (set GCL_PYTHON, or run `make setup`)")
+    })
 }
 
 /// Run `python script args...`; panics with its stderr if it fails.

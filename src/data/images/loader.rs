@@ -9,7 +9,7 @@
 //! Determinism: sample `p` of an epoch draws its augmentation from an RNG seeded with
 //! `sample_seed(seed, p)`, so the output depends only on (dataset, indices, seed) and never on
 //! thread timing. Use [`epoch_seed`] to derive a per-epoch seed from the run seed.
-use super::{decode, eval_transform, train_transform, SAMPLE_LEN, CROP};
+use super::{decode, eval_transform, train_transform, CROP, SAMPLE_LEN};
 use crate::data::listfile::ListDataset;
 use anyhow::{anyhow, Context, Result};
 use rand::SeedableRng;
@@ -155,7 +155,11 @@ impl BatchJob {
     /// when every sample was skipped.
     fn build(&self, start: usize, chunk: &[usize]) -> Result<Option<(Tensor, Tensor)>> {
         if let Some(&bad) = chunk.iter().find(|&&i| i >= self.dataset.len()) {
-            return Err(anyhow!("loader index {bad} is out of range: {} has {} entries", self.dataset.list_path.display(), self.dataset.len()));
+            return Err(anyhow!(
+                "loader index {bad} is out of range: {} has {} entries",
+                self.dataset.list_path.display(),
+                self.dataset.len()
+            ));
         }
         let n = chunk.len();
         let images = Tensor::empty([n as i64, 3, CROP as i64, CROP as i64], (Kind::Float, Device::Cpu));

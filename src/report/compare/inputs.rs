@@ -97,7 +97,8 @@ fn detect(path: &Path) -> Result<SourceKind> {
     }
     // An export is a gzip stream: check its magic number before reading it as one.
     let mut magic = [0u8; 2];
-    let gzip = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && magic == [0x1f, 0x8b];
+    let gzip = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+        && magic == [0x1f, 0x8b];
     if !gzip {
         bail!("{}: this file is not {KINDS}", path.display());
     }
@@ -114,7 +115,9 @@ fn cache_run(cache: &Cache, key: &str) -> Result<Run> {
     let dir = cache.run_dir(key);
     let read = |name: &str| {
         let path = dir.join(name);
-        std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read it (not a finished run? see `gcl-repro cache verify`)", path.display()))
+        std::fs::read_to_string(&path).with_context(|| {
+            format!("{}: cannot read it (not a finished run? see `gcl-repro cache verify`)", path.display())
+        })
     };
     let key_material = read(KEY_MATERIAL).ok();
     let weights = if dir.join(FINAL_MODEL).is_file() { Weights::File(dir.join(FINAL_MODEL)) } else { Weights::Absent };
@@ -137,10 +140,12 @@ fn archive_runs(path: &Path) -> Result<Vec<Run>> {
 
 /// The cached runs of a manifest's run graph (both stages), noting those that are not cached.
 fn manifest_runs(path: &Path, scope: &ManifestScope, notes: &mut Vec<String>) -> Result<Vec<Run>> {
-    let graph = RunGraph::build(&[path.to_path_buf()], scope.scale, &crate::manifest::Overrides::default(), &scope.data_root)?;
+    let graph =
+        RunGraph::build(&[path.to_path_buf()], scope.scale, &crate::manifest::Overrides::default(), &scope.data_root)?;
     // Read as it is: `Cache::open` would create the directories of a cache that is not there.
     let cache = Cache { root: scope.cache_dir.clone() };
-    let cached: Vec<&str> = graph.nodes.iter().filter(|n| cache.state(&n.key) == RunState::Cached).map(|n| n.key.as_str()).collect();
+    let cached: Vec<&str> =
+        graph.nodes.iter().filter(|n| cache.state(&n.key) == RunState::Cached).map(|n| n.key.as_str()).collect();
     let scale = format!("{:?}", scope.scale).to_lowercase();
     if cached.len() < graph.nodes.len() {
         notes.push(format!(
@@ -152,23 +157,43 @@ fn manifest_runs(path: &Path, scope: &ManifestScope, notes: &mut Vec<String>) ->
         ));
     }
     if let Some(u) = graph.unavailable.first() {
-        notes.push(format!("{}: {} run(s) have no key without their data ({}: {}); set --data-root", path.display(), graph.unavailable.len(), u.label, u.reason));
+        notes.push(format!(
+            "{}: {} run(s) have no key without their data ({}: {}); set --data-root",
+            path.display(),
+            graph.unavailable.len(),
+            u.label,
+            u.reason
+        ));
     }
     cached.into_iter().map(|key| cache_run(&cache, key)).collect()
 }
 
 /// A run from its record files; `place` names where they are, for messages.
-fn stored_run(key: &str, place: &str, metrics: &str, spec: &str, key_material: Option<&str>, weights: Weights) -> Result<Run> {
+fn stored_run(
+    key: &str,
+    place: &str,
+    metrics: &str,
+    spec: &str,
+    key_material: Option<&str>,
+    weights: Weights,
+) -> Result<Run> {
     let unreadable = |name: &str, why: String| anyhow!("{place}/{name}: {why}");
     // Read as plain values rather than as this build's types, so that runs of older engines
     // (other settings, other result fields) can be compared too.
-    let m: Value = serde_json::from_str(metrics).map_err(|e| unreadable(METRICS, format!("not a readable result ({e})")))?;
-    let final_top1 = m["final_eval"]["top1"].as_f64().ok_or_else(|| unreadable(METRICS, "has no final_eval.top1".into()))?;
+    let m: Value =
+        serde_json::from_str(metrics).map_err(|e| unreadable(METRICS, format!("not a readable result ({e})")))?;
+    let final_top1 =
+        m["final_eval"]["top1"].as_f64().ok_or_else(|| unreadable(METRICS, "has no final_eval.top1".into()))?;
     let stage = m["stage"].as_u64().ok_or_else(|| unreadable(METRICS, "has no stage".into()))?;
-    let spec: toml::Value = toml::from_str(spec).map_err(|e| unreadable(SPEC, format!("not readable settings ({e})")))?;
+    let spec: toml::Value =
+        toml::from_str(spec).map_err(|e| unreadable(SPEC, format!("not readable settings ({e})")))?;
     let mut settings = flat_settings(&serde_json::to_value(spec)?);
-    let seed = settings.get("seed").and_then(|s| s.parse().ok()).ok_or_else(|| unreadable(SPEC, "has no seed".into()))?;
-    let engine = key_material.and_then(|k| serde_json::from_str::<Value>(k).ok()).and_then(|k| k["engine"].as_u64()).or(m["provenance"]["engine_version"].as_u64());
+    let seed =
+        settings.get("seed").and_then(|s| s.parse().ok()).ok_or_else(|| unreadable(SPEC, "has no seed".into()))?;
+    let engine = key_material
+        .and_then(|k| serde_json::from_str::<Value>(k).ok())
+        .and_then(|k| k["engine"].as_u64())
+        .or(m["provenance"]["engine_version"].as_u64());
     if let Some(engine) = engine {
         settings.insert("engine".into(), engine.to_string());
     }
@@ -200,7 +225,8 @@ fn device_kind(device: &str) -> String {
 }
 
 /// The columns of `runs.csv` (`report::runs_frame`) that a report side reads.
-const REPORT_COLUMNS: [&str; 10] = ["manifest", "row", "column", "seed", "key", "stage", "final_top1", "best_top1", "smoke", "device"];
+const REPORT_COLUMNS: [&str; 10] =
+    ["manifest", "row", "column", "seed", "key", "stage", "final_top1", "best_top1", "smoke", "device"];
 
 /// The runs of a report directory's `runs.csv`: known by their cell, not their settings.
 fn report_runs(dir: &Path) -> Result<Vec<Run>> {
@@ -212,7 +238,9 @@ fn report_runs(dir: &Path) -> Result<Vec<Run>> {
         .and_then(|r| r.finish())
         .map_err(|e| anyhow!("{}: not a readable CSV ({e})", path.display()))?;
     let column = |name: &str| -> Result<Vec<String>> {
-        let c = frame.column(name).map_err(|_| anyhow!("{}: no column `{name}` (not a runs.csv written by `gcl-repro report`)", path.display()))?;
+        let c = frame.column(name).map_err(|_| {
+            anyhow!("{}: no column `{name}` (not a runs.csv written by `gcl-repro report`)", path.display())
+        })?;
         Ok(c.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
     };
     let columns: std::collections::HashMap<&str, Vec<String>> =

@@ -96,7 +96,12 @@ impl Summary {
         let finals: Vec<f64> = runs.iter().map(|r| r.final_top1).collect();
         let (mean, std) = mean_std(&finals);
         let best: Option<Vec<f64>> = runs.iter().map(|r| r.best_top1).collect();
-        Summary { n: runs.len(), mean, std: if runs.len() < 2 { f64::NAN } else { std }, best: best.map(|b| mean_std(&b).0) }
+        Summary {
+            n: runs.len(),
+            mean,
+            std: if runs.len() < 2 { f64::NAN } else { std },
+            best: best.map(|b| mean_std(&b).0),
+        }
     }
 }
 
@@ -173,7 +178,8 @@ pub fn compare(a: &Side, b: &Side, ignore: &[String]) -> Result<Comparison> {
         }
     }
     let labels = labels(cells.keys());
-    let on_side = |side: usize| cells.iter().filter(|(_, runs)| !runs[side].is_empty()).map(|(s, _)| s).collect::<Vec<_>>();
+    let on_side =
+        |side: usize| cells.iter().filter(|(_, runs)| !runs[side].is_empty()).map(|(s, _)| s).collect::<Vec<_>>();
     let (with_a, with_b) = (on_side(0), on_side(1));
     let mut out = Vec::new();
     for ((settings, [ra, rb]), label) in cells.iter().zip(labels) {
@@ -205,7 +211,8 @@ fn split(settings: &Settings, ignore: &[String]) -> (Settings, Settings) {
 
 /// Every `--ignore` name must name a setting of some run, so a typo is not silently a no-op.
 fn check_ignore(ignore: &[String], sides: &[&Side]) -> Result<()> {
-    let paths: BTreeSet<&str> = sides.iter().flat_map(|s| &s.runs).flat_map(|r| r.settings.keys()).map(String::as_str).collect();
+    let paths: BTreeSet<&str> =
+        sides.iter().flat_map(|s| &s.runs).flat_map(|r| r.settings.keys()).map(String::as_str).collect();
     for name in ignore {
         if name == "seed" {
             bail!("--ignore seed: the seed is always set aside (it tells the runs of one cell apart)");
@@ -213,7 +220,9 @@ fn check_ignore(ignore: &[String], sides: &[&Side]) -> Result<()> {
         if !paths.iter().any(|p| covers(name, p)) {
             let names: BTreeSet<&str> = paths.iter().flat_map(|&p| [p.split('.').next().unwrap_or(p), p]).collect();
             let names: Vec<&str> = names.into_iter().collect();
-            let hint = crate::manifest::schema::did_you_mean(name, &names).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+            let hint = crate::manifest::schema::did_you_mean(name, &names)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
             bail!("--ignore {name}: no run of either side has a setting `{name}` or below it{hint} (see `gcl-repro explain` for the setting paths)");
         }
     }
@@ -231,8 +240,16 @@ fn labels<'a>(cells: impl Iterator<Item = &'a Settings> + Clone) -> Vec<String> 
     }
     cells
         .map(|settings| {
-            let parts: Vec<String> = settings.iter().filter(|(k, _)| values[k.as_str()].len() > 1).map(|(k, v)| format!("{k}={v}")).collect();
-            if parts.is_empty() { "(every run)".to_string() } else { parts.join(", ") }
+            let parts: Vec<String> = settings
+                .iter()
+                .filter(|(k, _)| values[k.as_str()].len() > 1)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if parts.is_empty() {
+                "(every run)".to_string()
+            } else {
+                parts.join(", ")
+            }
         })
         .collect()
 }
@@ -272,8 +289,23 @@ fn one_sided(label: String, presence: Presence, runs: &[&Run], nearest: Vec<Stri
         }
         _ => nearest,
     };
-    let differs = differs.into_iter().enumerate().map(|(i, d)| if i == 0 { format!("nearest in {other}: {d}") } else { d }).collect();
-    CellComparison { label, presence, a, b, difference: f64::NAN, t: f64::NAN, df: f64::NAN, p: f64::NAN, weights: "n/a".into(), differs }
+    let differs = differs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| if i == 0 { format!("nearest in {other}: {d}") } else { d })
+        .collect();
+    CellComparison {
+        label,
+        presence,
+        a,
+        b,
+        difference: f64::NAN,
+        t: f64::NAN,
+        df: f64::NAN,
+        p: f64::NAN,
+        weights: "n/a".into(),
+        differs,
+    }
 }
 
 /// How the closest of `others` differs from `own` (fewest differing paths), oriented A -> B:
@@ -298,7 +330,11 @@ fn joined_values(settings: impl Iterator<Item = Settings>) -> Settings {
 fn differences(a: &Settings, b: &Settings) -> Vec<String> {
     let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let value = |s: &Settings, p: &String| s.get(p).cloned().unwrap_or_else(|| "(unset)".into());
-    paths.into_iter().filter(|p| a.get(*p) != b.get(*p)).map(|p| format!("{p}: {} -> {}", value(a, p), value(b, p))).collect()
+    paths
+        .into_iter()
+        .filter(|p| a.get(*p) != b.get(*p))
+        .map(|p| format!("{p}: {} -> {}", value(a, p), value(b, p)))
+        .collect()
 }
 
 /// Compare the final weights of the runs of equal seed that both sides hold once each.
@@ -415,7 +451,9 @@ mod tests {
 
     #[test]
     fn labels_name_only_what_tells_cells_apart() {
-        let cell = |pairs: &[(&str, &str)]| -> Settings { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        let cell = |pairs: &[(&str, &str)]| -> Settings {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
         let cells = [cell(&[("a", "1"), ("b", "x")]), cell(&[("a", "1"), ("b", "y"), ("c", "z")])];
         assert_eq!(labels(cells.iter()), vec!["b=x", "b=y"]);
     }

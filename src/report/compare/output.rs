@@ -37,7 +37,8 @@ pub fn markdown(c: &Comparison) -> String {
          B − A: difference of the means; t, df, p: Welch's two-sided t-test (n/a with fewer than two runs on a side); \
          weights: final weights of the runs of equal seed byte-identical or not\n",
     );
-    let (both, one): (Vec<&CellComparison>, Vec<&CellComparison>) = c.cells.iter().partition(|cell| cell.presence == Presence::Both);
+    let (both, one): (Vec<&CellComparison>, Vec<&CellComparison>) =
+        c.cells.iter().partition(|cell| cell.presence == Presence::Both);
     let _ = writeln!(text, "\n## Cells on both sides ({})\n", both.len());
     table(&mut text, &both);
     if !one.is_empty() {
@@ -89,7 +90,9 @@ pub fn csv_text(c: &Comparison) -> Result<String> {
     let cells = &c.cells;
     let text = |f: &dyn Fn(&CellComparison) -> String| cells.iter().map(f).collect::<Vec<String>>();
     let count = |f: &dyn Fn(&CellComparison) -> usize| cells.iter().map(|c| f(c) as u64).collect::<Vec<u64>>();
-    let number = |f: &dyn Fn(&CellComparison) -> f64| cells.iter().map(|c| Some(f(c)).filter(|x| !x.is_nan())).collect::<Vec<Option<f64>>>();
+    let number = |f: &dyn Fn(&CellComparison) -> f64| {
+        cells.iter().map(|c| Some(f(c)).filter(|x| !x.is_nan())).collect::<Vec<Option<f64>>>()
+    };
     let best = |f: &dyn Fn(&CellComparison) -> Option<f64>| cells.iter().map(f).collect::<Vec<Option<f64>>>();
     let name = |i: usize| PlSmallStr::from(COLUMNS[i].1);
     let columns = vec![
