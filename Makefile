@@ -9,14 +9,14 @@ export PATH := $(VENV)/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: demo test build setup doctor slurm-up slurm-down
+.PHONY: demo test build lint setup doctor slurm-up slurm-down
 
 ## demo: set up, build, run the quick start (synthetic data, CPU or GPU) and write its report.
 demo: build
 	$(BIN) run experiments/quickstart.toml
 	$(BIN) report experiments/quickstart.toml --out results/quickstart
 
-## test: set up, build, run every test. Tests that need an input a fresh clone may lack are
+## test: set up, build, lint (`make lint`), run every test. Tests that need an input a fresh clone may lack are
 ## #[ignore]d and named after it: needs_cifar10, needs_split_lists (real data under
 ## $GCL_TEST_DATA, else ../shared/datasets), needs_torch (a Python with torch + numpy: $GCL_PYTHON,
 ## $VIRTUAL_ENV or .venv), needs_slurm (a running Slurm). After the plain run (which counts them as
@@ -31,6 +31,8 @@ SUBMAKE = $(MAKE) --no-print-directory
 test: build
 	@trap '$(SUBMAKE) slurm-down' EXIT; \
 	status=0; summary=(); \
+	if $(SUBMAKE) lint; then summary+=("lint (cargo fmt --check, cargo clippy --all-targets -D warnings): passed"); \
+	else status=1; summary+=("lint (cargo fmt --check, cargo clippy --all-targets -D warnings): FAILED, see above (cargo fmt fixes the first)"); fi; \
 	if cargo test --release --no-fail-fast; then summary+=("plain run (the ignored groups below aside): passed"); \
 	else status=1; summary+=("plain run (the ignored groups below aside): FAILED"); fi; \
 	gpudry=$$(mktemp -d); \
@@ -76,6 +78,11 @@ test: build
 
 build: setup
 	cargo build --release
+
+## lint: the code is formatted (rustfmt.toml) and clippy finds nothing, tests included.
+lint: setup
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
 
 setup: $(STAMP)
 

@@ -391,8 +391,7 @@ mod tests {
 
     #[test]
     fn round_trip_through_toml() {
-        let mut spec = RunSpec::default();
-        spec.stage2 = Some(Stage2Spec::default());
+        let mut spec = RunSpec { stage2: Some(Stage2Spec::default()), ..RunSpec::default() };
         spec.stage1.loss = LossSpec::Gcl(Gcl::default());
         let text = toml::to_string(&spec).unwrap();
         let back: RunSpec = toml::from_str(&text).unwrap();

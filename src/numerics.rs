@@ -74,8 +74,8 @@ pub fn supported() -> Vec<CpuIsa> {
 pub fn claim(isa: Option<CpuIsa>) -> Result<bool> {
     let mut held = PROCESS_ISA.lock().unwrap_or_else(|e| e.into_inner());
     match (*held, isa) {
-        (_, None) => return Ok(true),
-        (Some(current), Some(_)) => return Ok(current == isa),
+        (_, None) => Ok(true),
+        (Some(current), Some(_)) => Ok(current == isa),
         (None, Some(level)) => {
             if !supported().contains(&level) {
                 bail!(

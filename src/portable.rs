@@ -65,7 +65,10 @@ pub fn exp(x: f64) -> f64 {
     }
     // x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite: ln2 in two parts, the first with trailing zero
     // bits so that k * LN2_HI is exact); Taylor series of e^r to r^20.
+    // fdlibm's constants as fdlibm writes them (the digits past f64's precision are its own).
+    #[allow(clippy::excessive_precision)]
     const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+    #[allow(clippy::excessive_precision)]
     const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     let k = (x / LN_2).round();
     let r = (x - k * LN2_HI) - k * LN2_LO;
@@ -166,7 +169,7 @@ mod tests {
 
     #[test]
     fn agree_with_libm() {
-        for &x in &[1e-300, 1e-10, 0.1, 0.5, 0.7071, 1.0, 1.5, 2.0, 10.0, 50.0, 5000.0, 1e10, 1e300] {
+        for &x in &[1e-300, 1e-10, 0.1, 0.5, 0.7, 1.0, 1.5, 2.0, 10.0, 50.0, 5000.0, 1e10, 1e300] {
             close(ln(x), x.ln(), 1e-14);
         }
         assert_eq!(ln(1.0), 0.0);

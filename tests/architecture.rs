@@ -110,7 +110,7 @@ fn target(path: &[String], from: &str, files: &BTreeMap<String, String>) -> Opti
             if !is_folder {
                 base.pop();
             }
-            let mut rest = &path[..];
+            let mut rest = path;
             while rest.first().is_some_and(|s| s == "super") {
                 rest = &rest[1..];
                 if rest.first().is_some_and(|s| s == "super") {

@@ -38,8 +38,7 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 /// The parent's line (workers print their own before it).
 fn deadline_line(text: &str) -> &str {
     text.lines()
-        .filter(|l| l.starts_with("deadline reached: "))
-        .last()
+        .rfind(|l| l.starts_with("deadline reached: "))
         .unwrap_or_else(|| panic!("no deadline summary in:\n{text}"))
 }
 

@@ -83,6 +83,8 @@ fn kill_9_then_rerun_resumes_and_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let m = write_manifest(dir.path(), 6);
     let cache = dir.path().join("cache");
+    // Killed and waited for below; a failed assert ends the test process and its child with it.
+    #[allow(clippy::zombie_processes)]
     let mut child = gcl(&cache).arg("run").arg(&m).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Wait until some run has checkpointed at least one epoch, then kill -9.
     let partial = cache.join("partial");

@@ -35,14 +35,16 @@ fn fail(out: Output) -> String {
 // ---- checkpoints (library calls) ------------------------------------------------------------
 
 fn spec(epochs: usize) -> RunSpec {
-    let mut s = RunSpec::default();
-    s.dataset = DatasetSpec {
-        name: DatasetName::Synthetic,
-        classes: 4,
-        max_per_class: 32,
-        imbalance: 4.0,
-        test_per_class: 8,
-        ..DatasetSpec::default()
+    let mut s = RunSpec {
+        dataset: DatasetSpec {
+            name: DatasetName::Synthetic,
+            classes: 4,
+            max_per_class: 32,
+            imbalance: 4.0,
+            test_per_class: 8,
+            ..DatasetSpec::default()
+        },
+        ..RunSpec::default()
     };
     s.model.arch = Arch::ResnetSmall;
     s.model.head = Head::Linear;

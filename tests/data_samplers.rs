@@ -10,7 +10,7 @@ fn spec(kind: &str) -> SamplerSpec {
 }
 
 fn labels_of(counts: &[usize]) -> Vec<i64> {
-    counts.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat(c as i64).take(n)).collect()
+    counts.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat_n(c as i64, n)).collect()
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {

@@ -70,8 +70,13 @@ fn runs_without_their_data_are_listed_apart_not_keyed() {
     )
     .unwrap();
     let empty = dir.path().join("no-data");
-    let graph =
-        RunGraph::build(&[manifest.clone()], Scale::Full, &gcl_repro::manifest::Overrides::seeds(1), &empty).unwrap();
+    let graph = RunGraph::build(
+        std::slice::from_ref(&manifest),
+        Scale::Full,
+        &gcl_repro::manifest::Overrides::seeds(1),
+        &empty,
+    )
+    .unwrap();
     assert_eq!(graph.nodes.len(), 1, "only the synthetic cell has a key");
     assert_eq!(graph.nodes[0].label(), "m:ce.syn/s123");
     assert_eq!(graph.unavailable.len(), 1);

@@ -61,13 +61,15 @@ fn read(path: &Path) -> HashMap<String, Tensor> {
 fn frozen_parts_and_their_batchnorm_statistics_do_not_change_while_the_added_block_trains() {
     let root = tempfile::tempdir().unwrap();
     places_root(root.path());
-    let mut spec = RunSpec::default();
-    spec.dataset = DatasetSpec {
-        name: DatasetName::PlacesLt,
-        train_list: Some("splits/Places_LT_train.txt".into()),
-        test_list: Some("splits/Places_LT_test.txt".into()),
-        image_root: Some("places365".into()),
-        ..DatasetSpec::default()
+    let mut spec = RunSpec {
+        dataset: DatasetSpec {
+            name: DatasetName::PlacesLt,
+            train_list: Some("splits/Places_LT_train.txt".into()),
+            test_list: Some("splits/Places_LT_test.txt".into()),
+            image_root: Some("places365".into()),
+            ..DatasetSpec::default()
+        },
+        ..RunSpec::default()
     };
     let pretrained = root.path().join("pretrained/resnet_tiny.safetensors");
     spec.model = ModelSpec {

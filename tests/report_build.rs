@@ -240,7 +240,7 @@ fn figure_classes_and_max_points_are_validated() {
     let check = |figure: &str, expected: &str| {
         let path = dir.path().join("m.toml");
         std::fs::write(&path, format!("[columns.c]\n[rows.r]\n[figures.f]\n{figure}\n")).unwrap();
-        let err = format!("{:#}", manifest::load(&path).err().expect("accepted a bad figure"));
+        let err = format!("{:#}", manifest::load(&path).expect_err("accepted a bad figure"));
         assert!(err.contains(expected), "{err}\nexpected: {expected}");
     };
     check(

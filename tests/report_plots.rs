@@ -38,7 +38,7 @@ fn tsne_grid_has_panels_and_head_to_tail_legend() {
     let sizes = [500usize, 200, 100, 50];
     let panel = |seed| {
         let (data, _) = gaussian_clusters(850, 2, 1, 0.0, seed);
-        let labels: Vec<usize> = sizes.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat(k).take(n)).collect();
+        let labels: Vec<usize> = sizes.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k, n)).collect();
         let centre = |k: usize| [10.0 * (k % 2) as f32, 10.0 * (k / 2) as f32];
         let points =
             data.chunks(2).zip(&labels).map(|(c, &k)| [c[0] * 2.0 + centre(k)[0], c[1] * 2.0 + centre(k)[1]]).collect();

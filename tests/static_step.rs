@@ -10,15 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{Device, Tensor};
 
 fn spec(loss: LossSpec, mixup: bool, drw_epoch: Option<usize>, epochs: usize) -> RunSpec {
-    let mut s = RunSpec::default();
     // 96 + 48 + 24 + 12 images: 23 batches of 8 per epoch, the last one partial (4 images).
-    s.dataset = DatasetSpec {
-        name: DatasetName::Synthetic,
-        classes: 4,
-        max_per_class: 96,
-        imbalance: 8.0,
-        test_per_class: 8,
-        ..DatasetSpec::default()
+    let mut s = RunSpec {
+        dataset: DatasetSpec {
+            name: DatasetName::Synthetic,
+            classes: 4,
+            max_per_class: 96,
+            imbalance: 8.0,
+            test_per_class: 8,
+            ..DatasetSpec::default()
+        },
+        ..RunSpec::default()
     };
     s.model.arch = Arch::ResnetSmall;
     s.model.head = if matches!(loss, LossSpec::Ce(_)) { Head::Linear } else { Head::Normed };
@@ -35,7 +37,10 @@ fn spec(loss: LossSpec, mixup: bool, drw_epoch: Option<usize>, epochs: usize) ->
 
 /// Train with the given step; return the final checkpoint's tensors (weights, BatchNorm
 /// statistics, momentum buffers), the records, and how many static steps ran.
-fn train(spec: &RunSpec, mode: StepMode) -> (Vec<(String, Tensor)>, Vec<(f64, f64, f64)>, usize) {
+/// Final tensors by name, (loss, accuracy, lr) per epoch, and the number of static steps.
+type Trained = (Vec<(String, Tensor)>, Vec<(f64, f64, f64)>, usize);
+
+fn train(spec: &RunSpec, mode: StepMode) -> Trained {
     let data: gcl_repro::data::Data =
         gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let dir = tempfile::tempdir().unwrap();

@@ -13,14 +13,16 @@ use tch::{Device, Tensor};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn small_spec(epochs: usize) -> RunSpec {
-    let mut s = RunSpec::default();
-    s.dataset = DatasetSpec {
-        name: DatasetName::Synthetic,
-        classes: 4,
-        max_per_class: 96,
-        imbalance: 8.0,
-        test_per_class: 24,
-        ..DatasetSpec::default()
+    let mut s = RunSpec {
+        dataset: DatasetSpec {
+            name: DatasetName::Synthetic,
+            classes: 4,
+            max_per_class: 96,
+            imbalance: 8.0,
+            test_per_class: 24,
+            ..DatasetSpec::default()
+        },
+        ..RunSpec::default()
     };
     s.model.arch = Arch::ResnetSmall;
     s.model.head = Head::Normed;

@@ -31,13 +31,15 @@ fn stage1_and_stage2_train_on_jpeg_lists() {
     std::fs::write(root.path().join("splits/train.txt"), train).unwrap();
     std::fs::write(root.path().join("splits/test.txt"), test).unwrap();
 
-    let mut spec = RunSpec::default();
-    spec.dataset = DatasetSpec {
-        name: DatasetName::PlacesLt,
-        train_list: Some("splits/train.txt".into()),
-        test_list: Some("splits/test.txt".into()),
-        image_root: Some("places".into()),
-        ..DatasetSpec::default()
+    let mut spec = RunSpec {
+        dataset: DatasetSpec {
+            name: DatasetName::PlacesLt,
+            train_list: Some("splits/train.txt".into()),
+            test_list: Some("splits/test.txt".into()),
+            image_root: Some("places".into()),
+            ..DatasetSpec::default()
+        },
+        ..RunSpec::default()
     };
     spec.model.arch = Arch::ResnetSmall;
     spec.model.head = Head::Normed;
@@ -71,12 +73,14 @@ fn a_missing_image_names_the_list_line() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("train.txt"), "a.jpg 0\nb.jpg 1\n").unwrap();
     std::fs::write(root.path().join("test.txt"), "a.jpg 0\n").unwrap();
-    let mut spec = RunSpec::default();
-    spec.dataset = DatasetSpec {
-        name: DatasetName::ImagenetLt,
-        train_list: Some("train.txt".into()),
-        test_list: Some("test.txt".into()),
-        ..DatasetSpec::default()
+    let mut spec = RunSpec {
+        dataset: DatasetSpec {
+            name: DatasetName::ImagenetLt,
+            train_list: Some("train.txt".into()),
+            test_list: Some("test.txt".into()),
+            ..DatasetSpec::default()
+        },
+        ..RunSpec::default()
     };
     spec.model.arch = Arch::ResnetSmall;
     spec.stage1.epochs = 1;

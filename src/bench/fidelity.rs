@@ -53,8 +53,10 @@ pub fn compressed_schedule(epochs: usize) -> (usize, Vec<usize>, usize) {
 /// The two run specs (GCL with its stage 2, CE) of one seed, at the compressed schedule.
 pub fn recipes(epochs: usize, seed: u64) -> (RunSpec, RunSpec) {
     let (warmup, milestones, stage2_epochs) = compressed_schedule(epochs);
-    let mut base = RunSpec::default();
-    base.dataset = DatasetSpec { name: DatasetName::Cifar10, imbalance: 100.0, ..DatasetSpec::default() };
+    let mut base = RunSpec {
+        dataset: DatasetSpec { name: DatasetName::Cifar10, imbalance: 100.0, ..DatasetSpec::default() },
+        ..RunSpec::default()
+    };
     base.model.arch = Arch::Resnet32;
     base.seed = seed;
     base.stage1.epochs = epochs;
@@ -301,7 +303,8 @@ pub fn table(ours: &[Finals], theirs: &[Finals], paired: &[Paired]) -> String {
             verdict(ma - mb, p)
         );
     }
-    let rows: [(&str, fn(&Paired) -> (f64, f64)); 3] = [
+    type Pick = fn(&Paired) -> (f64, f64);
+    let rows: [(&str, Pick); 3] = [
         ("GCL stage 1, **paired start** (both from PyTorch's initial weights of the seed)", |p| {
             (p.stage1_from_torch_init, p.stage1_torch)
         }),

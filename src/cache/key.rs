@@ -147,8 +147,7 @@ mod tests {
 
     #[test]
     fn stage2_variants_share_stage1() {
-        let mut a = RunSpec::default();
-        a.stage2 = Some(Stage2Spec::default());
+        let a = RunSpec { stage2: Some(Stage2Spec::default()), ..RunSpec::default() };
         let mut b = a.clone();
         b.stage2.as_mut().unwrap().sampler = crate::config::SamplerSpec::default_of("cb").unwrap();
         let (a1, a2) = run_keys(&a, "d");

@@ -92,7 +92,7 @@ pub fn verify_files(kind: Cifar, data_root: &Path) -> Result<Vec<(&'static str, 
 /// Split records into pixels (CHW uint8, concatenated) and labels.
 pub fn parse_records(kind: Cifar, bytes: &[u8], what: &Path) -> Result<(Vec<u8>, Vec<i64>)> {
     let rec = kind.record_len();
-    if bytes.len() % rec != 0 {
+    if !bytes.len().is_multiple_of(rec) {
         bail!("{} is not a whole number of {}-byte records; {}", what.display(), rec, kind.fix_hint());
     }
     let n = bytes.len() / rec;

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 /// Python code so that truncation lands on the same integer.
 /// step: the first `C/2` classes keep `n_max`, the rest `int(n_max * (1/gamma))`.
 pub fn class_counts(profile: Profile, n_max: usize, num_classes: usize, gamma: f64) -> Result<Vec<usize>> {
-    if !(gamma >= 1.0) || !gamma.is_finite() {
+    if !gamma.is_finite() || gamma < 1.0 {
         bail!("imbalance must be a finite number >= 1 (gamma = n_max / n_min), got {gamma}");
     }
     if num_classes < 2 {

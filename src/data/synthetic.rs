@@ -6,6 +6,7 @@
 //!   so classes overlap in appearance and the tail is confusable with the head), and
 //! - a class-specific oriented grating (orientation and frequency vary between classes by
 //!   small steps, so neighbouring classes look alike).
+//!
 //! Each image takes its class template with a random cyclic shift (up to 4 pixels), a random
 //! signal contrast, a random admixture of another class's template, per-channel colour jitter
 //! (gain and offset) and strong Gaussian pixel noise. A small network needs many images per
@@ -130,14 +131,14 @@ fn class_templates(classes: usize, seed: u64) -> Vec<Vec<f32>> {
             let freq = 2.0 + 3.0 * ((c * 3) % classes) as f32 / classes as f32;
             let tint: [f32; 3] = [rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)];
             let mut t = vec![0f32; PIXELS];
-            for ch in 0..3 {
+            for (ch, tint) in tint.iter().enumerate() {
                 for y in 0..32 {
                     for x in 0..32 {
                         let i = ch * 1024 + y * 32 + x;
                         let tex: f32 = shared.iter().zip(&weights).map(|(s, w)| s[i] * w).sum::<f32>() / wsum;
                         let u = (x as f32 * cos(theta) + y as f32 * sin(theta)) / 32.0;
                         let grating = sin(std::f32::consts::TAU * freq * u);
-                        t[i] = 0.5 * tex + 0.35 * grating * (0.6 + 0.4 * tint[ch]);
+                        t[i] = 0.5 * tex + 0.35 * grating * (0.6 + 0.4 * tint);
                     }
                 }
             }

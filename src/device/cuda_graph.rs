@@ -80,8 +80,12 @@ fn load() -> Result<Shim> {
             if p.is_null() {
                 bail!("the CUDA-graph shim lacks {}", $name);
             }
-            // SAFETY: the shim defines the symbol with the signature of the field it fills.
-            unsafe { std::mem::transmute::<*mut c_void, _>(p) }
+            // SAFETY: the shim defines the symbol with the signature of the field it fills (the
+            // destination type is that field's, inferred: spelling it per symbol repeats the table).
+            #[allow(clippy::missing_transmute_annotations)]
+            unsafe {
+                std::mem::transmute::<*mut c_void, _>(p)
+            }
         }};
     }
     Ok(Shim {

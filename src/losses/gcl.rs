@@ -54,10 +54,11 @@ impl Objective for Clouded {
             }
             Noise::Given(eps) => Some(eps),
         };
-        let mut cos = out.shallow_clone();
-        if let Some(eps) = eps {
-            cos = cos - row(&self.cloud, out) * eps.clamp(-1.0, 1.0).abs() * g.noise_mul;
-        }
+        // Out of place: an in-place `-=` would overwrite `out`, which autograd keeps.
+        let cos = match eps {
+            Some(eps) => out - row(&self.cloud, out) * eps.clamp(-1.0, 1.0).abs() * g.noise_mul,
+            None => out.shallow_clone(),
+        };
         let one_hot = targets.one_hot(out.size()[1]).to_kind(out.kind());
         cross_entropy(&((cos - one_hot * g.margin) * g.scale), targets)
     }

@@ -47,7 +47,8 @@ impl Source {
         let mut item: Option<&Item> = Some(self.doc.as_item());
         let mut value: Option<&Value> = None;
         for seg in path {
-            let next_item: Option<(Option<Range<usize>>, Option<&Item>, Option<&Value>)> = match (item, value) {
+            type Step<'a> = Option<(Option<Range<usize>>, Option<&'a Item>, Option<&'a Value>)>;
+            let next_item: Step = match (item, value) {
                 (Some(Item::Table(t)), _) => {
                     t.get_key_value(seg).map(|(k, it)| (k.span().or_else(|| it.span()), Some(it), None))
                 }

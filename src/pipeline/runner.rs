@@ -24,6 +24,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -294,7 +295,7 @@ pub fn execute(
     let mut scheduler = Scheduler::new(jobs);
     let slots = opts.devices.len() * opts.jobs_per_device.max(1);
     let mut workers: Vec<(std::process::Child, &RunNode)> = Vec::new();
-    let mut data_cache: HashMap<String, Arc<Data>> = HashMap::new();
+    let mut data_cache: HashMap<String, Rc<Data>> = HashMap::new();
     let state = |key: &str| cache.state(key);
     if let Some(d) = opts.deadline {
         d.arm();
@@ -525,7 +526,7 @@ fn run_one(
     opts: &Options,
     device: Device,
     stop: &Arc<AtomicBool>,
-    data_cache: &mut HashMap<String, Arc<Data>>,
+    data_cache: &mut HashMap<String, Rc<Data>>,
     observer: &dyn training::Observer,
 ) -> Result<RunResult> {
     training::check_spec(&job.spec)?;
@@ -533,7 +534,7 @@ fn run_one(
     let data = match data_cache.get(&job.data_identity) {
         Some(d) => d.clone(),
         None => {
-            let d = Arc::new(crate::data::load_any(&job.spec.dataset, &opts.data_root)?);
+            let d = Rc::new(crate::data::load_any(&job.spec.dataset, &opts.data_root)?);
             data_cache.insert(job.data_identity.clone(), d.clone());
             d
         }

@@ -323,6 +323,11 @@ pub fn subsample(labels: &[usize], classes: Option<&[usize]>, max_points: usize)
     picked
 }
 
+/// The keys of a run a figure draws (its runs were checked to have keys and results).
+fn run_keys(run: &PlannedRun) -> &RunKeys {
+    run.keys.as_ref().expect("a figure is drawn only once all its runs have results")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,9 +355,4 @@ mod tests {
         let other = TsneOptions { perplexity: 30.0, ..o.clone() };
         assert_ne!(base, key::hash(&tsne_material("k", "train", None, 2000, &other)));
     }
-}
-
-/// The keys of a run a figure draws (its runs were checked to have keys and results).
-fn run_keys(run: &PlannedRun) -> &RunKeys {
-    run.keys.as_ref().expect("a figure is drawn only once all its runs have results")
 }

@@ -371,7 +371,8 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, r
         m
     };
     type Get = fn(&EpochRecord) -> f64;
-    let specs: [(&str, &str, Vec<(Get, bool)>); 3] = [
+    type Panel = (&'static str, &'static str, Vec<(Get, bool)>);
+    let specs: [Panel; 3] = [
         ("Training loss", "loss", vec![(|e| e.train_loss, false)]),
         (
             "Top-1 accuracy (solid: test, dashed: train)",

@@ -114,7 +114,7 @@ impl PaperTable {
                             }
                         }
                         // The manifest has no such cell (e.g. a method not run on that dataset).
-                        None => line.extend(std::iter::repeat(DASH.to_string()).take(if shots { 4 } else { 3 })),
+                        None => line.extend(std::iter::repeat_n(DASH.to_string(), if shots { 4 } else { 3 })),
                     }
                 }
                 line
@@ -182,7 +182,7 @@ impl PaperTable {
                             line.push(s.shots_text(Style::Latex).replace(DASH, "--"));
                         }
                     }
-                    None => line.extend(std::iter::repeat("--".to_string()).take(per)),
+                    None => line.extend(std::iter::repeat_n("--".to_string(), per)),
                 }
             }
             writeln!(out, "{} \\\\", line.join(" & ")).unwrap();

@@ -140,26 +140,6 @@ impl Stream {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::Rng;
-    use rand::SeedableRng;
-
-    /// Every stream of an epoch starts elsewhere: no consumer reads another's numbers.
-    #[test]
-    fn each_purpose_reads_its_own_stream() {
-        let streams =
-            [Stream::Sampler, Stream::Mixup, Stream::ReversedSampler, Stream::HostAugment, Stream::ReversedHostAugment];
-        let epoch_seed = derive_seed(123, 1, 1);
-        let firsts: std::collections::HashSet<u64> =
-            streams.iter().map(|s| rand_chacha::ChaCha8Rng::seed_from_u64(s.seed(epoch_seed)).gen::<u64>()).collect();
-        assert_eq!(firsts.len(), streams.len());
-        assert!(streams.iter().all(|s| s.seed(epoch_seed) != epoch_seed));
-        assert_eq!(Stream::Mixup.seed(epoch_seed), Stream::Mixup.seed(epoch_seed), "deterministic");
-    }
-}
-
 /// Refuse to start a run whose settings cannot work, before any training.
 pub fn check_spec(spec: &RunSpec) -> Result<()> {
     if spec.stage1.batch_size == 0 {
@@ -180,4 +160,24 @@ pub fn check_spec(spec: &RunSpec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+    use rand::SeedableRng;
+
+    /// Every stream of an epoch starts elsewhere: no consumer reads another's numbers.
+    #[test]
+    fn each_purpose_reads_its_own_stream() {
+        let streams =
+            [Stream::Sampler, Stream::Mixup, Stream::ReversedSampler, Stream::HostAugment, Stream::ReversedHostAugment];
+        let epoch_seed = derive_seed(123, 1, 1);
+        let firsts: std::collections::HashSet<u64> =
+            streams.iter().map(|s| rand_chacha::ChaCha8Rng::seed_from_u64(s.seed(epoch_seed)).gen::<u64>()).collect();
+        assert_eq!(firsts.len(), streams.len());
+        assert!(streams.iter().all(|s| s.seed(epoch_seed) != epoch_seed));
+        assert_eq!(Stream::Mixup.seed(epoch_seed), Stream::Mixup.seed(epoch_seed), "deterministic");
+    }
 }

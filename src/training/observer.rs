@@ -67,7 +67,7 @@ impl Observer for Progress<'_> {
         if let Some(bar) = self.bar.borrow().as_ref() {
             bar.inc(1);
             // NaN: the static step on a GPU keeps the sums on the device until the epoch ends.
-            if step % 10 == 0 && mean_loss.is_finite() {
+            if step.is_multiple_of(10) && mean_loss.is_finite() {
                 bar.set_message(format!("loss {mean_loss:.3} acc {accuracy:.1}%"));
             }
         }

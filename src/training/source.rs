@@ -14,6 +14,9 @@ pub type Batches<'a> = Box<dyn Iterator<Item = Result<(Tensor, Tensor)>> + 'a>;
 
 pub trait BatchSource {
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The samples at `order` (dataset indices), `batch_size` at a time, in order, on the
     /// training device; augmented when `augment`. Randomness derives from `seed`.
     fn batches(&self, order: Vec<usize>, batch_size: usize, augment: bool, seed: u64) -> Batches<'_>;

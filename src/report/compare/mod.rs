@@ -312,7 +312,7 @@ fn one_sided(label: String, presence: Presence, runs: &[&Run], nearest: Vec<Stri
 /// `own_is_b` says on which side `own` is. Empty when there is no other cell.
 fn nearest(own: &Settings, others: &[&Settings], own_is_b: bool) -> Vec<String> {
     let diffs = |other: &Settings| if own_is_b { differences(other, own) } else { differences(own, other) };
-    others.iter().map(|o| diffs(*o)).min_by_key(Vec::len).unwrap_or_default()
+    others.iter().map(|o| diffs(o)).min_by_key(Vec::len).unwrap_or_default()
 }
 
 /// Each path's values over several runs, joined with `/` (`1/2` for two seeds).
