@@ -24,6 +24,8 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 print(f"cells matched: {sum(r['matched'] == 'both' or (r['n_a'] != '0' and r['n_b'] != '0') for r in rows)} of {len(rows)}; weights:", dict(collections.Counter(r['weights'] for r in rows)))
 PY
 runs=$(wc -l < "$work/after.weights")
+same_keys=$(comm -12 <(ls "$work/before/runs" | sort) <(ls "$work/after/runs" | sort) | wc -l)
+echo "cache keys: $same_keys of $runs runs kept their key"
 if cmp -s "$work/before.weights" "$work/after.weights"; then
     echo "final weights: all $runs runs byte-identical (the multiset of SHA-256s of model.safetensors is equal)"
 else
