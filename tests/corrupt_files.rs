@@ -6,7 +6,7 @@
 mod common;
 
 use common::{gcl, ok, text};
-use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, RunSpec, Stage2Spec};
+use gcl_repro::config::{Head, LossSpec, RunSpec, Stage2Spec};
 use gcl_repro::losses::Ce;
 use gcl_repro::training::{self, RunEnv, Silent};
 use std::io::Write as _;
@@ -35,18 +35,7 @@ fn fail(out: Output) -> String {
 // ---- checkpoints (library calls) ------------------------------------------------------------
 
 fn spec(epochs: usize) -> RunSpec {
-    let mut s = RunSpec {
-        dataset: DatasetSpec {
-            name: DatasetName::Synthetic,
-            classes: 4,
-            max_per_class: 32,
-            imbalance: 4.0,
-            test_per_class: 8,
-            ..DatasetSpec::default()
-        },
-        ..RunSpec::default()
-    };
-    s.model.arch = Arch::ResnetSmall;
+    let mut s = common::synthetic_run(32, 4.0, 8);
     s.model.head = Head::Linear;
     s.stage1.loss = LossSpec::Ce(Ce::default());
     s.stage1.epochs = epochs;

@@ -2,7 +2,8 @@
 //! without capture and must give the same bits as the eager step: same weights, BatchNorm
 //! statistics, momentum buffers and per-epoch records after a few hundred steps, through the
 //! real epoch loop (`run_stage1`), partial last batches and deferred re-weighting included.
-use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, RunSpec};
+mod common;
+use gcl_repro::config::{Head, RunSpec};
 use gcl_repro::losses::{Ce, Gcl, Ldam, LossSpec};
 use gcl_repro::training::static_step::{StepMode, STEPS_RUN};
 use gcl_repro::training::{self, RunEnv, Silent};
@@ -11,18 +12,7 @@ use tch::{Device, Tensor};
 
 fn spec(loss: LossSpec, mixup: bool, drw_epoch: Option<usize>, epochs: usize) -> RunSpec {
     // 96 + 48 + 24 + 12 images: 23 batches of 8 per epoch, the last one partial (4 images).
-    let mut s = RunSpec {
-        dataset: DatasetSpec {
-            name: DatasetName::Synthetic,
-            classes: 4,
-            max_per_class: 96,
-            imbalance: 8.0,
-            test_per_class: 8,
-            ..DatasetSpec::default()
-        },
-        ..RunSpec::default()
-    };
-    s.model.arch = Arch::ResnetSmall;
+    let mut s = common::synthetic_run(96, 8.0, 8);
     s.model.head = if matches!(loss, LossSpec::Ce(_)) { Head::Linear } else { Head::Normed };
     s.stage1.loss = loss;
     s.stage1.mixup = mixup;

@@ -1,8 +1,7 @@
 //! Real libtorch training on the built-in synthetic set: the engine learns, stage 2 builds on
 //! stage 1, and a run resumed from its checkpoint ends bit-identical to an uninterrupted one.
-use gcl_repro::config::{
-    Arch, ClassifierInit, DatasetName, DatasetSpec, Head, LossSpec, Rebalance, RunSpec, Stage2Spec,
-};
+mod common;
+use gcl_repro::config::{ClassifierInit, Head, LossSpec, Rebalance, RunSpec, Stage2Spec};
 use gcl_repro::losses::{Ce, Gcl};
 use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
 use gcl_repro::training::{self, RunEnv, Silent};
@@ -13,18 +12,7 @@ use tch::{Device, Tensor};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn small_spec(epochs: usize) -> RunSpec {
-    let mut s = RunSpec {
-        dataset: DatasetSpec {
-            name: DatasetName::Synthetic,
-            classes: 4,
-            max_per_class: 96,
-            imbalance: 8.0,
-            test_per_class: 24,
-            ..DatasetSpec::default()
-        },
-        ..RunSpec::default()
-    };
-    s.model.arch = Arch::ResnetSmall;
+    let mut s = common::synthetic_run(96, 8.0, 24);
     s.model.head = Head::Normed;
     s.stage1.loss = LossSpec::Gcl(Gcl::default());
     s.stage1.mixup = true;

@@ -78,3 +78,23 @@ label = "synthetic"
 {rest}"#
     )
 }
+
+/// A run on the built-in synthetic set (4 classes, the largest with `max_per_class` training
+/// images, `imbalance` between the largest and the smallest, `test_per_class` test images
+/// each) with the small CIFAR ResNet; every other setting at its default.
+pub fn synthetic_run(max_per_class: usize, imbalance: f64, test_per_class: usize) -> gcl_repro::config::RunSpec {
+    use gcl_repro::config::{Arch, DatasetName, DatasetSpec, RunSpec};
+    let mut s = RunSpec {
+        dataset: DatasetSpec {
+            name: DatasetName::Synthetic,
+            classes: 4,
+            max_per_class,
+            imbalance,
+            test_per_class,
+            ..DatasetSpec::default()
+        },
+        ..RunSpec::default()
+    };
+    s.model.arch = Arch::ResnetSmall;
+    s
+}
