@@ -24,7 +24,7 @@
 //! best-epoch top-1), the difference of means B - A, Welch's t-test of it (t, Welch-Satterthwaite
 //! degrees of freedom, two-sided p; none with fewer than two runs on a side), the set-aside
 //! settings that differ between the sides (`engine: 5 -> 6`), and whether the final weights of
-//! the runs of equal seed are byte-identical (what `scripts/engine4_equivalence` once checked).
+//! the runs of equal seed are byte-identical (`scripts/equivalence/run.sh` checks a refactor with it).
 //! A cell with runs on one side only is shown with how the nearest cell of the other side
 //! differs, which names what `--ignore` would need to match them.
 pub mod inputs;
