@@ -11,9 +11,8 @@
 //!   focal 1, CBEN), then merges onto it. So `stage2 = { loss = { noise_mul = 1.0 } }` changes
 //!   only `c` of the released stage-2 loss.
 //! - A method table (`loss` and `sampler` tagged by `kind`, `stage2.rebalance` tagged by
-//!   `method`) that names
-//!   another variant than the one it merges onto starts from that variant's own defaults, never
-//!   keeping another variant's settings (stage 2's margin and focal gamma do not leak into a
+//!   `method`) that names another variant than the one it merges onto starts from that
+//!   variant's own defaults, never keeping another variant's settings (stage 2's margin and focal gamma do not leak into a
 //!   stage-2 `kind = "ce"`). A setting the resolved variant does not have is an error naming it.
 //! - The cloud-size schedule is one function of the method, as in the released code, where one
 //!   `GCLLoss` cloud list serves both stages: unless some fragment sets `stage2.loss.cloud`, a
@@ -53,35 +52,36 @@ fn spelled_out<T: Serialize>(value: &T) -> Table {
 const METHOD_TABLES: [(&str, &str); 3] = [("loss", "kind"), ("rebalance", "method"), ("sampler", "kind")];
 
 /// The tag key of a method table (`loss` -> `kind`, `rebalance` -> `method`, `sampler` ->
-/// `kind`), `None` for any
-/// other table.
+/// `kind`), `None` for any other table.
 pub fn method_tag(table: &str) -> Option<&'static str> {
     METHOD_TABLES.iter().find(|(t, _)| *t == table).map(|(_, tag)| *tag)
+}
+
+/// Every registered variant of a method table with its default settings, spelled out (its tag
+/// included), in registration order; none for any other table.
+fn variants(table: &str) -> Vec<Table> {
+    match table {
+        "loss" => LossSpec::all_defaults().iter().map(spelled_out).collect(),
+        "rebalance" => Rebalance::all_defaults().iter().map(spelled_out).collect(),
+        "sampler" => SamplerSpec::all_defaults().iter().map(spelled_out).collect(),
+        _ => vec![],
+    }
+}
+
+/// The name of a spelled-out variant of `table` (its tag's value).
+fn variant_name<'a>(table: &str, variant: &'a Table) -> &'a str {
+    variant.get(method_tag(table).unwrap_or("kind")).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// The default settings, spelled out, of the variant `name` of a method table (`None` for an
 /// unknown name, which deserialisation then reports with the list of names).
 fn variant_defaults(table: &str, name: &str) -> Option<Table> {
-    match table {
-        "loss" => LossSpec::default_of(name).map(|l| spelled_out(&l)),
-        "rebalance" => Rebalance::default_of(name).map(|r| spelled_out(&r)),
-        "sampler" => SamplerSpec::default_of(name).map(|s| spelled_out(&s)),
-        _ => None,
-    }
+    variants(table).into_iter().find(|v| variant_name(table, v) == name)
 }
 
 /// Every setting name of every variant of a method table, for the manifest schema.
 pub fn variant_keys(table: &str) -> Vec<(String, Vec<String>)> {
-    let all: Vec<Table> = match table {
-        "loss" => LossSpec::all_defaults().iter().map(spelled_out).collect(),
-        "rebalance" => Rebalance::all_defaults().iter().map(spelled_out).collect(),
-        "sampler" => SamplerSpec::all_defaults().iter().map(spelled_out).collect(),
-        _ => vec![],
-    };
-    let tag = method_tag(table).unwrap_or("kind");
-    all.into_iter()
-        .map(|t| (t.get(tag).and_then(Value::as_str).unwrap_or_default().to_string(), t.keys().cloned().collect()))
-        .collect()
+    variants(table).iter().map(|v| (variant_name(table, v).to_string(), v.keys().cloned().collect())).collect()
 }
 
 /// Merges one fragment onto resolved settings (the module docs' rules for `stage2` and the

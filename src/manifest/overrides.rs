@@ -13,7 +13,7 @@
 use super::schema::{check_fragment, runspec_shape};
 use super::sweep::nested;
 use super::{merge, Manifest, Seeds};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use toml::{Table, Value};
 
 /// One `--set KEY=VALUE`.
@@ -96,7 +96,8 @@ impl Overrides {
             m.override_seed_count(n)?;
         }
         // Which settings the cells have is asked of the manifest as written.
-        let as_written = self.set.iter().map(|s| changes_some_cell(m, &s.path)).collect::<Result<Vec<bool>>>()?;
+        let written = if self.set.is_empty() { Vec::new() } else { cell_settings(m)? };
+        let as_written: Vec<bool> = self.set.iter().map(|s| some_cell_has(&written, &s.path)).collect();
         for s in &self.set {
             if s.path == ["seed"] {
                 if let Seeds::List(list) = &m.seeds {
@@ -124,15 +125,21 @@ impl Overrides {
     }
 }
 
-/// Whether some run of the manifest (at full scale) has the setting `path` (which an override
-/// of it then changes).
-fn changes_some_cell(m: &Manifest, path: &[String]) -> Result<bool> {
+/// The settings of every trained cell of the manifest (full scale), spelled out: one run per
+/// cell, as the runs of a cell differ only in their seed.
+fn cell_settings(m: &Manifest) -> Result<Vec<Value>> {
     let known = &mut |_: &crate::config::RunSpec| Ok(crate::data::DataIdentity::Known(String::new()));
     let cells = super::expand::expand_with(m, crate::config::Scale::Full, known)?;
-    Ok(cells.iter().flat_map(|c| &c.runs).any(|r| {
-        let spelled = Value::try_from(&r.spec).unwrap_or(Value::Table(Table::new()));
-        path.iter().try_fold(&spelled, |v, k| v.get(k)).is_some()
-    }))
+    cells
+        .iter()
+        .filter_map(|c| c.runs.first())
+        .map(|r| Value::try_from(&r.spec).context("cannot spell out a cell's settings"))
+        .collect()
+}
+
+/// Whether some cell has the setting `path` (which an override of it then changes).
+fn some_cell_has(cells: &[Value], path: &[String]) -> bool {
+    cells.iter().any(|spelled| path.iter().try_fold(spelled, |v, k| v.get(k)).is_some())
 }
 
 /// A single-quoted shell word unless the text needs no quoting.
