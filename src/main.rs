@@ -99,6 +99,8 @@ fn main() {
     if std::env::var_os("GCL_NO_MALLOPT").is_none() {
         gcl_repro::memory::keep_freed_memory();
     }
+    // First thing, so that a SIGUSR1 sent to a starting `run` winds it down instead of killing it.
+    gcl_repro::pipeline::runner::install_wind_down_signal();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     if let Err(err) = run(cli) {

@@ -7,10 +7,8 @@
 //! change to one loss's settings changes exactly one line below, and a field added outside the
 //! variants (shared by every loss) changes them all, which is what this test exists to refuse.
 //!
-//! Samplers: stage 2's key holds the chosen sampler alone (`SAMPLER_MATERIAL`); stage 1's key
-//! holds it in the flat form keys had before samplers owned their parameters
-//! (`SamplerSpec::stage1_key_form`, pinned by `STAGE1_SAMPLER_MATERIAL`), so that change moved
-//! no stage-1 key.
+//! Samplers: both stages' keys hold the chosen sampler alone, as serialised (`SAMPLER_MATERIAL`):
+//! a sampler's own parameters reach the key of either stage, another sampler's never do.
 use gcl_repro::cache::key::{canonical, hash, stage1_material, stage2_material};
 use gcl_repro::config::{LossSpec, Rebalance, RunSpec, SamplerSpec, Stage2Spec};
 use gcl_repro::data::samplers::{Cben, En};
@@ -44,17 +42,6 @@ const SAMPLER_MATERIAL: [(&str, &str); 6] = [
     ("cben", "a2987243ea68031058092b411915ef97cbfd2878db650560d190d8b611d1de33"),
     ("class_aware", "13237324255a3ba61a766b1267a6e24c64ac764057546ccd33014a9ea99ea0f8"),
     ("reversed", "72d0df88216cce0664c8ffec7d0eb3f9767624c01ec25e80417b63f5579bf6e9"),
-];
-
-/// SHA-256 of each sampler's default settings as stage 1's key holds them (the flat form of
-/// engine 6: `{kind, beta, a, b}`); these are the forms stage-1 keys had before, unchanged.
-const STAGE1_SAMPLER_MATERIAL: [(&str, &str); 6] = [
-    ("ib", "7024f985016ed3cca8a3fb1c14e1f0b51e59bc5960b6c1114e340cb643330f29"),
-    ("cb", "04aa050143a8412a485a530b29940b15cf0cd7c2064535afee843e4fba7a6ea0"),
-    ("en", "a331bd77011599236742334cd3de7c3222ef33d8c0e13ef556a23089b40adca4"),
-    ("cben", "f30bceb1a16df444fdd0e13fa2dd6c522e5f70027b3e42000277fffa78f226a6"),
-    ("class_aware", "7ff56c46d623cf07afcf4604bce2286b19c396169472cf5426c0698fe16290e7"),
-    ("reversed", "2a5d0fdd4884fa48ed159821e85967501a9dfd063bc5dc2df007f8b81bb94f50"),
 ];
 
 fn keys(v: &Value) -> Vec<String> {
@@ -155,18 +142,21 @@ fn a_sampler_key_depends_only_on_its_own_parameters() {
 }
 
 #[test]
-fn stage1_keys_keep_the_flat_sampler_form() {
-    let all = SamplerSpec::all_defaults();
-    let mut seen = Vec::new();
-    for (sampler, (kind, _)) in all.iter().zip(STAGE1_SAMPLER_MATERIAL) {
+fn stage1_keys_hold_the_sampler_as_serialised() {
+    // The same material as stage 2's: the variant alone, its own parameters only.
+    for (sampler, (kind, pinned)) in SamplerSpec::all_defaults().iter().zip(SAMPLER_MATERIAL) {
         let mut run = RunSpec::default();
         run.stage1.sampler = sampler.clone();
-        let material = stage1_material(&run, "data");
-        let in_key = &material["stage1"]["sampler"];
-        assert_eq!(keys(in_key), ["a", "b", "beta", "kind"], "{kind}");
-        assert_eq!(in_key["kind"], kind);
-        seen.push(format!("(\"{kind}\", \"{}\")", hash(in_key)));
+        let in_key = &stage1_material(&run, "data")["stage1"]["sampler"];
+        assert_eq!(in_key, &serde_json::to_value(sampler).unwrap(), "{kind}");
+        assert_eq!(hash(in_key), pinned, "{kind}");
     }
-    let want: Vec<String> = STAGE1_SAMPLER_MATERIAL.iter().map(|(k, h)| format!("(\"{k}\", \"{}\")", h)).collect();
-    assert_eq!(seen, want);
+    // A stage-1 sampler's own parameter moves the stage-1 key.
+    let key_with = |s: SamplerSpec| {
+        let mut run = RunSpec::default();
+        run.stage1.sampler = s;
+        hash(&stage1_material(&run, "data"))
+    };
+    assert_ne!(key_with(SamplerSpec::En(En { beta: 0.999 })), key_with(SamplerSpec::En(En::default())));
+    assert_ne!(key_with(SamplerSpec::Cben(Cben { a: 0.999, b: 1e-5 })), key_with(SamplerSpec::Cben(Cben::default())));
 }

@@ -20,6 +20,12 @@ pub const BEST_MODEL: &str = "best.safetensors";
 pub const EMBEDDINGS: &str = "embeddings.safetensors";
 /// One record per epoch (JSON lines).
 pub const LOG: &str = "log.jsonl";
+/// The job file of a run planned by another process (`pipeline::worker`), in its partial
+/// directory; removed when the run is committed, never exported (the importer plans anew).
+pub const JOB_FILE: &str = "worker.json";
+/// Written into a run imported from an archive exported `--without-embeddings` (never part of
+/// `files.sha256`): its embeddings are not here.
+pub const EMBEDDINGS_OMITTED: &str = "embeddings-omitted";
 /// Written into a run imported without weights (`cache export --without-weights`; never part
 /// of `files.sha256`).
 pub const WEIGHTS_OMITTED: &str = "weights-omitted";

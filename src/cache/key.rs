@@ -16,19 +16,11 @@ pub fn stage1_material(spec: &RunSpec, data_identity: &str) -> Value {
         "dataset": spec.dataset,
         "data_identity": data_identity,
         "model": model_material(&spec.model),
-        "stage1": stage1_settings(&spec.stage1),
+        "stage1": spec.stage1,
         "seed": spec.seed,
         "scale": spec.scale,
         "cpu": spec.cpu,
     })
-}
-
-/// Stage 1's settings as hashed: its sampler in the flat form keys had before samplers owned
-/// their parameters (`SamplerSpec::stage1_key_form`), so stage-1 keys stayed as they were.
-fn stage1_settings(stage1: &crate::config::Stage1Spec) -> Value {
-    let mut v = json!(stage1);
-    v["sampler"] = stage1.sampler.stage1_key_form();
-    v
 }
 
 /// The model's settings as hashed: a starting-weights file enters by its content

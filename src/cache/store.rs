@@ -12,7 +12,7 @@
 //! <cache>/partial/<key>/   a run in progress or interrupted (resumes from its checkpoint)
 //! <cache>/locks/<key>.lock held (flock) by the process training the run
 //! ```
-use super::files::{CHECKPOINT, HASHES, KEY_MATERIAL, METRICS, SPEC, WEIGHTS_OMITTED};
+use super::files::{CHECKPOINT, EMBEDDINGS, EMBEDDINGS_OMITTED, HASHES, KEY_MATERIAL, METRICS, SPEC, WEIGHTS_OMITTED};
 use crate::metrics::RunResult;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -120,6 +120,17 @@ impl Cache {
         }
     }
 
+    /// A run starts (or resumes): its resolved settings and key material go into its partial
+    /// directory first, so a partial run says what it is (`cache export` carries them, and
+    /// `cache import` checks the material against the key).
+    pub fn begin(&self, key: &str, spec_toml: &str, key_material: &serde_json::Value) -> Result<()> {
+        let partial = self.partial_dir(key);
+        fs::create_dir_all(&partial)?;
+        crate::atomic::write(&partial.join(SPEC), spec_toml)?;
+        crate::atomic::write(&partial.join(KEY_MATERIAL), serde_json::to_string_pretty(key_material)?)?;
+        Ok(())
+    }
+
     /// Make a finished run visible: write its record files into the partial directory, hash
     /// everything, then rename the directory into `runs/` in one step.
     pub fn commit(
@@ -173,6 +184,12 @@ impl Cache {
         Ok(keys)
     }
 
+    /// How many epochs a partial run has completed: the epoch its checkpoint holds (0 before
+    /// its first epoch ends). An unreadable checkpoint is an error naming it.
+    pub fn partial_epochs(&self, key: &str) -> Result<usize> {
+        checkpoint_epochs(&self.partial_dir(key))
+    }
+
     /// Keys of partial runs, sorted.
     pub fn partial_keys(&self) -> Result<Vec<String>> {
         let mut keys: Vec<String> = fs::read_dir(self.root.join("partial"))?
@@ -204,6 +221,8 @@ impl Cache {
         let mut listed = std::collections::BTreeSet::new();
         // A run imported by `cache import` from a `--without-weights` archive has no weights.
         let weightless = dir.join(WEIGHTS_OMITTED).is_file();
+        // ... and one from an archive exported `--without-embeddings` has no embeddings.
+        let no_embeddings = dir.join(EMBEDDINGS_OMITTED).is_file();
         for line in listing.lines() {
             let Some((hash, name)) = line.split_once("  ") else {
                 problems.push(format!("{key}: malformed line in {HASHES}: {line}"));
@@ -220,11 +239,12 @@ impl Cache {
                     short_key(hash)
                 )),
                 Err(_) if weightless && name.ends_with(".safetensors") => {}
+                Err(_) if no_embeddings && name == EMBEDDINGS => {}
                 Err(_) => problems.push(format!("{key}: {name} is missing")),
             }
         }
         for name in sorted_files(&dir)? {
-            if name != HASHES && name != WEIGHTS_OMITTED && !listed.contains(&name) {
+            if ![HASHES, WEIGHTS_OMITTED, EMBEDDINGS_OMITTED].contains(&name.as_str()) && !listed.contains(&name) {
                 problems.push(format!("{key}: {name} is not listed in {HASHES} (a file added after the run finished)"));
             }
         }
@@ -232,7 +252,17 @@ impl Cache {
     }
 }
 
-fn sorted_files(dir: &Path) -> Result<Vec<String>> {
+/// The epochs the checkpoint in the run directory `dir` holds (0 when it has none yet).
+pub fn checkpoint_epochs(dir: &Path) -> Result<usize> {
+    let path = dir.join(CHECKPOINT);
+    if !path.is_file() {
+        return Ok(0);
+    }
+    let (_, state): (_, crate::training::epoch::TrainState) = crate::training::checkpoint::load(&path)?;
+    Ok(state.epochs_done)
+}
+
+pub(crate) fn sorted_files(dir: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_file())

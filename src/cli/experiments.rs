@@ -1,5 +1,6 @@
 //! Manifests and runs: `validate`, `plan`, `run`, `cache`, `reproduce`.
 use anyhow::{bail, Context, Result};
+use gcl_repro::cache::store::short_key;
 use gcl_repro::cache::{commands, Cache};
 use gcl_repro::config::Scale;
 use gcl_repro::device::DeviceChoice;
@@ -274,7 +275,8 @@ pub enum CacheCommand {
     /// Check every stored file against its recorded SHA-256.
     Verify,
     /// Write finished runs into one compressed archive (for another machine's cache):
-    /// the runs of manifests (at --scale) and/or runs named by key (prefix).
+    /// the runs of manifests (at --scale) and/or runs named by key (prefix). With --partial,
+    /// runs in progress too (at their last complete epoch), to resume elsewhere.
     Export {
         /// Manifests (`*.toml`) and/or run keys or unique key prefixes.
         #[arg(required = true)]
@@ -284,6 +286,14 @@ pub enum CacheCommand {
         /// Leave out weights and embeddings (cached t-SNE maps are kept, so reports rebuild).
         #[arg(long)]
         without_weights: bool,
+        /// Leave out embeddings and cached t-SNE maps, keep the weights (what a later stage and a
+        /// table need; t-SNE figures of these runs then need the runs re-trained).
+        #[arg(long, conflicts_with = "without_weights")]
+        without_embeddings: bool,
+        /// Also export the manifests' runs in progress (`partial/`: checkpoint, momentum, records,
+        /// settings); `cache import` places them, and `run` resumes them from there.
+        #[arg(long)]
+        partial: bool,
         #[arg(long, value_enum, default_value = "full")]
         scale: ScaleArg,
         #[command(flatten)]
@@ -318,6 +328,57 @@ pub fn experiment_manifests() -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// The finished and (with `partial`) partial runs that `cache export ITEMS` names: every run of
+/// each manifest, or one key (prefix).
+fn export_keys(
+    cache: &Cache,
+    items: &[String],
+    partial: bool,
+    scale: ScaleArg,
+    overrides: &OverrideArgs,
+    data_root: &Path,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut keys, mut partial_keys) = (Vec::new(), Vec::new());
+    for item in items {
+        if item.ends_with(".toml") || Path::new(item).is_file() {
+            let graph = RunGraph::build(&[PathBuf::from(item)], scale.into(), &overrides.get(), data_root)?;
+            let mut missing = graph.unavailable.len();
+            for node in &graph.nodes {
+                match cache.state(&node.key) {
+                    gcl_repro::cache::RunState::Cached => keys.push(node.key.clone()),
+                    gcl_repro::cache::RunState::Partial if partial => partial_keys.push(node.key.clone()),
+                    _ => missing += 1,
+                }
+            }
+            if missing > 0 {
+                let what = if partial { "neither finished nor partial" } else { "not finished" };
+                eprintln!("note: {missing} run(s) of {item} are {what} in this cache and are not exported");
+            }
+        } else if partial && cache.partial_keys()?.iter().any(|k| k.starts_with(item.as_str())) {
+            let hits: Vec<String> =
+                cache.partial_keys()?.into_iter().filter(|k| k.starts_with(item.as_str())).collect();
+            match hits.as_slice() {
+                [one] => partial_keys.push(one.clone()),
+                _ => bail!("{} partial runs have keys starting with `{item}`; give more characters", hits.len()),
+            }
+        } else {
+            keys.push(cache.resolve_prefix(item)?);
+        }
+    }
+    for v in [&mut keys, &mut partial_keys] {
+        v.sort();
+        v.dedup();
+    }
+    if keys.is_empty() && partial_keys.is_empty() {
+        bail!(
+            "nothing to export: no {}run matches {}",
+            if partial { "finished or partial " } else { "finished " },
+            items.join(" ")
+        );
+    }
+    Ok((keys, partial_keys))
+}
+
 pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Result<()> {
     let cache = Cache::open(&cache_dir)?;
     match cmd {
@@ -330,38 +391,25 @@ pub fn cache(cmd: CacheCommand, cache_dir: PathBuf, data_root: PathBuf) -> Resul
                 bail!("the cache has corrupted runs (listed above)");
             }
         }
-        CacheCommand::Export { items, out, without_weights, scale, overrides } => {
-            let mut keys = Vec::new();
-            for item in &items {
-                if item.ends_with(".toml") || Path::new(item).is_file() {
-                    let graph = RunGraph::build(&[PathBuf::from(item)], scale.into(), &overrides.get(), &data_root)?;
-                    let mut missing = graph.unavailable.len();
-                    for node in &graph.nodes {
-                        if cache.state(&node.key) == gcl_repro::cache::RunState::Cached {
-                            keys.push(node.key.clone());
-                        } else {
-                            missing += 1;
-                        }
-                    }
-                    if missing > 0 {
-                        eprintln!(
-                            "note: {missing} run(s) of {item} are not finished in this cache and are not exported"
-                        );
-                    }
-                } else {
-                    keys.push(cache.resolve_prefix(item)?);
-                }
-            }
-            keys.sort();
-            keys.dedup();
-            if keys.is_empty() {
-                bail!("nothing to export: no finished run matches {}", items.join(" "));
-            }
-            println!("{}", gcl_repro::cache::transfer::export(&cache, &keys, &out, without_weights)?);
+        CacheCommand::Export { items, out, without_weights, without_embeddings, partial, scale, overrides } => {
+            let (keys, partial_keys) = export_keys(&cache, &items, partial, scale, &overrides, &data_root)?;
+            let leave = gcl_repro::cache::transfer::Leave { weights: without_weights, embeddings: without_embeddings };
+            println!("{}", gcl_repro::cache::transfer::export(&cache, &keys, &partial_keys, &out, leave)?);
         }
         CacheCommand::Import { archive } => {
             let r = gcl_repro::cache::transfer::import(&cache, &archive)?;
-            println!("imported {} run(s), {} already present with identical files", r.added.len(), r.present.len());
+            print!("imported {} run(s), {} already present with identical files", r.added.len(), r.present.len());
+            if !r.partial_added.is_empty() || !r.partial_present.is_empty() {
+                let at: Vec<String> =
+                    r.partial_added.iter().map(|(k, e)| format!("{} at epoch {e}", short_key(k))).collect();
+                let at = if at.is_empty() { String::new() } else { format!(" ({})", at.join(", ")) };
+                print!(
+                    "; partial runs: {} placed{at}, {} already here",
+                    r.partial_added.len(),
+                    r.partial_present.len()
+                );
+            }
+            println!();
         }
         CacheCommand::Gc { manifests, dry_run, seeds } => {
             let manifests = if manifests.is_empty() { experiment_manifests()? } else { manifests };

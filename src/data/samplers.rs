@@ -93,19 +93,6 @@ pub struct ClassAware {}
 #[serde(deny_unknown_fields)]
 pub struct Reversed {}
 
-impl SamplerSpec {
-    /// The sampler as stage 1's key material: the flat form of engine 6 and earlier
-    /// (`{kind, beta, a, b}`, a parameter the sampler does not own at its old default), so
-    /// that stage-1 keys did not change when samplers came to own their parameters. (Stage 2's
-    /// key holds the sampler as serialised, its own parameters only.)
-    pub fn stage1_key_form(&self) -> serde_json::Value {
-        let (en, cben) = (En::default(), Cben::default());
-        let beta = if let SamplerSpec::En(e) = self { e.beta } else { en.beta };
-        let (a, b) = if let SamplerSpec::Cben(c) = self { (c.a, c.b) } else { (cben.a, cben.b) };
-        serde_json::json!({ "kind": self.kind(), "beta": beta, "a": a, "b": b })
-    }
-}
-
 /// CBEN's per-class beta (paper eq. 14). Its `delta_j` is GCL's log cloud size (the released
 /// `sampler.py` uses the log schedule whatever the loss's), computed by the same function; an
 /// empty class counts as one image.

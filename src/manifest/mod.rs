@@ -139,7 +139,7 @@ pub struct Manifest {
     /// all for a list).
     pub smoke_seeds: Option<usize>,
     /// A cell is reproduced when the published value lies within this many points of our mean
-    /// (or inside our interval).
+    /// (a larger miss inside our interval is inconclusive).
     pub tolerance: f64,
     pub rows: Vec<RowInfo>,
     pub columns: Vec<ColumnInfo>,

@@ -137,9 +137,17 @@ fn cell_settings(m: &Manifest) -> Result<Vec<Value>> {
         .collect()
 }
 
-/// Whether some cell has the setting `path` (which an override of it then changes).
+/// Whether some cell has the setting `path` (which an override of it then changes). An unset
+/// optional setting (`cpu.isa`) is not spelled out, so a key of a plain settings table counts
+/// when its table is there (clap already checked the key against the schema); a method's table
+/// (tagged by `kind` or `method`) has only its own variant's keys.
 fn some_cell_has(cells: &[Value], path: &[String]) -> bool {
-    cells.iter().any(|spelled| path.iter().try_fold(spelled, |v, k| v.get(k)).is_some())
+    let Some((last, parent)) = path.split_last() else { return false };
+    cells.iter().any(|spelled| {
+        let Some(table) = parent.iter().try_fold(spelled, |v, k| v.get(k)) else { return false };
+        let is_method = table.get("kind").is_some() || table.get("method").is_some();
+        table.get(last).is_some() || (!is_method && table.is_table())
+    })
 }
 
 /// A single-quoted shell word unless the text needs no quoting.
@@ -187,6 +195,17 @@ mod tests {
         assert!(set("scale=smoke").unwrap_err().contains("choose it with `--scale smoke|full`"));
         assert!(set("stage1..lr=1").unwrap_err().contains("is not a setting path"));
         assert!(set("stage1.lr=[1,").unwrap_err().contains("is not a value"));
+    }
+
+    #[test]
+    fn an_unset_optional_setting_of_a_plain_table_is_settable() {
+        let cells =
+            vec![toml::from_str::<Value>("[cpu]\n[stage1]\nepochs = 2\n[stage1.loss]\nkind = \"ce\"\n").unwrap()];
+        let has = |p: &str| some_cell_has(&cells, &p.split('.').map(String::from).collect::<Vec<_>>());
+        assert!(has("cpu.isa"), "cpu.isa is unset (None), so not spelled out, but settable");
+        assert!(has("stage1.epochs"));
+        assert!(!has("stage1.loss.noise_mul"), "CE has no noise_mul");
+        assert!(!has("stage2.epochs"), "no cell has a stage 2");
     }
 
     #[test]

@@ -302,7 +302,8 @@ pub fn execute(
     }
     while !scheduler.is_done() || !workers.is_empty() {
         if training::winding_down() {
-            // The deadline has come: start nothing more; the workers running wind down themselves.
+            // The deadline (or SIGUSR1) has come: start nothing more; the workers running wind
+            // down themselves.
             summary.deadline_reached = true;
             for job in scheduler.drain() {
                 let outcome =
@@ -539,6 +540,8 @@ fn run_one(
             d
         }
     };
+    let spec_toml = toml::to_string(&job.spec).context("serialising the resolved spec")?;
+    cache.begin(&job.key, &spec_toml, &job.key_material())?;
     let ctx = RunEnv { device, dir: cache.partial_dir(&job.key), stop, observer };
     // `model.pretrained` is a path under the data root (the key holds it as written).
     let mut spec = job.spec.clone();
@@ -552,10 +555,26 @@ fn run_one(
     result.provenance.device = device_label(device);
     result.provenance.device_name = device_name(device);
     result.provenance.cuda = tch::Cuda::is_available().then(|| "available".to_string());
-    let spec_toml = toml::to_string(&job.spec).context("serialising the resolved spec")?;
     let _ = std::fs::remove_file(cache.partial_dir(&job.key).join(worker::JOB_FILE));
     cache.commit(&job.key, &result, &spec_toml, &job.key_material())?;
     Ok(result)
+}
+
+/// SIGUSR1 winds this process down like a deadline that has come ([`training::wind_down`]): the
+/// run in progress stops after its current epoch, checkpointed, and nothing new starts. It is
+/// what a preemptible scheduler sends before it takes the machine (Slurm's `--signal=USR1@300`)
+/// and what `scripts/campaign.sh save` sends; a worker gets it with its process group. `main`
+/// installs it before anything else.
+pub fn install_wind_down_signal() {
+    extern "C" fn on_usr1(_: libc::c_int) {
+        // An atomic store: safe in a signal handler.
+        training::wind_down();
+    }
+    // SAFETY: the handler only stores to an atomic; `signal` is called before any other thread
+    // could race on the disposition.
+    unsafe {
+        libc::signal(libc::SIGUSR1, on_usr1 as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    }
 }
 
 /// Install a Ctrl-C handler that asks running training to stop after the current step.

@@ -9,8 +9,7 @@ use crate::cache::{key, Cache};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// The job file in a run's partial directory (removed when the run is committed).
-pub const JOB_FILE: &str = "worker.json";
+pub use crate::cache::files::JOB_FILE;
 
 /// Write `node` as the job file of its partial directory; returns the file's path.
 pub fn write_job(cache: &Cache, node: &RunNode) -> Result<PathBuf> {

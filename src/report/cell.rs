@@ -1,6 +1,6 @@
 //! One cell of a report: its stored runs summarised over seeds ([`summarize`]: n, mean, sample
 //! std, 95 % interval, verdict) and written in each format's notation (module docs of `report`).
-use super::{CellInput, Verdict};
+use super::{CellInput, InProgress, Verdict};
 use crate::metrics::RunResult;
 use crate::stats::{mean, Estimate};
 use std::fmt::Write as _;
@@ -32,6 +32,8 @@ pub struct CellSummary {
     pub verdict: Option<Verdict>,
     pub quoted: bool,
     pub smoke: bool,
+    /// Its runs in progress.
+    pub training: Vec<InProgress>,
 }
 
 pub fn summarize(cell: &CellInput) -> CellSummary {
@@ -61,6 +63,7 @@ pub fn summarize(cell: &CellInput) -> CellSummary {
         verdict: Verdict::judge(estimate.as_ref(), cell.published, cell.tolerance, cell.smoke, cell.quoted),
         quoted: cell.quoted,
         smoke: cell.smoke,
+        training: cell.training.clone(),
     }
 }
 
@@ -79,7 +82,11 @@ impl CellSummary {
             return if style == Style::Latex { r"\textit{quoted}".into() } else { "quoted".into() };
         }
         let Some(m) = self.mean else {
-            return if self.smoke { "not run (smoke)".into() } else { "not run".into() };
+            return match (self.training_text(style), self.smoke) {
+                (Some(t), _) => t,
+                (None, true) => "not run (smoke)".into(),
+                (None, false) => "not run".into(),
+            };
         };
         // `mean ± half-width (n=3) ✓`: the interval of the mean, how many seeds it rests on
         // (`n=1 of 3` while seeds are missing), and the verdict's mark.
@@ -104,7 +111,23 @@ impl CellSummary {
         if self.smoke {
             s.push_str(" (smoke)");
         }
+        if let Some(t) = self.training_text(style) {
+            write!(s, "; {t}").unwrap();
+        }
         s
+    }
+
+    /// `training (seed 124: stage 1, epoch 57 of 200)`: the runs in progress (plain style only).
+    fn training_text(&self, style: Style) -> Option<String> {
+        if self.training.is_empty() || style == Style::Latex {
+            return None;
+        }
+        let each: Vec<String> = self
+            .training
+            .iter()
+            .map(|p| format!("seed {}: stage {}, epoch {} of {}", p.seed, p.stage, p.epochs_done, p.epochs))
+            .collect();
+        Some(format!("training ({})", each.join("; ")))
     }
 
     /// The verdict as `runs.csv` names it; `not run` without a stored run.

@@ -1,7 +1,7 @@
 //! From a manifest of the run graph and the cache to the report's inputs: each cell's planned
 //! runs looked up by key, the stored results collected into [`CellInput`]s. Nothing is trained.
-use super::{CellInput, RunInput};
-use crate::cache::Cache;
+use super::{CellInput, InProgress, RunInput};
+use crate::cache::{Cache, RunState};
 use crate::config::Scale;
 use crate::data::DataIdentity;
 use crate::manifest::{self, Manifest, PlannedRun, TableCell};
@@ -46,10 +46,13 @@ pub fn gather(em: ExpandedManifest, scale: Scale, data_root: &Path, cache: &Cach
         let row = m.rows.iter().find(|r| r.id == cell.row).expect("expanded cells name manifest rows");
         let column = m.columns.iter().find(|c| c.id == cell.column).expect("expanded cells name manifest columns");
         let mut runs = Vec::new();
+        let mut training = Vec::new();
         for run in &cell.runs {
             let Some(key) = run.key() else { continue };
             if let Some(result) = stored(cache, key)? {
                 runs.push(RunInput { seed: run.seed, key: key.to_string(), result });
+            } else if let Some(p) = in_progress(cache, run) {
+                training.push(p);
             }
         }
         inputs.push(CellInput {
@@ -65,9 +68,23 @@ pub fn gather(em: ExpandedManifest, scale: Scale, data_root: &Path, cache: &Cach
             runs,
             expected_seeds: cell.runs.len(),
             tolerance: m.tolerance,
+            training,
         });
     }
     Ok(GatheredManifest { path, manifest: m, scale, cells, inputs, warnings })
+}
+
+/// How far a run without a result has come: its stage-2 run's partial epoch, else its stage-1
+/// run's (a stage-2 run waiting for a finished stage 1 has not started: `None`). A checkpoint
+/// that cannot be read counts as epoch 0 here; `run` names it when it resumes.
+fn in_progress(cache: &Cache, run: &PlannedRun) -> Option<InProgress> {
+    let keys = run.keys.as_ref()?;
+    let partial = |key: &str| (cache.state(key) == RunState::Partial).then(|| cache.partial_epochs(key).unwrap_or(0));
+    let (stage, epochs_done, epochs) = match (&keys.stage2, &run.spec.stage2) {
+        (Some(k2), Some(s2)) if partial(k2).is_some() => (2, partial(k2)?, s2.epochs),
+        _ => (1, partial(&keys.stage1)?, run.spec.stage1.epochs),
+    };
+    Some(InProgress { seed: run.seed, stage, epochs_done, epochs })
 }
 
 /// The stored result of a run, with the file named when it cannot be read.

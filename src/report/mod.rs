@@ -65,6 +65,18 @@ pub struct CellInput {
     pub expected_seeds: usize,
     /// The manifest's `tolerance`: points within which the published value counts as reproduced.
     pub tolerance: f64,
+    /// The cell's runs in progress (partial in the cache), by seed.
+    pub training: Vec<InProgress>,
+}
+
+/// A run in progress: how far its partial run has come (its checkpoint's epoch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InProgress {
+    pub seed: u64,
+    /// The stage training now (1, or 2 once stage 1 has finished).
+    pub stage: u8,
+    pub epochs_done: usize,
+    pub epochs: usize,
 }
 
 #[derive(Clone, Debug)]
