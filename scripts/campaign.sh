@@ -103,7 +103,7 @@ save() {
 status() {
     if pid=$(running_pid); then echo "campaign: running (pid $pid)"; else echo "campaign: not running"; fi
     tail -n 5 "$STATE/campaign.log" 2>/dev/null | tr '\r' '\n' | tail -n 5 || true
-    [ -x "$BIN" ] && gcl plan "${TABLES[@]}" --seeds 3 "${PIN[@]}" | tail -n 3 || true
+    [ -x "$BIN" ] && gcl plan "${TABLES[@]}" --seeds 3 "${PIN[@]}" 2>/dev/null | grep -E '^(└ )?[0-9a-f]{12} .* (cached|partial) |runs \(' || true
 }
 
 case "${1:-}" in

@@ -85,6 +85,13 @@ fn a_partial_run_exported_and_imported_elsewhere_finishes_byte_identical() {
         assert!(partial.join(f).is_file(), "a partial run carries {f}");
     }
 
+    // The report shows the run in progress, at its checkpoint's epoch.
+    let report = dir.path().join("report");
+    ok(gcl(&here).arg("report").arg(&m).arg("--out").arg(&report).output().unwrap());
+    let md = std::fs::read_to_string(report.join("REPORT.md")).unwrap();
+    let row = md.lines().find(|l| l.starts_with("| GCL |")).unwrap_or_else(|| panic!("no GCL row in:\n{md}"));
+    assert!(row.contains(&format!("training (seed 3: stage 1, epoch {done} of {EPOCHS})")), "{row}");
+
     // Export, import into an empty cache elsewhere, finish there.
     let archive = dir.path().join("partial.tar.gz");
     let said = ok(gcl(&here).args(["cache", "export", "--partial", "--out"]).arg(&archive).arg(&m).output().unwrap());

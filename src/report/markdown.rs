@@ -31,8 +31,9 @@ pub struct ReportSection {
 }
 
 impl ReportSection {
+    /// Whether the section shows a table: some cell has a stored run or one in progress.
     fn has_runs(&self) -> bool {
-        self.cells.iter().any(|c| !c.runs.is_empty())
+        self.cells.iter().any(|c| !c.runs.is_empty() || !c.training.is_empty())
     }
 }
 
@@ -58,6 +59,10 @@ pub fn report_markdown(sections: &[ReportSection]) -> String {
     out.push_str("- `quoted`: the paper copies this row from another paper; only its value is shown.\n");
     out.push_str("- `not run`: no stored result yet; `(n=k of m)`: only k of m seeds have results.\n");
     out.push_str(
+        "- `training (seed s: stage k, epoch e of E)`: a run in progress, at the epoch of its last \
+         checkpoint (it resumes from there).\n",
+    );
+    out.push_str(
         "- `(smoke)`: smoke-scale runs with tiny budgets, for checking the pipeline only; they have \
          no Δ because they are not comparable with the paper's full-scale numbers.\n",
     );
@@ -65,7 +70,8 @@ pub fn report_markdown(sections: &[ReportSection]) -> String {
     for section in sections.iter().filter(|s| s.has_runs()) {
         section_markdown(&mut out, section);
     }
-    // Manifests without a single stored run: one line each instead of a table of "not run".
+    // Manifests without a single stored or training run: one line each instead of a table of
+    // "not run".
     let waiting: Vec<&ReportSection> = sections.iter().filter(|s| !s.has_runs()).collect();
     if !waiting.is_empty() {
         out.push_str("## Not run yet\n\n");
