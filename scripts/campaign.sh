@@ -79,6 +79,9 @@ resume() {
     local end=$(( $(date +%s) + hours * 3600 ))
     setsid nice -n 19 "$0" _loop "$end" >> "$STATE/campaign.log" 2>&1 < /dev/null &
     echo $! > "$STATE/pid"
+    # Its own session is its own scheduler autogroup, where nice 19 counts only against itself:
+    # lower the group too, or it takes a whole core from the foreground (Linux autogroups).
+    echo 19 > "/proc/$!/autogroup" 2>/dev/null || true
     echo "campaign: training in the background (pid $!, nice 19, at most $hours h); log: $STATE/campaign.log"
 }
 

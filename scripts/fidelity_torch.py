@@ -14,6 +14,13 @@ The result JSON holds, per stage, the final-epoch top-1, per-class accuracy and 
 the per-epoch log and the training time; with `save_stage1` in the config, the stage-1 weights
 are written there as a safetensors state_dict; with `save_init`, the initial weights (and with
 `init_only`, nothing is trained).
+
+Other data and networks (for paired checks on sets other than CIFAR-10-LT, e.g. the quick
+start's synthetic set): `data_file`, a file of `gcl-repro data export` (train/test images and
+labels, class counts, normalisation), replaces `data_dir`/`imbalance`; `blocks` is the number of
+basic blocks per stage (5: ResNet-32, 1: gcl-repro's resnet_small); `init_from`, a safetensors
+state_dict (PyTorch names, or a gcl-repro run's `backbone.`/`head.`-prefixed ones), sets the
+initial weights, so both engines can start from the same ones (gcl-repro's own included).
 """
 import argparse, json, math, os, random, sys, time
 
@@ -116,16 +123,17 @@ class BasicBlock(nn.Module):
 
 class ResNet32(nn.Module):
     """[resnet] ResNet_s(BasicBlock, [5,5,5]): stem conv3x3(16)+BN+ReLU, stages 16/32/64 with
-    strides 1/2/2, global average pool -> 64-d feature, then the head."""
+    strides 1/2/2, global average pool -> 64-d feature, then the head. `blocks` per stage: 5 is
+    ResNet-32, 1 gcl-repro's resnet_small (the same layers, shorter)."""
 
-    def __init__(self, head):
+    def __init__(self, head, blocks=5):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)  # PyTorch default: weight 1, bias 0
         layers, cin = [], 16
         for cout, stride in ((16, 1), (32, 2), (64, 2)):
             blocks = []
-            for s in [stride] + [1] * 4:
+            for s in [stride] + [1] * (blocks - 1):
                 blocks.append(BasicBlock(cin, cout, s))
                 cin = cout
             layers.append(nn.Sequential(*blocks))
@@ -169,7 +177,7 @@ class GCLLoss:
         return ((1 - torch.exp(-ce).detach()) ** self.g * ce).mean()
 
 
-def cben_weights(targets, C=NUM_CLASSES):
+def cben_weights(targets, C):
     """[sampler] CBEffectNumSampler, same numpy expressions (so delta/beta are float32 as in the
     released code): beta_a = 0.9999, beta_b = 1e-5, per-class (1-beta)/(1-beta**n), per-sample
     DoubleTensor weight. Released precedence `(d - d.min())/d.max() - d.min()` kept (d.min() is 0)."""
@@ -255,6 +263,42 @@ def train_counts_of(train_y):
     return torch.bincount(train_y, minlength=NUM_CLASSES).tolist()
 
 
+def cifar10_lt(cfg):
+    """The five train batches concatenated in order, then the LT subset (notes §4); the test batch."""
+    parts = [read_cifar10_bin(os.path.join(cfg["data_dir"], f"data_batch_{i}.bin")) for i in range(1, 6)]
+    all_x = np.concatenate([p[0] for p in parts])
+    all_y = np.concatenate([p[1] for p in parts])
+    keep, lt_counts = long_tailed_indices(all_y, float(cfg["imbalance"]))
+    if float(cfg["imbalance"]) == 100:
+        assert lt_counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], lt_counts
+    if cfg.get("limit_train"):
+        keep = keep[:int(cfg["limit_train"])]
+    test_x, test_y = read_cifar10_bin(os.path.join(cfg["data_dir"], "test_batch.bin"))
+    if cfg.get("limit_test"):
+        test_x, test_y = test_x[:int(cfg["limit_test"])], test_y[:int(cfg["limit_test"])]
+    return (torch.from_numpy(all_x[keep]), torch.from_numpy(all_y[keep]),
+            torch.from_numpy(test_x), torch.from_numpy(test_y))
+
+
+def load_state(model, path):
+    """Every tensor of `model.state_dict()` from the safetensors file `path`; gcl-repro's
+    `backbone.`/`head.` prefixes are dropped. A missing or misshapen tensor is an error."""
+    stored = {}
+    for name, a in safetensors_np.load(path).items():
+        for prefix in ("backbone.", "head."):
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+        stored[name] = torch.from_numpy(a)
+    state = model.state_dict()
+    for name, t in state.items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        if name not in stored or tuple(stored[name].shape) != tuple(t.shape):
+            raise SystemExit(f"{path}: no tensor `{name}` of shape {tuple(t.shape)}")
+        state[name] = stored[name].to(t.dtype)
+    model.load_state_dict(state)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
@@ -268,29 +312,27 @@ def main():
     torch.set_num_threads(int(cfg["threads"]))
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
 
-    # --- data: five train batches concatenated in order, then the LT subset (notes §4)
-    parts = [read_cifar10_bin(os.path.join(cfg["data_dir"], f"data_batch_{i}.bin")) for i in range(1, 6)]
-    all_x = np.concatenate([p[0] for p in parts])
-    all_y = np.concatenate([p[1] for p in parts])
-    keep, lt_counts = long_tailed_indices(all_y, float(cfg["imbalance"]))
-    if float(cfg["imbalance"]) == 100:
-        assert lt_counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], lt_counts
-    if cfg.get("limit_train"):
-        keep = keep[:int(cfg["limit_train"])]
-    train_x, train_y = torch.from_numpy(all_x[keep]), torch.from_numpy(all_y[keep])
-    counts = np.bincount(all_y[keep], minlength=NUM_CLASSES).tolist()
+    global MEAN, STD, NUM_CLASSES
+    if cfg.get("data_file"):  # exactly gcl-repro's data (`gcl-repro data export`)
+        d = safetensors_np.load(cfg["data_file"])
+        train_x, train_y = torch.from_numpy(d["train_images"]), torch.from_numpy(d["train_labels"])
+        test_x, test_y = torch.from_numpy(d["test_images"]), torch.from_numpy(d["test_labels"])
+        MEAN, STD, NUM_CLASSES = tuple(d["mean"].tolist()), tuple(d["std"].tolist()), len(d["counts"])
+    else:
+        train_x, train_y, test_x, test_y = cifar10_lt(cfg)
+    counts = np.bincount(train_y.numpy(), minlength=NUM_CLASSES).tolist()
     assert min(counts) > 0, f"a class has no training image ({counts}); raise limit_train"
-    test_x, test_y = read_cifar10_bin(os.path.join(cfg["data_dir"], "test_batch.bin"))
-    if cfg.get("limit_test"):
-        test_x, test_y = test_x[:int(cfg["limit_test"])], test_y[:int(cfg["limit_test"])]
-    test_x, test_y = torch.from_numpy(test_x), torch.from_numpy(test_y)
     N = train_x.shape[0]
 
     # --- stage 1 ([backbone]): GCL -> NormedLinear head (use_norm), CE -> nn.Linear head
     head = NormedLinear(64, NUM_CLASSES) if method == "gcl" else nn.Linear(64, NUM_CLASSES)
-    model = ResNet32(head).to(device)
+    blocks = int(cfg.get("blocks", 5))
+    model = ResNet32(head, blocks).to(device)
     n_backbone = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("linear."))
-    assert n_backbone + 64 * NUM_CLASSES + NUM_CLASSES == 464154, n_backbone  # with a linear head
+    if blocks == 5 and NUM_CLASSES == 10:
+        assert n_backbone + 64 * NUM_CLASSES + NUM_CLASSES == 464154, n_backbone  # with a linear head
+    if cfg.get("init_from"):  # e.g. a gcl-repro run's initial weights: both engines start alike
+        load_state(model, cfg["init_from"])
     # The initial weights (gcl-repro's paired stage 1 starts from them). Built from the same seed
     # by the same calls as the full run, so `init_only` gives exactly the full run's init.
     if cfg.get("save_init"):
@@ -325,8 +367,8 @@ def main():
     if cfg.get("save_stage1"):
         safetensors_np.save(model.state_dict(), cfg["save_stage1"], metadata={"seed": seed, "method": method})
 
-    # --- stage 2 ([classifier], cRT) from the stage-1 final-epoch weights
-    if method == "gcl":
+    # --- stage 2 ([classifier], cRT) from the stage-1 final-epoch weights (none without `stage2`)
+    if method == "gcl" and cfg.get("stage2"):
         s2 = cfg["stage2"]
         backbone = model
         for p in backbone.parameters():
@@ -338,7 +380,7 @@ def main():
         crit2 = GCLLoss(counts, s=20.0, m=0.1, noise_mul=0.5, focal_gamma=1.0, device=device)
         opt2 = torch.optim.SGD(cls.parameters(), lr=s2["lr"], momentum=s2["momentum"],
                                weight_decay=s2["weight_decay"])
-        E2, w = int(s2["epochs"]), cben_weights(all_y[keep])
+        E2, w = int(s2["epochs"]), cben_weights(train_y.numpy(), NUM_CLASSES)
 
         def lr2(e):  # [classifier] adjust_learning_rate: cosine from the peak, epoch 0-based there
             return 0.5 * s2["lr"] * (1 + math.cos(math.pi * (e - 1) / E2))

@@ -14,7 +14,9 @@
 #   06-export       cache export of the runs that finished -> OUTDIR/runs.tar.gz (no weights
 #                   unless GPU_CHECK_EXPORT_WEIGHTS=1; nothing to export is no failure)
 #   07-report       report of tables 3-5 -> OUTDIR/report
-# Each step runs under `timeout` (SIGINT, so a run stops cleanly, then SIGKILL), its stdout and
+# On the GPU host each step runs under `timeout` (SIGINT, so a run stops cleanly, then SIGKILL)
+# at its time box; in the dry run a step past its box is reported (`(over)` in the summary),
+# never failed, since a busy CPU is no fault of the code, and only a hang is stopped. Its stdout and
 # stderr go to OUTDIR/NN-step.log, and a line (step, exit status, seconds, time box) is appended
 # to OUTDIR/summary.txt as soon as it ends. A failed step does not stop the next; the exit status
 # is 1 if any step failed. Last, OUTDIR/gpu-check.tar.gz bundles the summary, the logs and the
@@ -129,6 +131,7 @@ export bin device data_root project scale out dry jobs seeds
 
 n=0
 failed=()
+overran=()   # dry run: steps past their time box (reported, not failed)
 {
     echo "gpu-check, $mode, $(date -u +%Y-%m-%dT%H:%M:%SZ), budget ${budget} s"
     echo "binary $bin, data root $data_root, cache $out/cache"
@@ -146,12 +149,22 @@ step() {
     t0=$(now)
     echo "[$(secs "$start" "$t0") s] $name (time box $box s): $*"
     { printf '$'; printf ' %q' "$@"; printf '\n'; } >"$log"
-    timeout -s INT -k 15 "$box" "$@" >>"$log" 2>&1
+    # Time boxes belong to the GPU host. In the dry run a busy CPU may take longer: the box is
+    # reported, never a failure, and only a hang (six times the box, at least 15 min) is stopped.
+    local kill_at=$box
+    [ "$dry" = 1 ] && kill_at=$((box * 6 > 900 ? box * 6 : 900))
+    timeout -s INT -k 15 "$kill_at" "$@" >>"$log" 2>&1
     rc=$?
     dt=$(secs "$t0" "$(now)")
-    [ $rc = 124 ] && echo "gpu-check: $name ran past its time box of $box s" >>"$log"
-    printf '%-16s %6d %9s %9s\n' "$name" "$rc" "$dt" "$box" >>"$out/summary.txt"
-    echo "    exit $rc after $dt s (log: $log)"
+    [ $rc = 124 ] && echo "gpu-check: $name ran past its time limit of $kill_at s and was stopped" >>"$log"
+    local over=
+    if [ "$dry" = 1 ] && awk -v d="$dt" -v b="$box" 'BEGIN { exit !(d > b) }'; then
+        over=" (over)"
+        overran+=("$name")
+        echo "gpu-check: $name took $dt s, past its GPU-host time box of $box s (dry run: reported, not failed)" >>"$log"
+    fi
+    printf '%-16s %6d %9s %9s%s\n' "$name" "$rc" "$dt" "$box" "$over" >>"$out/summary.txt"
+    echo "    exit $rc after $dt s$over (log: $log)"
     [ $rc = 0 ] || failed+=("$name")
 }
 
@@ -253,6 +266,7 @@ if [ ${#failed[@]} = 0 ]; then
 else
     result="FAILED: ${#failed[@]} of $n steps (${failed[*]}) in $total s"
 fi
+[ ${#overran[@]} = 0 ] || result="$result; past their GPU-host time box on this CPU (reported, not failed): ${overran[*]}"
 echo "$result" >>"$out/summary.txt"
 (cd "$out" && tar czf gpu-check.tar.gz --exclude=cache --exclude=runs.tar.gz --exclude=gpu-check.tar.gz \
     --exclude=dry-data -- summary.txt *.log $(ls -d report reproduce-report bench-eager bench-graph dry-project 2>/dev/null)) ||

@@ -47,3 +47,20 @@ def save(tensors, path, metadata=None):
         f.write(text)
         for raw in chunks:
             f.write(raw)
+
+
+def load(path):
+    """{name: numpy array} of a safetensors file (the format above; `__metadata__` skipped)."""
+    codes = {v: k for k, v in DTYPES.items()}
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        body = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        dtype = codes[info["dtype"]].newbyteorder("<")
+        out[name] = np.frombuffer(body[begin:end], dtype=dtype).reshape(info["shape"]).copy()
+    return out

@@ -455,8 +455,8 @@ pub struct ArchivedRun {
 }
 
 /// The runs of an archive written by [`export`], read in place: nothing is unpacked or imported,
-/// the weights are only hashed as they stream past, and every file read is checked against the
-/// archive's table of contents.
+/// every file but the records is only hashed as it streams past, and every file is checked
+/// against the archive's table of contents.
 pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
     let file = fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
     let what = || format!("{} is not a readable gcl-repro export", archive.display());
@@ -475,23 +475,29 @@ pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
             );
             continue;
         }
-        let Some((key, file)) = name.strip_prefix("runs/").and_then(|rest| rest.split_once('/')) else { continue };
+        // Every file is hashed as it streams past (a damaged one is found wherever it lies).
+        let Some((key, file)) = name.strip_prefix("runs/").and_then(|rest| rest.split_once('/')) else {
+            read.insert(name, sha256_reader(&mut entry).with_context(what)?);
+            continue;
+        };
         let run = runs.entry(key.to_string()).or_insert_with(|| ArchivedRun {
             key: key.to_string(),
             records: BTreeMap::new(),
             weights_sha256: None,
         });
-        if file == FINAL_MODEL {
-            let digest = sha256_reader(&mut entry).with_context(what)?;
-            run.weights_sha256 = Some(digest.clone());
-            read.insert(name.clone(), digest);
-        } else if RECORDS.contains(&file) {
+        let digest = if RECORDS.contains(&file) {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut entry, &mut text).with_context(what)?;
             let digest = sha256_reader(text.as_bytes())?;
             run.records.insert(file.to_string(), text);
-            read.insert(name, digest);
+            digest
+        } else {
+            sha256_reader(&mut entry).with_context(what)?
+        };
+        if file == FINAL_MODEL {
+            run.weights_sha256 = Some(digest.clone());
         }
+        read.insert(name, digest);
     }
     let toc = toc.with_context(|| {
         format!("{}: no {TOC} in the archive (not written by `gcl-repro cache export`)", archive.display())
@@ -505,11 +511,7 @@ pub fn read_runs(archive: &Path) -> Result<Vec<ArchivedRun>> {
             );
         }
     }
-    let is_read = |name: &str| {
-        name.rsplit_once('/')
-            .is_some_and(|(dir, file)| dir.starts_with("runs/") && (file == FINAL_MODEL || RECORDS.contains(&file)))
-    };
-    if let Some(lost) = toc.files.keys().find(|n| is_read(n.as_str()) && !read.contains_key(*n)) {
+    if let Some(lost) = toc.files.keys().find(|n| !read.contains_key(*n)) {
         bail!("{}: {lost} is listed but missing (truncated archive?)", archive.display());
     }
     Ok(toc.runs.iter().filter_map(|key| runs.remove(key)).collect())

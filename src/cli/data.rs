@@ -33,6 +33,16 @@ pub enum DataCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write the long-tailed split and its test set as a safetensors file that Python reads
+    /// (`train_images`/`test_images` uint8 [N, 3, 32, 32], `train_labels`/`test_labels` int64,
+    /// `counts` int64 [C], `mean`/`std` float64 [3]): how an independent PyTorch script trains
+    /// on exactly our data, the synthetic sets included (`scripts/fidelity_torch.py`'s `data_file`).
+    Export {
+        #[command(flatten)]
+        dataset: DatasetArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Convert iNaturalist 2018's official JSON annotations to a `path label` list file.
     ConvertInat {
         /// The official annotations (train2018.json or val2018.json).
@@ -122,6 +132,29 @@ pub fn run(cmd: DataCommand, data_root: &std::path::Path) -> Result<()> {
         DataCommand::ConvertInat { json, out } => {
             let n = data::listfile::convert_inat_json(&json, &out)?;
             println!("wrote {n} lines to {}", out.display());
+            Ok(())
+        }
+        DataCommand::Export { dataset, out } => {
+            let d = data::load(&dataset.spec(), data_root)?;
+            let labels = |v: &[i64]| tch::Tensor::from_slice(v);
+            let counts: Vec<i64> = d.class_counts.iter().map(|&n| n as i64).collect();
+            let named = [
+                ("train_images", d.train.images.shallow_clone()),
+                ("train_labels", labels(&d.train.labels)),
+                ("test_images", d.test.images.shallow_clone()),
+                ("test_labels", labels(&d.test.labels)),
+                ("counts", tch::Tensor::from_slice(&counts)),
+                ("mean", tch::Tensor::from_slice(&d.mean)),
+                ("std", tch::Tensor::from_slice(&d.std)),
+            ];
+            gcl_repro::atomic::write_with(&out, |tmp| Ok(tch::Tensor::write_safetensors(&named, tmp)?))?;
+            println!(
+                "wrote {} ({} train, {} test images, {} classes)",
+                out.display(),
+                d.train.len(),
+                d.test.len(),
+                d.num_classes
+            );
             Ok(())
         }
         DataCommand::Prepare { dataset, out } => {

@@ -1,0 +1,78 @@
+"""Table of scripts/collapse/run.sh: final top-1 and epoch-1 loss of both engines, per initial
+weights (gcl-repro's seeds 1-3), warm-up and data stream. A run "collapses" when its final top-1
+is below 30 % (chance is 10 % on the 10 classes).
+
+    python scripts/collapse/table.py OUTDIR      (writes OUTDIR/collapse.md and collapse.json)
+"""
+import glob
+import json
+import os
+import sys
+import tomllib
+
+COLLAPSED = 30.0
+
+
+def ours(out):
+    runs = {}
+    for d in glob.glob(os.path.join(out, "cache", "runs", "*")):
+        with open(os.path.join(d, "spec.toml"), "rb") as f:
+            spec = tomllib.load(f)
+        init = spec.get("model", {}).get("init_from")
+        if not init or spec["stage1"]["epochs"] == 0:
+            continue
+        with open(os.path.join(d, "metrics.json")) as f:
+            m = json.load(f)
+        s = int(os.path.basename(init).removeprefix("init-s").removesuffix(".safetensors"))
+        key = (spec["stage1"]["warmup_epochs"], s, spec["seed"])
+        runs[key] = (m["final_eval"]["top1"], m["epochs"][0]["train_loss"])
+    return runs
+
+
+def torch_runs(out):
+    runs = {}
+    for p in glob.glob(os.path.join(out, "torch", "w*-init*-seed*.json")):
+        if p.endswith(".config.json"):
+            continue
+        w, s, t = os.path.basename(p).removesuffix(".json").split("-")
+        with open(p) as f:
+            r = json.load(f)["stage1"]
+        runs[(int(w[1:]), int(s[4:]), int(t[4:]))] = (r["final_top1"], r["per_epoch"][0]["train_loss"])
+    return runs
+
+
+def cell(r):
+    if r is None:
+        return "–"
+    top1, loss = r
+    mark = " **collapsed**" if top1 < COLLAPSED else ""
+    return f"{top1:.1f} ({loss:.2f}){mark}"
+
+
+def main(out):
+    a, b = ours(out), torch_runs(out)
+    keys = sorted(set(a) | set(b))
+    lines = [
+        "| warm-up | initial weights | gcl-repro, streams 1 / 2 / 3 | PyTorch script, streams 1 / 2 / 3 |",
+        "|---|---|---|---|",
+    ]
+    for w, s in sorted({(w, s) for w, s, _ in keys}):
+        left = " / ".join(cell(a.get((w, s, t))) for t in (1, 2, 3))
+        right = " / ".join(cell(b.get((w, s, t))) for t in (1, 2, 3))
+        lines.append(f"| {w} epochs | gcl-repro seed {s} | {left} | {right} |")
+    count = {}
+    for name, runs in (("gcl-repro", a), ("PyTorch", b)):
+        for w in sorted({k[0] for k in runs}):
+            sel = [v for k, v in runs.items() if k[0] == w]
+            count[f"{name} w{w}"] = (sum(v[0] < COLLAPSED for v in sel), len(sel))
+    summary = "; ".join(f"{k}: {c} of {n} collapsed" for k, (c, n) in count.items())
+    text = "\n".join(lines) + f"\n\nFinal top-1 % (epoch-1 training loss); collapsed: final top-1 < {COLLAPSED:.0f} %.\n{summary}\n"
+    with open(os.path.join(out, "collapse.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out, "collapse.json"), "w") as f:
+        json.dump({"ours": {str(k): v for k, v in a.items()}, "torch": {str(k): v for k, v in b.items()}}, f, indent=1)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
