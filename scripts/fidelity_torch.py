@@ -132,11 +132,11 @@ class ResNet32(nn.Module):
         self.bn1 = nn.BatchNorm2d(16)  # PyTorch default: weight 1, bias 0
         layers, cin = [], 16
         for cout, stride in ((16, 1), (32, 2), (64, 2)):
-            blocks = []
+            stage = []
             for s in [stride] + [1] * (blocks - 1):
-                blocks.append(BasicBlock(cin, cout, s))
+                stage.append(BasicBlock(cin, cout, s))
                 cin = cout
-            layers.append(nn.Sequential(*blocks))
+            layers.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3 = layers
         self.linear = head
         # [resnet] _weights_init: kaiming_normal_ on every Linear and Conv2d weight (NormedLinear

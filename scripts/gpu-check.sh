@@ -196,7 +196,7 @@ make_standins() {
         sed -e 's/^dataset = { name = "cifar10", imbalance = 100 }$/dataset = { name = "synthetic", classes = 4, max_per_class = 256, imbalance = 8, test_per_class = 16 }/' \
             -e 's/^model = { arch = "resnet32", head = "normed" }$/model = { arch = "resnet_small", head = "normed" }/' \
             -e 's/^cpu = { isa = "avx2", threads = 2 }/cpu = { isa = "avx2", threads = 1 }/' \
-            -e 's/^stage1 = { epochs = 2, warmup_epochs = 1, milestones = \[1\] }$/stage1 = { epochs = 24, warmup_epochs = 1, milestones = [18], batch_size = 32 }/' \
+            -e 's/^stage1 = { epochs = 2, warmup_epochs = 0, milestones = \[\] } .*$/stage1 = { epochs = 24, warmup_epochs = 5, milestones = [19, 22], batch_size = 32 }/' \
             -e 's/^stage2 = { epochs = 1 }$/stage2 = { epochs = 3, batch_size = 32 }/' \
             "$root/experiments/table$t.toml" >"$project/experiments/table$t.toml" || return
         local f=$project/experiments/table$t.toml

@@ -9,9 +9,10 @@
 # and 3 (a 0-epoch run of each seed stores them), each trained with 3 data streams (gcl-repro's
 # seeds 1-3; the PyTorch script's seeds 1-3), at the quick start's warm-up (2 epochs) and at 5.
 # gcl-repro's init-s row with seed s is the quick start's seed-s run itself (same weights, same
-# stream), so its collapse must come back. The PyTorch side is scripts/fidelity_torch.py (written
+# stream), so its collapse must come back. Then the collapsing case alone (seed 1's weights,
+# warm-up 2) with streams 4-10 on both engines, so the two collapse rates rest on 10 runs each. The PyTorch side is scripts/fidelity_torch.py (written
 # from the released code, PyTorch's BatchNorm and SGD), one thread beside nothing else.
-# Writes OUTDIR/collapse.md (the table) and OUTDIR/collapse.json; about 25 minutes on 2 cores.
+# Writes OUTDIR/collapse.md (the table) and OUTDIR/collapse.json; about 30 minutes on 2 cores.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -53,10 +54,18 @@ done
     for s in "${SEEDS[@]}"; do printf '[rows.init%s]\nmodel = { init_from = "init-s%s.safetensors" }\n' "$s" "$s"; done
 } >"$out/ours.toml"
 gcl run "$out/ours.toml" >"$out/ours.log" 2>&1
+# The collapsing case with 7 more streams.
+sed -e 's/^seeds = \[1, 2, 3\]/seeds = [4, 5, 6, 7, 8, 9, 10]/' -e '/^\[columns.w5\]/,+1d' -e '/^\[rows.init[23]\]/,+1d' \
+    "$out/ours.toml" >"$out/ours-streams.toml"
+gcl run "$out/ours-streams.toml" >"$out/ours-streams.log" 2>&1
 
 # The PyTorch script from the same weights, 3 of its own streams, 2 warm-ups: 18 runs.
 mkdir -p "$out/torch"
-for w in "${WARMUPS[@]}"; do for s in "${SEEDS[@]}"; do for t in "${SEEDS[@]}"; do
+cases=()
+for w in "${WARMUPS[@]}"; do for s in "${SEEDS[@]}"; do for t in "${SEEDS[@]}"; do cases+=("$w $s $t"); done; done; done
+for t in 4 5 6 7 8 9 10; do cases+=("2 1 $t"); done
+for case in "${cases[@]}"; do
+    read -r w s t <<<"$case"
     name="w$w-init$s-seed$t"
     [ -f "$out/torch/$name.json" ] && continue
     cat >"$out/torch/$name.config.json" <<JSON
@@ -67,6 +76,6 @@ for w in "${WARMUPS[@]}"; do for s in "${SEEDS[@]}"; do for t in "${SEEDS[@]}"; 
 JSON
     "$python" "$root/scripts/fidelity_torch.py" --config "$out/torch/$name.config.json" --out "$out/torch/$name.json" \
         2>"$out/torch/$name.log"
-done; done; done
+done
 
 "$python" "$root/scripts/collapse/table.py" "$out"

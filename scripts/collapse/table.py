@@ -60,6 +60,15 @@ def main(out):
         left = " / ".join(cell(a.get((w, s, t))) for t in (1, 2, 3))
         right = " / ".join(cell(b.get((w, s, t))) for t in (1, 2, 3))
         lines.append(f"| {w} epochs | gcl-repro seed {s} | {left} | {right} |")
+    streams = sorted({k[2] for k in keys if k[:2] == (2, 1)})
+    if len(streams) > 3:
+        lines.append("")
+        lines.append(f"Seed 1's initial weights, warm-up 2, streams {streams[0]}-{streams[-1]}:")
+        lines.append("")
+        lines.append("| engine | " + " | ".join(str(t) for t in streams) + " |")
+        lines.append("|---|" + "---|" * len(streams))
+        for name, runs in (("gcl-repro", a), ("PyTorch script", b)):
+            lines.append(f"| {name} | " + " | ".join(cell(runs.get((2, 1, t))) for t in streams) + " |")
     count = {}
     for name, runs in (("gcl-repro", a), ("PyTorch", b)):
         for w in sorted({k[0] for k in runs}):

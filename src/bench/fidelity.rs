@@ -1,8 +1,9 @@
 //! `gcl-repro bench fidelity`: our engine against an independent PyTorch run, by training.
 //!
 //! Both engines train the same recipes on the exact CIFAR-10-LT γ = 100 subset, on the same
-//! device, with the released schedule compressed from 200 to `E` epochs (every milestone scaled
-//! by `E / 200` and rounded), `K` seeds each, one after the other:
+//! device, with the released schedule compressed from 200 to `E` epochs by the one rule
+//! (`training::schedule::compress`: the warm-up whole where a quarter of the run holds it, the
+//! decays at 80 % and 90 % of the run), `K` seeds each, one after the other:
 //! - GCL stage 1 (cosine head, s = 30, c = 0.5, mixup), then
 //! - GCL + CBEN cRT (the released stage 2 on that stage 1's final weights), and
 //! - CE (linear head, no mixup).
@@ -43,11 +44,12 @@ pub struct FidelityOptions {
 /// shape (one epoch would run at constant peak lr).
 pub const MIN_STAGE2_EPOCHS: usize = 3;
 
-/// The released 200-epoch milestones scaled to `epochs`: (warm-up epochs, step milestones,
-/// stage-2 epochs).
+/// The released schedule shrunk to `epochs` by the one rule (`training::schedule::compress`):
+/// (warm-up epochs, step milestones, stage-2 epochs: the released 30 scaled by `epochs / 200`).
 pub fn compressed_schedule(epochs: usize) -> (usize, Vec<usize>, usize) {
-    let scale = |e: f64| (e * epochs as f64 / 200.0).round() as usize;
-    (scale(5.0), vec![scale(160.0), scale(180.0)], scale(30.0).max(MIN_STAGE2_EPOCHS))
+    let c = training::schedule::compress(epochs);
+    let stage2 = (30.0 * epochs as f64 / 200.0).round() as usize;
+    (c.warmup_epochs, c.milestones, stage2.max(MIN_STAGE2_EPOCHS))
 }
 
 /// The two run specs (GCL with its stage 2, CE) of one seed, at the compressed schedule.
@@ -441,8 +443,8 @@ mod tests {
     #[test]
     fn schedule_scales_every_milestone() {
         assert_eq!(compressed_schedule(200), (5, vec![160, 180], 30));
-        assert_eq!(compressed_schedule(6), (0, vec![5, 5], 3), "stage 2 keeps at least 3 epochs");
-        assert_eq!(compressed_schedule(20), (1, vec![16, 18], 3));
-        assert_eq!(compressed_schedule(40), (1, vec![32, 36], 6));
+        assert_eq!(compressed_schedule(6), (1, vec![5, 5], 3), "stage 2 keeps at least 3 epochs");
+        assert_eq!(compressed_schedule(20), (5, vec![16, 18], 3));
+        assert_eq!(compressed_schedule(40), (5, vec![32, 36], 6));
     }
 }

@@ -25,10 +25,60 @@ pub fn lr_at(o: &OptimSpec, epoch: usize) -> f64 {
     }
 }
 
+/// The released CIFAR stage-1 schedule (gcl-notes.md §3): 200 epochs, a linear warm-up over the
+/// first 5 (`lr * epoch / 5`), x0.1 after epochs 160 and 180.
+pub const RELEASED_EPOCHS: usize = 200;
+pub const RELEASED_WARMUP_EPOCHS: usize = 5;
+pub const RELEASED_MILESTONES: [usize; 2] = [160, 180];
+
+/// A shorter run's stage-1 schedule: the one rule for every place that shrinks the released one
+/// (the quick start, smoke scale, `bench fidelity`; `tests/schedule_rule.rs` holds the manifests
+/// to it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compressed {
+    pub warmup_epochs: usize,
+    pub milestones: Vec<usize>,
+}
+
+/// The released schedule shrunk to `epochs`. The warm-up is about the start, not the length: at
+/// initialisation the features of different images are nearly parallel, so the cosine head gives
+/// every image about the same class, and the released recipe climbs out of that over five passes
+/// whose rate rises from lr/5. So the warm-up is kept whole (5 epochs, first rate lr/5) wherever
+/// it fits in a quarter of the run, and takes a quarter (rounded down) of a shorter one; a
+/// compression that scaled it with the length (5 * epochs / 200) would drop it below 40 epochs,
+/// and the quick start's collapses followed exactly that (`scripts/collapse/`). The decays keep
+/// their place in the run: after 80 % and 90 % of it, rounded; one at or past the last epoch
+/// never takes effect and is left out.
+pub fn compress(epochs: usize) -> Compressed {
+    let warmup_epochs = RELEASED_WARMUP_EPOCHS.min(epochs / 4);
+    let milestones = RELEASED_MILESTONES
+        .iter()
+        .map(|&m| (m as f64 * epochs as f64 / RELEASED_EPOCHS as f64).round() as usize)
+        .filter(|&m| m < epochs)
+        .collect();
+    Compressed { warmup_epochs, milestones }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Stage1Spec, Stage2Spec};
+
+    #[test]
+    fn compression_keeps_the_warmup_whole_where_a_quarter_of_the_run_holds_it() {
+        let c = |w: usize, m: &[usize]| Compressed { warmup_epochs: w, milestones: m.to_vec() };
+        assert_eq!(compress(200), c(5, &[160, 180]), "the released schedule itself");
+        assert_eq!(compress(30), c(5, &[24, 27]), "the quick start");
+        assert_eq!(compress(20), c(5, &[16, 18]), "the shortest run with the whole warm-up");
+        assert_eq!(compress(19), c(4, &[15, 17]));
+        assert_eq!(compress(8), c(2, &[6, 7]));
+        assert_eq!(compress(3), c(0, &[2]), "bench fidelity --epochs 3: no room, 2.7 rounds to the last epoch");
+        assert_eq!(compress(2), c(0, &[]), "smoke scale");
+        assert_eq!(compress(1), c(0, &[]));
+        // The first epoch's rate is the released lr/5 wherever the warm-up is whole.
+        let o = OptimSpec { epochs: 30, warmup_epochs: compress(30).warmup_epochs, ..Stage1Spec::default().optim() };
+        assert!((lr_at(&o, 1) - 0.02).abs() < 1e-12);
+    }
 
     #[test]
     fn released_cifar_stage1_schedule() {
