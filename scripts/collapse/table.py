@@ -6,7 +6,9 @@ is below 30 % (chance is 10 % on the 10 classes).
 """
 import glob
 import json
+import math
 import os
+import statistics
 import sys
 import tomllib
 
@@ -39,6 +41,22 @@ def torch_runs(out):
             r = json.load(f)["stage1"]
         runs[(int(w[1:]), int(s[4:]), int(t[4:]))] = (r["final_top1"], r["per_epoch"][0]["train_loss"])
     return runs
+
+
+def welch(a, b):
+    """Welch's two-sided t-test: (t, df, p); p by integrating Student's density."""
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.mean(a) - statistics.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    lo, hi, n = abs(t), abs(t) + 200.0, 200000
+    h = (hi - lo) / n
+    tail = sum(c * (1 + (lo + (i + 0.5) * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(n)) * h
+    return t, df, 2 * tail
+
+
+def spread(name, values):
+    return f"{name}: {statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n = {len(values)}, lowest {min(values):.1f})"
 
 
 def cell(r):
@@ -75,7 +93,21 @@ def main(out):
             sel = [v for k, v in runs.items() if k[0] == w]
             count[f"{name} w{w}"] = (sum(v[0] < COLLAPSED for v in sel), len(sel))
     summary = "; ".join(f"{k}: {c} of {n} collapsed" for k, (c, n) in count.items())
-    text = "\n".join(lines) + f"\n\nFinal top-1 % (epoch-1 training loss); collapsed: final top-1 < {COLLAPSED:.0f} %.\n{summary}\n"
+    stats = []
+    for w in sorted({k[0] for k in keys}):
+        ours_w = [v[0] for k, v in a.items() if k[0] == w]
+        torch_w = [v[0] for k, v in b.items() if k[0] == w]
+        if len(ours_w) > 1 and len(torch_w) > 1:
+            t, df, p = welch(ours_w, torch_w)
+            stats.append(f"- warm-up {w}, final top-1 mean ± sample std: {spread('gcl-repro', ours_w)}; "
+                         f"{spread('PyTorch', torch_w)}; Welch t = {t:.2f}, df = {df:.1f}, p = {p:.3f}")
+    ours_1 = [v[0] for k, v in a.items() if k[:2] == (2, 1)]
+    torch_1 = [v[0] for k, v in b.items() if k[:2] == (2, 1)]
+    if len(ours_1) > 3 and len(torch_1) > 3:
+        t, df, p = welch(ours_1, torch_1)
+        stats.append(f"- seed 1's weights, warm-up 2: {spread('gcl-repro', ours_1)}; {spread('PyTorch', torch_1)}; "
+                     f"Welch t = {t:.2f}, df = {df:.1f}, p = {p:.3f}")
+    text = "\n".join(lines) + f"\n\nFinal top-1 % (epoch-1 training loss); collapsed: final top-1 < {COLLAPSED:.0f} %.\n{summary}\n\n" + "\n".join(stats) + "\n"
     with open(os.path.join(out, "collapse.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "collapse.json"), "w") as f:
