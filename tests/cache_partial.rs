@@ -102,7 +102,7 @@ fn a_partial_run_exported_and_imported_elsewhere_finishes_byte_identical() {
     let said = ok(gcl(&there).args(["cache", "import"]).arg(&archive).output().unwrap());
     assert!(said.contains(&format!("partial runs: 1 placed ({} at epoch {done})", &key[..12])), "{said}");
     let plan = ok(gcl(&there).arg("plan").arg(&m).output().unwrap());
-    assert!(plan.contains("1 partial"), "{plan}");
+    assert!(plan.contains("1 partial") && plan.contains(&format!(" {done}/{EPOCHS} ")), "{plan}");
     let said = ok(gcl(&there).arg("run").arg(&m).output().unwrap());
     assert!(said.contains("resuming") && said.contains("runs: 1 trained, 0 cached"), "{said}");
     let finished = there.join("runs").join(&key);

@@ -69,24 +69,31 @@ def cell(r):
 
 def main(out):
     a, b = ours(out), torch_runs(out)
+    try:
+        with open(os.path.join(out, "case.json")) as f:
+            case = json.load(f)
+    except FileNotFoundError:
+        case = {"row": "gcl", "extra": [2, 1]}
+    ew, es = case["extra"]
     keys = sorted(set(a) | set(b))
+    title = f"Row `{case['row']}` of the quick start, both engines from gcl-repro's initial weights.\n\n"
     lines = [
-        "| warm-up | initial weights | gcl-repro, streams 1 / 2 / 3 | PyTorch script, streams 1 / 2 / 3 |",
+        title + "| warm-up | initial weights | gcl-repro, streams 1 / 2 / 3 | PyTorch script, streams 1 / 2 / 3 |",
         "|---|---|---|---|",
     ]
     for w, s in sorted({(w, s) for w, s, _ in keys}):
         left = " / ".join(cell(a.get((w, s, t))) for t in (1, 2, 3))
         right = " / ".join(cell(b.get((w, s, t))) for t in (1, 2, 3))
         lines.append(f"| {w} epochs | gcl-repro seed {s} | {left} | {right} |")
-    streams = sorted({k[2] for k in keys if k[:2] == (2, 1)})
+    streams = sorted({k[2] for k in keys if k[:2] == (ew, es)})
     if len(streams) > 3:
         lines.append("")
-        lines.append(f"Seed 1's initial weights, warm-up 2, streams {streams[0]}-{streams[-1]}:")
+        lines.append(f"Seed {es}'s initial weights, warm-up {ew}, streams {streams[0]}-{streams[-1]}:")
         lines.append("")
         lines.append("| engine | " + " | ".join(str(t) for t in streams) + " |")
         lines.append("|---|" + "---|" * len(streams))
         for name, runs in (("gcl-repro", a), ("PyTorch script", b)):
-            lines.append(f"| {name} | " + " | ".join(cell(runs.get((2, 1, t))) for t in streams) + " |")
+            lines.append(f"| {name} | " + " | ".join(cell(runs.get((ew, es, t))) for t in streams) + " |")
     count = {}
     for name, runs in (("gcl-repro", a), ("PyTorch", b)):
         for w in sorted({k[0] for k in runs}):
@@ -101,11 +108,11 @@ def main(out):
             t, df, p = welch(ours_w, torch_w)
             stats.append(f"- warm-up {w}, final top-1 mean ± sample std: {spread('gcl-repro', ours_w)}; "
                          f"{spread('PyTorch', torch_w)}; Welch t = {t:.2f}, df = {df:.1f}, p = {p:.3f}")
-    ours_1 = [v[0] for k, v in a.items() if k[:2] == (2, 1)]
-    torch_1 = [v[0] for k, v in b.items() if k[:2] == (2, 1)]
+    ours_1 = [v[0] for k, v in a.items() if k[:2] == (ew, es)]
+    torch_1 = [v[0] for k, v in b.items() if k[:2] == (ew, es)]
     if len(ours_1) > 3 and len(torch_1) > 3:
         t, df, p = welch(ours_1, torch_1)
-        stats.append(f"- seed 1's weights, warm-up 2: {spread('gcl-repro', ours_1)}; {spread('PyTorch', torch_1)}; "
+        stats.append(f"- seed {es}'s weights, warm-up {ew}: {spread('gcl-repro', ours_1)}; {spread('PyTorch', torch_1)}; "
                      f"Welch t = {t:.2f}, df = {df:.1f}, p = {p:.3f}")
     text = "\n".join(lines) + f"\n\nFinal top-1 % (epoch-1 training loss); collapsed: final top-1 < {COLLAPSED:.0f} %.\n{summary}\n\n" + "\n".join(stats) + "\n"
     with open(os.path.join(out, "collapse.md"), "w") as f:

@@ -39,6 +39,8 @@ pub struct Plan {
     pub graph: RunGraph,
     /// The cache state of each node of `graph.nodes` (same order).
     pub states: Vec<RunState>,
+    /// The epochs a partial node's checkpoint holds (same order; `None` unless partial).
+    pub epochs_done: Vec<Option<usize>>,
 }
 
 /// Builds the run graph of the manifests and looks every run up in the cache (read only).
@@ -50,13 +52,20 @@ pub fn build(paths: &[PathBuf], opts: &PlanOptions) -> Result<Plan> {
 impl Plan {
     pub fn of(graph: RunGraph, opts: &PlanOptions) -> Plan {
         let cache = Cache { root: opts.cache_dir.clone() };
-        let states = graph.nodes.iter().map(|n| cache.state(&n.key)).collect();
+        let states: Vec<RunState> = graph.nodes.iter().map(|n| cache.state(&n.key)).collect();
+        let epochs_done = graph
+            .nodes
+            .iter()
+            .zip(&states)
+            .map(|(n, s)| (*s == RunState::Partial).then(|| cache.partial_epochs(&n.key).ok()).flatten())
+            .collect();
         Plan {
             cache_dir: opts.cache_dir.clone(),
             device_name: opts.device_name.clone(),
             throughput: Throughput::measure(&cache),
             graph,
             states,
+            epochs_done,
         }
     }
 
@@ -148,8 +157,13 @@ impl Plan {
             "{:<15} {:<5} {:<7} {:>6} {:>8} {:>9} {:>8}  cells",
             "key", "stage", "state", "epochs", "images", "cost", "est."
         );
-        for (n, state) in self.nodes() {
+        for ((n, state), done) in self.nodes().zip(&self.epochs_done) {
             let key = if n.parent().is_none() { n.short().to_string() } else { format!("└ {}", n.short()) };
+            // A partial run shows how far its checkpoint is: `57/200`.
+            let epochs = match done {
+                Some(d) => format!("{d}/{}", n.epochs()),
+                None => n.epochs().to_string(),
+            };
             let images = train_images(&n.spec.dataset).map(crate::human::count).unwrap_or_else(|| "?".into());
             let cost = n.cost_images().map(crate::human::count).unwrap_or_else(|| "?".into());
             let est = match (state, self.seconds(n)) {
@@ -159,10 +173,9 @@ impl Plan {
             };
             let _ = writeln!(
                 out,
-                "{key:<15} {:<5} {:<7} {:>6} {images:>8} {cost:>9} {est:>8}  {}",
+                "{key:<15} {:<5} {:<7} {epochs:>6} {images:>8} {cost:>9} {est:>8}  {}",
                 n.stage_number(),
                 state.label(),
-                n.epochs(),
                 self.cells(n).join(", ")
             );
         }
