@@ -49,6 +49,9 @@ ce_key() {
 # (deadline or `save`) ends the step and the loop.
 train_loop() {
     local end=$1 ce
+    # `save` signals the whole process group: this shell keeps running (bash's default for
+    # SIGUSR1 is to exit), notes the stop, and ends after the `run` in progress has wound down.
+    trap 'touch "$STATE/stop"' USR1
     local steps=("experiments/table5.toml --seeds 1" "experiments/table5.toml --seeds 2" "experiments/table5.toml --seeds 3")
     ce=$(ce_key)
     [ -n "$ce" ] || { echo "campaign: cannot find the key of table1 ce.cifar10_100 (explain printed none)"; exit 1; }
