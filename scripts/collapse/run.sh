@@ -57,7 +57,7 @@ done
 
 # gcl-repro from each init, 3 streams, 2 warm-ups: 18 runs.
 {
-    printf '[manifest]\ntitle = "quick-start GCL stage 1 from gcl-repro initial weights"\nseeds = [1, 2, 3]\n[defaults]\n%s\n' "$defaults"
+    printf '[manifest]\ntitle = "quick-start %s stage 1 from gcl-repro initial weights"\nseeds = [1, 2, 3]\n[defaults]\n%s\n' "${COLLAPSE_ROW:-gcl}" "$defaults"
     echo "stage1 = { epochs = 30, milestones = [24, 28], batch_size = 32, loss = { kind = \"$loss\" }, mixup = true }"
     for w in "${WARMUPS[@]}"; do printf '[columns.w%s]\nstage1 = { warmup_epochs = %s }\n' "$w" "$w"; done
     for s in "${SEEDS[@]}"; do printf '[rows.init%s]\nmodel = { init_from = "init-s%s.safetensors" }\n' "$s" "$s"; done
