@@ -156,3 +156,41 @@ fn a_run_wound_down_by_its_deadline_resumes_and_matches_an_uninterrupted_run() {
         }
     }
 }
+
+/// SIGUSR1 during a stage 1 that a stage 2 is built on: the stage 1 winds down at its epoch end,
+/// the stage 2 is "never started" (not skipped as if its stage 1 had failed), and `run` exits 0.
+#[test]
+fn sigusr1_winds_stage_one_down_and_its_stage_two_never_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(dir.path(), "m.toml", 20, CRT_ROW);
+    for attempt in 0..4 {
+        let cache = dir.path().join(format!("cache-{attempt}"));
+        let mut child = gcl(&cache)
+            .arg("run")
+            .arg(&m)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logged = || {
+            entries(&cache.join("partial"))
+                .iter()
+                .any(|d| std::fs::read_to_string(d.join("log.jsonl")).map(|t| !t.is_empty()).unwrap_or(false))
+        };
+        while child.try_wait().unwrap().is_none() && !logged() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+        let text = ok(child.wait_with_output().unwrap());
+        if deadline_line(&text).contains("1 wound down") {
+            assert_eq!(
+                deadline_line(&text),
+                "deadline reached: 0 of 2 runs finished (0 trained now, 0 cached), 1 wound down (partial: they resume on the next `run`), 1 never started",
+                "{text}"
+            );
+            return;
+        }
+    }
+    panic!("SIGUSR1 never came during stage 1 in 4 tries");
+}

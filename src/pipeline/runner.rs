@@ -374,8 +374,8 @@ pub fn execute(
                             return Ok(summary);
                         }
                         Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => {
-                            // Like Ctrl-C, the partial run stays and resumes; nothing more starts.
-                            scheduler.failed(&job.key);
+                            // Like Ctrl-C, the partial run stays and resumes; nothing more starts:
+                            // the runs built on it are drained as not started, not skipped.
                             summary.record(observer, job, Outcome::WoundDown);
                         }
                         Err(e) => {
@@ -441,8 +441,12 @@ fn reap<'a>(
                 cache.partial_dir(&job.key).display()
             ))
         };
-        if outcome != Outcome::Trained {
-            scheduler.failed(&job.key);
+        match outcome {
+            Outcome::Failed(_) => scheduler.failed(&job.key),
+            // A worker wound down (its deadline or a SIGUSR1 to the group): so does this process,
+            // and the runs built on it are drained as not started, not skipped.
+            Outcome::WoundDown | Outcome::NotStarted => training::wind_down(),
+            _ => {}
         }
         summary.record(observer, job, outcome);
     }
