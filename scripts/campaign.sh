@@ -52,6 +52,10 @@ train_loop() {
     # `save` signals the whole process group: this shell keeps running (bash's default for
     # SIGUSR1 is to exit), notes the stop, and ends after the `run` in progress has wound down.
     trap 'touch "$STATE/stop"' USR1
+    # This session is its own scheduler autogroup, where nice 19 counts only against itself:
+    # lower the group too (from inside it: the shell that `setsid` started), or it takes a whole
+    # core from the foreground (Linux autogroups).
+    echo 19 > /proc/self/autogroup 2>/dev/null || true
     local steps=("experiments/table5.toml --seeds 1" "experiments/table5.toml --seeds 2" "experiments/table5.toml --seeds 3")
     ce=$(ce_key)
     [ -n "$ce" ] || { echo "campaign: cannot find the key of table1 ce.cifar10_100 (explain printed none)"; exit 1; }
@@ -82,9 +86,6 @@ resume() {
     local end=$(( $(date +%s) + hours * 3600 ))
     setsid nice -n 19 "$0" _loop "$end" >> "$STATE/campaign.log" 2>&1 < /dev/null &
     echo $! > "$STATE/pid"
-    # Its own session is its own scheduler autogroup, where nice 19 counts only against itself:
-    # lower the group too, or it takes a whole core from the foreground (Linux autogroups).
-    echo 19 > "/proc/$!/autogroup" 2>/dev/null || true
     echo "campaign: training in the background (pid $!, nice 19, at most $hours h); log: $STATE/campaign.log"
 }
 
