@@ -80,9 +80,11 @@ pub fn gather(em: ExpandedManifest, scale: Scale, data_root: &Path, cache: &Cach
 fn in_progress(cache: &Cache, run: &PlannedRun) -> Option<InProgress> {
     let keys = run.keys.as_ref()?;
     let partial = |key: &str| (cache.state(key) == RunState::Partial).then(|| cache.partial_epochs(key).unwrap_or(0));
-    let (stage, epochs_done, epochs) = match (&keys.stage2, &run.spec.stage2) {
-        (Some(k2), Some(s2)) if partial(k2).is_some() => (2, partial(k2)?, s2.epochs),
-        _ => (1, partial(&keys.stage1)?, run.spec.stage1.epochs),
+    // Stage 2's checkpoint when it has one, else stage 1's (each read once).
+    let stage2 = keys.stage2.as_deref().zip(run.spec.stage2.as_ref());
+    let (stage, epochs_done, epochs) = match stage2.and_then(|(k2, s2)| Some((partial(k2)?, s2.epochs))) {
+        Some((done, epochs)) => (2, done, epochs),
+        None => (1, partial(&keys.stage1)?, run.spec.stage1.epochs),
     };
     Some(InProgress { seed: run.seed, stage, epochs_done, epochs })
 }
