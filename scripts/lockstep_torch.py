@@ -142,18 +142,21 @@ class GCLLoss:
     float64, the test's dtype (its float32 form is compared separately, const/*). Every call
     draws its noise as released (Normal(0, 1/3).sample, float32) and records the draw."""
 
-    def __init__(self, counts, m, s, noise_mul, train_cls=False, gamma=0.0):
-        m_list = torch.log(torch.tensor(counts, dtype=DT))
+    def __init__(self, counts, m, s, noise_mul, train_cls=False, gamma=0.0, dtype=DT):
+        m_list = torch.log(torch.tensor(counts, dtype=dtype))
         self.m_list = m_list.max() - m_list
         self.m, self.s, self.noise_mul = m, s, noise_mul
         self.simpler = torch.distributions.normal.Normal(0, 1 / 3)
         self.train_cls, self.gamma = train_cls, gamma
         self.draws = []
+        # Samples to use instead of drawing, oldest first (scripts/lockstep_cifar.py replays a
+        # stream drawn up front).
+        self.replay = []
 
     def __call__(self, cosine, target, weight=None):
         index = torch.zeros_like(cosine, dtype=torch.bool)
         index.scatter_(1, target.view(-1, 1), True)
-        sample = self.simpler.sample(cosine.shape)
+        sample = self.replay.pop(0) if self.replay else self.simpler.sample(cosine.shape)
         self.draws.append(sample)
         noise = sample.clamp(-1, 1).to(cosine.dtype)
         cosine = cosine - self.noise_mul * noise.abs() / self.m_list.max() * self.m_list

@@ -75,22 +75,23 @@
 //! and `#[ignore]`d, so a plain `cargo test` reports it as ignored and `make test` runs it in its
 //! needs_torch group; run explicitly without such a Python it fails, naming what it tried.
 mod common;
+#[path = "lockstep/replay.rs"]
+mod replay;
 
 use std::collections::HashMap;
 use std::process::Command;
 
+use replay::{epoch_batches, Reference};
+
 use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, SamplerSpec, Stage1Spec, Stage2Spec};
 use gcl_repro::data::samplers::{class_probabilities, drw_weights};
-use gcl_repro::data::{CIFAR_MEAN, CIFAR_STD};
 use gcl_repro::losses::{cloud_sizes, ldam_margins, Ce, CloudSchedule, Criterion, Gcl, Ldam};
 use gcl_repro::models::{trainable, Network};
-use gcl_repro::training::augment::{crop_flip_at, DeviceImages};
 use gcl_repro::training::rebalance::{Crt, Lws, Rebalance, Rebalancer};
 use gcl_repro::training::schedule::lr_at;
 use gcl_repro::training::sgd::Sgd;
-use gcl_repro::training::source::BatchSource;
 use gcl_repro::training::standard::{DeferredReweighting, Stage1};
-use gcl_repro::training::step::{mixup_step, EpochCtx, MixupDraws};
+use gcl_repro::training::step::EpochCtx;
 use gcl_repro::training::Stage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -134,32 +135,9 @@ const LR_TOL: f64 = 1e-8;
 const SETTINGS: [i64; 9] = [20, 6, 8, 5, 2, 3, 4, 3, 3];
 const CLASSES: i64 = 6;
 const BATCH: usize = 8;
-const PAD: i64 = 4;
 const S1_EPOCHS: usize = 5;
 const S2_EPOCHS: usize = 3;
 const CIFAR10_LT100: [usize; 10] = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50];
-
-/// What scripts/lockstep_torch.py wrote.
-struct Reference(HashMap<String, Tensor>);
-
-impl Reference {
-    fn get(&self, key: &str) -> &Tensor {
-        self.0.get(key).unwrap_or_else(|| panic!("the reference has no `{key}`"))
-    }
-
-    fn f64s(&self, key: &str) -> Vec<f64> {
-        Vec::try_from(self.get(key).to_kind(Kind::Double).reshape([-1])).unwrap()
-    }
-
-    fn i64s(&self, key: &str) -> Vec<i64> {
-        Vec::try_from(self.get(key).to_kind(Kind::Int64).view([-1])).unwrap()
-    }
-
-    /// Every tensor under `prefix`, by the rest of its key.
-    fn under(&self, prefix: &str) -> HashMap<String, Tensor> {
-        self.0.iter().filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.shallow_clone()))).collect()
-    }
-}
 
 /// Deviations found, and the largest one of each kind (printed either way).
 #[derive(Default)]
@@ -217,24 +195,6 @@ impl Findings {
     }
 }
 
-/// One epoch's batches as our pipeline forms them from the recorded order and crops: the
-/// images in loader order cut by our `crop_flip_at` at the recorded offsets and flips, then
-/// batched and normalised by `DeviceImages`.
-fn epoch_batches(r: &Reference, case: &str, epoch: usize) -> Vec<(Tensor, Tensor)> {
-    let key = |k: &str| format!("{case}/e{epoch}/{k}");
-    let order = r.i64s(&key("order"));
-    let column = |k: &str| r.get(&key(k)).to_kind(Kind::Int64).view([-1, 1]);
-    let flip = r.get(&key("flip")).ne(0).view([-1, 1, 1, 1]);
-    let images = r.get("data/images").index_select(0, &Tensor::from_slice(&order));
-    let crops = crop_flip_at(&images, PAD, &column("oy"), &column("ox"), &flip);
-    let labels = r.i64s("data/labels");
-    let crop_labels: Vec<i64> = order.iter().map(|&i| labels[i as usize]).collect();
-    let source = DeviceImages::new(&crops, &crop_labels, CIFAR_MEAN, CIFAR_STD, Device::Cpu);
-    let batches: Vec<(Tensor, Tensor)> =
-        source.batches((0..order.len()).collect(), BATCH, false, 0).map(|b| b.unwrap()).collect();
-    batches
-}
-
 /// A float64 small CIFAR ResNet holding the reference's tensors under `prefix`.
 fn network(r: &Reference, head: Head, prefix: &str) -> Network {
     let spec = ModelSpec { arch: Arch::ResnetSmall, head, ..ModelSpec::default() };
@@ -264,8 +224,7 @@ fn counts(r: &Reference) -> Vec<usize> {
     r.i64s("data/counts").iter().map(|&n| n as usize).collect()
 }
 
-/// The loss of our `mixup_step` (the mixup branch of `supervised_step`) given the recorded
-/// lambda, permutation and the two terms' GCL samples.
+/// The loss of our `mixup_step` given the draws recorded for `case`'s step `step`.
 fn replayed_mixup_loss(
     r: &Reference,
     case: &str,
@@ -275,10 +234,7 @@ fn replayed_mixup_loss(
     x: &Tensor,
     y: &Tensor,
 ) -> Tensor {
-    let key = |k: &str| format!("{case}/s{step}/{k}");
-    let noise = Some((r.get(&key("eps_a")), r.get(&key("eps_b"))));
-    let draws = MixupDraws { lam: r.f64s(&key("lam"))[0], perm: r.get(&key("perm")), noise };
-    mixup_step(criterion, forward, x, y, &draws).loss
+    replay::replayed_mixup_loss(r, &format!("{case}/s{step}"), criterion, forward, x, y)
 }
 
 /// A training run in lockstep: per epoch `begin(epoch)` and the rate `lr_at(epoch)`, per batch
@@ -302,7 +258,7 @@ fn replay(
     for epoch in 1..=epochs {
         begin(epoch);
         let lr = lr_of(epoch);
-        for (x, y) in epoch_batches(r, case, epoch) {
+        for (x, y) in epoch_batches(r, &format!("{case}/e{epoch}"), BATCH) {
             if step == 0 {
                 let want = r.get(&format!("{case}/x0"));
                 let diff = (&x - want).abs().max().double_value(&[]);
@@ -543,7 +499,7 @@ fn needs_torch_training_trajectories_match_pytorch_step_by_step() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lockstep_torch.py");
     let out = Command::new(&py).arg(script).arg(&out_path).output().unwrap();
     assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let r = Reference(Tensor::read_npz(&out_path).unwrap().into_iter().collect());
+    let r = Reference::read(&out_path);
     assert_eq!(r.i64s("meta/settings"), SETTINGS, "{script} ran with other settings than this test");
 
     let mut found = Findings::default();

@@ -121,7 +121,7 @@ fn ours(gcl: &RunSpec, ce: &RunSpec, data: &Data, opts: &FidelityOptions, dir: &
 }
 
 /// The PyTorch script's stage-1 weights of a seed (GCL), in its directory.
-const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
+pub(super) const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
 /// The PyTorch script's initial GCL weights of a seed, before any training.
 const TORCH_INIT: &str = "gcl_init.safetensors";
 
@@ -414,6 +414,7 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
             p.stage2_torch
         );
     }
+    let (dynamics_md, dynamics) = super::dynamics::section(&opts.out, &seeds)?;
     let _ = writeln!(
         md,
         "\nTraining time recorded by the runs (evaluation included): ours {:.1} min, PyTorch {:.1} min; \
@@ -422,9 +423,10 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         theirs_seconds / 60.0,
         started.elapsed().as_secs_f64() / 60.0
     );
+    md.push_str(&dynamics_md);
     let json = json!({
         "epochs": opts.epochs, "seeds": seeds, "recipes": RECIPES, "ours": ours_all, "torch": theirs_all,
-        "paired": paired, "torch_gcl_results": torch_gcl_results,
+        "paired": paired, "torch_gcl_results": torch_gcl_results, "dynamics": dynamics,
         "engine_version": crate::ENGINE_VERSION, "git_commit": env!("GCL_GIT_COMMIT"),
         "libtorch": crate::device::libtorch_version(), "cpu": crate::device::cpu_name(), "threads": opts.threads,
         "command": command,

@@ -4,7 +4,8 @@
 //! - `images`: the JPEG loader against torchvision's `DataLoader`;
 //! - `tsne`: our t-SNE against scikit-learn's;
 //! - `fidelity`: end-to-end training against an independent PyTorch run of the released recipe
-//!   (accuracy, not speed).
+//!   (accuracy, not speed; `dynamics` adds each epoch's loss and the stem's scale).
+mod dynamics;
 pub mod fidelity;
 pub mod images;
 pub mod step;
