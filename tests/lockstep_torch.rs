@@ -338,7 +338,7 @@ fn epoch_ctx(rng: &mut ChaCha8Rng, epoch: usize, epochs: usize) -> EpochCtx<'_> 
 fn gcl_stage1(r: &Reference, found: &mut Findings) {
     let spec = stage1_spec(LossSpec::Gcl(Gcl { scale: 30.0, noise_mul: 0.5, ..Gcl::default() }), true, None, 0.1);
     let net = network(r, Head::Normed, "gcl_s1/init/");
-    let criterion = Criterion::new(&spec.loss, &counts(r), Head::Normed, Device::Cpu);
+    let criterion = Criterion::new(&spec.loss, &counts(r), Head::Normed, Device::Cpu).unwrap();
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
     let names = names_of(&params, &net.named_variables());
@@ -361,7 +361,7 @@ fn plain_stage1(r: &Reference, case: &str, spec: &Stage1Spec, head: Head, found:
     let stage = std::cell::RefCell::new(Stage1 {
         spec,
         net: &net,
-        criterion: Criterion::new(&spec.loss, &counts, head, Device::Cpu),
+        criterion: Criterion::new(&spec.loss, &counts, head, Device::Cpu).unwrap(),
         drw: DeferredReweighting::new(spec, &counts),
     });
     let epoch_now = std::cell::Cell::new(0);
@@ -395,7 +395,7 @@ fn stage2(r: &Reference, case: &str, rebalance: Rebalance, found: &mut Findings)
     named.extend(rebalancer.tensors());
     let names = names_of(&params, &named);
     let mut opt = Sgd::with_lr_scales(params, lr_factors, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
-    let criterion = Criterion::new(&spec.loss, &counts(r), Head::Normed, Device::Cpu);
+    let criterion = Criterion::new(&spec.loss, &counts(r), Head::Normed, Device::Cpu).unwrap();
     let forward = |x: &Tensor| {
         let f = tch::no_grad(|| net.features(x, spec.shift_bn));
         rebalancer.output(net.logits(&f))
@@ -433,7 +433,7 @@ fn released_constants(r: &Reference, found: &mut Findings) {
     }
 
     let spec = Stage1Spec { loss: LossSpec::Ldam(Ldam::default()), drw_epoch: Some(160), ..Stage1Spec::default() };
-    let mut criterion = Criterion::new(&spec.loss, &CIFAR10_LT100, Head::Normed, Device::Cpu);
+    let mut criterion = Criterion::new(&spec.loss, &CIFAR10_LT100, Head::Normed, Device::Cpu).unwrap();
     let drw = DeferredReweighting::new(&spec, &CIFAR10_LT100).unwrap();
     let (out, y) = (r.get("drw160/out"), r.get("drw160/y"));
     for epoch in [160, 161] {

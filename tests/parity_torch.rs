@@ -75,7 +75,7 @@ fn needs_torch_tch_matches_pytorch_forward_backward() {
     // Stem conv + BN (3), three blocks of 2 convs + 2 BNs (18), cosine anchors (1).
     assert_eq!(trainable.len(), 22);
     for (case, loss_spec) in cases {
-        let criterion = Criterion::new(&loss_spec, &counts, Head::Normed, Device::Cpu);
+        let criterion = Criterion::new(&loss_spec, &counts, Head::Normed, Device::Cpu).unwrap();
         for (_, t) in &trainable {
             let mut g = t.grad();
             if g.defined() {

@@ -46,7 +46,7 @@ pub fn time_our_step(device: Device, batch: usize, steps: usize, warmup: usize, 
     let mut params: Vec<Tensor> = net.backbone_vars.trainable_variables();
     params.extend(net.head_vars.trainable_variables());
     let mut opt = Sgd::new(params, 0.9, 2e-4);
-    let criterion = Criterion::new(&LossSpec::Gcl(Gcl::default()), &counts, Head::Normed, device);
+    let criterion = Criterion::new(&LossSpec::Gcl(Gcl::default()), &counts, Head::Normed, device)?;
     let images = Tensor::randint(256, [n as i64, 3, 32, 32], (Kind::Uint8, Device::Cpu));
     let labels: Vec<i64> = (0..n as i64).map(|i| i % classes as i64).collect();
     let data = DeviceImages::new(&images, &labels, [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010], device);

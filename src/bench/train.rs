@@ -120,19 +120,23 @@ impl BatchSource for Limited<'_> {
     }
 }
 
-/// Train `steps` steps of stage 1 (one epoch of `run`'s loop, evaluation and checkpoint
-/// included) on `net` from its current weights, in a fresh directory; returns the epoch's record.
-/// `full_evaluation = false` evaluates one batch of the test split only.
-#[allow(clippy::too_many_arguments)]
+/// What one timed epoch trains: `steps` steps from the epoch seed `seed`, then an evaluation of
+/// the whole test split (`full_evaluation`) or of its first batch only.
+struct Steps {
+    steps: usize,
+    seed: u64,
+    full_evaluation: bool,
+}
+
+/// Train one epoch of stage 1 (`run`'s loop, evaluation and checkpoint included) on `net` from
+/// its current weights, in a fresh directory; returns the epoch's record.
 fn train_steps(
     spec: &RunSpec,
     net: &Network,
     opt: &mut Sgd,
     data: &Data,
     device: Device,
-    steps: usize,
-    seed: u64,
-    full_evaluation: bool,
+    Steps { steps, seed, full_evaluation }: Steps,
     observer: &dyn crate::training::Observer,
 ) -> Result<crate::metrics::EpochRecord> {
     let dir = tempfile::tempdir()?;
@@ -144,7 +148,7 @@ fn train_steps(
     let test: &dyn BatchSource = if full_evaluation { test.as_ref() } else { &one_batch };
     let labels = data.train_labels();
     let split = Split { labels: &labels, counts: data.class_counts(), train: &limited, test };
-    let criterion = Criterion::new(&spec.stage1.loss, data.class_counts(), spec.model.head, device);
+    let criterion = Criterion::new(&spec.stage1.loss, data.class_counts(), spec.model.head, device)?;
     let mut stage = Stage1 { spec: &spec.stage1, net, criterion, drw: None };
     let state = epoch::train(&env, &mut stage, opt, &split, seed)?;
     state.records.into_iter().next().context("the timed epoch left no record")
@@ -190,7 +194,15 @@ pub fn time_ours(spec: &RunSpec, data: &Data, device: Device, steps: usize, warm
     let (net, mut opt) = build(spec, data, device);
     let warmup = warmup.max(1);
     let clocks = Clocks { device, warmup, last_step: warmup + steps - 1, marks: Default::default() };
-    let record = train_steps(spec, &net, &mut opt, data, device, warmup + steps, 2, true, &clocks)?;
+    let record = train_steps(
+        spec,
+        &net,
+        &mut opt,
+        data,
+        device,
+        Steps { steps: warmup + steps, seed: 2, full_evaluation: true },
+        &clocks,
+    )?;
     let marks = clocks.marks.into_inner();
     let [start, trained, evaluated] = marks[..] else {
         bail!("the training loop reported {} of its 3 clock marks", marks.len())
@@ -382,7 +394,7 @@ pub fn parity(device: Device, steps: usize, tolerance: f64) -> Result<(String, b
     for mode in [StepMode::Eager, StepMode::Graph] {
         training::set_step_mode(mode);
         let (net, mut opt) = build(&spec, &data, device);
-        train_steps(&spec, &net, &mut opt, &data, device, steps, 3, false, &Silent)?;
+        train_steps(&spec, &net, &mut opt, &data, device, Steps { steps, seed: 3, full_evaluation: false }, &Silent)?;
         finals.push(net.named_variables());
     }
     let (mut worst, mut worst_name, mut scale) = (0.0f64, String::new(), 0.0f64);

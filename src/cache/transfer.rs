@@ -171,7 +171,11 @@ pub fn export(cache: &Cache, keys: &[String], partial: &[String], out: &Path, le
     }
     if !leave.embeddings {
         for path in derived_of(cache, &keys)? {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .with_context(|| format!("{}: a derived file without a name", path.display()))?
+                .to_string_lossy()
+                .into_owned();
             entries.push((format!("derived/{name}"), path));
         }
     }

@@ -163,13 +163,21 @@ pub struct Criterion {
 }
 
 impl Criterion {
-    pub fn new(spec: &LossSpec, class_counts: &[usize], head: Head, device: Device) -> Criterion {
-        assert!(
-            !class_counts.is_empty() && class_counts.iter().all(|&n| n > 0),
-            "the loss needs a positive training count for every class, got {class_counts:?}"
-        );
+    /// The loss for these training counts; every class needs at least one training image (the
+    /// per-class constants take logs and effective numbers of the counts).
+    pub fn new(spec: &LossSpec, class_counts: &[usize], head: Head, device: Device) -> anyhow::Result<Criterion> {
+        if class_counts.is_empty() {
+            anyhow::bail!("the training split has no classes");
+        }
+        if let Some(empty) = class_counts.iter().position(|&n| n == 0) {
+            anyhow::bail!(
+                "class {empty} has no training images (training counts per class: {class_counts:?}); the loss's \
+                 per-class constants need at least one: lower `dataset.imbalance`, raise `dataset.max_per_class`, \
+                 or give the class images in the split"
+            );
+        }
         let classes = Classes { counts: class_counts, head, device };
-        Criterion { objective: spec.method().build(&classes), class_weights: None, version: 0 }
+        Ok(Criterion { objective: spec.method().build(&classes), class_weights: None, version: 0 })
     }
 
     /// Mean loss over the batch. `train` controls the GCL noise (never at evaluation).
@@ -301,7 +309,7 @@ pub(crate) mod testing {
     }
 
     pub fn criterion(spec: impl Into<LossSpec>, head: Head) -> Criterion {
-        Criterion::new(&spec.into(), &COUNTS, head, Device::Cpu)
+        Criterion::new(&spec.into(), &COUNTS, head, Device::Cpu).unwrap()
     }
 }
 
@@ -364,5 +372,13 @@ mod tests {
         assert!(err.contains("noise_mul"), "{err}");
         let err = toml::from_str::<LossSpec>("kind = 'gcll'\n").unwrap_err().to_string();
         assert!(err.contains("gcll") && err.contains("class_balanced"), "{err}");
+    }
+
+    #[test]
+    fn a_class_without_training_images_is_an_error_naming_it() {
+        let err = Criterion::new(&LossSpec::Gcl(Gcl::default()), &[5, 3, 0, 1], Head::Normed, Device::Cpu).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("class 2 has no training images") && text.contains("[5, 3, 0, 1]"), "{text}");
+        assert!(Criterion::new(&LossSpec::Ce(Ce::default()), &[], Head::Linear, Device::Cpu).is_err());
     }
 }

@@ -18,8 +18,8 @@
 //! vantage-point tree gains little in 64 dimensions.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 /// How the 2-d map starts.
@@ -79,11 +79,14 @@ pub fn tsne(data: &[f32], n: usize, dim: usize, opts: &TsneOptions) -> Vec<[f32;
     if n == 1 {
         return vec![[0.0, 0.0]];
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .expect("tsne: could not build the rayon thread pool");
-    pool.install(|| tsne_in_pool(data, n, dim, opts))
+    match rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build() {
+        Ok(pool) => pool.install(|| tsne_in_pool(data, n, dim, opts)),
+        Err(e) => {
+            // A map is worth more than its thread count: go on in the global pool, and say so.
+            tracing::warn!("t-SNE: no pool of {} threads ({e}); using rayon's global pool", opts.threads);
+            tsne_in_pool(data, n, dim, opts)
+        }
+    }
 }
 
 fn tsne_in_pool(data: &[f32], n: usize, dim: usize, opts: &TsneOptions) -> Vec<[f32; 2]> {
@@ -177,13 +180,14 @@ fn joint_probabilities(nb: &[(f32, u32)], n: usize, k: usize, perplexity: f64) -
     let mut vals: Vec<f64> = Vec::with_capacity(triples.len());
     let mut last: Option<(u32, u32)> = None;
     for &(i, j, v) in &triples {
-        if last == Some((i, j)) {
-            *vals.last_mut().unwrap() += v;
-        } else {
-            cols.push(j);
-            vals.push(v);
-            row_start[i as usize + 1] += 1;
-            last = Some((i, j));
+        match vals.last_mut() {
+            Some(same) if last == Some((i, j)) => *same += v,
+            _ => {
+                cols.push(j);
+                vals.push(v);
+                row_start[i as usize + 1] += 1;
+                last = Some((i, j));
+            }
         }
     }
     for i in 0..n {
@@ -305,8 +309,9 @@ fn leading_eigenvector(m: &[Vec<f64>], orth: Option<&[f64]>) -> Vec<f64> {
 
 fn random_init(n: usize, seed: u64) -> Vec<[f64; 2]> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let normal = Normal::new(0.0, 1e-4).unwrap();
-    (0..n).map(|_| [normal.sample(&mut rng), normal.sample(&mut rng)]).collect()
+    // N(0, 1e-4) as `Normal::sample` draws it: mean + std * a standard normal draw.
+    let mut draw = || 0.0 + 1e-4 * rng.sample::<f64, _>(StandardNormal);
+    (0..n).map(|_| [draw(), draw()]).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,7 +322,9 @@ fn optimise(y: &mut [[f64; 2]], p: &SparseP, lr: f64, opts: &TsneOptions) {
     let n = y.len();
     let bar = if opts.progress {
         let bar = ProgressBar::new(opts.iterations as u64);
-        bar.set_style(ProgressStyle::with_template("t-SNE {bar:30} {pos}/{len} it  {per_sec}  ETA {eta}").unwrap());
+        if let Ok(style) = ProgressStyle::with_template("t-SNE {bar:30} {pos}/{len} it  {per_sec}  ETA {eta}") {
+            bar.set_style(style);
+        }
         bar
     } else {
         ProgressBar::hidden()
@@ -544,15 +551,15 @@ pub fn knn_label_agreement(points: &[[f32; 2]], labels: &[usize], k: usize) -> f
 /// points with unit std around them; returns (row-major data, labels).
 pub fn gaussian_clusters(n: usize, dim: usize, clusters: usize, spread: f64, seed: u64) -> (Vec<f32>, Vec<usize>) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let normal = Normal::new(0.0, 1.0).unwrap();
-    let centres: Vec<f64> = (0..clusters * dim).map(|_| spread * normal.sample(&mut rng)).collect();
+    let mut normal = || rng.sample::<f64, _>(StandardNormal);
+    let centres: Vec<f64> = (0..clusters * dim).map(|_| spread * normal()).collect();
     let mut data = Vec::with_capacity(n * dim);
     let mut labels = Vec::with_capacity(n);
     for i in 0..n {
         let c = i % clusters;
         labels.push(c);
         for f in 0..dim {
-            data.push((centres[c * dim + f] + normal.sample(&mut rng)) as f32);
+            data.push((centres[c * dim + f] + normal()) as f32);
         }
     }
     (data, labels)

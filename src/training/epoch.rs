@@ -191,11 +191,13 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
     }
     if epochs == 0 {
         // Nothing to train (imported weights used as stage 1, tau-norm): the stage's result is
-        // one evaluation of what it starts from.
+        // one evaluation of what it starts from, and that evaluation is its time.
+        let t0 = Instant::now();
         let eval = evaluate(&|x| stage.eval_logits(x), split.test, split.counts)?;
         state.best_top1 = eval.top1;
         state.best_eval = Some(eval.clone());
         state.last_eval = Some(eval);
+        state.elapsed_seconds = t0.elapsed().as_secs_f64();
     }
     Ok(state)
 }

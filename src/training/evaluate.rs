@@ -47,7 +47,7 @@ pub fn evaluate_weights(
     let net = crate::models::Network::new(&spec.model, data.num_classes() as i64, device);
     crate::models::import::load_state_dict(&net, path)?;
     let loss = spec.stage2.as_ref().map_or(&spec.stage1.loss, |s2| &s2.loss);
-    let criterion = crate::losses::Criterion::new(loss, data.class_counts(), spec.model.head, device);
+    let criterion = crate::losses::Criterion::new(loss, data.class_counts(), spec.model.head, device)?;
     let (_, test) = super::source::sources(data, device, spec.dataset.color_jitter);
     evaluate(&|x| criterion.eval_logits(&net.logits(&net.features(x, false))), test.as_ref(), data.class_counts())
 }

@@ -28,7 +28,7 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
     load_init_from(&net, &spec.model)?;
     let counts = data.class_counts();
     let labels = data.train_labels();
-    let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device);
+    let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device)?;
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
     let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);

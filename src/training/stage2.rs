@@ -119,7 +119,7 @@ pub fn run_stage2(
     let mut opt = Sgd::with_lr_scales(params, lr_factors, s2.momentum, s2.weight_decay).nesterov(s2.nesterov);
     let counts = data.class_counts();
     let labels = data.train_labels();
-    let criterion = Criterion::new(&s2.loss, counts, spec.model.head, env.device);
+    let criterion = Criterion::new(&s2.loss, counts, spec.model.head, env.device)?;
     let (train, test) = source::sources(data, env.device, spec.dataset.color_jitter);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
     let mut stage = Stage2 { spec: s2, augment: spec.stage1.augment, net: &net, classifier, criterion };

@@ -179,7 +179,10 @@ impl BatchJob {
                 Err(e) if self.skip_bad => {
                     let reason = format!("{e:#}");
                     tracing::warn!("skipping a bad image: {reason}");
-                    self.skipped.lock().unwrap().push(SkippedSample { index: chunk[k], reason });
+                    self.skipped
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(SkippedSample { index: chunk[k], reason });
                 }
                 Err(e) => return Err(e.context("set the loader's skip_bad option to skip unreadable images")),
             }
@@ -224,12 +227,12 @@ pub struct Epoch {
 impl Epoch {
     /// Number of samples skipped so far (only non-zero with `skip_bad`).
     pub fn skipped_count(&self) -> usize {
-        self.skipped.lock().unwrap().len()
+        self.skipped.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 
     /// The samples skipped so far, with reasons.
     pub fn skipped(&self) -> Vec<SkippedSample> {
-        self.skipped.lock().unwrap().clone()
+        self.skipped.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
