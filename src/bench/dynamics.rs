@@ -81,8 +81,9 @@ fn pm(values: &[f64]) -> String {
 }
 
 /// The Markdown section and its JSON: per-epoch losses (mean ± std over the seeds, then the
-/// paired differences) and the stem at the end of stage 1.
-pub fn section(out: &Path, seeds: &[u64]) -> Result<(String, serde_json::Value)> {
+/// paired differences) and the stem at the end of stage 1 (PyTorch's stage-1 weights are the file
+/// `torch_stage1` in each seed's directory).
+pub fn section(out: &Path, seeds: &[u64], torch_stage1: &str) -> Result<(String, serde_json::Value)> {
     // rows x seeds x epochs
     let all: Vec<Vec<Vec<f64>>> = ROWS
         .iter()
@@ -117,7 +118,7 @@ pub fn section(out: &Path, seeds: &[u64]) -> Result<(String, serde_json::Value)>
             .collect();
         let _ = writeln!(md, "| {label} |{cells}");
     }
-    let stems = stem_rows(out, seeds)?;
+    let stems = stem_rows(out, seeds, torch_stage1)?;
     md.push_str(&stem_table(&stems, seeds));
     let json = json!({
         "losses": ROWS.iter().zip(&all).map(|((label, _), l)| json!({ "run": label, "per_seed": l })).collect::<Vec<_>>(),
@@ -130,14 +131,14 @@ pub fn section(out: &Path, seeds: &[u64]) -> Result<(String, serde_json::Value)>
 
 /// Per seed, the stem (conv norm, BN running var mean) of our stage 1 from our init, ours from
 /// PyTorch's init, and PyTorch's.
-fn stem_rows(out: &Path, seeds: &[u64]) -> Result<Vec<[(f64, f64); 3]>> {
+fn stem_rows(out: &Path, seeds: &[u64], torch_stage1: &str) -> Result<Vec<[(f64, f64); 3]>> {
     seeds
         .iter()
         .map(|s| {
             Ok([
                 stem(&out.join(format!("ours/seed{s}/gcl_stage1/model.safetensors")), "backbone.")?,
                 stem(&out.join(format!("ours/seed{s}/paired_stage1/model.safetensors")), "backbone.")?,
-                stem(&out.join(format!("torch/seed{s}/{}", super::fidelity::TORCH_STAGE1)), "")?,
+                stem(&out.join(format!("torch/seed{s}/{torch_stage1}")), "")?,
             ])
         })
         .collect()
@@ -180,6 +181,8 @@ mod tests {
     use super::*;
     use tch::Tensor;
 
+    const STAGE1: &str = "gcl_stage1.safetensors";
+
     /// A fidelity output directory with known losses and stems for two seeds.
     fn fixture(dir: &Path, seeds: &[u64]) {
         for (i, &seed) in seeds.iter().enumerate() {
@@ -209,11 +212,7 @@ mod tests {
                 .unwrap();
             let conv = Tensor::full([16, 3, 3, 3], 0.1, (tch::Kind::Float, tch::Device::Cpu));
             let var = Tensor::full([16], 1.0, (tch::Kind::Float, tch::Device::Cpu));
-            Tensor::write_safetensors(
-                &[("conv1.weight", conv), ("bn1.running_var", var)],
-                t.join(super::super::fidelity::TORCH_STAGE1),
-            )
-            .unwrap();
+            Tensor::write_safetensors(&[("conv1.weight", conv), ("bn1.running_var", var)], t.join(STAGE1)).unwrap();
         }
     }
 
@@ -221,7 +220,7 @@ mod tests {
     fn losses_and_stems_are_read_from_both_engines_files() {
         let dir = tempfile::tempdir().unwrap();
         fixture(dir.path(), &[123, 124]);
-        let (md, json) = section(dir.path(), &[123, 124]).unwrap();
+        let (md, json) = section(dir.path(), &[123, 124], STAGE1).unwrap();
         // Ours from PyTorch's init (row index 1): epoch 1 is 1 + 1 + seed shift (0, 1): 2.5 ± 0.707.
         assert!(md.contains("| GCL stage 1, ours (PyTorch's init) | 2.500 ± 0.707 | 3.500 ± 0.707 |"), "{md}");
         // PyTorch's stage 1: 1.5 + shift, 2.5 + shift.
@@ -240,7 +239,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fixture(dir.path(), &[123]);
         std::fs::remove_file(dir.path().join("ours/seed123/gcl_crt/log.jsonl")).unwrap();
-        let err = format!("{:#}", section(dir.path(), &[123]).unwrap_err());
+        let err = format!("{:#}", section(dir.path(), &[123], STAGE1).unwrap_err());
         assert!(err.contains("ours/seed123/gcl_crt/log.jsonl"), "{err}");
     }
 }

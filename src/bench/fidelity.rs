@@ -121,7 +121,7 @@ fn ours(gcl: &RunSpec, ce: &RunSpec, data: &Data, opts: &FidelityOptions, dir: &
 }
 
 /// The PyTorch script's stage-1 weights of a seed (GCL), in its directory.
-pub(super) const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
+const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
 /// The PyTorch script's initial GCL weights of a seed, before any training.
 const TORCH_INIT: &str = "gcl_init.safetensors";
 
@@ -414,7 +414,7 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
             p.stage2_torch
         );
     }
-    let (dynamics_md, dynamics) = super::dynamics::section(&opts.out, &seeds)?;
+    let (dynamics_md, dynamics) = super::dynamics::section(&opts.out, &seeds, TORCH_STAGE1)?;
     let _ = writeln!(
         md,
         "\nTraining time recorded by the runs (evaluation included): ours {:.1} min, PyTorch {:.1} min; \
