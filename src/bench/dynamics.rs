@@ -2,6 +2,7 @@
 //! engines, and the stem's scale at the end of stage 1, read back from the runs' own files
 //! (ours: each run's `log.jsonl` and `model.safetensors`; PyTorch: the script's result JSON and
 //! stage-1 weights). A difference in how the engines train shows here even where top-1 does not.
+use crate::cache::files::{FINAL_MODEL, LOG};
 use crate::stats::{mean_std, paired_t};
 use anyhow::{Context as _, Result};
 use serde_json::json;
@@ -35,7 +36,7 @@ const PAIRS: [(&str, usize, usize); 2] =
 fn losses(out: &Path, seed: u64, source: &Source) -> Result<Vec<f64>> {
     match source {
         Source::Ours(run) => {
-            let path = out.join(format!("ours/seed{seed}/{run}/log.jsonl"));
+            let path = out.join(format!("ours/seed{seed}/{run}")).join(LOG);
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             text.lines()
                 .map(|l| {
@@ -136,8 +137,8 @@ fn stem_rows(out: &Path, seeds: &[u64], torch_stage1: &str) -> Result<Vec<[(f64,
         .iter()
         .map(|s| {
             Ok([
-                stem(&out.join(format!("ours/seed{s}/gcl_stage1/model.safetensors")), "backbone.")?,
-                stem(&out.join(format!("ours/seed{s}/paired_stage1/model.safetensors")), "backbone.")?,
+                stem(&out.join(format!("ours/seed{s}/gcl_stage1")).join(FINAL_MODEL), "backbone.")?,
+                stem(&out.join(format!("ours/seed{s}/paired_stage1")).join(FINAL_MODEL), "backbone.")?,
                 stem(&out.join(format!("torch/seed{s}/{torch_stage1}")), "")?,
             ])
         })
