@@ -43,22 +43,6 @@ pub mod stats;
 pub mod training;
 
 /// Bumped whenever training semantics change, so cached results of older engines are not reused.
-/// 2: BatchNorm scale starts at 1 (was tch's uniform [0, 1)); the focal factor is detached as in
-/// the released `focal_loss`; partial overrides merge onto the stage's own defaults; stage 2
-/// follows stage 1's cloud schedule; baselines follow their own released recipes.
-/// 3: every constant of the loss, sampler, schedule and mixup computed with `portable` math
-/// (bit-identical on every machine); synthetic set v3; stage 2 stores its final weights.
-/// 4: losses and stage-2 methods are tagged enums, each owning its settings (keys hold only the
-/// chosen variant's fields); a `reinit` stage 2 trains and stores its re-initialised classifier
-/// (engine 3 trained none); stage 2 stores LWS scales only for the methods that have them.
-/// Every other run's weights are bit-identical to engine 3's.
-/// 5: one random stream per purpose (`training::Stream`): the sampler's order and mixup's lambda
-/// no longer read the same ChaCha stream from the same seed; BBN's reversed sampler and host-side
-/// augmentation have their own streams too. Sampling, mixup draws and hence every run's weights
-/// change; the recipes do not.
-/// 6: on CPU the convolutions run channels-last (NHWC), which oneDNN convolves without
-/// reordering every tensor (the ResNet-32 step ~20% faster here); the sums differ in rounding
-/// from engine 5's NCHW convolutions, so every CPU run's weights change in the last bits and
-/// then by chance. The static step (`training::static_step`) is bit-identical to the eager one.
-/// The golden run of `tests/numerics.rs` pins the numerics of this version.
+/// What each version changed is in `CHANGELOG.md`; the golden run of `tests/numerics.rs` pins the
+/// numerics of this one.
 pub const ENGINE_VERSION: u32 = 6;

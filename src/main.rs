@@ -1,5 +1,5 @@
-//! The `gcl-repro` command line: global options, and one subcommand per task. The argument
-//! structs and handlers of each group live in `src/cli/`.
+//! The `gcl-repro` command line: the global options, resolved once into a `cli::Context`, and
+//! one subcommand per task, each in its own file of `src/cli/` (its arguments and its `exec`).
 mod cli;
 
 use anyhow::Result;
@@ -39,40 +39,37 @@ enum Command {
     Doctor,
     /// Datasets: inspect the long-tailed split, download CIFAR, write the prepared form.
     #[command(subcommand)]
-    Data(cli::data::DataCommand),
+    Data(cli::data::Command),
     /// Check manifests: unknown keys, bad values, dangling references (with file:line:col).
-    Validate {
-        #[arg(required = true)]
-        manifests: Vec<PathBuf>,
-    },
+    Validate(cli::validate::Args),
     /// Print a cell's fully resolved settings for both stages, marking (*) every value that
     /// differs from the released GCL recipe, with its cache key(s). Every cell when CELL is omitted.
-    Explain(cli::experiments::ExplainArgs),
+    Explain(cli::explain::Args),
     /// Show the run graph of manifests (what is cached, what would run, estimated cost);
     /// optionally write Slurm job scripts for it. Nothing is run.
-    Plan(cli::experiments::PlanArgs),
+    Plan(cli::plan::Args),
     /// Evaluate a checkpoint (PyTorch state_dict or run weights) in a cell's network on its test
     /// split: top-1, top-5, many/medium/few and per-class accuracy. Nothing is trained.
-    Eval(cli::experiments::EvalArgs),
+    Eval(cli::eval::Args),
     /// Train what the manifests need and is not cached yet.
-    Run(cli::experiments::RunArgs),
+    Run(cli::run::Args),
     /// Look after the run cache: ls, show, verify, gc.
     #[command(subcommand)]
-    Cache(cli::experiments::CacheCommand),
+    Cache(cli::cache::Command),
     /// Tables, figures and REPORT.md from the cached runs (nothing is trained).
-    Report(cli::report::ReportArgs),
+    Report(cli::report::Args),
     /// Two sets of runs (caches, `cache export` archives, report directories or manifests) cell
     /// by cell: both means, the difference, Welch's t-test, the settings that differ and whether
     /// the final weights are identical. Markdown on stdout, CSV with --csv.
-    Compare(cli::report::CompareArgs),
+    Compare(cli::compare::Args),
     /// Run the paper's tables (and figures) and write the report, in one command.
-    Reproduce(cli::experiments::ReproduceArgs),
+    Reproduce(cli::reproduce::Args),
     /// Benchmarks (timings against a reference measured in the same run).
     #[command(subcommand)]
-    Bench(cli::bench::BenchCommand),
+    Bench(cli::bench::Command),
     /// Train one planned run from its job file (started by `run --jobs` and Slurm tasks).
     #[command(hide = true)]
-    Worker(cli::experiments::WorkerArgs),
+    Worker(cli::worker::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -111,34 +108,20 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let ctx = cli::Context { device: cli.device, cache_dir: cli.cache_dir, data_root: cli.data_root };
     match cli.command {
-        Command::Doctor => {
-            let _ = cli.device.resolve()?;
-            let (text, ok) = gcl_repro::doctor::report(&[cli.data_root]);
-            print!("{text}");
-            if !ok {
-                anyhow::bail!("the toolchain is not usable (see above)");
-            }
-            Ok(())
-        }
-        Command::Data(cmd) => cli::data::run(cmd, &cli.data_root),
-        Command::Validate { manifests } => {
-            let (text, ok) = gcl_repro::manifest::validate_files(&manifests);
-            print!("{text}");
-            if !ok {
-                anyhow::bail!("invalid manifest(s), see above");
-            }
-            Ok(())
-        }
-        Command::Explain(args) => cli::experiments::explain(args, cli.data_root),
-        Command::Plan(args) => cli::experiments::plan(args, cli.device, cli.cache_dir, cli.data_root),
-        Command::Eval(args) => cli::experiments::eval(args, cli.device, cli.data_root),
-        Command::Run(args) => cli::experiments::run(args, cli.device, cli.cache_dir, cli.data_root),
-        Command::Cache(cmd) => cli::experiments::cache(cmd, cli.cache_dir, cli.data_root),
-        Command::Report(args) => cli::report::run(args, cli.cache_dir, cli.data_root),
-        Command::Compare(args) => cli::report::compare(args, cli.cache_dir, cli.data_root),
-        Command::Reproduce(args) => cli::experiments::reproduce(args, cli.device, cli.cache_dir, cli.data_root),
-        Command::Bench(cmd) => cli::bench::run(cmd, cli.device, &cli.data_root),
-        Command::Worker(args) => cli::experiments::worker(args, cli.device, cli.cache_dir, cli.data_root),
+        Command::Doctor => cli::doctor::exec(&ctx),
+        Command::Data(cmd) => cli::data::exec(cmd, &ctx),
+        Command::Validate(args) => cli::validate::exec(args),
+        Command::Explain(args) => cli::explain::exec(args, &ctx),
+        Command::Plan(args) => cli::plan::exec(args, &ctx),
+        Command::Eval(args) => cli::eval::exec(args, &ctx),
+        Command::Run(args) => cli::run::exec(args, &ctx),
+        Command::Cache(cmd) => cli::cache::exec(cmd, &ctx),
+        Command::Report(args) => cli::report::exec(args, &ctx),
+        Command::Compare(args) => cli::compare::exec(args, &ctx),
+        Command::Reproduce(args) => cli::reproduce::exec(args, &ctx),
+        Command::Bench(cmd) => cli::bench::exec(cmd, &ctx),
+        Command::Worker(args) => cli::worker::exec(args, &ctx),
     }
 }

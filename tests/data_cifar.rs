@@ -29,7 +29,7 @@ fn private_memo() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let dir = std::env::temp_dir().join(format!("gcl-test-memo-{}", std::process::id()));
-        std::env::set_var("GCL_CACHE_DIR", dir);
+        std::env::set_var("XDG_CACHE_HOME", dir);
     });
 }
 

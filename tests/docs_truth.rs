@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-const DOCS: [&str; 3] = ["README.md", "CONTRIBUTING.md", "results/README.md"];
+const DOCS: [&str; 4] = ["README.md", "CONTRIBUTING.md", "results/README.md", "CHANGELOG.md"];
 
 /// Folders and files at the top of the repository a path may start with.
 const ROOTS: [&str; 10] =
@@ -163,4 +163,47 @@ fn the_readme_command_table_lists_every_subcommand() {
             "data {sub} is missing from the README's command table"
         );
     }
+}
+
+/// `CHANGELOG.md` says what the current engine changed: it has a section for `ENGINE_VERSION`,
+/// and that is its first section (newest first).
+#[test]
+fn the_changelog_describes_the_current_engine_first() {
+    let text = read("CHANGELOG.md");
+    let first = text.lines().find(|l| l.starts_with("## Engine ")).expect("CHANGELOG.md has no `## Engine N` section");
+    assert_eq!(
+        first,
+        format!("## Engine {}", gcl_repro::ENGINE_VERSION),
+        "CHANGELOG.md's first section must describe ENGINE_VERSION (src/lib.rs); add what this version changed"
+    );
+}
+
+/// Settings whose documented default lies outside the repository: a value to override, not a
+/// document to read (the data root of the team's machines).
+const OUTSIDE_DEFAULTS: [&str; 1] = ["../shared/datasets"];
+
+/// The docs name no file outside the repository: a reader of a fresh clone cannot open it, and a
+/// figure taken from it cannot be rerun from here.
+#[test]
+fn no_doc_names_a_path_outside_the_repository() {
+    let mut outside = Vec::new();
+    for doc in DOCS {
+        for span in code_spans(&read(doc)) {
+            for word in span.split_whitespace() {
+                let word = word.trim_end_matches([',', ';', ':', ')', '.']).trim_start_matches('(');
+                let leaves = word.starts_with("../")
+                    || word.starts_with('~')
+                    || (word.starts_with('/') && word.len() > 1)
+                    || word.starts_with("shared/");
+                if leaves && !OUTSIDE_DEFAULTS.contains(&word) {
+                    outside.push(format!("{doc}: `{word}`"));
+                }
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "the docs name paths outside the repository (copy what they need into it):\n{}",
+        outside.join("\n")
+    );
 }

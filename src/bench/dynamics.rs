@@ -64,7 +64,7 @@ fn losses(out: &Path, seed: u64, source: &Source) -> Result<Vec<f64>> {
 
 /// The stem's scale in a weights file: the L2 norm of the stem convolution's weight and the mean
 /// running variance of its BatchNorm (`prefix` is `backbone.` for ours, empty for PyTorch's).
-fn stem(path: &Path, prefix: &str) -> Result<(f64, f64)> {
+pub(crate) fn stem(path: &Path, prefix: &str) -> Result<(f64, f64)> {
     let tensors = tch::Tensor::read_safetensors(path).with_context(|| format!("cannot read {}", path.display()))?;
     let find = |name: &str| {
         tensors

@@ -121,11 +121,11 @@ fn ours(gcl: &RunSpec, ce: &RunSpec, data: &Data, opts: &FidelityOptions, dir: &
 }
 
 /// The PyTorch script's stage-1 weights of a seed (GCL), in its directory.
-const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
+pub(crate) const TORCH_STAGE1: &str = "gcl_stage1.safetensors";
 /// The PyTorch script's initial GCL weights of a seed, before any training.
 const TORCH_INIT: &str = "gcl_init.safetensors";
 
-fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -> Result<serde_json::Value> {
+pub(crate) fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -> Result<serde_json::Value> {
     let weights = dir.join(TORCH_STAGE1);
     match method {
         "gcl" => script_run(spec, method, method, json!({ "save_stage1": weights }), &[weights], opts, dir),
@@ -135,7 +135,7 @@ fn torch_run(spec: &RunSpec, method: &str, opts: &FidelityOptions, dir: &Path) -
 
 /// The script's initial GCL weights of a seed (`init_only`: the network built exactly as its
 /// full run builds it, from the same seed, saved before any training).
-fn torch_init(spec: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<PathBuf> {
+pub(crate) fn torch_init(spec: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<PathBuf> {
     let path = dir.join(TORCH_INIT);
     script_run(
         spec,

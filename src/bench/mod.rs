@@ -4,10 +4,12 @@
 //! - `images`: the JPEG loader against torchvision's `DataLoader`;
 //! - `tsne`: our t-SNE against scikit-learn's;
 //! - `fidelity`: end-to-end training against an independent PyTorch run of the released recipe
-//!   (accuracy, not speed; `dynamics` adds each epoch's loss and the stem's scale).
+//!   (accuracy, not speed; `dynamics` adds each epoch's loss and the stem's scale);
+//! - `init`: our initialisation against PyTorch's, at step 0 and over the first epochs.
 mod dynamics;
 pub mod fidelity;
 pub mod images;
+pub mod init;
 pub mod step;
 pub mod train;
 pub mod tsne;

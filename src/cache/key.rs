@@ -1,7 +1,7 @@
 //! Content keys of runs: SHA-256 of a canonical form of everything that determines a result.
 //!
-//! Canonical form: the fully resolved settings serialised to JSON with object keys sorted
-//! (serde_json's default map is ordered), so key order in a manifest and spelled-out defaults do
+//! Canonical form: the fully resolved settings serialised to JSON with object keys sorted at every
+//! level ([`canonical`] sorts them itself), so key order in a manifest and spelled-out defaults do
 //! not change the key. A stage-2 key contains its stage-1 key, so stage-2 variants share stage 1.
 use crate::config::{ModelSpec, RunSpec};
 use crate::ENGINE_VERSION;

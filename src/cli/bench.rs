@@ -1,11 +1,12 @@
-//! `gcl-repro bench ...`: timings beside a reference measured in the same call.
+//! `gcl-repro bench ...`: timings beside a reference measured in the same call, and the
+//! fidelity checks against independent PyTorch runs.
 use anyhow::Result;
 use clap::Subcommand;
-use gcl_repro::device::DeviceChoice;
+use gcl_repro::bench::fidelity::FidelityOptions;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
-pub enum BenchCommand {
+pub enum Command {
     /// Images/s of the JPEG loader against torchvision's DataLoader on the same files.
     Loader(BenchLoaderArgs),
     /// ms/step of the stage-1 training step (ResNet-32 + GCL, batch 64) beside PyTorch eager.
@@ -21,6 +22,10 @@ pub enum BenchCommand {
     /// CIFAR-10-LT γ=100 with the released schedule compressed to E epochs, K seeds each, and
     /// compare final top-1 of GCL stage 1, GCL + CBEN cRT and CE (mean ± std, Welch p).
     Fidelity(BenchFidelityArgs),
+    /// Our initialisation against the PyTorch script's on CIFAR-10-LT γ=100: step-0 statistics
+    /// over many seeds of each, then the first epoch(s) of GCL stage 1 from each init (ours on
+    /// one stream, so the pair differs by the init alone) and PyTorch's from its own.
+    Init(BenchInitArgs),
     /// Our Barnes-Hut t-SNE against scikit-learn's TSNE on the same synthetic data.
     Tsne {
         /// Number of points (10 Gaussian clusters).
@@ -79,17 +84,64 @@ pub struct BenchFidelityArgs {
     /// Seeds per engine (123, 124, ...).
     #[arg(long, default_value_t = 3)]
     seeds: usize,
-    /// Threads of both engines (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Where the runs, fidelity.json and fidelity.md go; a rerun resumes finished seeds.
     #[arg(long, default_value = "results/fidelity")]
     out: PathBuf,
+    #[command(flatten)]
+    torch: TorchSideArgs,
+}
+
+/// The PyTorch side of the fidelity checks, and the threads of both engines.
+#[derive(clap::Args)]
+pub struct TorchSideArgs {
+    /// Threads of both engines (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Python with torch 2.11 (default $VIRTUAL_ENV/bin/python, else ./.venv/bin/python, else python3).
     #[arg(long)]
     python: Option<PathBuf>,
     #[arg(long, default_value = "scripts/fidelity_torch.py")]
     script: PathBuf,
+}
+
+impl TorchSideArgs {
+    /// The options of a check of `epochs` (the compressed schedule) and `seeds`, written to `out`.
+    fn options(self, epochs: usize, seeds: usize, out: PathBuf, ctx: &super::Context) -> Result<FidelityOptions> {
+        Ok(FidelityOptions {
+            epochs,
+            seeds,
+            data_root: ctx.data_root.clone(),
+            device: ctx.device.resolve()?,
+            threads: self.threads.unwrap_or_else(all_cores),
+            python: gcl_repro::bench::find_python(self.python),
+            script: self.script,
+            out,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct BenchInitArgs {
+    /// The compressed schedule's length (as `bench fidelity --epochs`).
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Epochs of that schedule each run trains.
+    #[arg(long, default_value_t = 1)]
+    train_epochs: usize,
+    /// Seeds of the trained runs (from --first-seed).
+    #[arg(long, default_value_t = 6)]
+    seeds: usize,
+    /// Seeds of each init measured at step 0 (from --first-seed).
+    #[arg(long, default_value_t = 20)]
+    stat_seeds: usize,
+    /// The first seed (126: after `bench fidelity`'s 123-125).
+    #[arg(long, default_value_t = 126)]
+    first_seed: u64,
+    /// Where the runs, init.json and init.md go; a rerun resumes finished runs.
+    #[arg(long, default_value = "results/init")]
+    out: PathBuf,
+    #[command(flatten)]
+    torch: TorchSideArgs,
 }
 
 #[derive(clap::Args)]
@@ -148,25 +200,25 @@ pub struct BenchStepArgs {
     script: PathBuf,
 }
 
-pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path) -> Result<()> {
+pub fn exec(cmd: Command, ctx: &super::Context) -> Result<()> {
+    let (device, data_root) = (ctx.device, ctx.data_root.as_path());
     match cmd {
-        BenchCommand::Fidelity(a) => {
-            let opts = gcl_repro::bench::fidelity::FidelityOptions {
-                epochs: a.epochs,
-                seeds: a.seeds,
-                data_root: data_root.to_path_buf(),
-                device: device.resolve()?,
-                threads: a
-                    .threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
-                python: gcl_repro::bench::find_python(a.python),
-                script: a.script,
-                out: a.out,
-            };
+        Command::Fidelity(a) => {
+            let opts = a.torch.options(a.epochs, a.seeds, a.out, ctx)?;
             print!("{}", gcl_repro::bench::fidelity::run(&opts)?);
             Ok(())
         }
-        BenchCommand::Loader(a) => {
+        Command::Init(a) => {
+            let opts = gcl_repro::bench::init::InitOptions {
+                fidelity: a.torch.options(a.epochs, a.seeds, a.out, ctx)?,
+                train_epochs: a.train_epochs,
+                first_seed: a.first_seed,
+                stat_seeds: a.stat_seeds,
+            };
+            print!("{}", gcl_repro::bench::init::run(&opts)?);
+            Ok(())
+        }
+        Command::Loader(a) => {
             use gcl_repro::bench::images;
             let list = match (a.generate, a.list) {
                 (Some(n), list) => {
@@ -178,8 +230,7 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
                     anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set")
                 }
             };
-            let workers =
-                a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let workers = a.workers.unwrap_or_else(all_cores);
             let spec = images::LoaderBench {
                 root: a.root,
                 list,
@@ -194,12 +245,12 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
             print!("{}", images::run(&spec)?);
             Ok(())
         }
-        BenchCommand::Tsne { points, dim, threads, python, script } => {
+        Command::Tsne { points, dim, threads, python, script } => {
             let python = gcl_repro::bench::find_python(python);
             println!("{}", gcl_repro::bench::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?);
             Ok(())
         }
-        BenchCommand::Train(a) => {
+        Command::Train(a) => {
             let b = gcl_repro::bench::train::TrainBench {
                 device: device.resolve()?,
                 mode: a.mode,
@@ -215,7 +266,7 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
             print!("{}", gcl_repro::bench::train::run(&b)?);
             Ok(())
         }
-        BenchCommand::Parity(a) => {
+        Command::Parity(a) => {
             let (report, pass) = gcl_repro::bench::train::parity(device.resolve()?, a.steps, a.tolerance)?;
             print!("{report}");
             if !pass {
@@ -223,7 +274,7 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
             }
             Ok(())
         }
-        BenchCommand::Step(a) => {
+        Command::Step(a) => {
             let device = device.resolve()?;
             let python = gcl_repro::bench::find_python(a.python);
             print!(
@@ -233,4 +284,9 @@ pub fn run(cmd: BenchCommand, device: DeviceChoice, data_root: &std::path::Path)
             Ok(())
         }
     }
+}
+
+/// The default of every `--threads`/`--workers`: all cores.
+fn all_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

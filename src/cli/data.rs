@@ -4,7 +4,7 @@ use clap::Subcommand;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
-pub enum DataCommand {
+pub enum Command {
     /// Per-class counts of the long-tailed train split (and, for CIFAR, its kept indices).
     Info {
         #[command(flatten)]
@@ -106,10 +106,11 @@ fn parse_cifar(s: &str) -> std::result::Result<gcl_repro::data::cifar::Cifar, St
     }
 }
 
-pub fn run(cmd: DataCommand, data_root: &std::path::Path) -> Result<()> {
+pub fn exec(cmd: Command, ctx: &super::Context) -> Result<()> {
     use gcl_repro::data;
+    let data_root = ctx.data_root.as_path();
     match cmd {
-        DataCommand::Info { dataset, indices_out } => {
+        Command::Info { dataset, indices_out } => {
             let spec = dataset.spec();
             let info = data::split_info(&spec, data_root)?;
             print!("{}", data::format_info(&spec, &info));
@@ -123,18 +124,18 @@ pub fn run(cmd: DataCommand, data_root: &std::path::Path) -> Result<()> {
             }
             Ok(())
         }
-        DataCommand::Fetch { dataset, url, md5 } => {
+        Command::Fetch { dataset, url, md5 } => {
             let dir = data::fetch::fetch(dataset, data_root, url.as_deref(), md5.as_deref())?;
             data::cifar::verify_files(dataset, data_root)?;
             println!("installed and verified {}", dir.display());
             Ok(())
         }
-        DataCommand::ConvertInat { json, out } => {
+        Command::ConvertInat { json, out } => {
             let n = data::listfile::convert_inat_json(&json, &out)?;
             println!("wrote {n} lines to {}", out.display());
             Ok(())
         }
-        DataCommand::Export { dataset, out } => {
+        Command::Export { dataset, out } => {
             let d = data::load(&dataset.spec(), data_root)?;
             let labels = |v: &[i64]| tch::Tensor::from_slice(v);
             let counts: Vec<i64> = d.class_counts.iter().map(|&n| n as i64).collect();
@@ -157,7 +158,7 @@ pub fn run(cmd: DataCommand, data_root: &std::path::Path) -> Result<()> {
             );
             Ok(())
         }
-        DataCommand::Prepare { dataset, out } => {
+        Command::Prepare { dataset, out } => {
             let spec = dataset.spec();
             let out = match out {
                 Some(p) => p,

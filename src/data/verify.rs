@@ -1,7 +1,7 @@
 //! File integrity: size and MD5 checks of dataset files, remembered so later runs skip re-hashing.
 //!
 //! The memo lives in the user's cache (the dataset directory may be read-only):
-//! `$GCL_CACHE_DIR`, else `$XDG_CACHE_HOME/gcl-repro`, else `~/.cache/gcl-repro`, file
+//! `$XDG_CACHE_HOME/gcl-repro`, else `~/.cache/gcl-repro`, file
 //! `verified-md5.json`, keyed by canonical path + size + modification time. Any change to a file
 //! (rewrite, truncation, a flipped byte written back) changes its size or mtime, so it is hashed
 //! again. A memo that cannot be read or written only costs a re-hash, never an error.
@@ -11,11 +11,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The directory for small per-user state (the verification memo).
+/// The directory for small per-user state (the verification memo). Not `$GCL_CACHE_DIR`: that
+/// is the run cache (`--cache-dir`), which a cluster may share between users.
 pub fn user_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("GCL_CACHE_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(d);
-    }
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(d).join("gcl-repro");
     }

@@ -1,8 +1,9 @@
 //! Resolution of a cell's settings by deep merge of RunSpec fragments.
 //!
 //! Order: `RunSpec::default()` <- the cell's fragments (`manifest::cell_fragments`, the one
-//! place their order is written: `[defaults]` <- column <- recipe <- row <- cell) <-
-//! `[manifest.smoke]` (smoke scale only) <- seed. The fragments merge as TOML tables (the one
+//! place their order is written: `[defaults]` <- column <- recipe <- row <- cell <- the sweep
+//! point a generated row came from) <- `[manifest.smoke]` (smoke scale only) <- the command
+//! line's `--set KEY=VALUE` overrides (those that apply to the cell) <- seed. The fragments merge as TOML tables (the one
 //! layer where a partial fragment exists) and the result is deserialised once into `RunSpec`. Tables merge key by key; any other value replaces. Every
 //! fragment merges onto the *resolved* settings so far, which start as the full default run
 //! spelled out, so a partial table never falls back to another type's defaults:

@@ -40,8 +40,8 @@ pub struct Options {
     pub deadline: Option<Deadline>,
 }
 
-/// The hidden `run` flag that hands a worker its parent's deadline, as seconds since the Unix
-/// epoch.
+/// The hidden flag of the `worker` command that hands a worker its parent's deadline, as
+/// seconds since the Unix epoch.
 pub const DEADLINE_AT_FLAG: &str = "--deadline-at";
 
 /// Exit status of a worker whose run was wound down or not started by the deadline (its parent

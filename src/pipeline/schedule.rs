@@ -10,7 +10,7 @@ use std::collections::HashSet;
 /// What to do with the next run.
 #[derive(Debug, PartialEq)]
 pub enum Decision<'a> {
-    /// Train it (it is no longer pending; report its outcome with `succeeded` or `failed`).
+    /// Train it (it is no longer pending; report a failure or a wind-down with `failed`).
     Start(&'a RunNode),
     /// Already in the cache: nothing to do.
     Cached(&'a RunNode),

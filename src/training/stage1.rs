@@ -19,6 +19,16 @@ use std::path::Path;
 /// Run stage 1 of `spec` in `env.dir`: train, store the final weights and the embeddings.
 pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Result<RunResult> {
     let started = chrono::Utc::now();
+    let (net, state) = train_stage1(spec, data, env)?;
+    let (train, test) = source::sources(data, env.device, spec.dataset.color_jitter);
+    checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
+    export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
+    Ok(export::result(key, 1, None, state, data, started))
+}
+
+/// Stage 1's training alone (resuming from `env.dir`'s checkpoint): the trained network and
+/// what the loop recorded, with nothing written beyond the checkpoint and the log.
+pub fn train_stage1(spec: &RunSpec, data: &Data, env: &RunEnv) -> Result<(Network, epoch::TrainState)> {
     let s1 = &spec.stage1;
     tch::manual_seed(spec.seed as i64);
     let net = Network::new(&spec.model, data.num_classes() as i64, env.device);
@@ -42,9 +52,7 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
         let mut stage = standard;
         epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?
     };
-    checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
-    export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
-    Ok(export::result(key, 1, None, state, data, started))
+    Ok((net, state))
 }
 
 /// Start from `model.init_from`'s weights, refusing a file whose content is not the one the
