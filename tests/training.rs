@@ -193,3 +193,40 @@ fn bbn_trains_with_two_samplers_and_refuses_mixup() {
     // Both branches are in the stored model (the re-balancing branch's block is `rb_block.*`).
     assert!(weights(d.path()).iter().any(|(n, _)| n.contains("rb_block")));
 }
+
+/// `model.init_from` changes nothing but the starting weights: a run started from the very
+/// weights its own seed draws (the final weights of a 0-epoch run) trains the same bits as the
+/// run that drew them. The paired checks (`bench fidelity`, `bench init`) rest on it: there, ours
+/// from PyTorch's init and ours from our own init differ by the weights alone.
+#[test]
+fn a_run_from_its_own_initial_weights_through_init_from_trains_the_same_bits() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut spec = small_spec(2);
+    spec.stage1.warmup_epochs = 0;
+    spec.stage1.milestones = vec![];
+    let data: gcl_repro::data::Data =
+        gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
+    let stop = AtomicBool::new(false);
+    let init = tempfile::tempdir().unwrap();
+    let mut zero = spec.clone();
+    zero.stage1.epochs = 0;
+    training::run_stage1(&zero, &data, "k0", &ctx(init.path(), &stop)).unwrap();
+
+    let own = tempfile::tempdir().unwrap();
+    let a = training::run_stage1(&spec, &data, "k", &ctx(own.path(), &stop)).unwrap();
+    let mut from_file = spec.clone();
+    from_file.model.pin_init_from(&init.path().join(training::FINAL_MODEL)).unwrap();
+    let imported = tempfile::tempdir().unwrap();
+    let b = training::run_stage1(&from_file, &data, "k", &ctx(imported.path(), &stop)).unwrap();
+    for (ra, rb) in a.epochs.iter().zip(&b.epochs) {
+        assert_eq!(ra.train_loss, rb.train_loss, "epoch {}", ra.epoch);
+    }
+    let (mut wa, mut wb) = (weights(own.path()), weights(imported.path()));
+    wa.sort_by(|x, y| x.0.cmp(&y.0));
+    wb.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(wa.len(), wb.len());
+    for ((na, ta), (nb, tb)) in wa.iter().zip(&wb) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs between the run and the run from its own initial weights");
+    }
+}

@@ -42,6 +42,8 @@ pub struct InitOptions {
 
 /// Training images of the step-0 measurement: the first ones of a fixed shuffled order.
 const STAT_IMAGES: usize = 512;
+/// Our initial weights of a seed, in `ours/seedN/` (PyTorch's are `torch/seedN/gcl_init.safetensors`).
+pub const OWN_INIT: &str = "own_init.safetensors";
 const STAT_BATCH: usize = 128;
 
 /// Step-0 statistics of one initial network: [GCL loss, mean pairwise feature cosine, share of
@@ -91,6 +93,10 @@ fn step0_all(opts: &InitOptions, data: &Data) -> Result<(Vec<Step0>, Vec<Step0>)
         let classes = data.num_classes() as i64;
         tch::manual_seed(seed as i64); // as `train_stage1` draws our init
         let own = Network::new(&spec.model, classes, f.device);
+        // Kept beside PyTorch's (not committed), so the two sets of weights can be compared.
+        let own_path = f.out.join(format!("ours/seed{seed}/{OWN_INIT}"));
+        std::fs::create_dir_all(own_path.parent().unwrap_or(&f.out))?;
+        crate::training::checkpoint::write_atomic(&own_path, &own.named_variables())?;
         ours.push(step0(&own, &criterion, data, f.device)?);
         let path = torch_init(&spec, f, &f.out.join(format!("torch/seed{seed}")))?;
         let imported = Network::new(&spec.model, classes, f.device);

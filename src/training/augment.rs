@@ -138,6 +138,39 @@ mod tests {
         assert!((7..12).any(attempt), "pad_crop_flip does not cut the windows its draws name");
     }
 
+    /// The draws' distribution, from torchvision's `RandomCrop(32, padding=4)` and
+    /// `RandomHorizontalFlip()` (the released CIFAR transforms): the window's top and left
+    /// offsets uniform on 0..=8, each image flipped with probability 1/2. Read back from the
+    /// output of images whose pixels hold their own row and column.
+    #[test]
+    fn crops_are_uniform_and_half_the_images_flipped() {
+        let (n, side) = (9000, 32);
+        let rows = Tensor::arange(side, (Kind::Float, Device::Cpu)).view([side, 1]).expand([side, side], false) + 1.0;
+        let cols = rows.tr();
+        let x = Tensor::stack(&[rows, cols], 0).unsqueeze(0).expand([n, 2, side, side], false).contiguous();
+        tch::manual_seed(5);
+        let y = pad_crop_flip(&x, 4);
+        let at = |c: i64, r: i64, col: i64| Vec::<f64>::try_from(y.select(1, c).select(1, r).select(1, col)).unwrap();
+        // Output pixel (16, 16) holds padded-image row 16 + oy, i.e. image row 12 + oy (value 13 + oy).
+        let (row16, left, right, col16) = (at(0, 16, 16), at(1, 16, 10), at(1, 16, 20), at(1, 16, 16));
+        let (mut oy, mut ox, mut flipped) = ([0usize; 9], [0usize; 9], 0usize);
+        for i in 0..n as usize {
+            oy[(row16[i] - 13.0) as usize] += 1;
+            // Mirrored, output column 16 shows crop column 15: value 12 + ox instead of 13 + ox.
+            let flip = right[i] < left[i];
+            flipped += flip as usize;
+            ox[(col16[i] - if flip { 12.0 } else { 13.0 }) as usize] += 1;
+        }
+        let chi2 = |counts: &[usize; 9]| {
+            let e = n as f64 / 9.0;
+            counts.iter().map(|&c| (c as f64 - e).powi(2) / e).sum::<f64>()
+        };
+        // 8 degrees of freedom: P(chi2 > 40) is about 2e-6.
+        assert!(chi2(&oy) < 40.0 && chi2(&ox) < 40.0, "offsets not uniform on 0..=8: rows {oy:?}, columns {ox:?}");
+        // Binomial(9000, 1/2): standard deviation 47.
+        assert!((flipped as f64 - n as f64 / 2.0).abs() < 5.0 * 47.5, "{flipped} of {n} flipped");
+    }
+
     #[test]
     fn batch_is_normalised() {
         let imgs = Tensor::full([4, 3, 2, 2], 255, (Kind::Uint8, Device::Cpu));
