@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, Stage1Spec};
 use gcl_repro::losses::{Criterion, Gcl};
 use gcl_repro::models::{trainable, Network};
-use gcl_repro::training::schedule::lr_at;
+use gcl_repro::training::lr_schedule::lr_at;
 use gcl_repro::training::sgd::Sgd;
 use replay::{epoch_batches, replayed_mixup_loss, Reference};
 use tch::{Device, Kind, Tensor};

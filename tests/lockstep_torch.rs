@@ -35,8 +35,8 @@
 //!   order over the cut images) batches and normalises them.
 //! - Mixup: `step::mixup_step`, the mixup branch of `supervised_step` after it has drawn lambda
 //!   and the permutation, given the recorded ones and, through `MixupDraws::noise`, the two
-//!   terms' GCL samples, which it passes to `Criterion::mixup_loss_with_noise`. So the test checks
-//!   the loss, not that `mixup_loss` draws two independent samples (it does, as the released
+//!   terms' GCL samples, which it passes to `Criterion::blended_loss_with_noise`. So the test checks
+//!   the loss, not that `blended_loss` draws two independent samples (it does, as the released
 //!   `mixup_criterion` calls the criterion twice; see its docs).
 //!
 //! What could not be driven from the recorded stream, and the hook that would allow it (neither
@@ -53,11 +53,11 @@
 //!   replays a stream. Here the loop is spelled out: `lr_at` once per epoch, `Stage::begin_epoch`,
 //!   then per batch the step, `Sgd::zero_grad`, `backward`, `Sgd::step`, as `train` does. So the
 //!   draws themselves are not compared (CBEN's class probabilities are, against the released
-//!   sampler's weights), and GCL's stage 1 runs `mixup_step` on `Stage1`'s forward pass
-//!   (`net.logits(&net.features(x, true))`) rather than `Stage1::step`.
+//!   sampler's weights), and GCL's stage 1 runs `mixup_step` on `Standard`'s forward pass
+//!   (`net.logits(&net.features(x, true))`) rather than `Standard::step`.
 //!
 //! The CE and LDAM-DRW steps have no randomness inside, so they run through our real
-//! `standard::Stage1` (`Stage::begin_epoch`, which applies `DeferredReweighting`, and `Stage::step`).
+//! `standard::Standard` (`Stage::begin_epoch`, which applies `DeferredReweighting`, and `Stage::step`).
 //!
 //! Precision: float64 for the network, losses and optimiser on both sides (the float32 input
 //! pipeline, as torchvision's, is cast after normalisation). In float32 the rounding noise of
@@ -87,10 +87,10 @@ use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, SamplerSpec, Stage1Spec
 use gcl_repro::data::samplers::{class_probabilities, drw_weights};
 use gcl_repro::losses::{cloud_sizes, ldam_margins, Ce, CloudSchedule, Criterion, Gcl, Ldam};
 use gcl_repro::models::{trainable, Network};
+use gcl_repro::training::lr_schedule::lr_at;
 use gcl_repro::training::rebalance::{Crt, Lws, Rebalance, Rebalancer};
-use gcl_repro::training::schedule::lr_at;
 use gcl_repro::training::sgd::Sgd;
-use gcl_repro::training::standard::{DeferredReweighting, Stage1};
+use gcl_repro::training::standard::{DeferredReweighting, Standard};
 use gcl_repro::training::step::EpochCtx;
 use gcl_repro::training::Stage;
 use rand::SeedableRng;
@@ -334,7 +334,7 @@ fn epoch_ctx(rng: &mut ChaCha8Rng, epoch: usize, epochs: usize) -> EpochCtx<'_> 
     EpochCtx { epoch, epochs, seed: 0, rng, device: Device::Cpu }
 }
 
-/// Stage 1, GCL + mixup: Stage1's forward pass through `mixup_step` (module docs).
+/// Stage 1, GCL + mixup: Standard's forward pass through `mixup_step` (module docs).
 fn gcl_stage1(r: &Reference, found: &mut Findings) {
     let spec = stage1_spec(LossSpec::Gcl(Gcl { scale: 30.0, noise_mul: 0.5, ..Gcl::default() }), true, None, 0.1);
     let net = network(r, Head::Normed, "gcl_s1/init/");
@@ -350,7 +350,7 @@ fn gcl_stage1(r: &Reference, found: &mut Findings) {
     compare_final(r, "gcl_s1", &net.named_variables(), &opt, &names, found);
 }
 
-/// Stage 1 without randomness inside the step (CE, LDAM-DRW): through `Stage1` itself.
+/// Stage 1 without randomness inside the step (CE, LDAM-DRW): through `Standard` itself.
 fn plain_stage1(r: &Reference, case: &str, spec: &Stage1Spec, head: Head, found: &mut Findings) {
     let net = network(r, head, &format!("{case}/init/"));
     let counts = counts(r);
@@ -358,7 +358,7 @@ fn plain_stage1(r: &Reference, case: &str, spec: &Stage1Spec, head: Head, found:
     params.extend(trainable(&net.head_vars));
     let names = names_of(&params, &net.named_variables());
     let mut opt = Sgd::new(params, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
-    let stage = std::cell::RefCell::new(Stage1 {
+    let stage = std::cell::RefCell::new(Standard {
         spec,
         net: &net,
         criterion: Criterion::new(&spec.loss, &counts, head, Device::Cpu).unwrap(),

@@ -3,7 +3,7 @@
 use gcl_repro::cache::RunState;
 use gcl_repro::config::Scale;
 use gcl_repro::pipeline::plan::{self, PlanOptions};
-use gcl_repro::pipeline::{RunGraph, Stage};
+use gcl_repro::pipeline::{RunGraph, RunStage};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,7 +30,7 @@ fn graph_dedups_stage1_and_reads_cache_states() {
     assert!(p.states.iter().all(|s| *s == RunState::Missing));
     // Every stage-2 node directly follows its parent or a sibling, and names its parent.
     for (i, n) in nodes.iter().enumerate() {
-        if let Stage::Two { parent } = &n.stage {
+        if let RunStage::Two { parent } = &n.stage {
             let prev = &nodes[i - 1];
             assert!(&prev.key == parent || prev.parent() == Some(parent.as_str()));
         }

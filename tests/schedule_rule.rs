@@ -1,10 +1,10 @@
-//! One rule shrinks the released stage-1 schedule (`training::schedule::compress`), and every
+//! One rule shrinks the released stage-1 schedule (`training::lr_schedule::compress`), and every
 //! manifest that shrinks it follows the rule: the quick start at full scale and every table's
 //! smoke scale. A cell whose stage 1 runs the step schedule with fewer epochs than the released
 //! 200 must have the rule's warm-up and milestones, so no row gets a gentler schedule than another.
 use gcl_repro::config::{LrSchedule, Scale};
 use gcl_repro::manifest;
-use gcl_repro::training::schedule::{compress, RELEASED_EPOCHS};
+use gcl_repro::training::lr_schedule::{compress, RELEASED_EPOCHS};
 use std::path::Path;
 
 fn checked_cells(file: &str, scale: Scale) -> usize {

@@ -2,7 +2,7 @@
 //!
 //! Both engines train the same recipes on the exact CIFAR-10-LT γ = 100 subset, on the same
 //! device, with the released schedule compressed from 200 to `E` epochs by the one rule
-//! (`training::schedule::compress`: the warm-up whole where a quarter of the run holds it, the
+//! (`training::lr_schedule::compress`: the warm-up whole where a quarter of the run holds it, the
 //! decays at 80 % and 90 % of the run), `K` seeds each, one after the other:
 //! - GCL stage 1 (cosine head, s = 30, c = 0.5, mixup), then
 //! - GCL + CBEN cRT (the released stage 2 on that stage 1's final weights), and
@@ -44,10 +44,10 @@ pub struct FidelityOptions {
 /// shape (one epoch would run at constant peak lr).
 pub const MIN_STAGE2_EPOCHS: usize = 3;
 
-/// The released schedule shrunk to `epochs` by the one rule (`training::schedule::compress`):
+/// The released schedule shrunk to `epochs` by the one rule (`training::lr_schedule::compress`):
 /// (warm-up epochs, step milestones, stage-2 epochs: the released 30 scaled by `epochs / 200`).
 pub fn compressed_schedule(epochs: usize) -> (usize, Vec<usize>, usize) {
-    let c = training::schedule::compress(epochs);
+    let c = training::lr_schedule::compress(epochs);
     let stage2 = (30.0 * epochs as f64 / 200.0).round() as usize;
     (c.warmup_epochs, c.milestones, stage2.max(MIN_STAGE2_EPOCHS))
 }

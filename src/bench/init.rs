@@ -20,7 +20,7 @@ use crate::losses::Criterion;
 use crate::models::heads::l2_normalize;
 use crate::models::Network;
 use crate::stats::{mean_std, paired_t, welch};
-use crate::training::{self, source, Progress, RunEnv};
+use crate::training::{self, batches, Progress, RunEnv};
 use anyhow::{Context as _, Result};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -58,7 +58,7 @@ fn step0(net: &Network, criterion: &Criterion, data: &Data, device: tch::Device)
     let labels = data.train_labels();
     let mut order = epoch_indices(&SamplerSpec::default(), &labels, data.class_counts(), 0);
     order.truncate(STAT_IMAGES);
-    let (train, _) = source::sources(data, device, false);
+    let (train, _) = batches::sources(data, device, false);
     tch::manual_seed(0);
     let (mut feats, mut outs, mut loss_sum) = (Vec::new(), Vec::new(), 0.0);
     let mut batches = 0.0;

@@ -19,10 +19,10 @@ use crate::config::{DatasetName, DatasetSpec, LossSpec, RunSpec};
 use crate::data::Data;
 use crate::losses::{Ce, Criterion};
 use crate::models::{trainable, Network};
+use crate::training::batches::{self, BatchSource, Batches};
 use crate::training::epoch::{self, Split};
 use crate::training::sgd::Sgd;
-use crate::training::source::{self, BatchSource, Batches};
-use crate::training::standard::Stage1;
+use crate::training::standard::Standard;
 use crate::training::static_step::StepMode;
 use crate::training::{self, RunEnv, Silent};
 use anyhow::{bail, Context as _, Result};
@@ -142,14 +142,14 @@ fn train_steps(
     let dir = tempfile::tempdir()?;
     let stop = AtomicBool::new(false);
     let env = RunEnv { device, dir: dir.path().to_path_buf(), stop: &stop, observer };
-    let (train, test) = source::sources(data, device, spec.dataset.color_jitter);
+    let (train, test) = batches::sources(data, device, spec.dataset.color_jitter);
     let limited = Limited { inner: train.as_ref(), batches: steps };
     let one_batch = Limited { inner: test.as_ref(), batches: 1 };
     let test: &dyn BatchSource = if full_evaluation { test.as_ref() } else { &one_batch };
     let labels = data.train_labels();
     let split = Split { labels: &labels, counts: data.class_counts(), train: &limited, test };
     let criterion = Criterion::new(&spec.stage1.loss, data.class_counts(), spec.model.head, device)?;
-    let mut stage = Stage1 { spec: &spec.stage1, net, criterion, drw: None };
+    let mut stage = Standard { spec: &spec.stage1, net, criterion, drw: None };
     let state = epoch::train(&env, &mut stage, opt, &split, seed)?;
     state.records.into_iter().next().context("the timed epoch left no record")
 }

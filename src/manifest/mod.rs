@@ -48,7 +48,7 @@
 //! without data (unknown keys, bad values, dangling references) and reports each problem as
 //! `FILE:LINE:COL: message`; [`expand`] turns the table into cells with their planned runs.
 mod expand;
-mod figures;
+mod figure_specs;
 pub mod merge;
 pub mod overrides;
 mod published;

@@ -1,6 +1,6 @@
 //! Validation of a manifest file: every key and value checked without data, each problem
 //! reported as `FILE:LINE:COL: message` with the key, its table and the fix. The published
-//! values (`published`) and the figures (`figures`) are checked in their own files.
+//! values (`published`) and the figures (`figure_specs`) are checked in their own files.
 use super::expand::expand_with;
 use super::schema::{self, check_fragment, did_you_mean, unknown_key_message, Problem, Shape};
 use super::source::{table_name, Source};

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// Which stage a run is: stage 1, or stage 2 on top of the stage-1 run `parent`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Stage {
+pub enum RunStage {
     One,
     Two { parent: String },
 }
@@ -41,7 +41,7 @@ impl CellUse {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunNode {
     pub key: String,
-    pub stage: Stage,
+    pub stage: RunStage,
     /// The settings of the run (stage 1 alone for a stage-1 node).
     pub spec: RunSpec,
     /// The data identity that went into the key.
@@ -56,21 +56,21 @@ impl RunNode {
     /// 1 or 2.
     pub fn stage_number(&self) -> u8 {
         match self.stage {
-            Stage::One => 1,
-            Stage::Two { .. } => 2,
+            RunStage::One => 1,
+            RunStage::Two { .. } => 2,
         }
     }
 
     pub fn parent(&self) -> Option<&str> {
         match &self.stage {
-            Stage::One => None,
-            Stage::Two { parent } => Some(parent),
+            RunStage::One => None,
+            RunStage::Two { parent } => Some(parent),
         }
     }
 
     pub fn epochs(&self) -> usize {
         match (&self.spec.stage2, &self.stage) {
-            (Some(s2), Stage::Two { .. }) => s2.epochs,
+            (Some(s2), RunStage::Two { .. }) => s2.epochs,
             _ => self.spec.stage1.epochs,
         }
     }
@@ -83,8 +83,8 @@ impl RunNode {
     /// What the key is computed from (stored beside the result as `key.json`).
     pub fn key_material(&self) -> serde_json::Value {
         match &self.stage {
-            Stage::Two { parent } => key::stage2_material(&self.spec, parent).expect("a stage-2 node has a stage 2"),
-            Stage::One => key::stage1_material(&self.spec, &self.data_identity),
+            RunStage::Two { parent } => key::stage2_material(&self.spec, parent).expect("a stage-2 node has a stage 2"),
+            RunStage::One => key::stage1_material(&self.spec, &self.data_identity),
         }
     }
 
@@ -150,7 +150,7 @@ impl RunGraph {
                         }
                         continue;
                     };
-                    let node = |key: &str, stage: Stage, spec: RunSpec| RunNode {
+                    let node = |key: &str, stage: RunStage, spec: RunSpec| RunNode {
                         key: key.to_string(),
                         stage,
                         spec,
@@ -159,7 +159,7 @@ impl RunGraph {
                         uses: Vec::new(),
                     };
                     let i = *index.entry(keys.stage1.clone()).or_insert_with(|| {
-                        stage1.push(node(&keys.stage1, Stage::One, run.spec.stage1_only()));
+                        stage1.push(node(&keys.stage1, RunStage::One, run.spec.stage1_only()));
                         stage1.len() - 1
                     });
                     add_use(&mut stage1[i].uses, &used);
@@ -168,7 +168,11 @@ impl RunGraph {
                         let j = match siblings.iter().position(|n| &n.key == k2) {
                             Some(j) => j,
                             None => {
-                                siblings.push(node(k2, Stage::Two { parent: keys.stage1.clone() }, run.spec.clone()));
+                                siblings.push(node(
+                                    k2,
+                                    RunStage::Two { parent: keys.stage1.clone() },
+                                    run.spec.clone(),
+                                ));
                                 siblings.len() - 1
                             }
                         };

@@ -8,4 +8,4 @@ pub mod runner;
 pub mod schedule;
 pub mod worker;
 
-pub use graph::{CellUse, RunGraph, RunNode, Stage, UnavailableRun};
+pub use graph::{CellUse, RunGraph, RunNode, RunStage, UnavailableRun};

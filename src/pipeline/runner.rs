@@ -12,7 +12,7 @@
 //! stays in the cache's partial directory (it resumes on the next `run`, like after Ctrl-C); no
 //! new run starts. The epoch in progress finishes *after* the deadline, so a caller with a hard
 //! limit passes a deadline that leaves one epoch (plus start-up and the report) to spare.
-use super::graph::{RunNode, Stage};
+use super::graph::{RunNode, RunStage};
 use super::schedule::{Decision, Scheduler};
 use super::worker;
 use crate::cache::{Cache, RunState};
@@ -553,8 +553,8 @@ fn run_one(
         spec.model.pretrained = Some(opts.data_root.join(p).to_string_lossy().into_owned());
     }
     let mut result = match &job.stage {
-        Stage::Two { parent } => training::run_stage2(&spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
-        Stage::One => training::run_stage1(&spec, &data, &job.key, &ctx)?,
+        RunStage::Two { parent } => training::run_stage2(&spec, &data, &job.key, parent, &cache.run_dir(parent), &ctx)?,
+        RunStage::One => training::run_stage1(&spec, &data, &job.key, &ctx)?,
     };
     result.provenance.device = device_label(device);
     result.provenance.device_name = device_name(device);

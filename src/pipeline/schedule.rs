@@ -91,13 +91,13 @@ impl<'a> Scheduler<'a> {
 mod tests {
     use super::*;
     use crate::config::RunSpec;
-    use crate::pipeline::graph::Stage;
+    use crate::pipeline::graph::RunStage;
     use std::collections::HashMap;
 
     fn node(key: &str, parent: Option<&str>) -> RunNode {
         RunNode {
             key: key.repeat(12),
-            stage: parent.map_or(Stage::One, |p| Stage::Two { parent: p.repeat(12) }),
+            stage: parent.map_or(RunStage::One, |p| RunStage::Two { parent: p.repeat(12) }),
             spec: RunSpec::default(),
             data_identity: String::new(),
             manifest: Default::default(),

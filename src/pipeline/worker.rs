@@ -28,8 +28,8 @@ pub fn read_job(path: &Path) -> Result<RunNode> {
         format!("{} is not a worker job (written by `run --jobs` or `plan --emit slurm`)", path.display())
     })?;
     let material = match &node.stage {
-        super::graph::Stage::One => key::stage1_material(&node.spec, &node.data_identity),
-        super::graph::Stage::Two { parent } => key::stage2_material(&node.spec, parent)
+        super::graph::RunStage::One => key::stage1_material(&node.spec, &node.data_identity),
+        super::graph::RunStage::Two { parent } => key::stage2_material(&node.spec, parent)
             .with_context(|| format!("{}: a stage-2 job without a stage 2", path.display()))?,
     };
     let computed = key::hash(&material);
@@ -47,13 +47,13 @@ pub fn read_job(path: &Path) -> Result<RunNode> {
 mod tests {
     use super::*;
     use crate::config::RunSpec;
-    use crate::pipeline::graph::{CellUse, Stage};
+    use crate::pipeline::graph::{CellUse, RunStage};
 
     fn stage1_node() -> RunNode {
         let spec = RunSpec::default().stage1_only();
         let key = key::hash(&key::stage1_material(&spec, "data-id"));
         let uses = vec![CellUse { manifest: "m".into(), cell: "r.c".into(), seed: 123 }];
-        RunNode { key, stage: Stage::One, spec, data_identity: "data-id".into(), manifest: "/x/m.toml".into(), uses }
+        RunNode { key, stage: RunStage::One, spec, data_identity: "data-id".into(), manifest: "/x/m.toml".into(), uses }
     }
 
     #[test]

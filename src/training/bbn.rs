@@ -3,9 +3,9 @@
 //! BBN's reversed sampler (re-balancing branch) per step, mixed by cumulative learning:
 //! `alpha = 1 - (t / T)^2` (t counted from 0), features `[alpha f_c, (1 - alpha) f_r]`, loss
 //! `alpha L(out, y_c) + (1 - alpha) L(out, y_r)`.
+use super::batches::{BatchSource, Batches};
 use super::epoch::{Split, Stage};
-use super::source::{BatchSource, Batches};
-use super::standard::Stage1;
+use super::standard::Standard;
 use super::step::{count_eq, EpochCtx, StepOutcome};
 use super::Stream;
 use crate::config::{OptimSpec, SamplerSpec};
@@ -19,7 +19,7 @@ fn reversed_sampler() -> SamplerSpec {
 }
 
 pub struct Bbn<'a> {
-    base: Stage1<'a>,
+    base: Standard<'a>,
     labels: &'a [i64],
     counts: &'a [usize],
     train: &'a dyn BatchSource,
@@ -28,7 +28,7 @@ pub struct Bbn<'a> {
 }
 
 impl<'a> Bbn<'a> {
-    pub fn new(base: Stage1<'a>, split: &Split<'a>) -> Bbn<'a> {
+    pub fn new(base: Standard<'a>, split: &Split<'a>) -> Bbn<'a> {
         Bbn { base, labels: split.labels, counts: split.counts, train: split.train, rebalancing: None }
     }
 }
@@ -71,7 +71,7 @@ impl Stage for Bbn<'_> {
         let net = self.base.net;
         let out = net.logits(&net.bbn_features(x, &x_r, alpha, true));
         let criterion = &self.base.criterion;
-        let loss = criterion.mixup_loss(&out, y, &y_r, alpha, true);
+        let loss = criterion.blended_loss(&out, y, &y_r, alpha, true);
         let pred = criterion.eval_logits(&out).argmax(1, false);
         Ok(StepOutcome { loss, hits: alpha * count_eq(&pred, y) + (1.0 - alpha) * count_eq(&pred, &y_r) })
     }

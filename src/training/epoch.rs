@@ -5,11 +5,11 @@
 //! optimiser step each; evaluate on the test split; append the epoch's record; checkpoint the
 //! stage's tensors, the momentum buffers and the records so far. A run restarted after a kill
 //! resumes after its last complete epoch and, on CPU, ends bit-identical.
+use super::batches::BatchSource;
 use super::sgd::Sgd;
-use super::source::BatchSource;
 use super::static_step::{StaticParts, StaticStep, StepMode};
 use super::step::{EpochCtx, StepOutcome};
-use super::{checkpoint, derive_seed, evaluate::evaluate, schedule, RunEnv, Stream, TrainError};
+use super::{checkpoint, derive_seed, evaluate::evaluate, lr_schedule, RunEnv, Stream, TrainError};
 use crate::cache::files::{BEST_MODEL, CHECKPOINT, LOG};
 use crate::config::{OptimSpec, SamplerSpec};
 use crate::metrics::{EpochRecord, Evaluation};
@@ -32,7 +32,7 @@ pub struct Split<'a> {
 }
 
 /// One stage of the recipe: its settings, its training step, its prediction and the tensors it
-/// checkpoints. Implemented by `standard::Stage1`, `bbn::Bbn` and `stage2::Stage2`.
+/// checkpoints. Implemented by `standard::Standard`, `bbn::Bbn` and `stage2::Stage2`.
 pub trait Stage {
     /// 1 or 2: seeds each epoch's randomness and labels the records.
     fn number(&self) -> u8;
@@ -100,7 +100,7 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
             split.counts,
             Stream::Sampler.seed(epoch_seed),
         );
-        let lr = schedule::lr_at(&optim, epoch);
+        let lr = lr_schedule::lr_at(&optim, epoch);
         let bs = optim.batch_size;
         let order_len = order.len();
         env.observer.epoch_started(n, epoch, epochs, order_len.div_ceil(bs));

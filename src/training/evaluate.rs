@@ -1,6 +1,6 @@
 //! Evaluation on a split: top-1/top-5, per-class accuracy, shot groups and confusion, without
 //! noise or gradients.
-use super::source::BatchSource;
+use super::batches::BatchSource;
 use crate::metrics::Evaluation;
 use anyhow::Result;
 use tch::{Device, Tensor};
@@ -48,6 +48,6 @@ pub fn evaluate_weights(
     crate::models::import::load_state_dict(&net, path)?;
     let loss = spec.stage2.as_ref().map_or(&spec.stage1.loss, |s2| &s2.loss);
     let criterion = crate::losses::Criterion::new(loss, data.class_counts(), spec.model.head, device)?;
-    let (_, test) = super::source::sources(data, device, spec.dataset.color_jitter);
+    let (_, test) = super::batches::sources(data, device, spec.dataset.color_jitter);
     evaluate(&|x| criterion.eval_logits(&net.logits(&net.features(x, false))), test.as_ref(), data.class_counts())
 }

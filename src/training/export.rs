@@ -1,8 +1,8 @@
 //! What a finished stage leaves beside its weights: the result record (metrics and provenance)
 //! and the features of both splits for t-SNE figures.
+use super::batches::{self, BatchSource};
 use super::checkpoint;
 use super::epoch::TrainState;
-use super::source::{self, BatchSource};
 use crate::data::Data;
 use crate::metrics::{Provenance, RunResult, SHOT_RULE};
 use crate::models::Network;
@@ -56,7 +56,7 @@ const MAX_EMBEDDED: usize = 20_000;
 /// Features (the classifier's input) of the train and test splits, for t-SNE figures.
 pub fn embeddings(net: &Network, train: &dyn BatchSource, test: &dyn BatchSource, path: &Path) -> Result<()> {
     let feats = |split: &dyn BatchSource| -> Result<(Tensor, Tensor, Tensor)> {
-        let order = source::spread(split.len(), MAX_EMBEDDED);
+        let order = batches::spread(split.len(), MAX_EMBEDDED);
         let index = Tensor::from_slice(&order.iter().map(|&i| i as i64).collect::<Vec<_>>());
         tch::no_grad(|| {
             let (mut parts, mut labels) = (Vec::new(), Vec::new());
@@ -65,7 +65,7 @@ pub fn embeddings(net: &Network, train: &dyn BatchSource, test: &dyn BatchSource
                 parts.push(net.features(&x, false).to_device(Device::Cpu));
                 labels.extend(Vec::<i64>::try_from(y.to_device(Device::Cpu))?);
             }
-            Ok((Tensor::cat(&parts, 0), source::labels_tensor(labels), index))
+            Ok((Tensor::cat(&parts, 0), batches::labels_tensor(labels), index))
         })
     };
     let (tf, tl, ti) = feats(train)?;

@@ -6,23 +6,23 @@
 //! - `stage1` (training `standard`, the standard stage 1, or `bbn`, BBN's own stage 1),
 //!   `stage2` with `rebalance` (cRT, LWS, tau-norm, cRT + LWS);
 //! - `evaluate`, `export` (result record, embeddings), `observer` (progress and logs);
-//! - `checkpoint`, `schedule`, `sgd`, `source` (batches), `augment`.
+//! - `checkpoint`, `lr_schedule`, `sgd`, `batches` (where batches come from), `augment`.
 //!
 //! Determinism and exact resume: every random draw of an epoch (sampler order, augmentation,
 //! mixup, GCL noise) is seeded from (run seed, stage, epoch), and the stage's tensors, the
 //! momentum buffers and the metrics so far are checkpointed after every epoch. A run restarted
 //! after a kill therefore continues from the last complete epoch and, on CPU, ends bit-identical.
 pub mod augment;
+pub mod batches;
 pub mod bbn;
 pub mod checkpoint;
 pub mod epoch;
 pub mod evaluate;
 pub mod export;
+pub mod lr_schedule;
 pub mod observer;
 pub mod rebalance;
-pub mod schedule;
 pub mod sgd;
-pub mod source;
 pub mod stage1;
 pub mod stage2;
 pub mod standard;

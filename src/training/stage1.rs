@@ -5,8 +5,8 @@
 use super::bbn::Bbn;
 use super::epoch::{self, Split};
 use super::sgd::Sgd;
-use super::standard::{DeferredReweighting, Stage1};
-use super::{checkpoint, export, source, RunEnv};
+use super::standard::{DeferredReweighting, Standard};
+use super::{batches, checkpoint, export, RunEnv};
 use crate::cache::files::{EMBEDDINGS, FINAL_MODEL};
 use crate::config::{ModelSpec, RunSpec};
 use crate::data::Data;
@@ -20,7 +20,7 @@ use std::path::Path;
 pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Result<RunResult> {
     let started = chrono::Utc::now();
     let (net, state) = train_stage1(spec, data, env)?;
-    let (train, test) = source::sources(data, env.device, spec.dataset.color_jitter);
+    let (train, test) = batches::sources(data, env.device, spec.dataset.color_jitter);
     checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
     export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
     Ok(export::result(key, 1, None, state, data, started))
@@ -42,9 +42,9 @@ pub fn train_stage1(spec: &RunSpec, data: &Data, env: &RunEnv) -> Result<(Networ
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
     let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);
-    let (train, test) = source::sources(data, env.device, spec.dataset.color_jitter);
+    let (train, test) = batches::sources(data, env.device, spec.dataset.color_jitter);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
-    let standard = Stage1 { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
+    let standard = Standard { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
     // `epochs = 0` (imported weights used as stage 1): `train` evaluates them once.
     let state = if spec.model.bbn {
         epoch::train(env, &mut Bbn::new(standard, &split), &mut opt, &split, spec.seed)?

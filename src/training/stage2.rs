@@ -4,7 +4,7 @@ use super::epoch::{self, Split, Stage};
 use super::rebalance::Rebalancer;
 use super::sgd::Sgd;
 use super::step::{supervised_step, EpochCtx, StepOutcome};
-use super::{checkpoint, derive_seed, export, source, RunEnv};
+use super::{batches, checkpoint, derive_seed, export, RunEnv};
 use crate::cache::files::{BEST_MODEL, FINAL_MODEL};
 use crate::config::{CheckpointChoice, OptimSpec, RunSpec, SamplerSpec, Stage2Spec};
 use crate::data::Data;
@@ -120,7 +120,7 @@ pub fn run_stage2(
     let counts = data.class_counts();
     let labels = data.train_labels();
     let criterion = Criterion::new(&s2.loss, counts, spec.model.head, env.device)?;
-    let (train, test) = source::sources(data, env.device, spec.dataset.color_jitter);
+    let (train, test) = batches::sources(data, env.device, spec.dataset.color_jitter);
     let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
     let mut stage = Stage2 { spec: s2, augment: spec.stage1.augment, net: &net, classifier, criterion };
     // A method that trains nothing (tau-norm) has no epochs: `train` evaluates it once.

@@ -32,14 +32,14 @@ impl DeferredReweighting {
 }
 
 /// The standard stage 1: one forward of the whole network per (possibly mixed) batch.
-pub struct Stage1<'a> {
+pub struct Standard<'a> {
     pub spec: &'a Stage1Spec,
     pub net: &'a Network,
     pub criterion: Criterion,
     pub drw: Option<DeferredReweighting>,
 }
 
-impl Stage1<'_> {
+impl Standard<'_> {
     pub fn begin(&mut self, ctx: &EpochCtx) {
         if let Some(drw) = &self.drw {
             drw.apply(&mut self.criterion, ctx);
@@ -47,7 +47,7 @@ impl Stage1<'_> {
     }
 }
 
-impl Stage for Stage1<'_> {
+impl Stage for Standard<'_> {
     fn number(&self) -> u8 {
         1
     }

@@ -190,7 +190,7 @@ impl StaticStep {
                 let x = &self.x * &self.lam + self.x.index_select(0, &self.perm) * &self.one_minus_lam;
                 let y_b = self.y.index_select(0, &self.perm);
                 let out = (parts.forward)(&x);
-                let loss = parts.criterion.mixup_loss_weighted(&out, &self.y, &y_b, &self.lam, &self.one_minus_lam);
+                let loss = parts.criterion.blended_loss_weighted(&out, &self.y, &y_b, &self.lam, &self.one_minus_lam);
                 let pred = parts.criterion.eval_logits(&out).argmax(1, false);
                 let hits = count(&pred, &self.y) * &self.lam_f64 + count(&pred, &y_b) * &self.one_minus_lam_f64;
                 DeviceOutcome { loss, hits }

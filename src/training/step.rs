@@ -76,8 +76,8 @@ pub fn mixup_step(
     let y_b = y.index_select(0, perm);
     let out = forward(&x);
     let loss = match noise {
-        None => criterion.mixup_loss(&out, y, &y_b, lam, true),
-        Some((eps_a, eps_b)) => criterion.mixup_loss_with_noise(&out, y, &y_b, lam, eps_a, eps_b),
+        None => criterion.blended_loss(&out, y, &y_b, lam, true),
+        Some((eps_a, eps_b)) => criterion.blended_loss_with_noise(&out, y, &y_b, lam, eps_a, eps_b),
     };
     let pred = criterion.eval_logits(&out).argmax(1, false);
     StepOutcome { loss, hits: lam * count_eq(&pred, y) + (1.0 - lam) * count_eq(&pred, &y_b) }

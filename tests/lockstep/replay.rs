@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use gcl_repro::data::{CIFAR_MEAN, CIFAR_STD};
 use gcl_repro::losses::Criterion;
 use gcl_repro::training::augment::{crop_flip_at, DeviceImages};
-use gcl_repro::training::source::BatchSource;
+use gcl_repro::training::batches::BatchSource;
 use gcl_repro::training::step::{mixup_step, MixupDraws};
 use tch::{Device, Kind, Tensor};
 
