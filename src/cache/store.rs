@@ -258,7 +258,7 @@ pub fn checkpoint_epochs(dir: &Path) -> Result<usize> {
     if !path.is_file() {
         return Ok(0);
     }
-    let (_, state): (_, crate::training::epoch::TrainState) = crate::training::checkpoint::load(&path)?;
+    let (_, state): (_, crate::training::stage::TrainState) = crate::training::checkpoint::load(&path)?;
     Ok(state.epochs_done)
 }
 

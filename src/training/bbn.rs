@@ -4,7 +4,7 @@
 //! `alpha = 1 - (t / T)^2` (t counted from 0), features `[alpha f_c, (1 - alpha) f_r]`, loss
 //! `alpha L(out, y_c) + (1 - alpha) L(out, y_r)`.
 use super::batches::{BatchSource, Batches};
-use super::epoch::{Split, Stage};
+use super::stage::{Split, Stage};
 use super::standard::Standard;
 use super::step::{count_eq, EpochCtx, StepOutcome};
 use super::Stream;

@@ -2,7 +2,7 @@
 //! and the features of both splits for t-SNE figures.
 use super::batches::{self, BatchSource};
 use super::checkpoint;
-use super::epoch::TrainState;
+use super::stage::TrainState;
 use crate::data::Data;
 use crate::metrics::{Provenance, RunResult, SHOT_RULE};
 use crate::models::Network;

@@ -1,12 +1,14 @@
 //! The two-stage recipe: stage 1 trains backbone + classifier; stage 2 freezes the backbone
 //! and re-balances the classifier. One file per part:
-//! - `epoch`: the epoch loop both stages share and the [`Stage`] trait they implement; `step`:
-//!   one training step (its context, its outcome, the supervised step); `static_step`: the
-//!   same step from static tensors (a CUDA graph on CUDA);
+//! - `stage`: the [`Stage`] trait every stage implements (its step, prediction and tensors);
+//!   `epoch`: the loop both stages share; `checkpointer`: what the loop saves after every epoch
+//!   and resumes from (`checkpoint`: the file format); `step`: one training step (its context,
+//!   its outcome, the supervised step); `static_step`: the same step from static tensors (a CUDA
+//!   graph on CUDA);
 //! - `stage1` (training `standard`, the standard stage 1, or `bbn`, BBN's own stage 1),
 //!   `stage2` with `rebalance` (cRT, LWS, tau-norm, cRT + LWS);
 //! - `evaluate`, `export` (result record, embeddings), `observer` (progress and logs);
-//! - `checkpoint`, `lr_schedule`, `sgd`, `batches` (where batches come from), `augment`.
+//! - `lr_schedule`, `sgd`, `batches` (where batches come from), `augment`.
 //!
 //! Determinism and exact resume: every random draw of an epoch (sampler order, augmentation,
 //! mixup, GCL noise) is seeded from (run seed, stage, epoch), and the stage's tensors, the
@@ -16,6 +18,7 @@ pub mod augment;
 pub mod batches;
 pub mod bbn;
 pub mod checkpoint;
+pub mod checkpointer;
 pub mod epoch;
 pub mod evaluate;
 pub mod export;
@@ -23,15 +26,16 @@ pub mod lr_schedule;
 pub mod observer;
 pub mod rebalance;
 pub mod sgd;
+pub mod stage;
 pub mod stage1;
 pub mod stage2;
 pub mod standard;
 pub mod static_step;
 pub mod step;
 
-pub use epoch::Stage;
 pub use evaluate::{evaluate, evaluate_weights};
 pub use observer::{Observer, Progress, Silent};
+pub use stage::Stage;
 pub use stage1::run_stage1;
 pub use stage2::run_stage2;
 
@@ -69,7 +73,7 @@ pub enum TrainError {
 /// in, with that epoch checkpointed ([`TrainError::WoundDown`]), so nothing finished is lost.
 /// Unlike Ctrl-C (`RunEnv::stop`, which stops after the current step and loses the partial
 /// epoch) it is process-wide: a worker process runs one training at a time.
-pub static WIND_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static WIND_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How this process's training steps run ([`static_step::StepMode`]): the static step unless
 /// `GCL_STEP=eager` or [`set_step_mode`] says otherwise. Both give the same bits on CPU.

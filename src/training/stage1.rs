@@ -3,8 +3,9 @@
 //! its own method (`bbn`), built on the same pieces as the standard stage (`standard`); this
 //! driver trains one or the other.
 use super::bbn::Bbn;
-use super::epoch::{self, Split};
+use super::epoch;
 use super::sgd::Sgd;
+use super::stage::{Split, TrainState};
 use super::standard::{DeferredReweighting, Standard};
 use super::{batches, checkpoint, export, RunEnv};
 use crate::cache::files::{EMBEDDINGS, FINAL_MODEL};
@@ -28,7 +29,7 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
 
 /// Stage 1's training alone (resuming from `env.dir`'s checkpoint): the trained network and
 /// what the loop recorded, with nothing written beyond the checkpoint and the log.
-pub fn train_stage1(spec: &RunSpec, data: &Data, env: &RunEnv) -> Result<(Network, epoch::TrainState)> {
+pub fn train_stage1(spec: &RunSpec, data: &Data, env: &RunEnv) -> Result<(Network, TrainState)> {
     let s1 = &spec.stage1;
     tch::manual_seed(spec.seed as i64);
     let net = Network::new(&spec.model, data.num_classes() as i64, env.device);

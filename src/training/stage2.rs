@@ -1,8 +1,9 @@
 //! Stage 2: freeze the stage-1 backbone (BatchNorm in eval mode, or re-estimating its statistics
 //! with `shift_bn`) and re-balance the classifier by the stage's `rebalance` method.
-use super::epoch::{self, Split, Stage};
+use super::epoch;
 use super::rebalance::Rebalancer;
 use super::sgd::Sgd;
+use super::stage::{Split, Stage};
 use super::step::{supervised_step, EpochCtx, StepOutcome};
 use super::{batches, checkpoint, derive_seed, export, RunEnv};
 use crate::cache::files::{BEST_MODEL, FINAL_MODEL};

@@ -1,7 +1,7 @@
 //! The standard stage 1 as a [`Stage`]: one forward of the whole network per (possibly mixed)
 //! batch, with the stage's loss and, optionally, deferred re-weighting. The stage-1 driver
 //! (`stage1.rs`) trains it, and BBN's stage 1 (`bbn.rs`) builds on it.
-use super::epoch::Stage;
+use super::stage::Stage;
 use super::static_step::StaticParts;
 use super::step::{supervised_step, EpochCtx, StepOutcome};
 use crate::config::{OptimSpec, SamplerSpec, Stage1Spec};
