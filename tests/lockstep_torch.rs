@@ -35,7 +35,7 @@
 //!   order over the cut images) batches and normalises them.
 //! - Mixup: `step::mixup_step`, the mixup branch of `supervised_step` after it has drawn lambda
 //!   and the permutation, given the recorded ones and, through `MixupDraws::noise`, the two
-//!   terms' GCL samples, which it passes to `Criterion::blended_loss_with_noise`. So the test checks
+//!   terms' GCL samples, which it passes to `Criterion::blended_loss`. So the test checks
 //!   the loss, not that `blended_loss` draws two independent samples (it does, as the released
 //!   `mixup_criterion` calls the criterion twice; see its docs).
 //!

@@ -59,7 +59,7 @@ pub fn time_our_step(device: Device, batch: usize, steps: usize, warmup: usize, 
         let perm = Tensor::randperm(batch as i64, (Kind::Int64, device));
         let x = &x * lam + x.index_select(0, &perm) * (1.0 - lam);
         let out = net.logits(&net.features(&x, true));
-        let loss = criterion.blended_loss(&out, &y, &y.index_select(0, &perm), lam, true);
+        let loss = criterion.blended_loss(&out, &y, &y.index_select(0, &perm), lam, None);
         opt.zero_grad();
         loss.backward();
         opt.step(0.1);

@@ -192,15 +192,27 @@ impl Criterion {
         self.reduce(&self.objective.per_sample(head_out, targets, Noise::Given(eps)), targets)
     }
 
-    /// `w * L(y_a) + (1 - w) * L(y_b)`, the loss of one output against two label sets (any
-    /// loss): mixup's (`w` = lambda, `y_b` the permuted labels) and BBN's cumulative learning
-    /// (`w` = alpha, `y_b` the re-balancing branch's labels). As in the released code, each term
-    /// draws its own GCL noise.
-    pub fn blended_loss(&self, head_out: &Tensor, y_a: &Tensor, y_b: &Tensor, w: f64, train: bool) -> Tensor {
-        self.loss(head_out, y_a, train) * w + self.loss(head_out, y_b, train) * (1.0 - w)
+    /// `w * L(y_a) + (1 - w) * L(y_b)`, the training loss of one output against two label sets
+    /// (any loss): mixup's (`w` = lambda, `y_b` the permuted labels) and BBN's cumulative
+    /// learning (`w` = alpha, `y_b` the re-balancing branch's labels). As in the released code,
+    /// each term draws its own GCL noise; `noise` gives the two terms' samples instead (`[B, C]`
+    /// each, as in [`Criterion::loss_with_noise`]), for replays of a recorded stream.
+    pub fn blended_loss(
+        &self,
+        head_out: &Tensor,
+        y_a: &Tensor,
+        y_b: &Tensor,
+        w: f64,
+        noise: Option<(&Tensor, &Tensor)>,
+    ) -> Tensor {
+        let term = |y: &Tensor, eps: Option<&Tensor>| match eps {
+            Some(eps) => self.loss_with_noise(head_out, y, eps),
+            None => self.loss(head_out, y, true),
+        };
+        term(y_a, noise.map(|n| n.0)) * w + term(y_b, noise.map(|n| n.1)) * (1.0 - w)
     }
 
-    /// [`Criterion::blended_loss`] with `lam` and `1 - lam` as 0-dim tensors of the output's kind
+    /// [`Criterion::blended_loss`] with `w` and `1 - w` as 0-dim tensors of the output's kind
     /// (the static step's, which a CUDA graph replays with new values). The same arithmetic:
     /// a float32 tensor times an f64 scalar multiplies by the scalar rounded to float32.
     pub fn blended_loss_weighted(
@@ -208,26 +220,10 @@ impl Criterion {
         head_out: &Tensor,
         y_a: &Tensor,
         y_b: &Tensor,
-        lam: &Tensor,
-        one_minus_lam: &Tensor,
+        w: &Tensor,
+        one_minus_w: &Tensor,
     ) -> Tensor {
-        self.loss(head_out, y_a, true) * lam + self.loss(head_out, y_b, true) * one_minus_lam
-    }
-
-    /// [`Criterion::blended_loss`] with each term's GCL sample given (`eps_a` for the `y_a` term,
-    /// `eps_b` for the `y_b` term, each `[B, C]` as in [`Criterion::loss_with_noise`]), for tests
-    /// and parity checks that replay a recorded stream. The terms are combined in the same
-    /// operations and order as `blended_loss`, so given the same samples it is the same arithmetic.
-    pub fn blended_loss_with_noise(
-        &self,
-        head_out: &Tensor,
-        y_a: &Tensor,
-        y_b: &Tensor,
-        lam: f64,
-        eps_a: &Tensor,
-        eps_b: &Tensor,
-    ) -> Tensor {
-        self.loss_with_noise(head_out, y_a, eps_a) * lam + self.loss_with_noise(head_out, y_b, eps_b) * (1.0 - lam)
+        self.loss(head_out, y_a, true) * w + self.loss(head_out, y_b, true) * one_minus_w
     }
 
     /// Optional per-class weights `[C]` (LDAM-DRW's deferred re-weighting).
@@ -335,7 +331,7 @@ mod tests {
     fn mixup_is_the_convex_combination() {
         let c = criterion(Ce::default(), Head::Linear);
         let yb = Tensor::from_slice(&[1i64, 1, 0, 0]);
-        let got = value(&c.blended_loss(&out_tensor(), &y_tensor(), &yb, 0.3, true));
+        let got = value(&c.blended_loss(&out_tensor(), &y_tensor(), &yb, 0.3, None));
         let yb_v = [1usize, 1, 0, 0];
         let want =
             0.3 * mean_over_rows(|_, o, y| ce(o, y)) + 0.7 * (0..4).map(|i| ce(&OUT[i], yb_v[i])).sum::<f64>() / 4.0;
@@ -348,10 +344,10 @@ mod tests {
         let (out, y_a, y_b) = (out_tensor(), y_tensor(), Tensor::from_slice(&[1i64, 1, 0, 0]));
         let eps_a = Tensor::from_slice(&[0.3, -1.2, 0.7, 2.0, -0.4, 0.1, -0.9, 1.5, 0.6, 0.2, -2.2, 1.1]).view([4, 3]);
         let eps_b = -&eps_a * 0.5 + 0.25;
-        let got = c.blended_loss_with_noise(&out, &y_a, &y_b, 0.3, &eps_a, &eps_b);
+        let got = c.blended_loss(&out, &y_a, &y_b, 0.3, Some((&eps_a, &eps_b)));
         let want = c.loss_with_noise(&out, &y_a, &eps_a) * 0.3 + c.loss_with_noise(&out, &y_b, &eps_b) * 0.7;
         assert!(got.equal(&want), "{} vs {}", value(&got), value(&want));
-        let swapped = c.blended_loss_with_noise(&out, &y_a, &y_b, 0.3, &eps_b, &eps_a);
+        let swapped = c.blended_loss(&out, &y_a, &y_b, 0.3, Some((&eps_b, &eps_a)));
         assert!((value(&swapped) - value(&got)).abs() > 1e-6, "the samples must reach their own terms");
     }
 

@@ -13,7 +13,7 @@
 //! 2. `alpha = cumulative_alpha(epoch, epochs)` (epoch counted from 0);
 //! 3. `out = net.logits(&net.bbn_features(&x_c, &x_r, alpha, true))`;
 //! 4. `loss = alpha * L(out, y_c) + (1 - alpha) * L(out, y_r)`, i.e.
-//!    `criterion.blended_loss(&out, &y_c, &y_r, alpha, true)`.
+//!    `criterion.blended_loss(&out, &y_c, &y_r, alpha, None)`.
 //!
 //! At evaluation `Network::features` feeds the same image to both branches with alpha = 1/2,
 //! which gives the plain concatenation `[f_c, f_r]` (BBN's test-time inference).

@@ -6,7 +6,7 @@
 use super::batches::{BatchSource, Batches};
 use super::stage::{Split, Stage};
 use super::standard::Standard;
-use super::step::{count_eq, EpochCtx, StepOutcome};
+use super::step::{blended_outcome, EpochCtx, StepOutcome};
 use super::Stream;
 use crate::config::{OptimSpec, SamplerSpec};
 use crate::models::bbn::cumulative_alpha;
@@ -70,10 +70,7 @@ impl Stage for Bbn<'_> {
         let alpha = cumulative_alpha(ctx.epoch - 1, ctx.epochs);
         let net = self.base.net;
         let out = net.logits(&net.bbn_features(x, &x_r, alpha, true));
-        let criterion = &self.base.criterion;
-        let loss = criterion.blended_loss(&out, y, &y_r, alpha, true);
-        let pred = criterion.eval_logits(&out).argmax(1, false);
-        Ok(StepOutcome { loss, hits: alpha * count_eq(&pred, y) + (1.0 - alpha) * count_eq(&pred, &y_r) })
+        Ok(blended_outcome(&self.base.criterion, &out, y, &y_r, alpha, None))
     }
 
     fn eval_logits(&self, x: &Tensor) -> Tensor {

@@ -74,13 +74,23 @@ pub fn mixup_step(
     let MixupDraws { lam, perm, noise } = *draws;
     let x = x * lam + x.index_select(0, perm) * (1.0 - lam);
     let y_b = y.index_select(0, perm);
-    let out = forward(&x);
-    let loss = match noise {
-        None => criterion.blended_loss(&out, y, &y_b, lam, true),
-        Some((eps_a, eps_b)) => criterion.blended_loss_with_noise(&out, y, &y_b, lam, eps_a, eps_b),
-    };
-    let pred = criterion.eval_logits(&out).argmax(1, false);
-    StepOutcome { loss, hits: lam * count_eq(&pred, y) + (1.0 - lam) * count_eq(&pred, &y_b) }
+    blended_outcome(criterion, &forward(&x), y, &y_b, lam, noise)
+}
+
+/// The loss and hits of `out` scored against two label sets blended with weight `w` (hits
+/// weighted alike): mixup's step and BBN's cumulative learning. The static step computes the
+/// same with `w` as device scalars (`static_step`, bit-identical on CPU: `tests/static_step.rs`).
+pub fn blended_outcome(
+    criterion: &Criterion,
+    out: &Tensor,
+    y_a: &Tensor,
+    y_b: &Tensor,
+    w: f64,
+    noise: Option<(&Tensor, &Tensor)>,
+) -> StepOutcome {
+    let loss = criterion.blended_loss(out, y_a, y_b, w, noise);
+    let pred = criterion.eval_logits(out).argmax(1, false);
+    StepOutcome { loss, hits: w * count_eq(&pred, y_a) + (1.0 - w) * count_eq(&pred, y_b) }
 }
 
 pub fn count_eq(a: &Tensor, b: &Tensor) -> f64 {
