@@ -367,53 +367,11 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
         paired.push(pair);
         torch_gcl_results.push(torch_gcl);
     }
-    let (warmup, milestones, s2) = compressed_schedule(opts.epochs);
     let command: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect();
-    let mut md = format!(
-        "# Fidelity: gcl-repro against an independent PyTorch run\n\n\
-         Command: `{cmd}` (gcl-repro {version}, commit {commit}, engine {engine}).\n\n\
-         CIFAR-10-LT γ = 100 (12,406 train images, the Cao et al. subset), ResNet-32, final-epoch test top-1 (%).\n\
-         Schedule compressed from 200 to {e} epochs: warm-up {warmup}, milestones {milestones:?}, stage 2 {s2} epochs \
-         (at least {MIN_STAGE2_EPOCHS}, cosine from the released peak).\n\
-         Seeds {seeds:?} for each engine; device {dev} ({cpu}); our CPU path: {path}; libtorch {lt}.\n\n\
-         Unpaired rows: each engine trains from its own random init, so they differ by chance as well. Paired rows: \
-         both engines start from the PyTorch script's own weights of the same seed, read through `model.init_from`: \
-         its initial weights for stage 1 (removing the chance of the init; data order, augmentation, mixup and noise \
-         still differ), its stage-1 weights for stage 2 (removing stage 1's chance).\n\n",
-        cmd = command.join(" "),
-        version = env!("CARGO_PKG_VERSION"),
-        commit = env!("GCL_GIT_COMMIT"),
-        engine = crate::ENGINE_VERSION,
-        e = opts.epochs,
-        dev = crate::device::device_label(opts.device),
-        cpu = crate::device::cpu_name(),
-        path = crate::numerics::describe(),
-        lt = crate::device::libtorch_version(),
-    );
+    let mut md = header(opts, &seeds, &command);
     md.push_str(&table(&ours_all, &theirs_all, &paired));
     let _ = writeln!(md, "\n{SHARED_CHOICES}");
-    let _ = writeln!(
-        md,
-        "\nPer seed (ours | PyTorch), {}; paired: stage 1 from PyTorch's init ours / PyTorch, stage 1 read by ours / PyTorch, \
-         stage 2 ours / PyTorch:",
-        RECIPES.join(", ")
-    );
-    for (i, seed) in seeds.iter().enumerate() {
-        let f = |v: &Finals| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ");
-        let p = &paired[i];
-        let _ = writeln!(
-            md,
-            "- seed {seed}: {} | {}; paired: {:.2} / {:.2}, {:.2} / {:.2}, {:.2} / {:.2}",
-            f(&ours_all[i]),
-            f(&theirs_all[i]),
-            p.stage1_from_torch_init,
-            p.stage1_torch,
-            p.stage1_ours,
-            p.stage1_torch,
-            p.stage2_ours,
-            p.stage2_torch
-        );
-    }
+    md.push_str(&per_seed(&seeds, &ours_all, &theirs_all, &paired));
     let (dynamics_md, dynamics) = super::dynamics::section(&opts.out, &seeds, TORCH_STAGE1)?;
     let _ = writeln!(
         md,
@@ -436,6 +394,60 @@ pub fn run(opts: &FidelityOptions) -> Result<String> {
     crate::atomic::write(&opts.out.join("fidelity.json"), serde_json::to_string_pretty(&json)?)?;
     crate::atomic::write(&opts.out.join("fidelity.md"), &md)?;
     Ok(md)
+}
+
+/// The report's opening: the command, the versions, the schedule and what the rows mean.
+fn header(opts: &FidelityOptions, seeds: &[u64], command: &[String]) -> String {
+    let (warmup, milestones, s2) = compressed_schedule(opts.epochs);
+    format!(
+        "# Fidelity: gcl-repro against an independent PyTorch run\n\n\
+         Command: `{cmd}` (gcl-repro {version}, commit {commit}, engine {engine}).\n\n\
+         CIFAR-10-LT γ = 100 (12,406 train images, the Cao et al. subset), ResNet-32, final-epoch test top-1 (%).\n\
+         Schedule compressed from 200 to {e} epochs: warm-up {warmup}, milestones {milestones:?}, stage 2 {s2} epochs \
+         (at least {MIN_STAGE2_EPOCHS}, cosine from the released peak).\n\
+         Seeds {seeds:?} for each engine; device {dev} ({cpu}); our CPU path: {path}; libtorch {lt}.\n\n\
+         Unpaired rows: each engine trains from its own random init, so they differ by chance as well. Paired rows: \
+         both engines start from the PyTorch script's own weights of the same seed, read through `model.init_from`: \
+         its initial weights for stage 1 (removing the chance of the init; data order, augmentation, mixup and noise \
+         still differ), its stage-1 weights for stage 2 (removing stage 1's chance).\n\n",
+        cmd = command.join(" "),
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("GCL_GIT_COMMIT"),
+        engine = crate::ENGINE_VERSION,
+        e = opts.epochs,
+        dev = crate::device::device_label(opts.device),
+        cpu = crate::device::cpu_name(),
+        path = crate::numerics::describe(),
+        lt = crate::device::libtorch_version(),
+    )
+}
+
+/// One line per seed: every final top-1 of both engines and of the paired runs.
+fn per_seed(seeds: &[u64], ours_all: &[Finals], theirs_all: &[Finals], paired: &[Paired]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "\nPer seed (ours | PyTorch), {}; paired: stage 1 from PyTorch's init ours / PyTorch, stage 1 read by ours / PyTorch, \
+         stage 2 ours / PyTorch:",
+        RECIPES.join(", ")
+    );
+    for (i, seed) in seeds.iter().enumerate() {
+        let f = |v: &Finals| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ");
+        let p = &paired[i];
+        let _ = writeln!(
+            md,
+            "- seed {seed}: {} | {}; paired: {:.2} / {:.2}, {:.2} / {:.2}, {:.2} / {:.2}",
+            f(&ours_all[i]),
+            f(&theirs_all[i]),
+            p.stage1_from_torch_init,
+            p.stage1_torch,
+            p.stage1_ours,
+            p.stage1_torch,
+            p.stage2_ours,
+            p.stage2_torch
+        );
+    }
+    md
 }
 
 #[cfg(test)]

@@ -268,11 +268,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Run the benchmark; returns its Markdown report (also written under `out`).
-pub fn run(b: &TrainBench) -> Result<String> {
-    training::set_step_mode(b.mode);
-    let (spec, images) = recipe(&b.data_root);
-    let data: Data = crate::data::load(&spec.dataset, &b.data_root)?.into();
+/// The report's opening: the recipe, the sides and the machine.
+fn header(b: &TrainBench, images: Images, test_images: usize) -> Result<String> {
     let machine = crate::device::device_name(b.device);
     let mut md = String::new();
     writeln!(
@@ -287,7 +284,7 @@ pub fn run(b: &TrainBench) -> Result<String> {
         },
         b.steps,
         b.warmup,
-        test_len(&data),
+        test_images,
         b.rounds,
         crate::device::device_label(b.device),
         tch::get_num_threads(),
@@ -299,6 +296,42 @@ pub fn run(b: &TrainBench) -> Result<String> {
             (StepMode::Graph, false) => "static (no capture on CPU; same bits as eager)",
         },
     )?;
+    Ok(md)
+}
+
+/// Our median rate over each PyTorch side's, as lines of `md` and as JSON.
+fn ratios(
+    md: &mut String,
+    ours: Option<f64>,
+    rates: &[Vec<f64>],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut ratios = serde_json::Map::new();
+    for (i, name) in [(1, "released pipeline"), (2, "tensor pipeline")] {
+        if i >= rates.len() {
+            continue;
+        }
+        match (ours, rates[i].is_empty()) {
+            (Some(o), false) => {
+                let r = o / median(rates[i].clone());
+                writeln!(md, "ratio ours/PyTorch ({name}) {r:.2}")?;
+                ratios.insert(name.into(), r.into());
+            }
+            _ => writeln!(md, "ratio ours/PyTorch ({name}) n/a")?,
+        }
+    }
+    if let Some(o) = ours {
+        writeln!(md, "median images/s: gcl-repro {o:.0}")?;
+    }
+    Ok(ratios)
+}
+
+/// Run the benchmark; returns its Markdown report (also written under `out`).
+pub fn run(b: &TrainBench) -> Result<String> {
+    training::set_step_mode(b.mode);
+    let (spec, images) = recipe(&b.data_root);
+    let data: Data = crate::data::load(&spec.dataset, &b.data_root)?.into();
+    let machine = crate::device::device_name(b.device);
+    let mut md = header(b, images, test_len(&data))?;
     md.push_str("| round | side | images/s | training images/s | evaluation s | peak RSS MiB | top-1 after |\n|---|---|---|---|---|---|---|\n");
     let sides = if b.no_torch {
         vec!["gcl-repro"]
@@ -338,23 +371,7 @@ pub fn run(b: &TrainBench) -> Result<String> {
     }
     md.push('\n');
     let ours = (!rates[0].is_empty()).then(|| median(rates[0].clone()));
-    let mut ratios = serde_json::Map::new();
-    for (i, name) in [(1, "released pipeline"), (2, "tensor pipeline")] {
-        if i >= sides.len() {
-            continue;
-        }
-        match (ours, rates[i].is_empty()) {
-            (Some(o), false) => {
-                let r = o / median(rates[i].clone());
-                writeln!(md, "ratio ours/PyTorch ({name}) {r:.2}")?;
-                ratios.insert(name.into(), r.into());
-            }
-            _ => writeln!(md, "ratio ours/PyTorch ({name}) n/a")?,
-        }
-    }
-    if let Some(o) = ours {
-        writeln!(md, "median images/s: gcl-repro {o:.0}")?;
-    }
+    let ratios = ratios(&mut md, ours, &rates)?;
     for f in &failures {
         writeln!(md, "\nfailed: {f}")?;
     }

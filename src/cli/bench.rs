@@ -218,33 +218,7 @@ pub fn exec(cmd: Command, ctx: &super::Context) -> Result<()> {
             print!("{}", gcl_repro::bench::init::run(&opts)?);
             Ok(())
         }
-        Command::Loader(a) => {
-            use gcl_repro::bench::images;
-            let list = match (a.generate, a.list) {
-                (Some(n), list) => {
-                    let written = images::generate_images(&a.root, n, 0)?;
-                    list.unwrap_or(written)
-                }
-                (None, Some(list)) => list,
-                (None, None) => {
-                    anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set")
-                }
-            };
-            let workers = a.workers.unwrap_or_else(all_cores);
-            let spec = images::LoaderBench {
-                root: a.root,
-                list,
-                batches: a.batches,
-                batch_size: a.batch_size,
-                workers,
-                train: !a.eval,
-                repeats: a.repeats,
-                python: a.python,
-                script: None,
-            };
-            print!("{}", images::run(&spec)?);
-            Ok(())
-        }
+        Command::Loader(a) => loader(a),
         Command::Tsne { points, dim, threads, python, script } => {
             let python = gcl_repro::bench::find_python(python);
             println!("{}", gcl_repro::bench::tsne::bench_against_sklearn(points, dim, threads, &python, &script)?);
@@ -284,6 +258,33 @@ pub fn exec(cmd: Command, ctx: &super::Context) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `bench loader`: on the listed images, or on N written first (`--generate N`).
+fn loader(a: BenchLoaderArgs) -> Result<()> {
+    use gcl_repro::bench::images;
+    let list = match (a.generate, a.list) {
+        (Some(n), list) => {
+            let written = images::generate_images(&a.root, n, 0)?;
+            list.unwrap_or(written)
+        }
+        (None, Some(list)) => list,
+        (None, None) => anyhow::bail!("bench loader needs --list FILE, or --generate N to write a benchmark set"),
+    };
+    let workers = a.workers.unwrap_or_else(all_cores);
+    let spec = images::LoaderBench {
+        root: a.root,
+        list,
+        batches: a.batches,
+        batch_size: a.batch_size,
+        workers,
+        train: !a.eval,
+        repeats: a.repeats,
+        python: a.python,
+        script: None,
+    };
+    print!("{}", images::run(&spec)?);
+    Ok(())
 }
 
 /// The default of every `--threads`/`--workers`: all cores.
