@@ -64,6 +64,33 @@ impl ReportSummary {
     }
 }
 
+/// The stored runs of every manifest, refusing two manifests of one name (their tables would
+/// overwrite each other).
+fn gather_all(
+    manifests: &[PathBuf],
+    scale: Scale,
+    overrides: &Overrides,
+    data_root: &Path,
+    cache: &Cache,
+) -> Result<Vec<GatheredManifest>> {
+    let mut gathered: Vec<GatheredManifest> = Vec::new();
+    let mut names: HashMap<String, PathBuf> = HashMap::new();
+    let graph = RunGraph::build(manifests, scale, overrides, data_root)?;
+    for (path, em) in manifests.iter().zip(graph.manifests) {
+        let g = gather(em, scale, data_root, cache).with_context(|| format!("reporting {}", path.display()))?;
+        if let Some(first) = names.insert(g.manifest.name.clone(), path.clone()) {
+            bail!(
+                "{} and {} are both named `{}`; their tables would overwrite each other: set a distinct `name` in [manifest]",
+                first.display(),
+                path.display(),
+                g.manifest.name
+            );
+        }
+        gathered.push(g);
+    }
+    Ok(gathered)
+}
+
 /// Build the report of `manifests` at `scale` from the runs stored in `cache_dir` into `out`;
 /// `overrides` (`--seeds N`, `--set KEY=VALUE`) change every manifest as they did for `run`.
 /// Missing runs are not an error: their cells say "not run" and their figures wait.
@@ -79,21 +106,7 @@ pub fn build_report(
         bail!("no manifests to report on: name them, or run from the repository root (experiments/*.toml)");
     }
     let cache = Cache::open(cache_dir)?;
-    let mut gathered: Vec<GatheredManifest> = Vec::new();
-    let mut names: HashMap<String, PathBuf> = HashMap::new();
-    let graph = RunGraph::build(manifests, scale, overrides, data_root)?;
-    for (path, em) in manifests.iter().zip(graph.manifests) {
-        let g = gather(em, scale, data_root, &cache).with_context(|| format!("reporting {}", path.display()))?;
-        if let Some(first) = names.insert(g.manifest.name.clone(), path.clone()) {
-            bail!(
-                "{} and {} are both named `{}`; their tables would overwrite each other: set a distinct `name` in [manifest]",
-                first.display(),
-                path.display(),
-                g.manifest.name
-            );
-        }
-        gathered.push(g);
-    }
+    let gathered = gather_all(manifests, scale, overrides, data_root, &cache)?;
     let mut summary = ReportSummary::default();
     let tables_dir = out.join("tables");
     let figures_dir = out.join("figures");

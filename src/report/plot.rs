@@ -364,12 +364,7 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, r
     draw_run_legend(&legend, runs)?;
     let panels = body.split_evenly((1, 3));
     let x_max = runs.iter().flat_map(|r| r.positions().0.into_iter().map(|p| p.0)).fold(1.0, f64::max);
-    let markers: Vec<f64> = {
-        let mut m: Vec<f64> = runs.iter().filter_map(|r| r.positions().1).collect();
-        m.sort_by(f64::total_cmp);
-        m.dedup();
-        m
-    };
+    let markers = stage2_starts(runs);
     type Get = fn(&EpochRecord) -> f64;
     type Panel = (&'static str, &'static str, Vec<(Get, bool)>);
     let specs: [Panel; 3] = [
@@ -382,14 +377,8 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, r
         ("Learning rate", "learning rate", vec![(|e| e.lr, false)]),
     ];
     for (area, (caption, y_desc, series)) in panels.iter().zip(specs) {
-        let values: Vec<f64> = runs
-            .iter()
-            .flat_map(|r| r.epochs.iter().flat_map(|e| series.iter().map(move |(g, _)| g(e))))
-            .filter(|v| v.is_finite())
-            .collect();
-        let y_hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let y_lo = values.iter().cloned().fold(f64::INFINITY, f64::min).min(0.0);
-        let y_hi = if y_hi > y_lo { y_hi + 0.05 * (y_hi - y_lo) } else { y_lo + 1.0 };
+        let values = runs.iter().flat_map(|r| r.epochs.iter().flat_map(|e| series.iter().map(move |(g, _)| g(e))));
+        let (y_lo, y_hi) = y_range(values);
         let mut chart = ChartBuilder::on(area)
             .caption(caption, (FONT, 22))
             .margin(14)
@@ -435,6 +424,22 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, r
         }
     }
     Ok(())
+}
+
+/// Where stage 2 starts on the x axis, once per distinct position.
+fn stage2_starts(runs: &[CurveRun]) -> Vec<f64> {
+    let mut m: Vec<f64> = runs.iter().filter_map(|r| r.positions().1).collect();
+    m.sort_by(f64::total_cmp);
+    m.dedup();
+    m
+}
+
+/// A panel's y range: from 0 (or the lowest value below it) to 5 % above the highest finite value.
+fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    let y_hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let y_lo = values.iter().cloned().fold(f64::INFINITY, f64::min).min(0.0);
+    (y_lo, if y_hi > y_lo { y_hi + 0.05 * (y_hi - y_lo) } else { y_lo + 1.0 })
 }
 
 /// A horizontal legend: a coloured line and the label of each run.
