@@ -2,12 +2,13 @@
 //! stage's loss, sampler and, optionally, mixup and deferred re-weighting. BBN's stage 1 is
 //! its own method (`bbn`), built on the same pieces as the standard stage (`standard`); this
 //! driver trains one or the other.
+use super::batches::{self, BatchSource};
 use super::bbn::Bbn;
 use super::epoch;
 use super::sgd::Sgd;
 use super::stage::{Split, TrainState};
 use super::standard::{DeferredReweighting, Standard};
-use super::{batches, checkpoint, export, RunEnv};
+use super::{checkpoint, export, RunEnv};
 use crate::cache::files::{EMBEDDINGS, FINAL_MODEL};
 use crate::config::{ModelSpec, RunSpec};
 use crate::data::Data;
@@ -20,8 +21,8 @@ use std::path::Path;
 /// Run stage 1 of `spec` in `env.dir`: train, store the final weights and the embeddings.
 pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Result<RunResult> {
     let started = chrono::Utc::now();
-    let (net, state) = train_stage1(spec, data, env)?;
     let (train, test) = batches::sources(data, env.device, spec.dataset.color_jitter);
+    let (net, state) = train_on(spec, data, env, train.as_ref(), test.as_ref())?;
     checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
     export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
     Ok(export::result(key, 1, None, state, data, started))
@@ -30,6 +31,18 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
 /// Stage 1's training alone (resuming from `env.dir`'s checkpoint): the trained network and
 /// what the loop recorded, with nothing written beyond the checkpoint and the log.
 pub fn train_stage1(spec: &RunSpec, data: &Data, env: &RunEnv) -> Result<(Network, TrainState)> {
+    let (train, test) = batches::sources(data, env.device, spec.dataset.color_jitter);
+    train_on(spec, data, env, train.as_ref(), test.as_ref())
+}
+
+/// [`train_stage1`] on batch sources the caller made (`run_stage1` exports from them after).
+fn train_on(
+    spec: &RunSpec,
+    data: &Data,
+    env: &RunEnv,
+    train: &dyn BatchSource,
+    test: &dyn BatchSource,
+) -> Result<(Network, TrainState)> {
     let s1 = &spec.stage1;
     tch::manual_seed(spec.seed as i64);
     let net = Network::new(&spec.model, data.num_classes() as i64, env.device);
@@ -43,8 +56,7 @@ pub fn train_stage1(spec: &RunSpec, data: &Data, env: &RunEnv) -> Result<(Networ
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
     let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);
-    let (train, test) = batches::sources(data, env.device, spec.dataset.color_jitter);
-    let split = Split { labels: &labels, counts, train: train.as_ref(), test: test.as_ref() };
+    let split = Split { labels: &labels, counts, train, test };
     let standard = Standard { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
     // `epochs = 0` (imported weights used as stage 1): `train` evaluates them once.
     let state = if spec.model.bbn {
