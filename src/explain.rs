@@ -5,9 +5,9 @@
 //! beside every setting that differs from the cell's released recipe (its `recipe = "ID"`, a
 //! `[recipes.ID]` table of the manifest, or else the released GCL CIFAR recipe,
 //! [`RunSpec::released_gcl`]), and the cache key(s) the results are stored under.
-use crate::config::RunSpec;
 use crate::data::DataIdentity;
 use crate::manifest::{schema::did_you_mean, Manifest, TableCell};
+use crate::training::spec::RunSpec;
 use anyhow::{bail, Result};
 use serde_json::Value;
 use std::fmt::Write as _;

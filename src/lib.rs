@@ -2,7 +2,9 @@
 //! (Li, Cheung, Lu; CVPR 2022) from declarative TOML manifests.
 //!
 //! Module map (one concept each):
-//! - `config`: the settings of one run (a method is a combination of settings);
+//! - settings live beside what they configure (`data::spec`, `models::spec`, `losses`,
+//!   `data::samplers`, `training::rebalance`, `numerics`); `training::spec::RunSpec` assembles
+//!   them into the settings of one run (a method is a combination of settings);
 //! - `data`: datasets, long-tailed subsets and the per-epoch sampling orders (`data::samplers`);
 //! - `models`: backbones and classifier heads; `losses`: GCL and the baseline losses;
 //! - `training`: the two-stage recipe, checkpoints, evaluation; `metrics`: stored results;
@@ -23,7 +25,6 @@
 pub mod atomic;
 pub mod bench;
 pub mod cache;
-pub mod config;
 pub mod data;
 pub mod device;
 pub mod doctor;

@@ -10,9 +10,41 @@
 //! operation, checks with libtorch that the choice took effect, and refuses a level the CPU
 //! lacks. A process can hold one level only; the runner trains a run that pins another level in
 //! a child process. An unpinned run uses what the machine offers and records it in provenance.
-use crate::config::CpuIsa;
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
+
+/// The CPU numeric path of a run. Unset fields leave the machine's choice (recorded in each
+/// result's provenance); set ones are part of the key and make a CPU run give the same numbers
+/// on every x86-64 machine that has the level (`numerics`). GPU runs ignore them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuSpec {
+    /// Vector kernels of libtorch (`ATEN_CPU_CAPABILITY`) and oneDNN (`DNNL_MAX_CPU_ISA`).
+    pub isa: Option<CpuIsa>,
+    /// Intra-op threads (they split reductions, so their number changes the last bits).
+    pub threads: Option<usize>,
+}
+
+/// A CPU kernel level. Every x86-64 CPU of the last decade has `avx2` (with FMA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuIsa {
+    /// No vector kernels (libtorch's scalar fallbacks; oneDNN up to SSE4.1).
+    Default,
+    Avx2,
+    Avx512,
+}
+
+impl CpuIsa {
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuIsa::Default => "default",
+            CpuIsa::Avx2 => "avx2",
+            CpuIsa::Avx512 => "avx512",
+        }
+    }
+}
 
 extern "C" {
     fn gcl_cpu_capability(buf: *mut std::os::raw::c_char, len: i32) -> i32;

@@ -6,8 +6,10 @@
 mod common;
 
 use common::{gcl, ok, text};
-use gcl_repro::config::{Head, LossSpec, RunSpec, Stage2Spec};
 use gcl_repro::losses::Ce;
+use gcl_repro::losses::LossSpec;
+use gcl_repro::models::spec::Head;
+use gcl_repro::training::spec::{OptimSpec, RunSpec, Stage2Spec};
 use gcl_repro::training::{self, RunEnv, Silent};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -38,10 +40,10 @@ fn spec(epochs: usize) -> RunSpec {
     let mut s = common::synthetic_run(32, 4.0, 8);
     s.model.head = Head::Linear;
     s.stage1.loss = LossSpec::Ce(Ce::default());
-    s.stage1.epochs = epochs;
-    s.stage1.batch_size = 32;
-    s.stage1.warmup_epochs = 0;
-    s.stage1.milestones = vec![];
+    s.stage1.optim.epochs = epochs;
+    s.stage1.optim.batch_size = 32;
+    s.stage1.optim.warmup_epochs = 0;
+    s.stage1.optim.milestones = vec![];
     s.cpu.threads = Some(1);
     s
 }
@@ -151,7 +153,10 @@ fn an_optimiser_state_with_a_missing_or_wrong_buffer_is_an_error() {
 #[test]
 fn stage2_on_stage1_weights_that_do_not_fit_is_an_error() {
     let mut s2 = spec(1);
-    s2.stage2 = Some(Stage2Spec { epochs: 1, batch_size: 32, ..Stage2Spec::default() });
+    s2.stage2 = Some(Stage2Spec {
+        optim: OptimSpec { epochs: 1, batch_size: 32, ..Stage2Spec::default().optim },
+        ..Stage2Spec::default()
+    });
     // Each damages the weights and returns what the error should say.
     let damages: [fn(&Path) -> String; 2] = [
         |p| reshape(p, "head.linear.bias"),

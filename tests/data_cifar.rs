@@ -5,7 +5,7 @@
 //! `cargo test` reports them as ignored; `make test` runs them (`cargo test -- --ignored
 //! needs_cifar10`) when `cifar-10-batches-bin/` is under `$GCL_TEST_DATA`, else under
 //! `../shared/datasets`. Run explicitly without the files, they fail, naming where they looked.
-use gcl_repro::config::{DatasetName, DatasetSpec};
+use gcl_repro::data::spec::{DatasetName, DatasetSpec};
 use gcl_repro::data::{self, cifar};
 use std::path::{Path, PathBuf};
 use std::sync::Once;

@@ -4,7 +4,7 @@
 //! The test on the real CIFAR-10 labels is named `needs_cifar10_*` and is `#[ignore]`d; `make test`
 //! runs it when `cifar-10-batches-bin/` is under `$GCL_TEST_DATA`, else under `../shared/datasets`.
 //! Run explicitly without the files, it fails, naming where it looked.
-use gcl_repro::config::Profile;
+use gcl_repro::data::spec::Profile;
 use gcl_repro::data::{cifar, longtail};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Samplers: class probabilities follow the formulas, and epoch draws follow the probabilities.
-use gcl_repro::config::SamplerSpec;
+use gcl_repro::data::samplers::SamplerSpec;
 use gcl_repro::data::samplers::{class_probabilities, drw_weights, epoch_indices, Cben};
 
 const GAMMA100: [usize; 10] = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50];

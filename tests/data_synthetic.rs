@@ -1,6 +1,6 @@
 //! The built-in synthetic long-tailed set: deterministic, correctly shaped, and neither trivial
 //! nor unlearnable.
-use gcl_repro::config::{DatasetName, DatasetSpec};
+use gcl_repro::data::spec::{DatasetName, DatasetSpec};
 use gcl_repro::data::{self, LtData};
 use sha2::{Digest, Sha256};
 use std::path::Path;

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use gcl_repro::config::{Arch, Head, ModelSpec};
+use gcl_repro::models::spec::{Arch, Head, ModelSpec};
 use gcl_repro::models::{import, Network};
 use tch::{Device, Kind, Tensor};
 

@@ -11,7 +11,7 @@
 //!
 //! A copied-weights parity test cannot see any of this; this test builds our models from their
 //! seeds and looks only at the numbers.
-use gcl_repro::config::{Arch, Head, ModelSpec};
+use gcl_repro::models::spec::{Arch, Head, ModelSpec};
 use gcl_repro::models::Network;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};

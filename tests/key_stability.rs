@@ -10,8 +10,11 @@
 //! Samplers: both stages' keys hold the chosen sampler alone, as serialised (`SAMPLER_MATERIAL`):
 //! a sampler's own parameters reach the key of either stage, another sampler's never do.
 use gcl_repro::cache::key::{canonical, hash, stage1_material, stage2_material};
-use gcl_repro::config::{LossSpec, Rebalance, RunSpec, SamplerSpec, Stage2Spec};
+use gcl_repro::data::samplers::SamplerSpec;
 use gcl_repro::data::samplers::{Cben, En};
+use gcl_repro::losses::LossSpec;
+use gcl_repro::training::rebalance::Rebalance;
+use gcl_repro::training::spec::{RunSpec, Stage2Spec};
 use serde_json::Value;
 
 /// SHA-256 of the canonical JSON of each loss's default settings, as they appear in a key.

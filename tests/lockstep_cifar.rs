@@ -34,11 +34,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, Stage1Spec};
+use gcl_repro::losses::LossSpec;
 use gcl_repro::losses::{Criterion, Gcl};
+use gcl_repro::models::spec::{Arch, Head, ModelSpec};
 use gcl_repro::models::{trainable, Network};
 use gcl_repro::training::lr_schedule::lr_at;
 use gcl_repro::training::sgd::Sgd;
+use gcl_repro::training::spec::{Mixup, OptimSpec, Stage1Spec};
 use replay::{epoch_batches, replayed_mixup_loss, Reference};
 use tch::{Device, Kind, Tensor};
 
@@ -96,13 +98,13 @@ fn ours(r: &Reference, spec: &Stage1Spec, checkpoints: &[usize], double: bool) -
     let criterion = Criterion::new(&spec.loss, &counts, Head::Normed, Device::Cpu).unwrap();
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
-    let mut opt = Sgd::new(params, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
+    let mut opt = Sgd::new(params, spec.optim.momentum, spec.optim.weight_decay).nesterov(spec.optim.nesterov);
     let forward = |x: &Tensor| net.logits(&net.features(x, true));
     let mut t = Trajectory { loss: Vec::new(), norms: HashMap::new(), at: HashMap::new() };
     let started = std::time::Instant::now();
-    for epoch in 1..=spec.epochs {
-        let lr = lr_at(&spec.optim(), epoch);
-        for (x, y) in epoch_batches(r, &format!("e{epoch}"), spec.batch_size) {
+    for epoch in 1..=spec.optim.epochs {
+        let lr = lr_at(&spec.optim, epoch);
+        for (x, y) in epoch_batches(r, &format!("e{epoch}"), spec.optim.batch_size) {
             let step = t.loss.len();
             let x = if double { x.to_kind(Kind::Double) } else { x };
             let l = replayed_mixup_loss(r, &format!("s{step}"), &criterion, &forward, &x, &y);
@@ -268,21 +270,24 @@ fn lockstep_cifar_float32_stays_within_pytorchs_own_rounding_spread() {
     let settings = r.i64s("meta/settings");
     let (epochs, warmup, double) = (settings[3] as usize, settings[4] as usize, settings[7] == 1);
     let spec = Stage1Spec {
-        epochs,
-        batch_size: settings[2] as usize,
-        warmup_epochs: warmup,
-        milestones: vec![settings[5] as usize, settings[6] as usize],
+        optim: OptimSpec {
+            epochs,
+            batch_size: settings[2] as usize,
+            warmup_epochs: warmup,
+            milestones: vec![settings[5] as usize, settings[6] as usize],
+            ..OptimSpec::default()
+        },
         loss: LossSpec::Gcl(Gcl { scale: 30.0, noise_mul: 0.5, ..Gcl::default() }),
-        mixup: true,
+        mixup: Mixup { on: true, alpha: 1.0 },
         ..Stage1Spec::default()
     };
     let checkpoints: Vec<usize> = r.i64s("meta/checkpoints").iter().map(|&k| k as usize).collect();
     let mut traj: HashMap<&str, Trajectory> =
         ["ref", "ulp", "nhwc"].into_iter().map(|n| (n, Trajectory::recorded(&r, n, &checkpoints))).collect();
     traj.insert("ours", ours(&r, &spec, &checkpoints, double));
-    let per_epoch = (settings[0] as usize).div_ceil(spec.batch_size);
+    let per_epoch = (settings[0] as usize).div_ceil(spec.optim.batch_size);
     let recorded_lr = r.f64s("ref/lr");
-    let lr_ok = (0..epochs).all(|e| (lr_at(&spec.optim(), e + 1) - recorded_lr[e * per_epoch]).abs() < 1e-12);
+    let lr_ok = (0..epochs).all(|e| (lr_at(&spec.optim, e + 1) - recorded_lr[e * per_epoch]).abs() < 1e-12);
     let first = (traj["ours"].loss[0] - traj["ref"].loss[0]).abs() / traj["ref"].loss[0];
     let (table, mut failures) = compare(&traj, &checkpoints);
     let md = format!(
@@ -296,8 +301,8 @@ fn lockstep_cifar_float32_stays_within_pytorchs_own_rounding_spread() {
          ## The stem over the steps\n\n{stem}",
         dtype = if double { "float64" } else { "float32" },
         steps = traj["ref"].loss.len(),
-        batch = spec.batch_size,
-        lrs = (1..=epochs).map(|e| lr_at(&spec.optim(), e)).collect::<Vec<_>>(),
+        batch = spec.optim.batch_size,
+        lrs = (1..=epochs).map(|e| lr_at(&spec.optim, e)).collect::<Vec<_>>(),
         lt = gcl_repro::device::libtorch_version(),
         cpu = gcl_repro::device::cpu_name(),
         o = traj["ours"].loss[0],

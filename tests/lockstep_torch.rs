@@ -83,13 +83,16 @@ use std::process::Command;
 
 use replay::{epoch_batches, Reference};
 
-use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec, SamplerSpec, Stage1Spec, Stage2Spec};
+use gcl_repro::data::samplers::SamplerSpec;
 use gcl_repro::data::samplers::{class_probabilities, drw_weights};
+use gcl_repro::losses::LossSpec;
 use gcl_repro::losses::{cloud_sizes, ldam_margins, Ce, CloudSchedule, Criterion, Gcl, Ldam};
+use gcl_repro::models::spec::{Arch, Head, ModelSpec};
 use gcl_repro::models::{trainable, Network};
 use gcl_repro::training::lr_schedule::lr_at;
 use gcl_repro::training::rebalance::{Crt, Lws, Rebalance, Rebalancer};
 use gcl_repro::training::sgd::Sgd;
+use gcl_repro::training::spec::{Mixup, OptimSpec, Stage1Spec, Stage2Spec};
 use gcl_repro::training::standard::{DeferredReweighting, Standard};
 use gcl_repro::training::step::EpochCtx;
 use gcl_repro::training::Stage;
@@ -317,17 +320,15 @@ fn compare_final(
 }
 
 fn stage1_spec(loss: LossSpec, mixup: bool, drw_epoch: Option<usize>, lr_decay: f64) -> Stage1Spec {
-    Stage1Spec {
+    let optim = OptimSpec {
         epochs: S1_EPOCHS,
         batch_size: BATCH,
         warmup_epochs: SETTINGS[4] as usize,
         milestones: vec![SETTINGS[5] as usize, SETTINGS[6] as usize],
         lr_decay,
-        loss,
-        mixup,
-        drw_epoch,
-        ..Stage1Spec::default()
-    }
+        ..OptimSpec::default()
+    };
+    Stage1Spec { optim, loss, mixup: Mixup { on: mixup, alpha: 1.0 }, drw_epoch, ..Stage1Spec::default() }
 }
 
 fn epoch_ctx(rng: &mut ChaCha8Rng, epoch: usize, epochs: usize) -> EpochCtx<'_> {
@@ -342,11 +343,11 @@ fn gcl_stage1(r: &Reference, found: &mut Findings) {
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
     let names = names_of(&params, &net.named_variables());
-    let mut opt = Sgd::new(params, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
+    let mut opt = Sgd::new(params, spec.optim.momentum, spec.optim.weight_decay).nesterov(spec.optim.nesterov);
     let forward = |x: &Tensor| net.logits(&net.features(x, true));
     let mut loss =
         |step: usize, x: &Tensor, y: &Tensor| replayed_mixup_loss(r, "gcl_s1", step, &criterion, &forward, x, y);
-    replay(r, "gcl_s1", S1_EPOCHS, &mut opt, &|e| lr_at(&spec.optim(), e), &mut |_| {}, &mut loss, found);
+    replay(r, "gcl_s1", S1_EPOCHS, &mut opt, &|e| lr_at(&spec.optim, e), &mut |_| {}, &mut loss, found);
     compare_final(r, "gcl_s1", &net.named_variables(), &opt, &names, found);
 }
 
@@ -357,7 +358,7 @@ fn plain_stage1(r: &Reference, case: &str, spec: &Stage1Spec, head: Head, found:
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
     let names = names_of(&params, &net.named_variables());
-    let mut opt = Sgd::new(params, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
+    let mut opt = Sgd::new(params, spec.optim.momentum, spec.optim.weight_decay).nesterov(spec.optim.nesterov);
     let stage = std::cell::RefCell::new(Standard {
         spec,
         net: &net,
@@ -381,8 +382,11 @@ fn plain_stage1(r: &Reference, case: &str, spec: &Stage1Spec, head: Head, found:
 /// Stage 2 from `gcl_s1`'s final weights: `Stage2::forward` as composed here, through
 /// `mixup_step` (module docs).
 fn stage2(r: &Reference, case: &str, rebalance: Rebalance, found: &mut Findings) {
-    let spec =
-        Stage2Spec { rebalance: rebalance.clone(), epochs: S2_EPOCHS, batch_size: BATCH, ..Stage2Spec::default() };
+    let spec = Stage2Spec {
+        rebalance: rebalance.clone(),
+        optim: OptimSpec { epochs: S2_EPOCHS, batch_size: BATCH, ..Stage2Spec::default().optim },
+        ..Stage2Spec::default()
+    };
     let mut net = network(r, Head::Normed, "gcl_s1/final/");
     net.backbone_vars.freeze();
     let rebalancer: Rebalancer = rebalance.prepare(&mut net, Device::Cpu);
@@ -394,14 +398,15 @@ fn stage2(r: &Reference, case: &str, rebalance: Rebalance, found: &mut Findings)
     let mut named = net.named_variables();
     named.extend(rebalancer.tensors());
     let names = names_of(&params, &named);
-    let mut opt = Sgd::with_lr_scales(params, lr_factors, spec.momentum, spec.weight_decay).nesterov(spec.nesterov);
+    let mut opt = Sgd::with_lr_scales(params, lr_factors, spec.optim.momentum, spec.optim.weight_decay)
+        .nesterov(spec.optim.nesterov);
     let criterion = Criterion::new(&spec.loss, &counts(r), Head::Normed, Device::Cpu).unwrap();
     let forward = |x: &Tensor| {
         let f = tch::no_grad(|| net.features(x, spec.shift_bn));
         rebalancer.output(net.logits(&f))
     };
     let mut loss = |step: usize, x: &Tensor, y: &Tensor| replayed_mixup_loss(r, case, step, &criterion, &forward, x, y);
-    replay(r, case, S2_EPOCHS, &mut opt, &|e| lr_at(&spec.optim(), e), &mut |_| {}, &mut loss, found);
+    replay(r, case, S2_EPOCHS, &mut opt, &|e| lr_at(&spec.optim, e), &mut |_| {}, &mut loss, found);
     let mut named = net.named_variables();
     named.extend(rebalancer.tensors());
     compare_final(r, case, &named, &opt, &names, found);
@@ -410,11 +415,12 @@ fn stage2(r: &Reference, case: &str, rebalance: Rebalance, found: &mut Findings)
 /// The released constants the short runs replace: full schedules, DRW's switch at epoch 160,
 /// per-class constants.
 fn released_constants(r: &Reference, found: &mut Findings) {
-    let ldam_drw_row = Stage1Spec { lr_decay: 0.01, ..Stage1Spec::default() }; // experiments/table1.toml rows.ldam_drw
+    let ldam_drw_row =
+        Stage1Spec { optim: OptimSpec { lr_decay: 0.01, ..OptimSpec::default() }, ..Stage1Spec::default() }; // experiments/table1.toml rows.ldam_drw
     let schedules = [
-        ("GCL stage 1", "sched/gcl_s1", Stage1Spec::default().optim(), 1e-12),
-        ("LDAM-DRW", "sched/ldam_drw", ldam_drw_row.optim(), 1e-12),
-        ("GCL stage 2", "sched/s2", Stage2Spec::default().optim(), LR_TOL),
+        ("GCL stage 1", "sched/gcl_s1", Stage1Spec::default().optim, 1e-12),
+        ("LDAM-DRW", "sched/ldam_drw", ldam_drw_row.optim.clone(), 1e-12),
+        ("GCL stage 2", "sched/s2", Stage2Spec::default().optim, LR_TOL),
     ];
     for (what, key, optim, tol) in schedules {
         let want = r.f64s(key);

@@ -5,14 +5,16 @@
 //! noise multiplier c, focal gamma, cloud schedule, sampler and schedule are checked against the
 //! values written in the manifest comments (which cite the released code). The expected values
 //! here are copied from those comments and the released files, not from our defaults.
-use gcl_repro::config::{
-    Arch, ClassifierInit, CloudSchedule, Head, LasShape, LossSpec, LrSchedule, Rebalance, RunSpec, SamplerSpec, Scale,
-    Stage2Spec,
-};
+use gcl_repro::data::samplers::SamplerSpec;
 use gcl_repro::data::samplers::{Cb, Cben, ClassAware, En, Ib};
 use gcl_repro::losses::{Ce, LabelAwareSmoothing, Ldam};
+use gcl_repro::losses::{CloudSchedule, LasShape, LossSpec};
 use gcl_repro::manifest::{self, TableCell};
+use gcl_repro::models::spec::{Arch, Head};
+use gcl_repro::training::rebalance::{ClassifierInit, Rebalance};
 use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
+use gcl_repro::training::spec::LrSchedule;
+use gcl_repro::training::spec::{RunSpec, Scale, Stage2Spec};
 use std::path::{Path, PathBuf};
 
 fn experiments() -> PathBuf {
@@ -101,7 +103,7 @@ fn table3_schedule_rows_change_the_cloud_of_both_stages() {
         let s2 = s.stage2.as_ref().unwrap();
         assert_eq!(loss(&s.stage1.loss), gcl1(cloud, 0.5), "{row} stage 1");
         assert_eq!(loss(&s2.loss), gcl2(cloud, 0.5), "{row} stage 2");
-        assert!(s.stage1.mixup && s2.mixup);
+        assert!(s.stage1.mixup.on && s2.mixup.on);
         assert_released_cben(s2);
     }
     // The paper's c = 1 in both stages; everything else of stage 2 stays released (this row used
@@ -128,7 +130,7 @@ fn table4_rows_differ_only_in_the_stage2_sampler() {
         let s2 = c.runs[0].spec.stage2.clone().unwrap();
         assert_eq!(s2.sampler, sampler, "{row}");
         assert_eq!(loss(&s2.loss), gcl2(CloudSchedule::Log, 0.5), "{row}");
-        assert_eq!((s2.rebalance.clone(), s2.epochs, s2.lr), (Rebalance::Crt(Crt::default()), 30, 0.002));
+        assert_eq!((s2.rebalance.clone(), s2.optim.epochs, s2.optim.lr), (Rebalance::Crt(Crt::default()), 30, 0.002));
     }
 }
 
@@ -159,25 +161,28 @@ fn table1_baselines_follow_their_own_released_recipes() {
     // CE: GCL's recipe with a linear head and plain CE.
     let ce = spec(&cells, "ce.cifar10_100");
     assert_eq!(
-        (ce.stage1.loss.clone(), ce.stage1.mixup, ce.stage1.batch_size, ce.stage2.is_none()),
+        (ce.stage1.loss.clone(), ce.stage1.mixup.on, ce.stage1.optim.batch_size, ce.stage2.is_none()),
         (LossSpec::Ce(Ce::default()), false, 64, true)
     );
 
     // LDAM-DRW (kaidic/LDAM-DRW cifar_train.py): batch 128, x0.01 at 160 and 180, DRW from 160.
     let l = spec(&cells, "ldam_drw.cifar10_100").stage1;
     assert_eq!(l.loss, LossSpec::Ldam(Ldam { scale: 30.0, max_margin: 0.5 }));
-    assert_eq!((l.batch_size, l.lr, l.weight_decay, l.warmup_epochs), (128, 0.1, 2e-4, 5));
-    assert_eq!((l.milestones.clone(), l.lr_decay, l.drw_epoch, l.mixup), (vec![160, 180], 0.01, Some(160), false));
+    assert_eq!((l.optim.batch_size, l.optim.lr, l.optim.weight_decay, l.optim.warmup_epochs), (128, 0.1, 2e-4, 5));
+    assert_eq!(
+        (l.optim.milestones.clone(), l.optim.lr_decay, l.drw_epoch, l.mixup.on),
+        (vec![160, 180], 0.01, Some(160), false)
+    );
 
     // BBN (megvii-research/BBN configs/cifar10.yaml).
     let b = spec(&cells, "bbn.cifar10_100");
     assert!(b.model.bbn && b.stage2.is_none());
     let b = b.stage1;
     assert_eq!(
-        (b.batch_size, b.nesterov, b.warmup_epochs, b.milestones.clone(), b.lr_decay),
+        (b.optim.batch_size, b.optim.nesterov, b.optim.warmup_epochs, b.optim.milestones.clone(), b.optim.lr_decay),
         (128, true, 5, vec![119, 159], 0.01)
     );
-    assert!((b.warmup_start - 1.0 / 3.0).abs() < 1e-12 && !b.mixup);
+    assert!((b.optim.warmup_start - 1.0 / 3.0).abs() < 1e-12 && !b.mixup.on);
 
     // MiSLAS (dvlab-research/MiSLAS config/cifar10/*_imb001_*.yaml, cifar100 for CIFAR-100).
     // γ = 50: cifar10_imb002_stage2_mislas.yaml (0.2 / 0.0, lr_factor 0.2, shift_bn False) and
@@ -192,7 +197,7 @@ fn table1_baselines_follow_their_own_released_recipes() {
     ] {
         let s = spec(&cells, cell);
         assert_eq!(
-            (s.stage1.loss.clone(), s.stage1.mixup, s.stage1.batch_size),
+            (s.stage1.loss.clone(), s.stage1.mixup.on, s.stage1.optim.batch_size),
             (LossSpec::Ce(Ce::default()), true, 128),
             "{cell}"
         );
@@ -203,7 +208,7 @@ fn table1_baselines_follow_their_own_released_recipes() {
         let las = LabelAwareSmoothing { scale: 30.0, las_head: head, las_tail: tail, las_shape: LasShape::Concave };
         assert_eq!(s2.loss, LossSpec::LabelAwareSmoothing(las), "{cell}");
         assert_eq!(
-            (s2.sampler.clone(), s2.epochs, s2.batch_size, s2.lr, s2.mixup),
+            (s2.sampler.clone(), s2.optim.epochs, s2.optim.batch_size, s2.optim.lr, s2.mixup.on),
             (SamplerSpec::ClassAware(ClassAware {}), 10, 128, 0.1, false),
             "{cell}"
         );
@@ -225,19 +230,32 @@ fn assert_gcl_places_recipe(s: &RunSpec) {
     assert!(!s.dataset.color_jitter, "places.py:96 has ColorJitter commented out");
     let s1 = &s.stage1;
     assert_eq!(
-        (s1.epochs, s1.batch_size, s1.lr, s1.momentum, s1.weight_decay, s1.nesterov),
+        (
+            s1.optim.epochs,
+            s1.optim.batch_size,
+            s1.optim.lr,
+            s1.optim.momentum,
+            s1.optim.weight_decay,
+            s1.optim.nesterov
+        ),
         (90, 512, 0.2, 0.9, 5e-4, false)
     );
     assert_eq!(
-        (s1.schedule, s1.warmup_epochs, s1.warmup_start, s1.milestones.clone(), s1.lr_decay),
+        (
+            s1.optim.schedule,
+            s1.optim.warmup_epochs,
+            s1.optim.warmup_start,
+            s1.optim.milestones.clone(),
+            s1.optim.lr_decay
+        ),
         (LrSchedule::WarmupStep, 5, 0.0, vec![60, 80], 0.1)
     );
     assert_eq!(loss(&s1.loss), (30.0, 0.0, 1.0, 0.0, CloudSchedule::Log), "NoiScrLoss(m=0., s=30, noise_mul=1.)");
-    assert_eq!((s1.mixup, s1.mixup_alpha, s1.sampler.clone()), (true, 0.2, SamplerSpec::Ib(Ib {})));
+    assert_eq!((s1.mixup.on, s1.mixup.alpha, s1.sampler.clone()), (true, 0.2, SamplerSpec::Ib(Ib {})));
     let s2 = s.stage2.as_ref().unwrap();
     assert_eq!(s2.rebalance, Rebalance::Crt(Crt { init: ClassifierInit::Finetune, classifier_lr_factor: 1.0 }));
     assert_eq!(
-        (s2.epochs, s2.batch_size, s2.lr, s2.weight_decay, s2.schedule, s2.shift_bn),
+        (s2.optim.epochs, s2.optim.batch_size, s2.optim.lr, s2.optim.weight_decay, s2.optim.schedule, s2.shift_bn),
         (30, 512, 0.002, 5e-4, LrSchedule::Cosine, false)
     );
     assert_eq!(
@@ -262,7 +280,14 @@ fn table2_cells_follow_their_cited_recipes() {
         );
         let s1 = &s.stage1;
         assert_eq!(
-            (s1.epochs, s1.batch_size, s1.lr, s1.weight_decay, s1.milestones.clone(), s1.mixup_alpha),
+            (
+                s1.optim.epochs,
+                s1.optim.batch_size,
+                s1.optim.lr,
+                s1.optim.weight_decay,
+                s1.optim.milestones.clone(),
+                s1.mixup.alpha
+            ),
             (200, 256, 0.1, wd, vec![160, 180], 0.2),
             "{cell}"
         );
@@ -272,19 +297,19 @@ fn table2_cells_follow_their_cited_recipes() {
     for col in ["imagenet_lt", "inat2018", "places_lt"] {
         let ce = spec(&cells, &format!("ce.{col}"));
         assert_eq!(
-            (ce.stage1.loss.clone(), ce.stage1.mixup, ce.model.head, ce.stage2.is_none()),
+            (ce.stage1.loss.clone(), ce.stage1.mixup.on, ce.model.head, ce.stage2.is_none()),
             (LossSpec::Ce(Ce::default()), false, Head::Linear, true),
             "{col}"
         );
         let mix = spec(&cells, &format!("ce_mixup.{col}"));
         assert_eq!(
-            (mix.stage1.mixup, mix.stage1.mixup_alpha, mix.stage1.epochs),
-            (true, 0.2, ce.stage1.epochs),
+            (mix.stage1.mixup.on, mix.stage1.mixup.alpha, mix.stage1.optim.epochs),
+            (true, 0.2, ce.stage1.optim.epochs),
             "{col}"
         );
     }
     let ce = spec(&cells, "ce.places_lt");
-    assert!(ce.model.added_block && ce.model.drop_blocks == 1 && ce.stage1.epochs == 90);
+    assert!(ce.model.added_block && ce.model.drop_blocks == 1 && ce.stage1.optim.epochs == 90);
 
     // MiSLAS (dvlab-research/MiSLAS 0fc381e config/{imagenet,ina2018,places}/*): cosine, no
     // warm-up, alpha 0.2; stage 2 crt_lws with lr_factor 0.05, shift_bn, class-aware.
@@ -296,12 +321,19 @@ fn table2_cells_follow_their_cited_recipes() {
         let s = spec(&cells, cell);
         let s1 = &s.stage1;
         assert_eq!(
-            (s1.epochs, s1.batch_size, s1.lr, s1.weight_decay, s1.schedule, s1.warmup_epochs),
+            (
+                s1.optim.epochs,
+                s1.optim.batch_size,
+                s1.optim.lr,
+                s1.optim.weight_decay,
+                s1.optim.schedule,
+                s1.optim.warmup_epochs
+            ),
             (epochs, 256, 0.1, wd, LrSchedule::Cosine, 0),
             "{cell}"
         );
         assert_eq!(
-            (s1.loss.clone(), s1.mixup, s1.mixup_alpha, s.model.head),
+            (s1.loss.clone(), s1.mixup.on, s1.mixup.alpha, s.model.head),
             (LossSpec::Ce(Ce::default()), true, 0.2, Head::Linear),
             "{cell}"
         );
@@ -313,7 +345,7 @@ fn table2_cells_follow_their_cited_recipes() {
         );
         let las = LabelAwareSmoothing { scale: 30.0, las_head: head, las_tail: tail, las_shape: LasShape::Concave };
         assert_eq!(
-            (s2.loss, s2.shift_bn, s2.sampler, s2.epochs, s2.batch_size, s2.lr),
+            (s2.loss, s2.shift_bn, s2.sampler, s2.optim.epochs, s2.optim.batch_size, s2.optim.lr),
             (LossSpec::LabelAwareSmoothing(las), true, SamplerSpec::ClassAware(ClassAware {}), 10, 256, 0.1),
             "{cell}"
         );
@@ -328,10 +360,14 @@ fn table2_cells_follow_their_cited_recipes() {
         ("decoupling.places_lt", 30, 0.1, 256),
     ] {
         let s = spec(&cells, cell);
-        assert_eq!((s.stage1.epochs, s.stage1.schedule, s.stage1.mixup), (epochs, LrSchedule::Cosine, false), "{cell}");
+        assert_eq!(
+            (s.stage1.optim.epochs, s.stage1.optim.schedule, s.stage1.mixup.on),
+            (epochs, LrSchedule::Cosine, false),
+            "{cell}"
+        );
         let s2 = s.stage2.unwrap();
         assert_eq!(
-            (s2.rebalance, s2.epochs, s2.lr, s2.batch_size, s2.sampler, s2.shift_bn),
+            (s2.rebalance, s2.optim.epochs, s2.optim.lr, s2.optim.batch_size, s2.sampler, s2.shift_bn),
             (Rebalance::Lws(Lws {}), 5, lr, batch, SamplerSpec::ClassAware(ClassAware {}), true),
             "{cell}"
         );
@@ -353,7 +389,7 @@ fn table2_cells_follow_their_cited_recipes() {
             "{cell}"
         );
         assert_eq!(
-            (s2.epochs, s2.lr, s2.batch_size, s2.weight_decay, s2.loss.clone()),
+            (s2.optim.epochs, s2.optim.lr, s2.optim.batch_size, s2.optim.weight_decay, s2.loss.clone()),
             (epochs, lr, batch, wd, LossSpec::Ce(Ce::default())),
             "{cell}"
         );
@@ -387,5 +423,5 @@ fn quickstart_gcl_rows() {
     let s2 = s.stage2.unwrap();
     assert_eq!(loss(&s2.loss), gcl2(CloudSchedule::Log, 0.5));
     assert_released_cben(&s2);
-    assert_eq!((s2.epochs, s2.batch_size), (10, 32));
+    assert_eq!((s2.optim.epochs, s2.optim.batch_size), (10, 32));
 }

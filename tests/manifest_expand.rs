@@ -1,6 +1,7 @@
 //! Manifest expansion: resolution order, published values, quoted rows, keys, seeds.
-use gcl_repro::config::{SamplerSpec, Scale, Stage2Spec};
+use gcl_repro::data::samplers::SamplerSpec;
 use gcl_repro::manifest::{self, FigureKind, TableCell};
+use gcl_repro::training::spec::{Scale, Stage2Spec};
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
@@ -56,8 +57,8 @@ fn resolution_order_and_published_values() {
     let s = &ce.runs[0].spec;
     assert_eq!(s.dataset.imbalance, 10.0, "column over defaults");
     assert_eq!(s.dataset.classes, 4, "defaults kept where the column is silent");
-    assert!(s.stage1.mixup);
-    assert_eq!(s.stage1.epochs, 200, "RunSpec default");
+    assert!(s.stage1.mixup.on);
+    assert_eq!(s.stage1.optim.epochs, 200, "RunSpec default");
     assert_eq!(s.stage2, None);
 
     let tde = cell(&cells, "tde.c10");
@@ -68,7 +69,7 @@ fn resolution_order_and_published_values() {
     // Inline published values override the file; the cell fragment overrides the row.
     let gcl100 = cell(&cells, "gcl.c100");
     assert_eq!(gcl100.published, Some(50.0));
-    assert_eq!(gcl100.runs[0].spec.stage1.epochs, 300);
+    assert_eq!(gcl100.runs[0].spec.stage1.optim.epochs, 300);
     assert_eq!(gcl100.runs[0].spec.stage1.loss.kind(), "gcl");
     // published_row borrows another row's numbers.
     assert_eq!(cell(&cells, "gcl_crt.c10").published, Some(82.68));
@@ -119,11 +120,11 @@ fn smoke_scale_applies_last_and_changes_keys() {
     let smoke = manifest::expand(&m, Scale::Smoke, Path::new("/x")).unwrap();
     let f = &cell(&full, "gcl.c100").runs[0];
     let s = &cell(&smoke, "gcl.c100").runs[0];
-    assert_eq!(s.spec.stage1.epochs, 2, "smoke overrides even the cell's 300 epochs");
+    assert_eq!(s.spec.stage1.optim.epochs, 2, "smoke overrides even the cell's 300 epochs");
     assert_eq!(s.spec.scale, Scale::Smoke);
     assert_eq!(s.spec.stage2, None, "smoke never adds a stage 2");
     assert_ne!(f.keys.as_ref().unwrap().stage1, s.keys.as_ref().unwrap().stage1);
-    assert_eq!(cell(&smoke, "gcl_crt.c10").runs[0].spec.stage2.as_ref().unwrap().epochs, 1);
+    assert_eq!(cell(&smoke, "gcl_crt.c10").runs[0].spec.stage2.as_ref().unwrap().optim.epochs, 1);
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `plan`: the run graph (stage-1 runs shared by their stage-2 variants), cache states, and the
 //! Slurm scripts written by `--emit slurm` (file contents; the real scheduler is in slurm_local.rs).
 use gcl_repro::cache::RunState;
-use gcl_repro::config::Scale;
 use gcl_repro::pipeline::plan::{self, PlanOptions};
 use gcl_repro::pipeline::{RunGraph, RunStage};
+use gcl_repro::training::spec::Scale;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

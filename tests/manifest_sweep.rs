@@ -2,8 +2,9 @@
 //! they share with existing rows, and their errors (file:line for the manifest, the flag for
 //! the command line).
 mod common;
-use gcl_repro::config::{LossSpec, Scale};
+use gcl_repro::losses::LossSpec;
 use gcl_repro::manifest::{self, Manifest, Overrides, Setting, TableCell};
+use gcl_repro::training::spec::Scale;
 use std::path::{Path, PathBuf};
 
 /// Two columns; `ce` and `gcl` rows; `gcl` has a cell setting in c100 and a recipe-free
@@ -84,8 +85,8 @@ fn a_sweep_over_a_row_adds_its_points_after_it_with_the_rows_settings() {
     assert_eq!(noise_mul(cell(&cs, "gcl-noise_mul-0_25.c10")), 0.25);
     assert_eq!(noise_mul(cell(&cs, "gcl-noise_mul-1_0.c100")), 1.0);
     // The base row's cell settings come with the point: 20 epochs in c100, 10 in c10.
-    assert_eq!(cell(&cs, "gcl-noise_mul-0_25.c100").runs[0].spec.stage1.epochs, 20);
-    assert_eq!(cell(&cs, "gcl-noise_mul-0_25.c10").runs[0].spec.stage1.epochs, 10);
+    assert_eq!(cell(&cs, "gcl-noise_mul-0_25.c100").runs[0].spec.stage1.optim.epochs, 20);
+    assert_eq!(cell(&cs, "gcl-noise_mul-0_25.c10").runs[0].spec.stage1.optim.epochs, 10);
     // Keys are content hashes: the point equal to the base row is the base row's run.
     let key = |id: &str| cell(&cs, id).runs[0].keys.clone();
     let summary = manifest::summary(&m).unwrap();
@@ -110,10 +111,10 @@ fn several_settings_give_their_product_and_a_sweep_without_a_row_starts_from_def
     assert_eq!(m.rows[6].label, "lr = 0.2, loss = { kind = \"gcl\", cloud = \"cos\" }");
     let cs = cells(&m, Scale::Full);
     let spec = &cell(&cs, "lr-0_2-loss-v2.c100").runs[0].spec;
-    assert_eq!((spec.stage1.lr, spec.stage1.epochs, spec.dataset.imbalance), (0.2, 10, 100.0));
+    assert_eq!((spec.stage1.optim.lr, spec.stage1.optim.epochs, spec.dataset.imbalance), (0.2, 10, 100.0));
     assert!(matches!(spec.stage1.loss, LossSpec::Gcl(_)));
     // Smoke scale still applies to sweep rows.
-    assert_eq!(cell(&cells(&m, Scale::Smoke), "lr-0_1-loss-v1.c10").runs[0].spec.stage1.epochs, 2);
+    assert_eq!(cell(&cells(&m, Scale::Smoke), "lr-0_1-loss-v1.c10").runs[0].spec.stage1.optim.epochs, 2);
 }
 
 #[test]
@@ -176,14 +177,14 @@ fn set_wins_over_every_fragment_and_smoke_and_changes_only_cells_that_have_the_s
     assert_eq!(m.flags, ["--set stage1.epochs=7", "--set stage1.loss.noise_mul=2", "--set stage2.epochs=1"]);
     for scale in [Scale::Full, Scale::Smoke] {
         let cs = cells(&m, scale);
-        assert_eq!(cell(&cs, "gcl.c100").runs[0].spec.stage1.epochs, 7, "over the cell's 20 and smoke's 2");
+        assert_eq!(cell(&cs, "gcl.c100").runs[0].spec.stage1.optim.epochs, 7, "over the cell's 20 and smoke's 2");
         assert_eq!(noise_mul(cell(&cs, "gcl.c10")), 2.0);
         assert_eq!(
             cell(&cs, "ce.c10").runs[0].spec.stage1.loss,
             cell(&plain, "ce.c10").runs[0].spec.stage1.loss,
             "CE has no noise"
         );
-        assert_eq!(cell(&cs, "gcl_crt.c10").runs[0].spec.stage2.as_ref().unwrap().epochs, 1);
+        assert_eq!(cell(&cs, "gcl_crt.c10").runs[0].spec.stage2.as_ref().unwrap().optim.epochs, 1);
         assert!(cell(&cs, "gcl.c10").runs[0].spec.stage2.is_none(), "a stage-2 setting adds no stage 2");
     }
     // A value equal to the manifest's keeps the keys (the run is reused).

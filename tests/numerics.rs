@@ -137,7 +137,7 @@ fn a_pinned_run_gives_the_same_numbers_under_every_ambient_kernel_level() {
 #[test]
 fn a_level_the_cpu_lacks_is_one_clear_error() {
     let levels = gcl_repro::numerics::supported();
-    if levels.contains(&gcl_repro::config::CpuIsa::Avx512) {
+    if levels.contains(&gcl_repro::numerics::CpuIsa::Avx512) {
         return; // nothing to refuse on this CPU; the check is the same code path as above
     }
     let dir = tempfile::tempdir().unwrap();

@@ -14,9 +14,10 @@ mod common;
 use std::collections::HashMap;
 use std::process::Command;
 
-use gcl_repro::config::{Arch, Head, LossSpec, ModelSpec};
 use gcl_repro::losses::Criterion;
+use gcl_repro::losses::LossSpec;
 use gcl_repro::losses::{Ce, Gcl};
+use gcl_repro::models::spec::{Arch, Head, ModelSpec};
 use gcl_repro::models::Network;
 use tch::{Device, Kind, Tensor};
 

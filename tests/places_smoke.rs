@@ -5,9 +5,12 @@
 //! the tiny arch of the same layout so it runs in seconds.
 mod common;
 
-use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, ModelSpec, RunSpec};
+use gcl_repro::data::spec::{DatasetName, DatasetSpec};
 use gcl_repro::losses::Gcl;
+use gcl_repro::losses::LossSpec;
+use gcl_repro::models::spec::{Arch, Head, ModelSpec};
 use gcl_repro::models::Network;
+use gcl_repro::training::spec::RunSpec;
 use gcl_repro::training::{self, RunEnv, Silent};
 use std::collections::HashMap;
 use std::path::Path;
@@ -83,12 +86,12 @@ fn frozen_parts_and_their_batchnorm_statistics_do_not_change_while_the_added_blo
     };
     gcl_repro::models::parts::check(&spec.model).unwrap();
     spec.stage1.loss = LossSpec::Gcl(Gcl { scale: 30.0, noise_mul: 1.0, ..Gcl::default() });
-    spec.stage1.mixup = true;
-    spec.stage1.mixup_alpha = 0.2;
-    spec.stage1.epochs = 2;
-    spec.stage1.batch_size = 8;
-    spec.stage1.lr = 0.2;
-    spec.stage1.warmup_epochs = 0;
+    spec.stage1.mixup.on = true;
+    spec.stage1.mixup.alpha = 0.2;
+    spec.stage1.optim.epochs = 2;
+    spec.stage1.optim.batch_size = 8;
+    spec.stage1.optim.lr = 0.2;
+    spec.stage1.optim.warmup_epochs = 0;
     let data = gcl_repro::data::load_any(&spec.dataset, root.path()).unwrap();
     let stop = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();

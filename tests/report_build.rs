@@ -4,10 +4,10 @@
 mod common;
 
 use gcl_repro::cache::Cache;
-use gcl_repro::config::Scale;
 use gcl_repro::manifest;
 use gcl_repro::pipeline::{runner, RunGraph};
 use gcl_repro::report::build_report;
+use gcl_repro::training::spec::Scale;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

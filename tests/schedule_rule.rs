@@ -2,9 +2,10 @@
 //! manifest that shrinks it follows the rule: the quick start at full scale and every table's
 //! smoke scale. A cell whose stage 1 runs the step schedule with fewer epochs than the released
 //! 200 must have the rule's warm-up and milestones, so no row gets a gentler schedule than another.
-use gcl_repro::config::{LrSchedule, Scale};
 use gcl_repro::manifest;
 use gcl_repro::training::lr_schedule::{compress, RELEASED_EPOCHS};
+use gcl_repro::training::spec::LrSchedule;
+use gcl_repro::training::spec::Scale;
 use std::path::Path;
 
 fn checked_cells(file: &str, scale: Scale) -> usize {
@@ -15,16 +16,16 @@ fn checked_cells(file: &str, scale: Scale) -> usize {
     for cell in &cells {
         for run in &cell.runs {
             let s1 = &run.spec.stage1;
-            if s1.schedule != LrSchedule::WarmupStep || s1.epochs >= RELEASED_EPOCHS {
+            if s1.optim.schedule != LrSchedule::WarmupStep || s1.optim.epochs >= RELEASED_EPOCHS {
                 continue;
             }
-            let rule = compress(s1.epochs);
+            let rule = compress(s1.optim.epochs);
             assert_eq!(
-                (s1.warmup_epochs, &s1.milestones),
+                (s1.optim.warmup_epochs, &s1.optim.milestones),
                 (rule.warmup_epochs, &rule.milestones),
                 "{file} at {scale:?} scale, cell {}: {} epochs shrink to warm-up {} and milestones {:?}",
                 cell.id(),
-                s1.epochs,
+                s1.optim.epochs,
                 rule.warmup_epochs,
                 rule.milestones
             );

@@ -3,8 +3,9 @@
 //! statistics, momentum buffers and per-epoch records after a few hundred steps, through the
 //! real epoch loop (`run_stage1`), partial last batches and deferred re-weighting included.
 mod common;
-use gcl_repro::config::{Head, RunSpec};
 use gcl_repro::losses::{Ce, Gcl, Ldam, LossSpec};
+use gcl_repro::models::spec::Head;
+use gcl_repro::training::spec::RunSpec;
 use gcl_repro::training::static_step::{StepMode, STEPS_RUN};
 use gcl_repro::training::{self, RunEnv, Silent};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,12 +16,12 @@ fn spec(loss: LossSpec, mixup: bool, drw_epoch: Option<usize>, epochs: usize) ->
     let mut s = common::synthetic_run(96, 8.0, 8);
     s.model.head = if matches!(loss, LossSpec::Ce(_)) { Head::Linear } else { Head::Normed };
     s.stage1.loss = loss;
-    s.stage1.mixup = mixup;
+    s.stage1.mixup.on = mixup;
     s.stage1.drw_epoch = drw_epoch;
-    s.stage1.epochs = epochs;
-    s.stage1.batch_size = 8;
-    s.stage1.warmup_epochs = 2;
-    s.stage1.milestones = vec![3, 8];
+    s.stage1.optim.epochs = epochs;
+    s.stage1.optim.batch_size = 8;
+    s.stage1.optim.warmup_epochs = 2;
+    s.stage1.optim.milestones = vec![3, 8];
     s.seed = 11;
     s
 }
@@ -53,7 +54,7 @@ fn assert_same(spec: &RunSpec, what: &str) {
     let (fixed, fixed_records, fixed_static) = train(spec, StepMode::Graph);
     assert_eq!(eager_static, 0, "{what}: the eager run took the static path");
     // 22 full batches in each epoch; the partial 23rd runs eagerly.
-    assert_eq!(fixed_static, 22 * spec.stage1.epochs, "{what}: the static path ran {fixed_static} steps");
+    assert_eq!(fixed_static, 22 * spec.stage1.optim.epochs, "{what}: the static path ran {fixed_static} steps");
     assert_eq!(eager_records, fixed_records, "{what}: per-epoch loss, accuracy or test top-1 differ");
     assert_eq!(eager.len(), fixed.len());
     assert!(eager.iter().any(|(n, _)| n.starts_with("momentum.")), "the checkpoint holds the momentum buffers");

@@ -1,9 +1,12 @@
 //! Real libtorch training on the built-in synthetic set: the engine learns, stage 2 builds on
 //! stage 1, and a run resumed from its checkpoint ends bit-identical to an uninterrupted one.
 mod common;
-use gcl_repro::config::{ClassifierInit, Head, LossSpec, Rebalance, RunSpec, Stage2Spec};
+use gcl_repro::losses::LossSpec;
 use gcl_repro::losses::{Ce, Gcl};
+use gcl_repro::models::spec::Head;
+use gcl_repro::training::rebalance::{ClassifierInit, Rebalance};
 use gcl_repro::training::rebalance::{Crt, Lws, TauNorm};
+use gcl_repro::training::spec::{OptimSpec, RunSpec, Stage2Spec};
 use gcl_repro::training::{self, RunEnv, Silent};
 use std::sync::atomic::AtomicBool;
 use tch::{Device, Tensor};
@@ -15,11 +18,11 @@ fn small_spec(epochs: usize) -> RunSpec {
     let mut s = common::synthetic_run(96, 8.0, 24);
     s.model.head = Head::Normed;
     s.stage1.loss = LossSpec::Gcl(Gcl::default());
-    s.stage1.mixup = true;
-    s.stage1.epochs = epochs;
-    s.stage1.batch_size = 32;
-    s.stage1.warmup_epochs = 1;
-    s.stage1.milestones = vec![2];
+    s.stage1.mixup.on = true;
+    s.stage1.optim.epochs = epochs;
+    s.stage1.optim.batch_size = 32;
+    s.stage1.optim.warmup_epochs = 1;
+    s.stage1.optim.milestones = vec![2];
     s.seed = 7;
     s
 }
@@ -90,8 +93,8 @@ fn engine_learns_and_stage2_rebalances() {
     spec.dataset.max_per_class = 128;
     spec.model.head = Head::Linear;
     spec.stage1.loss = LossSpec::Ce(Ce::default());
-    spec.stage1.mixup = false;
-    spec.stage1.milestones = vec![];
+    spec.stage1.mixup.on = false;
+    spec.stage1.optim.milestones = vec![];
     let data: gcl_repro::data::Data =
         gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let stop = AtomicBool::new(false);
@@ -125,8 +128,7 @@ fn engine_learns_and_stage2_rebalances() {
         let stage2 = Stage2Spec {
             rebalance: method.clone(),
             shift_bn,
-            epochs: 2,
-            lr,
+            optim: OptimSpec { epochs: 2, lr, ..Stage2Spec::default().optim },
             loss: LossSpec::Ce(Ce::default()),
             ..Stage2Spec::default()
         };
@@ -181,7 +183,7 @@ fn bbn_trains_with_two_samplers_and_refuses_mixup() {
     spec.stage1.loss = LossSpec::Ce(Ce::default());
     let err = training::check_spec(&spec).unwrap_err().to_string();
     assert!(err.contains("mixup"), "{err}");
-    spec.stage1.mixup = false;
+    spec.stage1.mixup.on = false;
     training::check_spec(&spec).unwrap();
     let data: gcl_repro::data::Data =
         gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
@@ -202,14 +204,14 @@ fn bbn_trains_with_two_samplers_and_refuses_mixup() {
 fn a_run_from_its_own_initial_weights_through_init_from_trains_the_same_bits() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut spec = small_spec(2);
-    spec.stage1.warmup_epochs = 0;
-    spec.stage1.milestones = vec![];
+    spec.stage1.optim.warmup_epochs = 0;
+    spec.stage1.optim.milestones = vec![];
     let data: gcl_repro::data::Data =
         gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let stop = AtomicBool::new(false);
     let init = tempfile::tempdir().unwrap();
     let mut zero = spec.clone();
-    zero.stage1.epochs = 0;
+    zero.stage1.optim.epochs = 0;
     training::run_stage1(&zero, &data, "k0", &ctx(init.path(), &stop)).unwrap();
 
     let own = tempfile::tempdir().unwrap();

@@ -1,7 +1,10 @@
 //! The training engine on a list-file dataset (the Table 2 path): JPEG files named by
 //! `path label` lists under an image root, decoded and augmented batch by batch.
-use gcl_repro::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, RunSpec, Stage2Spec};
+use gcl_repro::data::spec::{DatasetName, DatasetSpec};
 use gcl_repro::losses::Gcl;
+use gcl_repro::losses::LossSpec;
+use gcl_repro::models::spec::{Arch, Head};
+use gcl_repro::training::spec::{OptimSpec, RunSpec, Stage2Spec};
 use gcl_repro::training::{self, RunEnv, Silent};
 use std::sync::atomic::AtomicBool;
 use tch::{Device, Tensor};
@@ -44,9 +47,9 @@ fn stage1_and_stage2_train_on_jpeg_lists() {
     spec.model.arch = Arch::ResnetSmall;
     spec.model.head = Head::Normed;
     spec.stage1.loss = LossSpec::Gcl(Gcl::default());
-    spec.stage1.epochs = 1;
-    spec.stage1.batch_size = 8;
-    spec.stage1.warmup_epochs = 0;
+    spec.stage1.optim.epochs = 1;
+    spec.stage1.optim.batch_size = 8;
+    spec.stage1.optim.warmup_epochs = 0;
     let data = gcl_repro::data::load_any(&spec.dataset, root.path()).unwrap();
     assert_eq!(data.class_counts(), &[10, 6, 3]);
     let stop = AtomicBool::new(false);
@@ -61,7 +64,10 @@ fn stage1_and_stage2_train_on_jpeg_lists() {
     let f = &emb.iter().find(|(n, _)| n == "train_features").unwrap().1;
     assert_eq!(f.size()[0], 19);
 
-    spec.stage2 = Some(Stage2Spec { epochs: 1, batch_size: 8, ..Stage2Spec::default() });
+    spec.stage2 = Some(Stage2Spec {
+        optim: OptimSpec { epochs: 1, batch_size: 8, ..Stage2Spec::default().optim },
+        ..Stage2Spec::default()
+    });
     let d2 = tempfile::tempdir().unwrap();
     let r2 = training::run_stage2(&spec, &data, "s2", "s1", d1.path(), &ctx(d2.path())).unwrap();
     assert_eq!(r2.stage, 2);
@@ -83,7 +89,7 @@ fn a_missing_image_names_the_list_line() {
         ..RunSpec::default()
     };
     spec.model.arch = Arch::ResnetSmall;
-    spec.stage1.epochs = 1;
+    spec.stage1.optim.epochs = 1;
     let data = gcl_repro::data::load_any(&spec.dataset, root.path()).unwrap();
     let stop = AtomicBool::new(false);
     let d = tempfile::tempdir().unwrap();

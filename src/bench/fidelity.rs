@@ -13,10 +13,13 @@
 //! the table gives mean ± std of the final-epoch top-1 of each engine, the difference of means
 //! and Welch's t-test p-value. Seeds differ between the engines' generators, so only the
 //! distributions can agree, which is what the test asks.
-use crate::config::{Arch, DatasetName, DatasetSpec, Head, LossSpec, RunSpec, Stage1Spec, Stage2Spec};
+use crate::data::spec::{DatasetName, DatasetSpec};
 use crate::data::Data;
 use crate::losses::Ce;
+use crate::losses::LossSpec;
+use crate::models::spec::{Arch, Head};
 use crate::stats::{mean_std, paired_t, welch};
+use crate::training::spec::{OptimSpec, RunSpec, Stage1Spec, Stage2Spec};
 use crate::training::{self, Progress, RunEnv};
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
@@ -61,18 +64,21 @@ pub fn recipes(epochs: usize, seed: u64) -> (RunSpec, RunSpec) {
     };
     base.model.arch = Arch::Resnet32;
     base.seed = seed;
-    base.stage1.epochs = epochs;
-    base.stage1.warmup_epochs = warmup;
-    base.stage1.milestones = milestones;
+    base.stage1.optim.epochs = epochs;
+    base.stage1.optim.warmup_epochs = warmup;
+    base.stage1.optim.milestones = milestones;
     let mut gcl = RunSpec::released_gcl();
     gcl.dataset = base.dataset.clone();
     gcl.seed = seed;
     gcl.stage1 = Stage1Spec { loss: gcl.stage1.loss.clone(), mixup: gcl.stage1.mixup, ..base.stage1.clone() };
-    gcl.stage2 = Some(Stage2Spec { epochs: stage2_epochs, ..Stage2Spec::default() });
+    gcl.stage2 = Some(Stage2Spec {
+        optim: OptimSpec { epochs: stage2_epochs, ..Stage2Spec::default().optim },
+        ..Stage2Spec::default()
+    });
     let mut ce = base;
     ce.model.head = Head::Linear;
     ce.stage1.loss = LossSpec::Ce(Ce::default());
-    ce.stage1.mixup = false;
+    ce.stage1.mixup.on = false;
     (gcl, ce)
 }
 
@@ -83,20 +89,20 @@ fn torch_config(spec: &RunSpec, method: &str, opts: &FidelityOptions) -> serde_j
         "data_dir": opts.data_root.join("cifar-10-batches-bin"),
         "imbalance": spec.dataset.imbalance,
         "method": method,
-        "mixup": s1.mixup,
+        "mixup": s1.mixup.on,
         "seed": spec.seed,
         "threads": opts.threads,
         "device": crate::device::device_label(opts.device),
         "stage1": {
-            "epochs": s1.epochs, "batch_size": s1.batch_size, "lr": s1.lr, "momentum": s1.momentum,
-            "weight_decay": s1.weight_decay, "warmup_epochs": s1.warmup_epochs,
-            "milestones": s1.milestones, "lr_decay": s1.lr_decay,
+            "epochs": s1.optim.epochs, "batch_size": s1.optim.batch_size, "lr": s1.optim.lr, "momentum": s1.optim.momentum,
+            "weight_decay": s1.optim.weight_decay, "warmup_epochs": s1.optim.warmup_epochs,
+            "milestones": s1.optim.milestones, "lr_decay": s1.optim.lr_decay,
         },
     });
     if let Some(s2) = &spec.stage2 {
         cfg["stage2"] = json!({
-            "epochs": s2.epochs, "batch_size": s2.batch_size, "lr": s2.lr,
-            "momentum": s2.momentum, "weight_decay": s2.weight_decay,
+            "epochs": s2.optim.epochs, "batch_size": s2.optim.batch_size, "lr": s2.optim.lr,
+            "momentum": s2.optim.momentum, "weight_decay": s2.optim.weight_decay,
         });
     }
     cfg
@@ -237,7 +243,7 @@ fn ours_paired(
 ) -> Result<(f64, f64, f64)> {
     let mut spec = gcl.clone();
     spec.model.pin_init_from(torch_weights)?;
-    spec.stage1.epochs = 0;
+    spec.stage1.optim.epochs = 0;
     let stop = AtomicBool::new(false);
     let observers =
         ["imported_stage1", "paired_crt"].map(|sub| Progress::new(format!("ours seed {} {sub}", gcl.seed), None));

@@ -13,13 +13,13 @@
 //!   weights as the second, its own stream). Per run: the loss of each epoch, top-1, the stem.
 use super::dynamics::stem;
 use super::fidelity::{recipes, torch_init, torch_run, FidelityOptions, TORCH_STAGE1};
-use crate::config::RunSpec;
 use crate::data::samplers::{epoch_indices, SamplerSpec};
 use crate::data::Data;
 use crate::losses::Criterion;
 use crate::models::heads::l2_normalize;
 use crate::models::Network;
 use crate::stats::{mean_std, paired_t, welch};
+use crate::training::spec::RunSpec;
 use crate::training::{self, batches, Progress, RunEnv};
 use anyhow::{Context as _, Result};
 use serde_json::json;
@@ -147,7 +147,7 @@ fn theirs(spec: &RunSpec, opts: &FidelityOptions, dir: &Path) -> Result<Trained>
 fn trained_seed(opts: &InitOptions, data: &Data, seed: u64) -> Result<[Trained; 3]> {
     let f = &opts.fidelity;
     let mut spec = recipes(f.epochs, seed).0.stage1_only();
-    spec.stage1.epochs = opts.train_epochs;
+    spec.stage1.optim.epochs = opts.train_epochs;
     let (ours_dir, torch_dir) = (f.out.join(format!("ours/seed{seed}")), f.out.join(format!("torch/seed{seed}")));
     let own = ours(&spec, data, f, &ours_dir.join("own_init"), "from our init")?;
     let init = torch_init(&recipes(f.epochs, seed).0, f, &torch_dir)?;

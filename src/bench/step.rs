@@ -1,8 +1,9 @@
 //! `gcl-repro bench step`: the stage-1 training step (ResNet-32, cosine classifier, GCL loss,
 //! mixup, SGD) timed beside PyTorch eager doing the same step on the same device in the same
 //! call, so the result is a ratio rather than an absolute time that varies from host to host.
-use crate::config::{Arch, Head, LossSpec, ModelSpec};
+use crate::losses::LossSpec;
 use crate::losses::{Criterion, Gcl};
+use crate::models::spec::{Arch, Head, ModelSpec};
 use crate::models::Network;
 use crate::training::augment::DeviceImages;
 use crate::training::sgd::Sgd;

@@ -15,13 +15,15 @@
 //! `bench parity` (below) trains the same steps with the eager and the static/graph step from
 //! the same weights and reports how far the weights end apart.
 use super::step::sync;
-use crate::config::{DatasetName, DatasetSpec, LossSpec, RunSpec};
+use crate::data::spec::{DatasetName, DatasetSpec};
 use crate::data::Data;
+use crate::losses::LossSpec;
 use crate::losses::{Ce, Criterion};
 use crate::models::{trainable, Network};
 use crate::training::batches::{self, BatchSource, Batches};
 use crate::training::epoch;
 use crate::training::sgd::Sgd;
+use crate::training::spec::RunSpec;
 use crate::training::stage::Split;
 use crate::training::standard::Standard;
 use crate::training::static_step::StepMode;
@@ -75,7 +77,7 @@ pub enum Images {
 /// The released stage-1 recipe on CIFAR-10-LT γ = 100 and where its images come from.
 pub fn recipe(data_root: &Path) -> (RunSpec, Images) {
     let mut spec = RunSpec::released_gcl().stage1_only();
-    spec.stage1.epochs = 1;
+    spec.stage1.optim.epochs = 1;
     let images = if data_root.join("cifar-10-batches-bin").is_dir() {
         Images::Raw
     } else if crate::data::prepared_path(&spec.dataset, data_root).is_ok_and(|p| p.is_file()) {
@@ -161,7 +163,7 @@ fn build(spec: &RunSpec, data: &Data, device: Device) -> (Network, Sgd) {
     let net = Network::new(&spec.model, data.num_classes() as i64, device);
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
-    let opt = Sgd::new(params, spec.stage1.momentum, spec.stage1.weight_decay);
+    let opt = Sgd::new(params, spec.stage1.optim.momentum, spec.stage1.optim.weight_decay);
     (net, opt)
 }
 
@@ -209,7 +211,7 @@ pub fn time_ours(spec: &RunSpec, data: &Data, device: Device, steps: usize, warm
         bail!("the training loop reported {} of its 3 clock marks", marks.len())
     };
     let train_seconds = (trained - start).as_secs_f64();
-    let images = (steps * spec.stage1.batch_size) as f64;
+    let images = (steps * spec.stage1.optim.batch_size) as f64;
     Ok(Timing {
         images_per_sec: images / (evaluated - start).as_secs_f64(),
         train_images_per_sec: images / train_seconds,
@@ -398,7 +400,7 @@ pub fn run(b: &TrainBench) -> Result<String> {
 pub fn parity(device: Device, steps: usize, tolerance: f64) -> Result<(String, bool)> {
     let mut spec = RunSpec::released_gcl().stage1_only();
     spec.stage1.loss = LossSpec::Ce(Ce::default());
-    spec.stage1.epochs = 1;
+    spec.stage1.optim.epochs = 1;
     spec.dataset = DatasetSpec {
         name: DatasetName::Synthetic,
         classes: 10,

@@ -40,14 +40,14 @@ pub fn ls(cache: &Cache) -> Result<String> {
 /// A short human summary of a run's settings from its stored spec.
 fn settings_summary(cache: &Cache, key: &str) -> String {
     let Ok(text) = std::fs::read_to_string(cache.run_dir(key).join(SPEC)) else { return "?".into() };
-    let Ok(spec) = toml::from_str::<crate::config::RunSpec>(&text) else { return "?".into() };
+    let Ok(spec) = toml::from_str::<crate::training::spec::RunSpec>(&text) else { return "?".into() };
     let mut s = format!(
         "{:?} gamma={} {:?} loss={} mixup={} seed={}",
         spec.dataset.name,
         spec.dataset.imbalance,
         spec.model.arch,
         spec.stage1.loss.kind(),
-        spec.stage1.mixup,
+        spec.stage1.mixup.on,
         spec.seed
     )
     .to_lowercase();

@@ -3,7 +3,8 @@
 //! Canonical form: the fully resolved settings serialised to JSON with object keys sorted at every
 //! level ([`canonical`] sorts them itself), so key order in a manifest and spelled-out defaults do
 //! not change the key. A stage-2 key contains its stage-1 key, so stage-2 variants share stage 1.
-use crate::config::{ModelSpec, RunSpec};
+use crate::models::spec::ModelSpec;
+use crate::training::spec::RunSpec;
 use crate::ENGINE_VERSION;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -97,7 +98,7 @@ pub fn run_keys(spec: &RunSpec, data_identity: &str) -> (String, Option<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Stage2Spec;
+    use crate::training::spec::Stage2Spec;
 
     #[test]
     fn equal_settings_written_differently_give_one_key() {
@@ -141,7 +142,7 @@ mod tests {
     fn stage2_variants_share_stage1() {
         let a = RunSpec { stage2: Some(Stage2Spec::default()), ..RunSpec::default() };
         let mut b = a.clone();
-        b.stage2.as_mut().unwrap().sampler = crate::config::SamplerSpec::default_of("cb").unwrap();
+        b.stage2.as_mut().unwrap().sampler = crate::data::samplers::SamplerSpec::default_of("cb").unwrap();
         let (a1, a2) = run_keys(&a, "d");
         let (b1, b2) = run_keys(&b, "d");
         assert_eq!(a1, b1);

@@ -3,9 +3,9 @@ use super::{experiment_manifests, Context, OverrideArgs, ScaleArgs};
 use anyhow::{bail, Result};
 use gcl_repro::cache::store::short_key;
 use gcl_repro::cache::{commands, Cache};
-use gcl_repro::config::Scale;
 use gcl_repro::manifest::Overrides;
 use gcl_repro::pipeline::RunGraph;
+use gcl_repro::training::spec::Scale;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

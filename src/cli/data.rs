@@ -52,18 +52,18 @@ pub enum Command {
     },
 }
 
-/// The dataset settings of `config::DatasetSpec` as flags.
+/// The dataset settings of `data::spec::DatasetSpec` as flags.
 #[derive(clap::Args)]
 pub struct DatasetArgs {
     /// cifar10, cifar100 or synthetic.
-    #[arg(long, default_value = "cifar10", value_parser = parse_snake::<gcl_repro::config::DatasetName>)]
-    dataset: gcl_repro::config::DatasetName,
+    #[arg(long, default_value = "cifar10", value_parser = parse_snake::<gcl_repro::data::spec::DatasetName>)]
+    dataset: gcl_repro::data::spec::DatasetName,
     /// gamma = n_max / n_min.
     #[arg(long, default_value_t = 100.0)]
     imbalance: f64,
     /// exp or step.
-    #[arg(long, default_value = "exp", value_parser = parse_snake::<gcl_repro::config::Profile>)]
-    profile: gcl_repro::config::Profile,
+    #[arg(long, default_value = "exp", value_parser = parse_snake::<gcl_repro::data::spec::Profile>)]
+    profile: gcl_repro::data::spec::Profile,
     /// Seed of the subset selection (0: the published protocol); for synthetic, the generator seed.
     #[arg(long, default_value_t = 0)]
     subset_seed: u64,
@@ -79,8 +79,8 @@ pub struct DatasetArgs {
 }
 
 impl DatasetArgs {
-    fn spec(&self) -> gcl_repro::config::DatasetSpec {
-        gcl_repro::config::DatasetSpec {
+    fn spec(&self) -> gcl_repro::data::spec::DatasetSpec {
+        gcl_repro::data::spec::DatasetSpec {
             name: self.dataset,
             imbalance: self.imbalance,
             profile: self.profile,

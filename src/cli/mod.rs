@@ -18,9 +18,9 @@ pub mod worker;
 
 use anyhow::{Context as _, Result};
 use clap::builder::TypedValueParser as _;
-use gcl_repro::config::Scale;
 use gcl_repro::device::DeviceChoice;
 use gcl_repro::manifest::{Overrides, Setting};
+use gcl_repro::training::spec::Scale;
 use std::path::PathBuf;
 
 /// The global options every subcommand may use, resolved once in `main`.
@@ -46,7 +46,7 @@ pub struct ScaleArgs {
     pub scale: Scale,
 }
 
-/// `full` or `smoke` (the names `config::Scale` has in manifests and keys).
+/// `full` or `smoke` (the names `training::spec::Scale` has in manifests and keys).
 fn parse_scale(s: &str) -> std::result::Result<Scale, String> {
     data::parse_snake(s).map_err(|_| format!("`{s}`: expected `full` or `smoke`"))
 }

@@ -2,7 +2,7 @@
 //! which files they are (with the official MD5s where they exist), the official download, the
 //! number of classes and images, and the class names. `cifar`, `fetch`, `doctor`, `plan` and
 //! the figures read them here.
-use crate::config::{DatasetName, DatasetSpec, Profile};
+use crate::data::spec::{DatasetName, DatasetSpec, Profile};
 use std::path::Path;
 
 /// One official CIFAR file: name, record count, and the trusted MD5 when one is known.

@@ -18,7 +18,7 @@ pub enum Cifar {
 
 pub use super::catalog::OfficialFile;
 use super::catalog::{self, CIFAR100_FILES, CIFAR10_FILES};
-use crate::config::DatasetName;
+use crate::data::spec::DatasetName;
 
 impl Cifar {
     pub fn name(self) -> &'static str {

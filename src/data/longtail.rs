@@ -1,7 +1,7 @@
 //! The long-tailed CIFAR protocol of Cao et al. (2019), as in the released LDAM-DRW and GCL
 //! code (`IMBALANCECIFAR10.get_img_num_per_cls` and `gen_imbalanced_data`).
 use super::mt19937::Mt19937;
-use crate::config::Profile;
+use crate::data::spec::Profile;
 use anyhow::{bail, Result};
 
 /// Images kept per class. `n_max` is the balanced per-class size (5000 for CIFAR-10).

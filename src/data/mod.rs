@@ -13,10 +13,11 @@ pub mod longtail;
 pub mod mt19937;
 pub mod prepare;
 pub mod samplers;
+pub mod spec;
 pub mod synthetic;
 pub mod verify;
 
-use crate::config::{DatasetName, DatasetSpec, Profile};
+use crate::data::spec::{DatasetName, DatasetSpec, Profile};
 use anyhow::Result;
 use cifar::Cifar;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! which deflate compresses to about 70% of the raw bytes where raw pixels stay near 92%.
 //! The header carries a SHA-256 of the uncompressed payload, checked on read.
 use super::{cifar::PIXELS, ImageSet, LtData};
-use crate::config::DatasetSpec;
+use crate::data::spec::DatasetSpec;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -40,10 +40,10 @@ pub struct Header {
 /// Returns the file size in bytes.
 pub fn prepare(spec: &DatasetSpec, data_root: &Path, out: &Path) -> Result<u64> {
     let data = match spec.name {
-        crate::config::DatasetName::Cifar10 => super::load_cifar(super::cifar::Cifar::C10, spec, data_root)?,
-        crate::config::DatasetName::Cifar100 => super::load_cifar(super::cifar::Cifar::C100, spec, data_root)?,
+        crate::data::spec::DatasetName::Cifar10 => super::load_cifar(super::cifar::Cifar::C10, spec, data_root)?,
+        crate::data::spec::DatasetName::Cifar100 => super::load_cifar(super::cifar::Cifar::C100, spec, data_root)?,
         // Generated on the fly by `load`; a prepared copy serves inspection from other tools.
-        crate::config::DatasetName::Synthetic => super::synthetic::generate(spec)?,
+        crate::data::spec::DatasetName::Synthetic => super::synthetic::generate(spec)?,
         other => bail!("{other:?} is a list-file dataset, streamed from its images; it has no prepared form"),
     };
     let indices = super::split_info(spec, data_root)?.indices;
@@ -135,7 +135,7 @@ pub fn read_header(path: &Path) -> Result<Header> {
 
 /// Settings that select the data (the synthetic-only ones do not apply to CIFAR).
 fn same_split(a: &DatasetSpec, b: &DatasetSpec) -> bool {
-    let synthetic_same = a.name != crate::config::DatasetName::Synthetic
+    let synthetic_same = a.name != crate::data::spec::DatasetName::Synthetic
         || (a.classes == b.classes && a.max_per_class == b.max_per_class && a.test_per_class == b.test_per_class);
     a.name == b.name
         && a.profile == b.profile

@@ -21,7 +21,7 @@
 //! Irwin-Hall approximation of a Gaussian) instead of a sampler that calls `exp`/`ln`. A test
 //! pins the bytes of a set by their SHA-256.
 use super::{cifar::PIXELS, longtail, ImageSet, LtData};
-use crate::config::DatasetSpec;
+use crate::data::spec::DatasetSpec;
 use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -3,8 +3,8 @@
 //! where the data is here, its cache keys.
 use super::{cell_id, merge, Manifest, PlannedRun, RunKeys, TableCell};
 use crate::cache::key::run_keys;
-use crate::config::{RunSpec, Scale};
 use crate::data::DataIdentity;
+use crate::training::spec::{RunSpec, Scale};
 use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -19,7 +19,10 @@
 //!   `GCLLoss` cloud list serves both stages: unless some fragment sets `stage2.loss.cloud`, a
 //!   GCL stage 2 uses stage 1's GCL `loss.cloud`. (CBEN's sampler keeps its own log-count delta,
 //!   as the released `sampler.py`.)
-use crate::config::{LossSpec, Rebalance, RunSpec, SamplerSpec, Scale, Stage2Spec};
+use crate::data::samplers::SamplerSpec;
+use crate::losses::LossSpec;
+use crate::training::rebalance::Rebalance;
+use crate::training::spec::{RunSpec, Scale, Stage2Spec};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use toml::{Table, Value};
@@ -235,8 +238,8 @@ fn stage2_follows_stage1_cloud(spec: &mut RunSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CloudSchedule;
     use crate::data::samplers::{Cb, Cben};
+    use crate::losses::CloudSchedule;
     use crate::losses::{Ce, Gcl};
     use crate::training::rebalance::{Crt, TauNorm};
 
@@ -249,8 +252,8 @@ mod tests {
         let d = t("stage1 = { epochs = 10, lr = 0.5 }");
         let r = t("stage1 = { epochs = 20 }");
         let spec = resolve(&[&d, &r], &Table::new(), Scale::Full, None).unwrap();
-        assert_eq!(spec.stage1.epochs, 20);
-        assert_eq!(spec.stage1.lr, 0.5);
+        assert_eq!(spec.stage1.optim.epochs, 20);
+        assert_eq!(spec.stage1.optim.lr, 0.5);
     }
 
     #[test]
@@ -262,7 +265,11 @@ mod tests {
         let on = t("stage2 = { sampler = { kind = 'cb' } }");
         let spec = resolve(&[&d, &off, &on], &Table::new(), Scale::Full, None).unwrap();
         let s2 = spec.stage2.unwrap();
-        assert_eq!(s2.epochs, Stage2Spec::default().epochs, "restarted from the default, not from epochs = 7");
+        assert_eq!(
+            s2.optim.epochs,
+            Stage2Spec::default().optim.epochs,
+            "restarted from the default, not from epochs = 7"
+        );
         assert_eq!(s2.sampler, SamplerSpec::Cb(Cb {}));
         let empty = t("stage2 = {}");
         assert_eq!(resolve(&[&empty], &Table::new(), Scale::Full, None).unwrap().stage2, Some(Stage2Spec::default()));
@@ -273,12 +280,15 @@ mod tests {
         let smoke = t("stage1 = { epochs = 2 }\nstage2 = { epochs = 1 }");
         let none = t("");
         let spec = resolve(&[&none], &smoke, Scale::Smoke, Some(5)).unwrap();
-        assert_eq!((spec.stage1.epochs, spec.stage2.is_none(), spec.scale, spec.seed), (2, true, Scale::Smoke, 5));
+        assert_eq!(
+            (spec.stage1.optim.epochs, spec.stage2.is_none(), spec.scale, spec.seed),
+            (2, true, Scale::Smoke, 5)
+        );
         let with = t("stage2 = {}");
         let spec = resolve(&[&with], &smoke, Scale::Smoke, None).unwrap();
-        assert_eq!(spec.stage2.unwrap().epochs, 1);
+        assert_eq!(spec.stage2.unwrap().optim.epochs, 1);
         let spec = resolve(&[&with], &smoke, Scale::Full, None).unwrap();
-        assert_eq!((spec.stage2.unwrap().epochs, spec.stage1.epochs, spec.scale), (30, 200, Scale::Full));
+        assert_eq!((spec.stage2.unwrap().optim.epochs, spec.stage1.optim.epochs, spec.scale), (30, 200, Scale::Full));
     }
 
     #[test]
@@ -341,7 +351,7 @@ mod tests {
         let s2 = resolve(&[&d, &partial], &Table::new(), Scale::Full, None).unwrap().stage2.unwrap();
         assert_eq!(
             s2.rebalance,
-            Rebalance::Crt(Crt { init: crate::config::ClassifierInit::Reinit, classifier_lr_factor: 0.2 })
+            Rebalance::Crt(Crt { init: crate::training::rebalance::ClassifierInit::Reinit, classifier_lr_factor: 0.2 })
         );
     }
 

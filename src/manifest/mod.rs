@@ -60,8 +60,8 @@ mod validate;
 pub use expand::{expand, summary};
 pub use overrides::{Overrides, Setting};
 
-use crate::config::{RunSpec, Scale};
 use crate::data::DataIdentity;
+use crate::training::spec::{RunSpec, Scale};
 use anyhow::{anyhow, bail, Context, Result};
 use schema::runspec_shape;
 use source::Source;
@@ -238,7 +238,7 @@ impl Manifest {
         let recipe = &self.recipes[name];
         let ci = self.columns.iter().position(|c| c.id == cell.column)?;
         let frags = [&self.defaults, &self.column_settings[ci], &recipe.settings];
-        let spec = merge::resolve(&frags, &Table::new(), crate::config::Scale::Full, Some(seed))
+        let spec = merge::resolve(&frags, &Table::new(), crate::training::spec::Scale::Full, Some(seed))
             .with_context(|| format!("{}: recipe `{name}` in the column `{}`", self.path.display(), cell.column));
         Some(spec.map(|s| (name.clone(), recipe.source.clone(), s)))
     }

@@ -128,8 +128,8 @@ impl Overrides {
 /// The settings of every trained cell of the manifest (full scale), spelled out: one run per
 /// cell, as the runs of a cell differ only in their seed.
 fn cell_settings(m: &Manifest) -> Result<Vec<Value>> {
-    let known = &mut |_: &crate::config::RunSpec| Ok(crate::data::DataIdentity::Known(String::new()));
-    let cells = super::expand::expand_with(m, crate::config::Scale::Full, known)?;
+    let known = &mut |_: &crate::training::spec::RunSpec| Ok(crate::data::DataIdentity::Known(String::new()));
+    let cells = super::expand::expand_with(m, crate::training::spec::Scale::Full, known)?;
     cells
         .iter()
         .filter_map(|c| c.runs.first())

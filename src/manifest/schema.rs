@@ -1,11 +1,11 @@
-//! The allowed keys of a RunSpec fragment, derived from `config::RunSpec` itself, and the checks
+//! The allowed keys of a RunSpec fragment, derived from `training::spec::RunSpec` itself, and the checks
 //! of a fragment's keys and values with messages that name the key, its table and the fix.
 //!
 //! The key tree comes from serialising `RunSpec::default()` with a default stage 2, so a field
 //! added to `config` is allowed here without touching this file. Optional fields whose default
 //! is `None` are not serialised and are listed by hand in [`OPTIONAL_FIELDS`].
 use super::merge::method_tag;
-use crate::config::{RunSpec, Stage2Spec};
+use crate::training::spec::{RunSpec, Stage2Spec};
 use toml::{Table, Value};
 
 /// Shape of a settings key: a leaf value or a table of named keys (in declaration order).

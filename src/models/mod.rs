@@ -1,5 +1,5 @@
 //! Networks: a backbone (CIFAR ResNet-32 / small, torchvision ResNet-50 / 152, optionally with
-//! BBN's two branches) and a classifier head, built from `config::ModelSpec`.
+//! BBN's two branches) and a classifier head, built from `models::spec::ModelSpec`.
 //!
 //! A [`Network`] owns its variables in two var stores, the backbone's and the classifier's, so
 //! stage 2 can freeze the backbone (`VarStore::freeze`) and the optimiser can take either set. An

@@ -1,6 +1,6 @@
 //! The model settings of a run (`model = { ... }` in a manifest): the backbone's architecture,
 //! the classifier head, and where the weights start from. They live beside the networks they
-//! configure; `config::RunSpec` holds them as `model`.
+//! configure; `training::spec::RunSpec` holds them as `model`.
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

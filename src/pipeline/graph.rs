@@ -7,10 +7,10 @@
 //! A planned run whose data is not under the data root has no key; it is kept apart in
 //! [`RunGraph::unavailable`] with the reason, never hashed into a placeholder key.
 use crate::cache::key;
-use crate::config::{RunSpec, Scale};
 use crate::data::catalog::train_images;
 use crate::data::DataIdentity;
 use crate::manifest::{self, Manifest, Overrides, TableCell};
+use crate::training::spec::{RunSpec, Scale};
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -70,8 +70,8 @@ impl RunNode {
 
     pub fn epochs(&self) -> usize {
         match (&self.spec.stage2, &self.stage) {
-            (Some(s2), RunStage::Two { .. }) => s2.epochs,
-            _ => self.spec.stage1.epochs,
+            (Some(s2), RunStage::Two { .. }) => s2.optim.epochs,
+            _ => self.spec.stage1.optim.epochs,
         }
     }
 

@@ -11,9 +11,10 @@
 //! ```
 use super::graph::{RunGraph, RunNode};
 use crate::cache::{Cache, RunState};
-use crate::config::{Arch, RunSpec, Scale};
 use crate::data::catalog::train_images;
 use crate::manifest::Overrides;
+use crate::models::spec::Arch;
+use crate::training::spec::{RunSpec, Scale};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;

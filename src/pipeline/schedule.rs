@@ -90,8 +90,8 @@ impl<'a> Scheduler<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RunSpec;
     use crate::pipeline::graph::RunStage;
+    use crate::training::spec::RunSpec;
     use std::collections::HashMap;
 
     fn node(key: &str, parent: Option<&str>) -> RunNode {

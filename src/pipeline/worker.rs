@@ -46,8 +46,8 @@ pub fn read_job(path: &Path) -> Result<RunNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RunSpec;
     use crate::pipeline::graph::{CellUse, RunStage};
+    use crate::training::spec::RunSpec;
 
     fn stage1_node() -> RunNode {
         let spec = RunSpec::default().stage1_only();

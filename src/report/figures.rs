@@ -12,7 +12,7 @@ use super::gather::{stored, GatheredManifest};
 use super::FigureRef;
 use crate::cache::files::EMBEDDINGS;
 use crate::cache::{key, Cache};
-use crate::config::DatasetName;
+use crate::data::spec::DatasetName;
 use crate::manifest::{Figure, FigureKind, PlannedRun, RunKeys};
 use crate::metrics::RunResult;
 use crate::report::plot::{self, CurveRun, PerClassSeries, PlotFiles, TsneFigure, TsnePanel};

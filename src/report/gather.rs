@@ -2,11 +2,11 @@
 //! runs looked up by key, the stored results collected into [`CellInput`]s. Nothing is trained.
 use super::{CellInput, InProgress, RunInput};
 use crate::cache::{Cache, RunState};
-use crate::config::Scale;
 use crate::data::DataIdentity;
 use crate::manifest::{self, Manifest, PlannedRun, TableCell};
 use crate::metrics::RunResult;
 use crate::pipeline::graph::ExpandedManifest;
+use crate::training::spec::Scale;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -82,9 +82,9 @@ fn in_progress(cache: &Cache, run: &PlannedRun) -> Option<InProgress> {
     let partial = |key: &str| (cache.state(key) == RunState::Partial).then(|| cache.partial_epochs(key).unwrap_or(0));
     // Stage 2's checkpoint when it has one, else stage 1's (each read once).
     let stage2 = keys.stage2.as_deref().zip(run.spec.stage2.as_ref());
-    let (stage, epochs_done, epochs) = match stage2.and_then(|(k2, s2)| Some((partial(k2)?, s2.epochs))) {
+    let (stage, epochs_done, epochs) = match stage2.and_then(|(k2, s2)| Some((partial(k2)?, s2.optim.epochs))) {
         Some((done, epochs)) => (2, done, epochs),
-        None => (1, partial(&keys.stage1)?, run.spec.stage1.epochs),
+        None => (1, partial(&keys.stage1)?, run.spec.stage1.optim.epochs),
     };
     Some(InProgress { seed: run.seed, stage, epochs_done, epochs })
 }

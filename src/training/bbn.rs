@@ -8,8 +8,9 @@ use super::stage::{Split, Stage};
 use super::standard::Standard;
 use super::step::{blended_outcome, EpochCtx, StepOutcome};
 use super::Stream;
-use crate::config::{OptimSpec, SamplerSpec};
+use crate::data::samplers::SamplerSpec;
 use crate::models::bbn::cumulative_alpha;
+use crate::training::spec::OptimSpec;
 use anyhow::{Context as _, Result};
 use tch::Tensor;
 
@@ -60,7 +61,7 @@ impl Stage for Bbn<'_> {
         );
         let augment_seed = Stream::ReversedHostAugment.seed(ctx.seed);
         self.rebalancing =
-            Some(self.train.batches(order, self.base.spec.batch_size, self.base.spec.augment, augment_seed));
+            Some(self.train.batches(order, self.base.spec.optim.batch_size, self.base.spec.augment, augment_seed));
         Ok(())
     }
 

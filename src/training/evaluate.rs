@@ -39,7 +39,7 @@ pub fn evaluate(
 /// the spec's last stage does (its loss's evaluation logits). Stage-2 extras that live outside
 /// the network (LWS scales, tau-norm) are not applied: this evaluates backbone + classifier.
 pub fn evaluate_weights(
-    spec: &crate::config::RunSpec,
+    spec: &crate::training::spec::RunSpec,
     data: &crate::data::Data,
     path: &std::path::Path,
     device: Device,

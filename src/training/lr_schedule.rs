@@ -1,5 +1,5 @@
 //! Learning-rate schedules, as functions of the 1-based epoch.
-use crate::config::{LrSchedule, OptimSpec};
+use super::spec::{LrSchedule, OptimSpec};
 
 /// The learning rate used throughout epoch `epoch` (1-based), as the released CIFAR code sets
 /// it once at the start of each epoch.
@@ -62,7 +62,7 @@ pub fn compress(epochs: usize) -> Compressed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Stage1Spec, Stage2Spec};
+    use crate::training::spec::{Stage1Spec, Stage2Spec};
 
     #[test]
     fn compression_keeps_the_warmup_whole_where_a_quarter_of_the_run_holds_it() {
@@ -76,13 +76,13 @@ mod tests {
         assert_eq!(compress(2), c(0, &[]), "smoke scale");
         assert_eq!(compress(1), c(0, &[]));
         // The first epoch's rate is the released lr/5 wherever the warm-up is whole.
-        let o = OptimSpec { epochs: 30, warmup_epochs: compress(30).warmup_epochs, ..Stage1Spec::default().optim() };
+        let o = OptimSpec { epochs: 30, warmup_epochs: compress(30).warmup_epochs, ..Stage1Spec::default().optim };
         assert!((lr_at(&o, 1) - 0.02).abs() < 1e-12);
     }
 
     #[test]
     fn released_cifar_stage1_schedule() {
-        let o = Stage1Spec::default().optim();
+        let o = Stage1Spec::default().optim;
         assert!((lr_at(&o, 1) - 0.02).abs() < 1e-12);
         assert!((lr_at(&o, 5) - 0.1).abs() < 1e-12);
         assert!((lr_at(&o, 160) - 0.1).abs() < 1e-12);
@@ -99,7 +99,7 @@ mod tests {
             warmup_start: 1.0 / 3.0,
             milestones: vec![119, 159],
             lr_decay: 0.01,
-            ..Stage1Spec::default().optim()
+            ..Stage1Spec::default().optim
         };
         assert!((lr_at(&o, 1) - 0.1 * (1.0 / 3.0 * 0.8 + 0.2)).abs() < 1e-12);
         assert!((lr_at(&o, 4) - 0.1 * (1.0 / 3.0 * 0.2 + 0.8)).abs() < 1e-12);
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn released_stage2_cosine_peaks_at_0_002() {
-        let o = Stage2Spec::default().optim();
+        let o = Stage2Spec::default().optim;
         assert!((lr_at(&o, 1) - 0.002).abs() < 1e-12);
         assert!((lr_at(&o, 16) - 0.001).abs() < 1e-12);
         assert!(lr_at(&o, 30) < 0.0001);

@@ -26,6 +26,7 @@ pub mod lr_schedule;
 pub mod observer;
 pub mod rebalance;
 pub mod sgd;
+pub mod spec;
 pub mod stage;
 pub mod stage1;
 pub mod stage2;
@@ -39,7 +40,7 @@ pub use stage::Stage;
 pub use stage1::run_stage1;
 pub use stage2::run_stage2;
 
-use crate::config::RunSpec;
+use crate::training::spec::RunSpec;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -146,20 +147,20 @@ impl Stream {
 
 /// Refuse to start a run whose settings cannot work, before any training.
 pub fn check_spec(spec: &RunSpec) -> Result<()> {
-    if spec.stage1.batch_size == 0 {
+    if spec.stage1.optim.batch_size == 0 {
         bail!("stage1.batch_size must be at least 1");
     }
     if spec.cpu.threads == Some(0) {
         bail!("cpu.threads must be at least 1 (or left out: the machine's default)");
     }
-    if spec.model.bbn && spec.stage1.mixup {
+    if spec.model.bbn && spec.stage1.mixup.on {
         bail!("model.bbn combines two samplers by cumulative learning; it cannot be used with stage1.mixup (set mixup = false)");
     }
     if spec.model.bbn && spec.stage2.is_some() {
         bail!("model.bbn is a one-stage method; remove stage2 from this run");
     }
     if let Some(s2) = &spec.stage2 {
-        if s2.batch_size == 0 {
+        if s2.optim.batch_size == 0 {
             bail!("stage2.batch_size must be at least 1");
         }
     }

@@ -4,8 +4,9 @@
 use super::batches::BatchSource;
 use super::static_step::StaticParts;
 use super::step::{EpochCtx, StepOutcome};
-use crate::config::{OptimSpec, SamplerSpec};
+use crate::data::samplers::SamplerSpec;
 use crate::metrics::{EpochRecord, Evaluation};
+use crate::training::spec::OptimSpec;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;

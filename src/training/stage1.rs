@@ -10,11 +10,12 @@ use super::stage::{Split, TrainState};
 use super::standard::{DeferredReweighting, Standard};
 use super::{checkpoint, export, RunEnv};
 use crate::cache::files::{EMBEDDINGS, FINAL_MODEL};
-use crate::config::{ModelSpec, RunSpec};
 use crate::data::Data;
 use crate::losses::Criterion;
 use crate::metrics::RunResult;
+use crate::models::spec::ModelSpec;
 use crate::models::{trainable, Network};
+use crate::training::spec::RunSpec;
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -55,7 +56,7 @@ fn train_on(
     let criterion = Criterion::new(&s1.loss, counts, spec.model.head, env.device)?;
     let mut params = trainable(&net.backbone_vars);
     params.extend(trainable(&net.head_vars));
-    let mut opt = Sgd::new(params, s1.momentum, s1.weight_decay).nesterov(s1.nesterov);
+    let mut opt = Sgd::new(params, s1.optim.momentum, s1.optim.weight_decay).nesterov(s1.optim.nesterov);
     let split = Split { labels: &labels, counts, train, test };
     let standard = Standard { spec: s1, net: &net, criterion, drw: DeferredReweighting::new(s1, counts) };
     // `epochs = 0` (imported weights used as stage 1): `train` evaluates them once.

@@ -7,11 +7,12 @@ use super::stage::{Split, Stage};
 use super::step::{supervised_step, EpochCtx, StepOutcome};
 use super::{batches, checkpoint, derive_seed, export, RunEnv};
 use crate::cache::files::{BEST_MODEL, FINAL_MODEL};
-use crate::config::{CheckpointChoice, OptimSpec, RunSpec, SamplerSpec, Stage2Spec};
+use crate::data::samplers::SamplerSpec;
 use crate::data::Data;
 use crate::losses::Criterion;
 use crate::metrics::RunResult;
 use crate::models::Network;
+use crate::training::spec::{CheckpointChoice, OptimSpec, RunSpec, Stage2Spec};
 use anyhow::{anyhow, Context as _, Result};
 use std::path::Path;
 use tch::Tensor;
@@ -41,7 +42,7 @@ impl Stage for Stage2<'_> {
     }
 
     fn optim(&self) -> OptimSpec {
-        let optim = self.spec.optim();
+        let optim = self.spec.optim.clone();
         if self.classifier.trains() {
             optim
         } else {
@@ -58,7 +59,7 @@ impl Stage for Stage2<'_> {
     }
 
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome> {
-        let mixup = self.spec.mixup.then_some(self.spec.mixup_alpha);
+        let mixup = self.spec.mixup.alpha_if_on();
         Ok(supervised_step(&self.criterion, mixup, &|x| self.forward(x, true), x, y, ctx))
     }
 
@@ -117,7 +118,8 @@ pub fn run_stage2(
     net.backbone_vars.freeze();
     let classifier = s2.rebalance.prepare(&mut net, env.device);
     let (params, lr_factors) = classifier.params();
-    let mut opt = Sgd::with_lr_scales(params, lr_factors, s2.momentum, s2.weight_decay).nesterov(s2.nesterov);
+    let mut opt =
+        Sgd::with_lr_scales(params, lr_factors, s2.optim.momentum, s2.optim.weight_decay).nesterov(s2.optim.nesterov);
     let counts = data.class_counts();
     let labels = data.train_labels();
     let criterion = Criterion::new(&s2.loss, counts, spec.model.head, env.device)?;

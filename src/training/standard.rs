@@ -4,9 +4,10 @@
 use super::stage::Stage;
 use super::static_step::StaticParts;
 use super::step::{supervised_step, EpochCtx, StepOutcome};
-use crate::config::{OptimSpec, SamplerSpec, Stage1Spec};
+use crate::data::samplers::SamplerSpec;
 use crate::losses::Criterion;
 use crate::models::Network;
+use crate::training::spec::{OptimSpec, Stage1Spec};
 use anyhow::Result;
 use tch::{Kind, Tensor};
 
@@ -53,7 +54,7 @@ impl Stage for Standard<'_> {
     }
 
     fn optim(&self) -> OptimSpec {
-        self.spec.optim()
+        self.spec.optim.clone()
     }
 
     fn sampler(&self) -> &SamplerSpec {
@@ -71,7 +72,7 @@ impl Stage for Standard<'_> {
 
     fn step(&mut self, x: &Tensor, y: &Tensor, ctx: &mut EpochCtx) -> Result<StepOutcome> {
         let net = self.net;
-        let mixup = self.spec.mixup.then_some(self.spec.mixup_alpha);
+        let mixup = self.spec.mixup.alpha_if_on();
         Ok(supervised_step(&self.criterion, mixup, &|x| net.logits(&net.features(x, true)), x, y, ctx))
     }
 
@@ -80,7 +81,7 @@ impl Stage for Standard<'_> {
         Some(StaticParts {
             forward: Box::new(move |x| net.logits(&net.features(x, true))),
             criterion: &self.criterion,
-            mixup_alpha: self.spec.mixup.then_some(self.spec.mixup_alpha),
+            mixup_alpha: self.spec.mixup.alpha_if_on(),
             state: net.named_variables().into_iter().map(|(_, t)| t).collect(),
             generation: self.criterion.version(),
         })

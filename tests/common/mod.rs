@@ -82,8 +82,14 @@ label = "synthetic"
 /// A run on the built-in synthetic set (4 classes, the largest with `max_per_class` training
 /// images, `imbalance` between the largest and the smallest, `test_per_class` test images
 /// each) with the small CIFAR ResNet; every other setting at its default.
-pub fn synthetic_run(max_per_class: usize, imbalance: f64, test_per_class: usize) -> gcl_repro::config::RunSpec {
-    use gcl_repro::config::{Arch, DatasetName, DatasetSpec, RunSpec};
+pub fn synthetic_run(
+    max_per_class: usize,
+    imbalance: f64,
+    test_per_class: usize,
+) -> gcl_repro::training::spec::RunSpec {
+    use gcl_repro::data::spec::{DatasetName, DatasetSpec};
+    use gcl_repro::models::spec::Arch;
+    use gcl_repro::training::spec::RunSpec;
     let mut s = RunSpec {
         dataset: DatasetSpec {
             name: DatasetName::Synthetic,

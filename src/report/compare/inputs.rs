@@ -4,8 +4,8 @@
 use super::{Run, Settings, Weights};
 use crate::cache::files::{FINAL_MODEL, KEY_MATERIAL, METRICS, SPEC};
 use crate::cache::store::{Cache, RunState};
-use crate::config::Scale;
 use crate::pipeline::RunGraph;
+use crate::training::spec::Scale;
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
 use serde_json::Value;

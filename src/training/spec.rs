@@ -1,4 +1,6 @@
-//! The resolved settings of one run: everything that determines its result.
+//! The resolved settings of one run: everything that determines its result. The settings of
+//! each part live beside it (`data::spec`, `models::spec`, `losses`, `data::samplers`,
+//! `training::rebalance`, `numerics`); this file assembles them and holds the stages' own.
 //!
 //! A manifest (see `manifest`) is expanded into one [`RunSpec`] per cell and seed. A spec is
 //! plain data: a method is a combination of settings, never a code path of its own. Every field
@@ -12,12 +14,12 @@
 //! All structs deny unknown fields: a misspelt key is an error, never silently ignored.
 use serde::{Deserialize, Serialize};
 
-use crate::data::samplers::Cben;
-pub use crate::data::samplers::SamplerSpec;
-use crate::losses::Gcl;
-pub use crate::losses::{CloudSchedule, LasShape, LossSpec};
-pub use crate::models::spec::{Arch, Head, ModelSpec};
-pub use crate::training::rebalance::{ClassifierInit, Rebalance};
+use super::rebalance::Rebalance;
+use crate::data::samplers::{Cben, SamplerSpec};
+use crate::data::spec::DatasetSpec;
+use crate::losses::{Gcl, LossSpec};
+use crate::models::spec::{Head, ModelSpec};
+use crate::numerics::CpuSpec;
 
 /// One run: a stage-1 training and, optionally, a stage-2 classifier re-balancing on top.
 /// The cache stores the two stages as separate runs so that stage-2 variants share stage 1.
@@ -28,6 +30,7 @@ pub struct RunSpec {
     pub model: ModelSpec,
     pub stage1: Stage1Spec,
     /// `None`: the run ends after stage 1 ("without re-training").
+    #[serde(deserialize_with = "stage2_over_its_defaults")]
     pub stage2: Option<Stage2Spec>,
     /// Seed of everything random in the run (init, sampling, augmentation, noise, mixup).
     pub seed: u64,
@@ -35,38 +38,6 @@ pub struct RunSpec {
     pub scale: Scale,
     /// The CPU numeric path (kernel level, threads); see `numerics`.
     pub cpu: CpuSpec,
-}
-
-/// The CPU numeric path of a run. Unset fields leave the machine's choice (recorded in each
-/// result's provenance); set ones are part of the key and make a CPU run give the same numbers
-/// on every x86-64 machine that has the level (`numerics`). GPU runs ignore them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CpuSpec {
-    /// Vector kernels of libtorch (`ATEN_CPU_CAPABILITY`) and oneDNN (`DNNL_MAX_CPU_ISA`).
-    pub isa: Option<CpuIsa>,
-    /// Intra-op threads (they split reductions, so their number changes the last bits).
-    pub threads: Option<usize>,
-}
-
-/// A CPU kernel level. Every x86-64 CPU of the last decade has `avx2` (with FMA).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CpuIsa {
-    /// No vector kernels (libtorch's scalar fallbacks; oneDNN up to SSE4.1).
-    Default,
-    Avx2,
-    Avx512,
-}
-
-impl CpuIsa {
-    pub fn name(self) -> &'static str {
-        match self {
-            CpuIsa::Default => "default",
-            CpuIsa::Avx2 => "avx2",
-            CpuIsa::Avx512 => "avx512",
-        }
-    }
 }
 
 impl Default for RunSpec {
@@ -93,81 +64,6 @@ pub enum Scale {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum DatasetName {
-    #[default]
-    Cifar10,
-    Cifar100,
-    /// Built-in, deterministic, CIFAR-shaped long-tailed set (no files).
-    Synthetic,
-    ImagenetLt,
-    PlacesLt,
-    Inat2018,
-}
-
-/// Class-size profile of the long-tailed train split (Cao et al. 2019).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Profile {
-    /// `n_i = int(n_max * (1/gamma)^(i/(C-1)))`, truncated.
-    #[default]
-    Exp,
-    /// The first `C/2` classes keep `n_max`, the rest `int(n_max / gamma)`.
-    Step,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatasetSpec {
-    pub name: DatasetName,
-    /// gamma = n_max / n_min. 1 keeps the balanced set.
-    pub imbalance: f64,
-    pub profile: Profile,
-    /// Seed of the subset selection; 0 reproduces the published protocol (numpy's RandomState(0)).
-    pub subset_seed: u64,
-    /// Synthetic set only: number of classes, images of the largest class, test images per class.
-    pub classes: usize,
-    pub max_per_class: usize,
-    pub test_per_class: usize,
-    /// List-file datasets: list files relative to the data root, and an optional path remap
-    /// `["from_prefix", "to_prefix"]` (Places-LT ships with two path conventions).
-    pub train_list: Option<String>,
-    pub test_list: Option<String>,
-    pub path_remap: Option<(String, String)>,
-    /// List-file datasets: the directory the list's image paths are relative to, itself
-    /// relative to the data root (default: the data root).
-    pub image_root: Option<String>,
-    /// List-file datasets: colour jitter (brightness, contrast, saturation 0.4) in the
-    /// training transform, as Kang et al. and MiSLAS; GCL's released Places-LT loader has it
-    /// commented out (`Places-LT/datasets/places.py`), so its recipe sets `false`.
-    #[serde(skip_serializing_if = "is_true")]
-    pub color_jitter: bool,
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
-}
-
-impl Default for DatasetSpec {
-    fn default() -> Self {
-        DatasetSpec {
-            name: DatasetName::Cifar10,
-            imbalance: 100.0,
-            profile: Profile::Exp,
-            subset_seed: 0,
-            classes: 10,
-            max_per_class: 500,
-            test_per_class: 100,
-            train_list: None,
-            test_list: None,
-            path_remap: None,
-            image_root: None,
-            color_jitter: true,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
 pub enum LrSchedule {
     /// Linear warm-up, then step decays at `milestones` (the CIFAR recipe).
     #[default]
@@ -176,9 +72,10 @@ pub enum LrSchedule {
     Cosine,
 }
 
-/// Optimiser and learning-rate schedule of one stage (SGD with momentum).
+/// Optimiser and learning-rate schedule of one stage (SGD with momentum). Written once and
+/// flattened into each stage's table, so a manifest writes `stage1.lr`, never `stage1.optim.lr`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct OptimSpec {
     pub epochs: usize,
     pub batch_size: usize,
@@ -214,27 +111,43 @@ impl Default for OptimSpec {
     }
 }
 
+/// Mixup: each batch is blended with a shuffled copy of itself, `lam ~ Beta(alpha, alpha)` once
+/// per batch. Flattened into each stage's table as its two keys, `mixup` and `mixup_alpha`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Mixup {
+    #[serde(rename = "mixup")]
+    pub on: bool,
+    #[serde(rename = "mixup_alpha")]
+    pub alpha: f64,
+}
+
+impl Mixup {
+    pub const OFF: Mixup = Mixup { on: false, alpha: 1.0 };
+
+    /// The Beta parameter when mixup is on; `None` when it is off.
+    pub fn alpha_if_on(self) -> Option<f64> {
+        self.on.then_some(self.alpha)
+    }
+}
+
+impl Default for Mixup {
+    fn default() -> Self {
+        Mixup::OFF
+    }
+}
+
+// serde can deny unknown fields beside flattened ones: the keys no field took are refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Stage1Spec {
-    // Optimiser and schedule (serde's `flatten` cannot be combined with deny_unknown_fields,
-    // so the fields are spelled out here and gathered by `optim()`).
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub schedule: LrSchedule,
-    pub warmup_epochs: usize,
-    pub milestones: Vec<usize>,
-    pub lr_decay: f64,
-    pub warmup_start: f64,
-    pub nesterov: bool,
+    #[serde(flatten)]
+    pub optim: OptimSpec,
     pub loss: LossSpec,
     pub sampler: SamplerSpec,
-    /// Mixup with `lam ~ Beta(alpha, alpha)` once per batch; on in the released GCL code.
-    pub mixup: bool,
-    pub mixup_alpha: f64,
+    /// Off by default; on in the released GCL code.
+    #[serde(flatten)]
+    pub mixup: Mixup,
     /// Deferred re-weighting (LDAM-DRW): from this epoch on, the loss is weighted per class by
     /// the effective number with beta 0.9999.
     pub drw_epoch: Option<usize>,
@@ -244,50 +157,32 @@ pub struct Stage1Spec {
 
 impl Default for Stage1Spec {
     fn default() -> Self {
-        let o = OptimSpec::default();
         Stage1Spec {
-            epochs: o.epochs,
-            batch_size: o.batch_size,
-            lr: o.lr,
-            momentum: o.momentum,
-            weight_decay: o.weight_decay,
-            schedule: o.schedule,
-            warmup_epochs: o.warmup_epochs,
-            milestones: o.milestones,
-            lr_decay: o.lr_decay,
-            warmup_start: o.warmup_start,
-            nesterov: o.nesterov,
+            optim: OptimSpec::default(),
             loss: LossSpec::default(),
             sampler: SamplerSpec::default(),
-            mixup: false,
-            mixup_alpha: 1.0,
+            mixup: Mixup::OFF,
             drw_epoch: None,
             augment: true,
         }
     }
 }
 
+/// Stage 2's settings. Its defaults differ from stage 1's inside the flattened parts too (the
+/// optimiser, mixup), which serde would fill from their own types' defaults; so it is read
+/// through [`RunSpec`], whose `stage2` lays the given keys over `Stage2Spec::default()` first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Stage2Spec {
     /// How the classifier is re-balanced (`rebalance = { method = "crt", ... }`); each method
     /// owns its settings (`training::rebalance`).
     pub rebalance: Rebalance,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub schedule: LrSchedule,
-    pub warmup_epochs: usize,
-    pub milestones: Vec<usize>,
-    pub lr_decay: f64,
-    pub warmup_start: f64,
-    pub nesterov: bool,
+    #[serde(flatten)]
+    pub optim: OptimSpec,
     pub loss: LossSpec,
     pub sampler: SamplerSpec,
-    pub mixup: bool,
-    pub mixup_alpha: f64,
+    #[serde(flatten)]
+    pub mixup: Mixup,
     /// MiSLAS's `shift_bn`: the frozen backbone's BatchNorm layers run in train mode during
     /// stage 2, so their running statistics are re-estimated on the stage-2 batches (PyTorch's
     /// momentum 0.1); no backbone parameter is trained. Off: BatchNorm stays in eval mode.
@@ -309,52 +204,39 @@ impl Default for Stage2Spec {
     fn default() -> Self {
         Stage2Spec {
             rebalance: Rebalance::default(),
-            epochs: 30,
-            batch_size: 64,
-            // Released code: 0.1 * lr_max * (1 + cos) * 0.1 => peak 0.002 with lr_max 0.1.
-            lr: 0.002,
-            momentum: 0.9,
-            weight_decay: 2e-4,
-            schedule: LrSchedule::Cosine,
-            warmup_epochs: 0,
-            milestones: vec![],
-            lr_decay: 0.1,
-            warmup_start: 0.0,
-            nesterov: false,
+            optim: OptimSpec {
+                epochs: 30,
+                // Released code: 0.1 * lr_max * (1 + cos) * 0.1 => peak 0.002 with lr_max 0.1.
+                lr: 0.002,
+                schedule: LrSchedule::Cosine,
+                warmup_epochs: 0,
+                milestones: vec![],
+                ..OptimSpec::default()
+            },
             // Released stage 2: GCL with s = 20, margin 0.1, inside the focal factor (gamma 1).
             loss: LossSpec::Gcl(Gcl { scale: 20.0, margin: 0.1, focal_gamma: 1.0, ..Gcl::default() }),
             sampler: SamplerSpec::Cben(Cben::default()),
-            mixup: true,
-            mixup_alpha: 1.0,
+            mixup: Mixup { on: true, alpha: 1.0 },
             shift_bn: false,
             from_checkpoint: CheckpointChoice::Final,
         }
     }
 }
 
-macro_rules! optim_of {
-    ($t:ty) => {
-        impl $t {
-            pub fn optim(&self) -> OptimSpec {
-                OptimSpec {
-                    epochs: self.epochs,
-                    batch_size: self.batch_size,
-                    lr: self.lr,
-                    momentum: self.momentum,
-                    weight_decay: self.weight_decay,
-                    schedule: self.schedule,
-                    warmup_epochs: self.warmup_epochs,
-                    milestones: self.milestones.clone(),
-                    lr_decay: self.lr_decay,
-                    warmup_start: self.warmup_start,
-                    nesterov: self.nesterov,
-                }
-            }
-        }
+/// `stage2` of a [`RunSpec`]: the given keys laid over `Stage2Spec::default()`, so a key left
+/// out takes stage 2's default, the flattened ones included (a given table replaces the default
+/// one whole, as for any key).
+fn stage2_over_its_defaults<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stage2Spec>, D::Error> {
+    use serde::de::Error;
+    let Some(given) = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? else {
+        return Ok(None);
     };
+    let Ok(serde_json::Value::Object(mut table)) = serde_json::to_value(Stage2Spec::default()) else {
+        unreachable!("Stage2Spec serialises to a JSON object")
+    };
+    table.extend(given);
+    Stage2Spec::deserialize(serde_json::Value::Object(table)).map(Some).map_err(D::Error::custom)
 }
-optim_of!(Stage1Spec);
-optim_of!(Stage2Spec);
 
 impl RunSpec {
     /// The released GCL CIFAR recipe in full (gcl-notes.md §1-3): `RunSpec::default()` plus the
@@ -364,7 +246,7 @@ impl RunSpec {
         let mut spec = RunSpec::default();
         spec.model.head = Head::Normed;
         spec.stage1.loss = LossSpec::Gcl(Gcl { scale: 30.0, noise_mul: 0.5, ..Gcl::default() });
-        spec.stage1.mixup = true;
+        spec.stage1.mixup = Mixup { on: true, alpha: 1.0 };
         spec.stage2 = Some(Stage2Spec::default());
         spec
     }
@@ -383,9 +265,9 @@ mod tests {
     fn empty_toml_gives_the_released_schedule_and_network_with_plain_ce() {
         let spec: RunSpec = toml::from_str("").unwrap();
         assert_eq!(spec, RunSpec::default());
-        assert_eq!(spec.stage1.epochs, 200);
-        assert_eq!(spec.stage1.milestones, vec![160, 180]);
-        assert_eq!((spec.model.head, spec.stage1.mixup, spec.stage2.is_none()), (Head::Normed, false, true));
+        assert_eq!(spec.stage1.optim.epochs, 200);
+        assert_eq!(spec.stage1.optim.milestones, vec![160, 180]);
+        assert_eq!((spec.model.head, spec.stage1.mixup, spec.stage2.is_none()), (Head::Normed, Mixup::OFF, true));
         assert!(matches!(spec.stage1.loss, LossSpec::Ce(_)), "{:?}", spec.stage1.loss);
     }
 
@@ -402,5 +284,34 @@ mod tests {
         let text = toml::to_string(&spec).unwrap();
         let back: RunSpec = toml::from_str(&text).unwrap();
         assert_eq!(spec, back);
+    }
+
+    #[test]
+    fn a_partial_stage2_takes_stage2_defaults_in_its_flattened_parts() {
+        let spec: RunSpec = toml::from_str("[stage2]\nepochs = 5\n").unwrap();
+        let s2 = spec.stage2.unwrap();
+        let want = Stage2Spec::default();
+        assert_eq!(s2.optim, OptimSpec { epochs: 5, ..want.optim.clone() });
+        assert_eq!(
+            (s2.optim.lr, s2.optim.schedule, s2.mixup),
+            (0.002, LrSchedule::Cosine, Mixup { on: true, alpha: 1.0 })
+        );
+        assert_eq!(Stage2Spec { optim: OptimSpec { epochs: 30, ..s2.optim.clone() }, ..s2 }, want);
+        let err = toml::from_str::<RunSpec>("[stage2]\nlr = 0.1\nshfit_bn = true\n").unwrap_err();
+        assert!(err.to_string().contains("shfit_bn"), "{err}");
+    }
+
+    #[test]
+    fn flattened_settings_are_written_as_keys_of_their_stage() {
+        let spec = RunSpec::released_gcl();
+        let json = serde_json::to_value(&spec).unwrap();
+        for stage in ["stage1", "stage2"] {
+            let keys: Vec<&str> = json[stage].as_object().unwrap().keys().map(String::as_str).collect();
+            for key in ["epochs", "lr", "nesterov", "mixup", "mixup_alpha"] {
+                assert!(keys.contains(&key), "{stage} lacks `{key}`: {keys:?}");
+            }
+            assert!(!keys.contains(&"optim") && !keys.contains(&"on"), "{stage}: {keys:?}");
+        }
+        assert_eq!(json["stage1"]["mixup"], serde_json::json!(true));
     }
 }
