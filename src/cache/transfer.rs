@@ -248,6 +248,16 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
         .prefix("import-")
         .tempdir_in(&cache.root)
         .context("cannot make a scratch directory in the cache")?;
+    let toc = unpack_checked(archive, scratch.path())?;
+    let staged = Cache { root: scratch.path().to_path_buf() };
+    let present = check_staged_runs(cache, &staged, &toc, archive)?;
+    let partial_plan = check_partial_runs(cache, &staged, &toc, archive)?;
+    publish(cache, &staged, &toc, present, partial_plan)
+}
+
+/// Unpacks `archive` into `scratch` and checks it whole: plain files with relative paths only,
+/// every file listed in its table of contents present with its SHA-256, nothing unlisted.
+fn unpack_checked(archive: &Path, scratch: &Path) -> Result<Toc> {
     let file = fs::File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
     let what = || {
         format!(
@@ -263,22 +273,22 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
         if !is_relative_path(&name) || !entry.header().entry_type().is_file() {
             bail!("{}: refusing entry `{name}` (only plain files with relative paths belong in an export); nothing was imported", archive.display());
         }
-        let dest = scratch.path().join(&name);
+        let dest = scratch.join(&name);
         if let Some(dir) = dest.parent() {
             fs::create_dir_all(dir)?;
         }
         entry.unpack(&dest).with_context(what)?;
         seen.insert(name);
     }
-    let toc_text = fs::read_to_string(scratch.path().join(TOC))
+    let toc_text = fs::read_to_string(scratch.join(TOC))
         .with_context(|| format!("{}: no {TOC} in the archive", archive.display()))?;
     let toc: Toc =
         serde_json::from_str(&toc_text).with_context(|| format!("{}: unreadable {TOC}", archive.display()))?;
     toc.check_format(archive)?;
-    // Every listed file present and intact, nothing unlisted. Only names that came out of the
-    // archive (checked above) are looked up, so the list cannot point outside the scratch.
+    // Only names that came out of the archive (checked above) are looked up, so the list cannot
+    // point outside the scratch.
     for (name, (hash, size)) in &toc.files {
-        let path = scratch.path().join(name);
+        let path = scratch.join(name);
         if !seen.contains(name) {
             bail!("{}: {name} is listed but missing (truncated archive?); nothing was imported", archive.display());
         }
@@ -289,15 +299,19 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
     if let Some(extra) = seen.iter().find(|n| *n != TOC && !toc.files.contains_key(*n)) {
         bail!("{}: {extra} is not listed in {TOC}; nothing was imported", archive.display());
     }
-    // Each run against its own record, and against what the cache already holds.
-    let staged = Cache { root: scratch.path().to_path_buf() };
-    let mut result = Imported::default();
+    Ok(toc)
+}
+
+/// Each finished run of the archive against its own record, and against what the cache already
+/// holds under its key; returns the keys the cache already has (identical files).
+fn check_staged_runs(cache: &Cache, staged: &Cache, toc: &Toc, archive: &Path) -> Result<Vec<String>> {
+    let mut present = Vec::new();
     for key in &toc.runs {
         if !is_relative_path(key) || key.contains('/') || !staged.run_dir(key).is_dir() {
             bail!("{}: run `{key}` is listed in {TOC} but has no directory runs/{key} in the archive; nothing was imported", archive.display());
         }
+        // Marked before the check, so `verify_run` itself accepts the absent files.
         if toc.without_weights {
-            // Marked before the check, so `verify_run` itself accepts the absent weights.
             fs::write(
                 staged.run_dir(key).join(WEIGHTS_OMITTED),
                 "imported with `cache export --without-weights`: weights and embeddings are not here\n",
@@ -326,11 +340,21 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
                     short_key(key)
                 );
             }
-            result.present.push(key.clone());
+            present.push(key.clone());
         }
     }
-    let partial_plan = check_partial_runs(cache, &staged, &toc, archive)?;
-    // All checked: publish, holding the lock of every key whose partial directory changes.
+    Ok(present)
+}
+
+/// All checked: moves the new runs, the partial runs that are further on and the derived files
+/// into the cache, holding the lock of every key whose partial directory changes.
+fn publish(
+    cache: &Cache,
+    staged: &Cache,
+    toc: &Toc,
+    present: Vec<String>,
+    partial_plan: Vec<(String, usize, Forward)>,
+) -> Result<Imported> {
     let mut locks = Vec::new();
     for key in toc.runs.iter().chain(&toc.partial) {
         if cache.partial_dir(key).exists() {
@@ -339,11 +363,9 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
             })?);
         }
     }
+    let mut result = Imported { present, ..Imported::default() };
     fs::create_dir_all(cache.root.join("derived"))?;
-    for key in &toc.runs {
-        if result.present.contains(key) {
-            continue;
-        }
+    for key in toc.runs.iter().filter(|k| !result.present.contains(k)) {
         fs::rename(staged.run_dir(key), cache.run_dir(key)).with_context(|| format!("publishing run {key}"))?;
         // A finished run supersedes the cache's partial one of the same key.
         if cache.partial_dir(key).exists() {
@@ -368,7 +390,7 @@ pub fn import(cache: &Cache, archive: &Path) -> Result<Imported> {
     for name in toc.files.keys().filter(|n| n.starts_with("derived/")) {
         let dest = cache.root.join(name);
         if !dest.exists() {
-            fs::rename(scratch.path().join(name), &dest)?;
+            fs::rename(staged.root.join(name), &dest)?;
         }
     }
     Ok(result)

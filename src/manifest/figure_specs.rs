@@ -7,6 +7,14 @@ use super::{cell_id, Figure, FigureKind, RowInfo, DEFAULT_TSNE_POINTS};
 use std::collections::HashSet;
 use toml::{Table, Value};
 
+/// What a figure's cells are checked against: every cell of the table, those with runs, and
+/// those with a stage 2.
+struct FigureCells<'a> {
+    known: Vec<&'a str>,
+    with_runs: &'a HashSet<String>,
+    has_stage2: &'a HashSet<String>,
+}
+
 impl Validator {
     pub(super) fn figures(
         &mut self,
@@ -16,115 +24,115 @@ impl Validator {
         rows: &[RowInfo],
         col_ids: &[String],
     ) -> Vec<Figure> {
+        let Some(figs) = self.table(top, &[], "figures") else { return Vec::new() };
+        let all: Vec<String> = rows.iter().flat_map(|r| col_ids.iter().map(|c| cell_id(&r.id, c))).collect();
+        let cells = FigureCells { known: all.iter().map(String::as_str).collect(), with_runs, has_stage2 };
         let mut out = Vec::new();
-        let Some(figs) = self.table(top, &[], "figures") else { return out };
-        let mut all_cells: Vec<String> = Vec::new();
-        for r in rows {
-            for c in col_ids {
-                all_cells.push(cell_id(&r.id, c));
-            }
-        }
-        let known: Vec<&str> = all_cells.iter().map(|s| s.as_str()).collect();
         for (id, v) in figs {
             let at = key_path(&["figures", id]);
             let Value::Table(t) = v else {
                 self.err(at, format!("figure `{id}` must be a table ([figures.{id}]), not {}", schema::describe(v)));
                 continue;
             };
-            self.check_keys(t, &at, FIGURE_KEYS);
-            let mut pk = at.clone();
-            pk.push("kind".into());
-            let kind = match self.string(t, &at, "kind") {
-                None => {
-                    self.err(
-                        at.clone(),
-                        format!("figure `{id}` needs `kind` (one of {})", FigureKind::NAMES.join(", ")),
-                    );
-                    None
-                }
-                Some(k) => match FigureKind::parse(&k) {
-                    Some(kind) => Some(kind),
-                    None => {
-                        self.err(
-                            pk,
-                            format!(
-                                "invalid value \"{k}\" for `kind` in {}; expected one of {}",
-                                table_name(&at),
-                                FigureKind::NAMES.join(", ")
-                            ),
-                        );
-                        None
-                    }
-                },
-            };
-            let title = self.string(t, &at, "title").unwrap_or_else(|| id.clone());
-            let stage = match t.get("stage") {
-                None => 1,
-                Some(Value::Integer(s)) if *s == 1 || *s == 2 => *s as u8,
-                Some(other) => {
-                    let mut p = at.clone();
-                    p.push("stage".into());
-                    self.err(
-                        p,
-                        format!(
-                            "invalid value {} for `stage` in {}; expected 1 or 2",
-                            schema::short(other),
-                            table_name(&at)
-                        ),
-                    );
-                    1
-                }
-            };
-            let cells = self.strings(t, &at, "cells").unwrap_or_default();
-            if cells.is_empty() {
-                self.err(at.clone(), format!("figure `{id}` needs `cells = [\"row.column\", ...]`"));
-            }
-            for (i, c) in cells.iter().enumerate() {
-                let mut p = at.clone();
-                p.extend(["cells".to_string(), i.to_string()]);
-                if !self.reference(p.clone(), "cell", c, &known) {
-                    continue;
-                }
-                if !with_runs.contains(c) {
-                    self.err(p, format!("figure `{id}` shows cell `{c}`, which has no runs (quoted or skipped)"));
-                } else if stage == 2 && !has_stage2.contains(c) {
-                    self.err(p, format!("figure `{id}` shows stage 2 of cell `{c}`, which has no stage 2"));
-                }
-            }
-            let splits = match (kind, self.strings(t, &at, "splits")) {
-                (Some(FigureKind::Tsne), None) => vec!["train".to_string(), "test".to_string()],
-                (Some(FigureKind::Tsne), Some(list)) => {
-                    for (i, s) in list.iter().enumerate() {
-                        if !SPLITS.contains(&s.as_str()) {
-                            let mut p = at.clone();
-                            p.extend(["splits".to_string(), i.to_string()]);
-                            self.err(
-                                p,
-                                format!(
-                                    "invalid value \"{s}\" for `splits` in {}; expected one of {}",
-                                    table_name(&at),
-                                    SPLITS.join(", ")
-                                ),
-                            );
-                        }
-                    }
-                    list
-                }
-                (_, Some(_)) => {
-                    let mut p = at.clone();
-                    p.push("splits".into());
-                    self.err(p, "`splits` applies to t-SNE figures only (kind = \"tsne\")");
-                    vec![]
-                }
-                (_, None) => vec![],
-            };
-            let classes = self.tsne_classes(t, &at, kind);
-            let max_points = self.tsne_max_points(t, &at, kind);
-            if let Some(kind) = kind {
-                out.push(Figure { id: id.clone(), kind, title, cells, splits, stage, classes, max_points });
-            }
+            out.extend(self.figure(id, t, &at, &cells));
         }
         out
+    }
+
+    /// One `[figures.ID]`; `None` when its kind is missing or wrong (every problem reported).
+    fn figure(&mut self, id: &str, t: &Table, at: &[String], cells: &FigureCells) -> Option<Figure> {
+        self.check_keys(t, at, FIGURE_KEYS);
+        let kind = self.figure_kind(id, t, at);
+        let title = self.string(t, at, "title").unwrap_or_else(|| id.to_string());
+        let stage = self.figure_stage(t, at);
+        let shown = self.figure_cells(id, t, at, stage, cells);
+        let splits = self.tsne_splits(t, at, kind);
+        let classes = self.tsne_classes(t, at, kind);
+        let max_points = self.tsne_max_points(t, at, kind);
+        Some(Figure { id: id.to_string(), kind: kind?, title, cells: shown, splits, stage, classes, max_points })
+    }
+
+    fn figure_kind(&mut self, id: &str, t: &Table, at: &[String]) -> Option<FigureKind> {
+        let Some(k) = self.string(t, at, "kind") else {
+            self.err(at.to_vec(), format!("figure `{id}` needs `kind` (one of {})", FigureKind::NAMES.join(", ")));
+            return None;
+        };
+        let kind = FigureKind::parse(&k);
+        if kind.is_none() {
+            self.err(
+                [at, &["kind".to_string()]].concat(),
+                format!(
+                    "invalid value \"{k}\" for `kind` in {}; expected one of {}",
+                    table_name(at),
+                    FigureKind::NAMES.join(", ")
+                ),
+            );
+        }
+        kind
+    }
+
+    /// `stage = 1 | 2` (default 1).
+    fn figure_stage(&mut self, t: &Table, at: &[String]) -> u8 {
+        match t.get("stage") {
+            None => 1,
+            Some(Value::Integer(s)) if *s == 1 || *s == 2 => *s as u8,
+            Some(other) => {
+                let msg = format!(
+                    "invalid value {} for `stage` in {}; expected 1 or 2",
+                    schema::short(other),
+                    table_name(at)
+                );
+                self.err([at, &["stage".to_string()]].concat(), msg);
+                1
+            }
+        }
+    }
+
+    /// `cells = ["row.column", ...]`: cells of the table that have runs (and a stage 2 when the
+    /// figure shows stage 2).
+    fn figure_cells(&mut self, id: &str, t: &Table, at: &[String], stage: u8, cells: &FigureCells) -> Vec<String> {
+        let shown = self.strings(t, at, "cells").unwrap_or_default();
+        if shown.is_empty() {
+            self.err(at.to_vec(), format!("figure `{id}` needs `cells = [\"row.column\", ...]`"));
+        }
+        for (i, c) in shown.iter().enumerate() {
+            let p = [at, &["cells".to_string(), i.to_string()]].concat();
+            if !self.reference(p.clone(), "cell", c, &cells.known) {
+                continue;
+            }
+            if !cells.with_runs.contains(c) {
+                self.err(p, format!("figure `{id}` shows cell `{c}`, which has no runs (quoted or skipped)"));
+            } else if stage == 2 && !cells.has_stage2.contains(c) {
+                self.err(p, format!("figure `{id}` shows stage 2 of cell `{c}`, which has no stage 2"));
+            }
+        }
+        shown
+    }
+
+    /// `splits = ["train", "test"]` of a t-SNE figure (default both); no other kind has splits.
+    fn tsne_splits(&mut self, t: &Table, at: &[String], kind: Option<FigureKind>) -> Vec<String> {
+        match (kind, self.strings(t, at, "splits")) {
+            (Some(FigureKind::Tsne), None) => vec!["train".to_string(), "test".to_string()],
+            (Some(FigureKind::Tsne), Some(list)) => {
+                for (i, s) in list.iter().enumerate().filter(|(_, s)| !SPLITS.contains(&s.as_str())) {
+                    let msg = format!(
+                        "invalid value \"{s}\" for `splits` in {}; expected one of {}",
+                        table_name(at),
+                        SPLITS.join(", ")
+                    );
+                    self.err([at, &["splits".to_string(), i.to_string()]].concat(), msg);
+                }
+                list
+            }
+            (_, Some(_)) => {
+                self.err(
+                    [at, &["splits".to_string()]].concat(),
+                    "`splits` applies to t-SNE figures only (kind = \"tsne\")",
+                );
+                vec![]
+            }
+            (_, None) => vec![],
+        }
     }
 
     /// `classes = [4, 6, 7, 9]` of a t-SNE figure: distinct non-negative class indices.

@@ -216,6 +216,29 @@ impl Manifest {
         )
     }
 
+    /// The cells that train (of rows not quoted, not excluded), and those of them whose
+    /// resolved settings have a stage 2 (figures of stage-2 features need one).
+    fn cells_with_runs(&self) -> (HashSet<String>, HashSet<String>) {
+        let (mut with_runs, mut has_stage2) = (HashSet::new(), HashSet::new());
+        for (ri, row) in self.rows.iter().enumerate().filter(|(_, r)| !r.quoted) {
+            for (ci, column) in self.columns.iter().enumerate() {
+                let id = cell_id(&row.id, &column.id);
+                if self.excluded.contains(&id) {
+                    continue;
+                }
+                let mut merged = Table::new();
+                for f in self.fragments_of(ri, ci) {
+                    merge::merge(&mut merged, f);
+                }
+                if merge::has_stage2(&merged) {
+                    has_stage2.insert(id.clone());
+                }
+                with_runs.insert(id);
+            }
+        }
+        (with_runs, has_stage2)
+    }
+
     /// The sweep point a row was generated from, if it was.
     pub fn sweep_point(&self, row: &str) -> Option<&SweepPoint> {
         self.sweep_points.get(row)

@@ -71,6 +71,40 @@ fn shown(v: &Value) -> String {
     }
 }
 
+/// Every combination of the axes' values as a point of `base` (or of `[defaults]`). Axes are
+/// named by their last key when those are unique, else by their whole path.
+fn grid_points(axes: &[Axis], base: Option<&RowInfo>) -> Vec<SweepPoint> {
+    let leaves: Vec<&String> = axes.iter().map(|a| a.path.last().expect("non-empty path")).collect();
+    let unique_leaves = (1..leaves.len()).all(|i| !leaves[..i].contains(&leaves[i]));
+    let name = |a: &Axis| if unique_leaves { a.path.last().cloned().unwrap_or_default() } else { a.path.join(".") };
+    let sizes: Vec<usize> = axes.iter().map(|a| a.values.len()).collect();
+    product(&sizes)
+        .into_iter()
+        .map(|choice| {
+            let mut settings = Table::new();
+            let (mut id_parts, mut described) = (Vec::new(), Vec::new());
+            for (axis, &i) in axes.iter().zip(&choice) {
+                let value = &axis.values[i];
+                super::merge::merge(&mut settings, &nested(&axis.path, value.clone()));
+                id_parts.push(format!("{}-{}", name(axis), slug(value, i)));
+                described.push(format!("{} = {}", name(axis), shown(value)));
+            }
+            let describe = described.join(", ");
+            let id = base.iter().map(|b| b.id.clone()).chain(id_parts).collect::<Vec<_>>().join("-");
+            let label = match base {
+                Some(b) => format!("{} ({describe})", b.label),
+                None => describe.clone(),
+            };
+            SweepPoint {
+                base: base.map(|b| b.id.clone()),
+                row: RowInfo { id, label, quoted: false },
+                settings,
+                describe,
+            }
+        })
+        .collect()
+}
+
 impl Validator {
     /// The rows of every grid of `[sweep]` / `[[sweep]]`, checked: each value against the
     /// settings schema (at its own position in the file), the base row, and that generated ids
@@ -110,23 +144,31 @@ impl Validator {
 
     /// The points of one grid table at `at`.
     fn grid(&mut self, at: &[String], grid: &Table, rows: &[RowInfo]) -> Vec<SweepPoint> {
-        let base = match self.string(grid, at, "row") {
-            None => None,
-            Some(id) => {
-                let known: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-                let mut p = at.to_vec();
-                p.push("row".into());
-                if !self.reference(p.clone(), "row", &id, &known) {
-                    return vec![];
-                }
-                let row = rows.iter().find(|r| r.id == id).expect("referenced row");
-                if row.quoted {
-                    self.err(p, format!("the sweep varies row `{id}`, which is quoted (published values only, nothing trained); name a trained row"));
-                    return vec![];
-                }
-                Some(row.clone())
-            }
-        };
+        let Ok(base) = self.sweep_base(at, grid, rows) else { return vec![] };
+        match self.grid_axes(at, grid) {
+            Some(axes) => grid_points(&axes, base.as_ref()),
+            None => vec![],
+        }
+    }
+
+    /// The row a grid varies (`row = "ID"`; `None`: it varies `[defaults]`); `Err` once reported.
+    fn sweep_base(&mut self, at: &[String], grid: &Table, rows: &[RowInfo]) -> Result<Option<RowInfo>, ()> {
+        let Some(id) = self.string(grid, at, "row") else { return Ok(None) };
+        let known: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let p = [at, &["row".to_string()]].concat();
+        if !self.reference(p.clone(), "row", &id, &known) {
+            return Err(());
+        }
+        let row = rows.iter().find(|r| r.id == id).expect("referenced row");
+        if row.quoted {
+            self.err(p, format!("the sweep varies row `{id}`, which is quoted (published values only, nothing trained); name a trained row"));
+            return Err(());
+        }
+        Ok(Some(row.clone()))
+    }
+
+    /// The settings a grid varies; `None` (reported) when it varies none, or one inside another.
+    fn grid_axes(&mut self, at: &[String], grid: &Table) -> Option<Vec<Axis>> {
         let mut axes = Vec::new();
         let errors_before = self.errors.len();
         let settings: Table = grid
@@ -137,63 +179,29 @@ impl Validator {
         self.axes(&settings, at, &mut vec![], &mut axes);
         if axes.is_empty() {
             if self.errors.len() == errors_before {
-                self.err(
-                    at.to_vec(),
-                    format!(
-                        "{} sets no setting to vary: add one with the values to try, e.g. stage1.lr = [0.1, 0.2]",
-                        table_name(at)
-                    ),
+                let msg = format!(
+                    "{} sets no setting to vary: add one with the values to try, e.g. stage1.lr = [0.1, 0.2]",
+                    table_name(at)
                 );
+                self.err(at.to_vec(), msg);
             }
-            return vec![];
+            return None;
         }
         for (i, a) in axes.iter().enumerate() {
             for b in &axes[i + 1..] {
                 let (short, long) = if a.path.len() <= b.path.len() { (a, b) } else { (b, a) };
                 if long.path.starts_with(&short.path) {
-                    let mut p = at.to_vec();
-                    p.extend(long.path.iter().cloned());
-                    self.err(
-                        p,
-                        format!(
-                            "`{}` is inside `{}`, which the sweep also varies; vary one of them",
-                            long.path.join("."),
-                            short.path.join(".")
-                        ),
+                    let msg = format!(
+                        "`{}` is inside `{}`, which the sweep also varies; vary one of them",
+                        long.path.join("."),
+                        short.path.join(".")
                     );
-                    return vec![];
+                    self.err([at, &long.path[..]].concat(), msg);
+                    return None;
                 }
             }
         }
-        let leaves: Vec<&String> = axes.iter().map(|a| a.path.last().expect("non-empty path")).collect();
-        let unique_leaves = (1..leaves.len()).all(|i| !leaves[..i].contains(&leaves[i]));
-        let name = |a: &Axis| if unique_leaves { a.path.last().cloned().unwrap_or_default() } else { a.path.join(".") };
-        let sizes: Vec<usize> = axes.iter().map(|a| a.values.len()).collect();
-        product(&sizes)
-            .into_iter()
-            .map(|choice| {
-                let mut settings = Table::new();
-                let (mut id_parts, mut described) = (Vec::new(), Vec::new());
-                for (axis, &i) in axes.iter().zip(&choice) {
-                    let value = &axis.values[i];
-                    super::merge::merge(&mut settings, &nested(&axis.path, value.clone()));
-                    id_parts.push(format!("{}-{}", name(axis), slug(value, i)));
-                    described.push(format!("{} = {}", name(axis), shown(value)));
-                }
-                let describe = described.join(", ");
-                let id = base.iter().map(|b| b.id.clone()).chain(id_parts).collect::<Vec<_>>().join("-");
-                let label = match &base {
-                    Some(b) => format!("{} ({describe})", b.label),
-                    None => describe.clone(),
-                };
-                SweepPoint {
-                    base: base.as_ref().map(|b| b.id.clone()),
-                    row: RowInfo { id, label, quoted: false },
-                    settings,
-                    describe,
-                }
-            })
-            .collect()
+        Some(axes)
     }
 
     /// The settings a grid varies (every array leaf), each value checked against the schema at

@@ -184,136 +184,25 @@ impl Validator {
         self.problems(problems);
     }
 
+    /// The whole document: its head, its tables, then the checks across them, then the
+    /// figures (which need to know which cells train and which have a stage 2).
     pub(super) fn manifest(&mut self, path: &Path, top: &Table) -> Manifest {
         self.check_keys(top, &[], TOP_KEYS);
-        let empty = Table::new();
-        let head = self.table(top, &[], "manifest").unwrap_or(&empty).clone();
-        let at = key_path(&["manifest"]);
-        self.check_keys(&head, &at, MANIFEST_KEYS);
-        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        let name = self.string(&head, &at, "name").unwrap_or(stem);
-        let title = self.string(&head, &at, "title").unwrap_or_else(|| name.clone());
-        let shots = self.boolean(&head, &at, "shots").unwrap_or(false);
-        let seeds = self.seeds(&head);
-        let smoke_seeds = self.smoke_seeds(&head, seeds.as_ref());
-        let tolerance = self.tolerance(&head);
-        let smoke = self.table(&head, &at, "smoke").cloned().unwrap_or_default();
-        self.fragment(&smoke, &key_path(&["manifest", "smoke"]), &[]);
-        if smoke.contains_key("seed") {
-            self.err(key_path(&["manifest", "smoke", "seed"]), "`seed` in [manifest.smoke] would make smoke runs use other seeds than the table; set `seeds` in [manifest]");
-        }
-        let defaults = self.table(top, &[], "defaults").cloned().unwrap_or_default();
-        self.fragment(&defaults, &key_path(&["defaults"]), &[]);
-
+        let head = self.head(path, top);
         let recipes = self.recipes(top);
         let (columns, column_settings, published_columns) = self.columns(top);
         let col_ids: Vec<String> = columns.iter().map(|c| c.id.clone()).collect();
         let (mut rows, mut row_settings, row_tables) = self.rows(top);
         let (mut cell_settings, mut excluded) = self.cells(top, &rows, &col_ids);
         let mut cell_recipes = self.cell_recipes(top, &rows, &col_ids, &excluded, &recipes);
-
-        // Published values: the referenced file first, inline values override.
-        let mut published = HashMap::new();
-        let file_rows = self.published_file(&head);
-        for (ri, row) in rows.iter_mut().enumerate() {
-            let at = key_path(&["rows", &row.id]);
-            let t = &row_tables[ri];
-            let pub_row = self.string(t, &at, "published_row");
-            let quoted = self.boolean(t, &at, "quoted");
-            if let Some(file_rows) = &file_rows {
-                let id = pub_row.clone().unwrap_or_else(|| row.id.clone());
-                match file_rows.iter().find(|r| r.id == id) {
-                    Some(found) => {
-                        row.quoted = quoted.unwrap_or(found.quoted);
-                        for (ci, col) in columns.iter().enumerate() {
-                            if let Some(v) = found.values.get(&published_columns[ci]) {
-                                published.insert(cell_id(&row.id, &col.id), *v);
-                            }
-                        }
-                    }
-                    None if pub_row.is_some() => {
-                        let known: Vec<&str> = file_rows.iter().map(|r| r.id.as_str()).collect();
-                        let mut p = at.clone();
-                        p.push("published_row".into());
-                        self.reference_in(p, "row", &id, " in the published table", &known);
-                    }
-                    None => row.quoted = quoted.unwrap_or(false),
-                }
-            } else {
-                row.quoted = quoted.unwrap_or(false);
-                if pub_row.is_some() {
-                    self.err(key_path(&["rows", &row.id, "published_row"]), "`published_row` needs a published table: add `published = { file = ..., table = ... }` to [manifest]");
-                }
-            }
-            if let Some(inline) = self.table(t, &at, "published") {
-                let mut p = at.clone();
-                p.push("published".into());
-                for (col, v) in inline {
-                    let mut pc = p.clone();
-                    pc.push(col.clone());
-                    let known: Vec<&str> = col_ids.iter().map(|s| s.as_str()).collect();
-                    if !self.reference(pc.clone(), "column", col, &known) {
-                        continue;
-                    }
-                    match v {
-                        Value::Float(x) => {
-                            published.insert(cell_id(&row.id, col), *x);
-                        }
-                        Value::Integer(x) => {
-                            published.insert(cell_id(&row.id, col), *x as f64);
-                        }
-                        other => self.err(
-                            pc,
-                            format!(
-                                "published value of `{col}` must be a number (top-1 %), not {}",
-                                schema::describe(other)
-                            ),
-                        ),
-                    }
-                }
-            }
-        }
-
-        // Row-level consistency: quoted rows have no settings and some numbers; trained rows
-        // have at least one cell to train.
+        let published = self.published(&head.table, &mut rows, &row_tables, &columns, &published_columns);
+        let looked_up = RowCells { cells: &cell_settings, excluded: &excluded, published: &published };
         for (ri, row) in rows.iter().enumerate() {
-            let at = key_path(&["rows", &row.id]);
-            let has_published = col_ids.iter().any(|c| published.contains_key(&cell_id(&row.id, c)));
-            if row.quoted {
-                if row_tables[ri].contains_key("recipe") {
-                    self.err(
-                        key_path(&["rows", &row.id, "recipe"]),
-                        format!("row `{}` is quoted (nothing is trained) but names a `recipe`; remove it", row.id),
-                    );
-                }
-                if let Some(k) = row_settings[ri].keys().next() {
-                    let mut p = at.clone();
-                    p.push(k.clone());
-                    self.err(p, format!("row `{}` is quoted (published values only, no training) but sets `{k}`; remove the settings or set `quoted = false`", row.id));
-                }
-                if !has_published {
-                    self.err(at.clone(), format!("quoted row `{}` has no published values; add `published = {{ column = value }}` or a published table", row.id));
-                }
-                for c in &col_ids {
-                    if cell_settings.contains_key(&cell_id(&row.id, c)) {
-                        self.err(
-                            key_path(&["cells", &cell_id(&row.id, c)]),
-                            format!(
-                                "cell `{}` belongs to the quoted row `{}`, which is not trained",
-                                cell_id(&row.id, c),
-                                row.id
-                            ),
-                        );
-                    }
-                }
-            } else if !col_ids.is_empty() && col_ids.iter().all(|c| excluded.contains(&cell_id(&row.id, c))) {
-                self.err(at, format!("row `{}` is not quoted but has no cell to train (all its cells are skipped or outside its `columns`)", row.id));
-            }
+            self.check_row(row, &row_tables[ri], &row_settings[ri], &col_ids, &looked_up);
         }
-        if matches!(seeds, Some(Seeds::List(_))) {
-            self.seed_conflicts(&defaults, &column_settings, &columns, &row_settings, &rows, &cell_settings);
+        if matches!(head.seeds, Some(Seeds::List(_))) {
+            self.seed_conflicts(&head.defaults, &column_settings, &columns, &row_settings, &rows, &cell_settings);
         }
-
         let points = self.sweeps(top, &rows);
         let rows_in = SweepRows {
             rows: &mut rows,
@@ -323,51 +212,19 @@ impl Validator {
             recipes: &mut cell_recipes,
         };
         let sweep_points = insert_points(points, rows_in, &col_ids);
-
-        let cells_with_runs: HashSet<String> = rows
-            .iter()
-            .filter(|r| !r.quoted)
-            .flat_map(|r| col_ids.iter().map(move |c| cell_id(&r.id, c)))
-            .filter(|id| !excluded.contains(id))
-            .collect();
-        let has_stage2: HashSet<String> = cells_with_runs
-            .iter()
-            .filter(|id| {
-                let (r, c) = id.split_once('.').unwrap();
-                let ri = rows.iter().position(|x| x.id == r).unwrap();
-                let ci = col_ids.iter().position(|x| x == c).unwrap();
-                let recipe = cell_recipes.get(*id).map(|r| &recipes[r].settings);
-                let mut merged = Table::new();
-                let point = sweep_points.get(r).map(|p| &p.settings);
-                for f in cell_fragments(
-                    &defaults,
-                    &column_settings[ci],
-                    recipe,
-                    &row_settings[ri],
-                    cell_settings.get(*id),
-                    point,
-                ) {
-                    merge::merge(&mut merged, f);
-                }
-                merge::has_stage2(&merged)
-            })
-            .cloned()
-            .collect();
-        let figures = self.figures(top, &cells_with_runs, &has_stage2, &rows, &col_ids);
-
-        Manifest {
+        let mut m = Manifest {
             path: path.to_path_buf(),
-            name,
-            title,
-            shots,
-            seeds: seeds.unwrap_or(Seeds::Count(DEFAULT_SEEDS)),
-            smoke_seeds,
-            tolerance,
+            name: head.name,
+            title: head.title,
+            shots: head.shots,
+            seeds: head.seeds.unwrap_or(Seeds::Count(DEFAULT_SEEDS)),
+            smoke_seeds: head.smoke_seeds,
+            tolerance: head.tolerance,
             rows,
             columns,
-            figures,
-            defaults,
-            smoke,
+            figures: Vec::new(),
+            defaults: head.defaults,
+            smoke: head.smoke,
             recipes,
             cell_recipes,
             row_settings,
@@ -378,6 +235,128 @@ impl Validator {
             flags: Vec::new(),
             excluded,
             published,
+        };
+        let (with_runs, has_stage2) = m.cells_with_runs();
+        m.figures = self.figures(top, &with_runs, &has_stage2, &m.rows, &col_ids);
+        m
+    }
+
+    /// `[manifest]` (its own keys and `[manifest.smoke]`) and `[defaults]`.
+    fn head(&mut self, path: &Path, top: &Table) -> Head {
+        let table = self.table(top, &[], "manifest").cloned().unwrap_or_default();
+        let at = key_path(&["manifest"]);
+        self.check_keys(&table, &at, MANIFEST_KEYS);
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let name = self.string(&table, &at, "name").unwrap_or(stem);
+        let title = self.string(&table, &at, "title").unwrap_or_else(|| name.clone());
+        let shots = self.boolean(&table, &at, "shots").unwrap_or(false);
+        let seeds = self.seeds(&table);
+        let smoke_seeds = self.smoke_seeds(&table, seeds.as_ref());
+        let tolerance = self.tolerance(&table);
+        let smoke = self.table(&table, &at, "smoke").cloned().unwrap_or_default();
+        self.fragment(&smoke, &key_path(&["manifest", "smoke"]), &[]);
+        if smoke.contains_key("seed") {
+            self.err(key_path(&["manifest", "smoke", "seed"]), "`seed` in [manifest.smoke] would make smoke runs use other seeds than the table; set `seeds` in [manifest]");
+        }
+        let defaults = self.table(top, &[], "defaults").cloned().unwrap_or_default();
+        self.fragment(&defaults, &key_path(&["defaults"]), &[]);
+        Head { table, name, title, shots, seeds, smoke_seeds, tolerance, smoke, defaults }
+    }
+
+    /// The published value of each cell: the referenced file's first, a row's inline values
+    /// over them. Sets each row's `quoted` (its own key, else the file's row's, else false).
+    fn published(
+        &mut self,
+        head: &Table,
+        rows: &mut [RowInfo],
+        row_tables: &[Table],
+        columns: &[ColumnInfo],
+        published_columns: &[String],
+    ) -> HashMap<String, f64> {
+        let mut published = HashMap::new();
+        let file_rows = self.published_file(head);
+        for (row, t) in rows.iter_mut().zip(row_tables) {
+            let at = key_path(&["rows", &row.id]);
+            let pub_row = self.string(t, &at, "published_row");
+            let quoted = self.boolean(t, &at, "quoted");
+            row.quoted = quoted.unwrap_or(false);
+            let id = pub_row.clone().unwrap_or_else(|| row.id.clone());
+            match file_rows.as_ref().map(|f| (f, f.iter().find(|r| r.id == id))) {
+                Some((_, Some(found))) => {
+                    row.quoted = quoted.unwrap_or(found.quoted);
+                    for (col, file_column) in columns.iter().zip(published_columns) {
+                        if let Some(v) = found.values.get(file_column) {
+                            published.insert(cell_id(&row.id, &col.id), *v);
+                        }
+                    }
+                }
+                Some((file_rows, None)) if pub_row.is_some() => {
+                    let known: Vec<&str> = file_rows.iter().map(|r| r.id.as_str()).collect();
+                    let p = key_path(&["rows", &row.id, "published_row"]);
+                    self.reference_in(p, "row", &id, " in the published table", &known);
+                }
+                None if pub_row.is_some() => {
+                    self.err(key_path(&["rows", &row.id, "published_row"]), "`published_row` needs a published table: add `published = { file = ..., table = ... }` to [manifest]");
+                }
+                _ => {}
+            }
+            self.inline_published(t, &row.id, columns, &mut published);
+        }
+        published
+    }
+
+    /// A row's `published = { column = value }`, over the file's values.
+    fn inline_published(&mut self, t: &Table, row: &str, columns: &[ColumnInfo], published: &mut HashMap<String, f64>) {
+        let Some(inline) = self.table(t, &key_path(&["rows", row]), "published") else { return };
+        let known: Vec<&str> = columns.iter().map(|c| c.id.as_str()).collect();
+        for (col, v) in inline {
+            let p = key_path(&["rows", row, "published", col]);
+            if !self.reference(p.clone(), "column", col, &known) {
+                continue;
+            }
+            match v {
+                Value::Float(x) => {
+                    published.insert(cell_id(row, col), *x);
+                }
+                Value::Integer(x) => {
+                    published.insert(cell_id(row, col), *x as f64);
+                }
+                other => self.err(
+                    p,
+                    format!("published value of `{col}` must be a number (top-1 %), not {}", schema::describe(other)),
+                ),
+            }
+        }
+    }
+
+    /// Row-level consistency: a quoted row has no settings, no cells and some numbers; a trained
+    /// row has at least one cell to train.
+    fn check_row(&mut self, row: &RowInfo, table: &Table, settings: &Table, col_ids: &[String], cells: &RowCells) {
+        let at = key_path(&["rows", &row.id]);
+        let ids: Vec<String> = col_ids.iter().map(|c| cell_id(&row.id, c)).collect();
+        if !row.quoted {
+            if !ids.is_empty() && ids.iter().all(|id| cells.excluded.contains(id)) {
+                self.err(at, format!("row `{}` is not quoted but has no cell to train (all its cells are skipped or outside its `columns`)", row.id));
+            }
+            return;
+        }
+        if table.contains_key("recipe") {
+            self.err(
+                key_path(&["rows", &row.id, "recipe"]),
+                format!("row `{}` is quoted (nothing is trained) but names a `recipe`; remove it", row.id),
+            );
+        }
+        if let Some(k) = settings.keys().next() {
+            self.err(key_path(&["rows", &row.id, k]), format!("row `{}` is quoted (published values only, no training) but sets `{k}`; remove the settings or set `quoted = false`", row.id));
+        }
+        if !ids.iter().any(|id| cells.published.contains_key(id)) {
+            self.err(at, format!("quoted row `{}` has no published values; add `published = {{ column = value }}` or a published table", row.id));
+        }
+        for id in ids.iter().filter(|id| cells.cells.contains_key(*id)) {
+            self.err(
+                key_path(&["cells", id]),
+                format!("cell `{id}` belongs to the quoted row `{}`, which is not trained", row.id),
+            );
         }
     }
 
@@ -706,6 +685,28 @@ impl Validator {
             }
         }
     }
+}
+
+/// `[manifest]` and `[defaults]` as read.
+struct Head {
+    /// The `[manifest]` table itself (its `published` reference is read with the rows).
+    table: Table,
+    name: String,
+    title: String,
+    shots: bool,
+    seeds: Option<Seeds>,
+    smoke_seeds: Option<usize>,
+    tolerance: f64,
+    smoke: Table,
+    defaults: Table,
+}
+
+/// What a row's checks look up about the cells: their own tables, the ones not run, the
+/// published values.
+struct RowCells<'a> {
+    cells: &'a HashMap<String, Table>,
+    excluded: &'a HashSet<String>,
+    published: &'a HashMap<String, f64>,
 }
 
 /// The manifest's rows with the sweep points in place (each base row followed by its points,

@@ -144,11 +144,7 @@ impl Plan {
     /// The table printed by `gcl-repro plan`.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let scale = match self.graph.scale {
-            Scale::Full => "full",
-            Scale::Smoke => "smoke",
-        };
-        let _ = writeln!(out, "plan at scale {scale}, cache {}", self.cache_dir.display());
+        let _ = writeln!(out, "plan at scale {}, cache {}", scale_name(self.graph.scale), self.cache_dir.display());
         for m in &self.graph.manifests {
             let _ = writeln!(out, "  {} ({}): {} cells", m.manifest.name, m.path.display(), m.cells.len());
         }
@@ -159,64 +155,9 @@ impl Plan {
             "key", "stage", "state", "epochs", "images", "cost", "est."
         );
         for ((n, state), done) in self.nodes().zip(&self.epochs_done) {
-            let key = if n.parent().is_none() { n.short().to_string() } else { format!("└ {}", n.short()) };
-            // A partial run shows how far its checkpoint is: `57/200`.
-            let epochs = match done {
-                Some(d) => format!("{d}/{}", n.epochs()),
-                None => n.epochs().to_string(),
-            };
-            let images = train_images(&n.spec.dataset).map(crate::human::count).unwrap_or_else(|| "?".into());
-            let cost = n.cost_images().map(crate::human::count).unwrap_or_else(|| "?".into());
-            let est = match (state, self.seconds(n)) {
-                (RunState::Cached, _) => "-".to_string(),
-                (_, Some(s)) => format!("~{}", crate::human::duration(s)),
-                (_, None) => "no data".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{key:<15} {:<5} {:<7} {epochs:>6} {images:>8} {cost:>9} {est:>8}  {}",
-                n.stage_number(),
-                state.label(),
-                self.cells(n).join(", ")
-            );
+            out.push_str(&self.render_row(n, state, *done));
         }
-        let count = |s: RunState| self.states.iter().filter(|x| **x == s).count();
-        let nodes = &self.graph.nodes;
-        let (s1, s2) = (
-            nodes.iter().filter(|n| n.parent().is_none()).count(),
-            nodes.iter().filter(|n| n.parent().is_some()).count(),
-        );
-        let pending: Vec<&RunNode> = self.nodes().filter(|(_, s)| *s != RunState::Cached).map(|(n, _)| n).collect();
-        let images: usize = pending.iter().filter_map(|n| n.cost_images()).sum();
-        let secs: f64 = pending.iter().filter_map(|n| self.seconds(n)).sum();
-        let unmeasured = pending.iter().filter(|n| self.seconds(n).is_none()).count();
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "{} runs ({s1} stage 1, {s2} stage 2): {} cached, {} partial, {} to run",
-            nodes.len(),
-            count(RunState::Cached),
-            count(RunState::Partial),
-            count(RunState::Missing)
-        );
-        let device = &self.device_name;
-        let how = "epochs x train images / the images/s of this cache's finished runs of the same architecture and stage on this device";
-        let _ = match (pending.len(), unmeasured) {
-            (0, _) => writeln!(out, "nothing left to train"),
-            (_, 0) => writeln!(out, "left to train: {} images, ~{} on {device} ({how})", crate::human::count(images), crate::human::duration(secs)),
-            (n, u) if u == n => writeln!(
-                out,
-                "left to train: {} images; no time estimate: this cache has no finished run of these architectures on {device} \
-                 to measure from (train one, or time the step with `gcl-repro bench step`)",
-                crate::human::count(images)
-            ),
-            (_, u) => writeln!(
-                out,
-                "left to train: {} images, ~{} on {device} for the runs with a measurement, plus {u} run(s) with none on this device ({how})",
-                crate::human::count(images),
-                crate::human::duration(secs)
-            ),
-        };
+        out.push_str(&self.render_totals());
         if !self.graph.unavailable.is_empty() {
             let _ = writeln!(
                 out,
@@ -227,6 +168,67 @@ impl Plan {
                 let _ = writeln!(out, "  {}: {}", u.label, u.reason);
             }
         }
+        out
+    }
+
+    /// One run's line: a partial run shows how far its checkpoint is (`57/200`).
+    fn render_row(&self, n: &RunNode, state: RunState, done: Option<usize>) -> String {
+        let key = if n.parent().is_none() { n.short().to_string() } else { format!("└ {}", n.short()) };
+        let epochs = match done {
+            Some(d) => format!("{d}/{}", n.epochs()),
+            None => n.epochs().to_string(),
+        };
+        let images = train_images(&n.spec.dataset).map(crate::human::count).unwrap_or_else(|| "?".into());
+        let cost = n.cost_images().map(crate::human::count).unwrap_or_else(|| "?".into());
+        let est = match (state, self.seconds(n)) {
+            (RunState::Cached, _) => "-".to_string(),
+            (_, Some(s)) => format!("~{}", crate::human::duration(s)),
+            (_, None) => "no data".to_string(),
+        };
+        format!(
+            "{key:<15} {:<5} {:<7} {epochs:>6} {images:>8} {cost:>9} {est:>8}  {}\n",
+            n.stage_number(),
+            state.label(),
+            self.cells(n).join(", ")
+        )
+    }
+
+    /// The counts by state and what is left to train, with a time estimate where this cache
+    /// has measured the architecture on this device.
+    fn render_totals(&self) -> String {
+        let mut out = String::new();
+        let count = |s: RunState| self.states.iter().filter(|x| **x == s).count();
+        let nodes = &self.graph.nodes;
+        let s1 = nodes.iter().filter(|n| n.parent().is_none()).count();
+        let pending: Vec<&RunNode> = self.nodes().filter(|(_, s)| *s != RunState::Cached).map(|(n, _)| n).collect();
+        let images = crate::human::count(pending.iter().filter_map(|n| n.cost_images()).sum());
+        let secs = crate::human::duration(pending.iter().filter_map(|n| self.seconds(n)).sum());
+        let unmeasured = pending.iter().filter(|n| self.seconds(n).is_none()).count();
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{} runs ({s1} stage 1, {} stage 2): {} cached, {} partial, {} to run",
+            nodes.len(),
+            nodes.len() - s1,
+            count(RunState::Cached),
+            count(RunState::Partial),
+            count(RunState::Missing)
+        );
+        let device = &self.device_name;
+        let how = "epochs x train images / the images/s of this cache's finished runs of the same architecture and stage on this device";
+        let _ = match (pending.len(), unmeasured) {
+            (0, _) => writeln!(out, "nothing left to train"),
+            (_, 0) => writeln!(out, "left to train: {images} images, ~{secs} on {device} ({how})"),
+            (n, u) if u == n => writeln!(
+                out,
+                "left to train: {images} images; no time estimate: this cache has no finished run of these architectures on {device} \
+                 to measure from (train one, or time the step with `gcl-repro bench step`)"
+            ),
+            (_, u) => writeln!(
+                out,
+                "left to train: {images} images, ~{secs} on {device} for the runs with a measurement, plus {u} run(s) with none on this device ({how})"
+            ),
+        };
         out
     }
 }
@@ -251,12 +253,41 @@ fn shell_quote(s: &str) -> String {
 /// written. Paths inside the scripts are absolute, so they can be submitted from anywhere.
 pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &Path) -> Result<Vec<String>> {
     let template = slurm.command.clone().unwrap_or_else(|| DEFAULT_SLURM_COMMAND.to_string());
+    check_task_command(&template, opts)?;
+    let cache = crate::cache::Cache::open(&opts.cache_dir)?;
+    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = std::path::absolute(dir)?;
+    let name = plan.graph.manifests.iter().map(|m| m.manifest.name.as_str()).collect::<Vec<_>>().join("+");
+    let mut written = Vec::new();
+    let mut stages = Vec::new();
+    for stage in [1u8, 2] {
+        let todo: Vec<&RunNode> =
+            plan.nodes().filter(|(n, s)| n.stage_number() == stage && *s != RunState::Cached).map(|(n, _)| n).collect();
+        let keys_file = write_keys_file(&cache, &todo, &dir, stage)?;
+        written.push(keys_file.clone());
+        let script = format!("stage{stage}.sbatch");
+        if todo.is_empty() {
+            let _ = std::fs::remove_file(dir.join(&script));
+            continue;
+        }
+        let array = ArrayJob { name: &name, scale: scale_name(opts.scale), stage, tasks: todo.len(), dir: &dir };
+        let command = task_command(&template, opts, &array)?;
+        std::fs::write(dir.join(&script), array_script(&array, &keys_file, &slurm.sbatch, &command))?;
+        written.push(script);
+        stages.push((stage, todo.len()));
+    }
+    std::fs::write(dir.join("submit.sh"), submit_script(&dir, &stages))?;
+    written.push("submit.sh".into());
+    Ok(written)
+}
+
+/// A task command must tell its tasks apart, and one that finds its run by key re-expands its
+/// manifest, so it needs this plan's command-line changes (a worker task reads the resolved run
+/// from its job file).
+fn check_task_command(template: &str, opts: &PlanOptions) -> Result<()> {
     if !template.contains("{key}") && !template.contains("{job}") {
         bail!("the Slurm task command `{template}` has no {{key}} or {{job}} placeholder, so every task would do the same thing");
     }
-    let cache = crate::cache::Cache::open(&opts.cache_dir)?;
-    // A task that finds its run by key re-expands its manifest, so it needs this plan's
-    // command-line changes; a worker task reads the resolved run from its job file.
     let by_key = !template.contains("{job}");
     if by_key && !opts.overrides.set.is_empty() && !template.contains("{flags}") {
         bail!("the Slurm task command `{template}` finds its run by key but has no {{flags}} placeholder (this plan's --set), so its tasks would not find the runs the overrides make");
@@ -264,80 +295,93 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
     if by_key && opts.overrides.seeds.is_some() && !template.contains("{seeds}") && !template.contains("{flags}") {
         bail!("the Slurm task command `{template}` finds its run by key but has no {{seeds}} placeholder (`--seeds N`), so its tasks would not find the runs of the seeds this plan adds");
     }
-    let seeds = opts.overrides.seeds.map(|n| format!("--seeds {n}")).unwrap_or_default();
-    let flags = opts.overrides.flags().join(" ");
-    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
-    let dir = std::path::absolute(dir)?;
+    Ok(())
+}
+
+fn scale_name(scale: Scale) -> &'static str {
+    match scale {
+        Scale::Full => "full",
+        Scale::Smoke => "smoke",
+    }
+}
+
+/// `keys{stage}.txt`: one line per task, `KEY<TAB>JOB FILE<TAB>MANIFEST`; writes each run's job
+/// file into the cache on the way.
+fn write_keys_file(cache: &crate::cache::Cache, todo: &[&RunNode], dir: &Path, stage: u8) -> Result<String> {
+    let keys_file = format!("keys{stage}.txt");
+    let mut keys = String::new();
+    for n in todo {
+        let manifest = n.manifest.to_str().context("manifest paths must be UTF-8")?;
+        let job = std::path::absolute(super::worker::write_job(cache, n)?)?;
+        let job = job.to_str().context("cache paths must be UTF-8")?.to_string();
+        if manifest.contains(['\t', '\n']) || job.contains(['\t', '\n']) {
+            bail!("the manifest path {manifest:?} or the job path {job:?} contains a tab or newline");
+        }
+        let _ = writeln!(keys, "{}\t{job}\t{manifest}", n.key);
+    }
+    std::fs::write(dir.join(&keys_file), keys)?;
+    Ok(keys_file)
+}
+
+/// One stage's array job.
+struct ArrayJob<'a> {
+    /// The manifests' names joined by `+`.
+    name: &'a str,
+    scale: &'static str,
+    stage: u8,
+    tasks: usize,
+    /// The (absolute) folder of the scripts, the keys files and the logs.
+    dir: &'a Path,
+}
+
+/// The task command with its placeholders filled; `$KEY`, `$JOB` and `$MANIFEST` come from the
+/// task's line of the keys file.
+fn task_command(template: &str, opts: &PlanOptions, array: &ArrayJob) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find the gcl-repro executable")?;
     let cache_dir = std::path::absolute(&opts.cache_dir)?;
     let data_root = std::path::absolute(&opts.data_root)?;
-    let scale = match opts.scale {
-        Scale::Full => "full",
-        Scale::Smoke => "smoke",
-    };
-    let name = plan.graph.manifests.iter().map(|m| m.manifest.name.as_str()).collect::<Vec<_>>().join("+");
-    let mut written = Vec::new();
-    let mut stages = Vec::new();
-    for stage in [1u8, 2] {
-        let todo: Vec<&RunNode> =
-            plan.nodes().filter(|(n, s)| n.stage_number() == stage && *s != RunState::Cached).map(|(n, _)| n).collect();
-        let keys_file = format!("keys{stage}.txt");
-        let mut keys = String::new();
-        for n in &todo {
-            let manifest = n.manifest.to_str().context("manifest paths must be UTF-8")?;
-            let job = super::worker::write_job(&cache, n)?;
-            let job = std::path::absolute(&job)?;
-            let job = job.to_str().context("cache paths must be UTF-8")?.to_string();
-            if manifest.contains(['\t', '\n']) || job.contains(['\t', '\n']) {
-                bail!("the manifest path {manifest:?} or the job path {job:?} contains a tab or newline");
-            }
-            let _ = writeln!(keys, "{}\t{job}\t{manifest}", n.key);
-        }
-        std::fs::write(dir.join(&keys_file), keys)?;
-        written.push(keys_file.clone());
-        if todo.is_empty() {
-            let _ = std::fs::remove_file(dir.join(format!("stage{stage}.sbatch")));
-            continue;
-        }
-        let command = template
-            .replace("{exe}", &shell_quote(&exe.to_string_lossy()))
-            .replace("{cache_dir}", &shell_quote(&cache_dir.to_string_lossy()))
-            .replace("{data_root}", &shell_quote(&data_root.to_string_lossy()))
-            .replace("{scale}", scale)
-            .replace("{stage}", &stage.to_string())
-            .replace("{manifest}", "\"$MANIFEST\"")
-            .replace("{job}", "\"$JOB\"")
-            .replace("{key}", "\"$KEY\"")
-            .replace("{seeds}", &seeds)
-            .replace("{flags}", &flags)
-            .trim_end()
-            .to_string();
-        let mut s = String::new();
-        let _ = writeln!(s, "#!/bin/bash");
-        let _ = writeln!(
-            s,
-            "# gcl-repro stage-{stage} runs of {name} at scale {scale}: one array task per line of {keys_file}."
-        );
-        let _ = writeln!(s, "#SBATCH --job-name=gcl-{name}-s{stage}");
-        let _ = writeln!(s, "#SBATCH --array=0-{}", todo.len() - 1);
-        let _ = writeln!(s, "#SBATCH --output={}/logs/stage{stage}-%A_%a.out", dir.display());
-        for opt in &slurm.sbatch {
-            let _ = writeln!(s, "#SBATCH {opt}");
-        }
-        let _ = writeln!(s, "set -euo pipefail");
-        let _ = writeln!(
-            s,
-            "LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {})",
-            shell_quote(&dir.join(&keys_file).to_string_lossy())
-        );
-        let _ = writeln!(s, "IFS=$'\\t' read -r KEY JOB MANIFEST <<< \"$LINE\"");
-        let _ = writeln!(s, "echo \"task $SLURM_ARRAY_TASK_ID: stage {stage} run $KEY of $MANIFEST\"");
-        let _ = writeln!(s, "{command}");
-        let script = format!("stage{stage}.sbatch");
-        std::fs::write(dir.join(&script), s)?;
-        written.push(script);
-        stages.push((stage, todo.len()));
+    let seeds = opts.overrides.seeds.map(|n| format!("--seeds {n}")).unwrap_or_default();
+    Ok(template
+        .replace("{exe}", &shell_quote(&exe.to_string_lossy()))
+        .replace("{cache_dir}", &shell_quote(&cache_dir.to_string_lossy()))
+        .replace("{data_root}", &shell_quote(&data_root.to_string_lossy()))
+        .replace("{scale}", array.scale)
+        .replace("{stage}", &array.stage.to_string())
+        .replace("{manifest}", "\"$MANIFEST\"")
+        .replace("{job}", "\"$JOB\"")
+        .replace("{key}", "\"$KEY\"")
+        .replace("{seeds}", &seeds)
+        .replace("{flags}", &opts.overrides.flags().join(" "))
+        .trim_end()
+        .to_string())
+}
+
+/// `stage{N}.sbatch`: an array job whose task i runs line i + 1 of the keys file.
+fn array_script(a: &ArrayJob, keys_file: &str, sbatch: &[String], command: &str) -> String {
+    let (stage, name, scale) = (a.stage, a.name, a.scale);
+    let mut s = String::new();
+    let _ = writeln!(s, "#!/bin/bash");
+    let _ = writeln!(
+        s,
+        "# gcl-repro stage-{stage} runs of {name} at scale {scale}: one array task per line of {keys_file}."
+    );
+    let _ = writeln!(s, "#SBATCH --job-name=gcl-{name}-s{stage}");
+    let _ = writeln!(s, "#SBATCH --array=0-{}", a.tasks - 1);
+    let _ = writeln!(s, "#SBATCH --output={}/logs/stage{stage}-%A_%a.out", a.dir.display());
+    for opt in sbatch {
+        let _ = writeln!(s, "#SBATCH {opt}");
     }
+    let _ = writeln!(s, "set -euo pipefail");
+    let keys = shell_quote(&a.dir.join(keys_file).to_string_lossy());
+    let _ = writeln!(s, "LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {keys})");
+    let _ = writeln!(s, "IFS=$'\\t' read -r KEY JOB MANIFEST <<< \"$LINE\"");
+    let _ = writeln!(s, "echo \"task $SLURM_ARRAY_TASK_ID: stage {stage} run $KEY of $MANIFEST\"");
+    let _ = writeln!(s, "{command}");
+    s
+}
+
+/// `submit.sh`: submits the stage arrays in order, each after the previous one succeeded.
+fn submit_script(dir: &Path, stages: &[(u8, usize)]) -> String {
     let mut sub = String::new();
     let _ = writeln!(sub, "#!/bin/bash");
     let _ = writeln!(sub, "# Submits the stage-1 array, then the stage-2 array, which starts only once every stage-1");
@@ -348,15 +392,13 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
     if stages.is_empty() {
         let _ = writeln!(sub, "echo 'nothing to run: every run is cached'");
     }
-    for (stage, n) in &stages {
+    for (stage, n) in stages {
         let _ = writeln!(sub, "JOB=$(sbatch --parsable \"${{DEP[@]}}\" stage{stage}.sbatch)");
         let _ = writeln!(sub, "JOB=${{JOB%%;*}}");
         let _ = writeln!(sub, "echo \"stage {stage}: job $JOB ({n} tasks)\"");
         let _ = writeln!(sub, "DEP=(--dependency=afterok:$JOB)");
     }
-    std::fs::write(dir.join("submit.sh"), sub)?;
-    written.push("submit.sh".into());
-    Ok(written)
+    sub
 }
 
 #[cfg(test)]

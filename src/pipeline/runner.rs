@@ -291,109 +291,163 @@ pub fn execute(
         }
     }
     observer.begin(jobs.len());
-    let mut summary = Summary::default();
-    let mut scheduler = Scheduler::new(jobs);
-    let slots = opts.devices.len() * opts.jobs_per_device.max(1);
-    let mut workers: Vec<(std::process::Child, &RunNode)> = Vec::new();
-    let mut data_cache: HashMap<String, Rc<Data>> = HashMap::new();
-    let state = |key: &str| cache.state(key);
     if let Some(d) = opts.deadline {
         d.arm();
     }
-    while !scheduler.is_done() || !workers.is_empty() {
+    let mut ex = Execution {
+        cache: &cache,
+        opts,
+        stop,
+        observer,
+        scheduler: Scheduler::new(jobs),
+        slots: opts.devices.len() * opts.jobs_per_device.max(1),
+        workers: Vec::new(),
+        data_cache: HashMap::new(),
+        summary: Summary::default(),
+    };
+    while !ex.scheduler.is_done() || !ex.workers.is_empty() {
         if training::winding_down() {
-            // The deadline (or SIGUSR1) has come: start nothing more; the workers running wind
-            // down themselves.
-            summary.deadline_reached = true;
-            for job in scheduler.drain() {
-                let outcome =
-                    if cache.state(&job.key) == RunState::Cached { Outcome::Cached } else { Outcome::NotStarted };
-                summary.record(observer, job, outcome);
-            }
+            ex.drain_not_started();
         }
         if stop.load(Ordering::SeqCst) {
-            summary.interrupted = true;
-            for (mut child, _) in workers.drain(..) {
+            ex.summary.interrupted = true;
+            for (mut child, _) in ex.workers.drain(..) {
                 // Children got the same SIGINT from the terminal; wait for their clean stop.
                 let _ = child.wait();
             }
             break;
         }
-        let mut progressed = reap(&mut workers, &cache, &mut scheduler, &mut summary, observer)?;
-        loop {
-            // One run at a time when there is one slot (a worker at another CPU level included).
-            let free = if slots == 1 { workers.is_empty() } else { workers.len() < slots };
-            let job = match scheduler.next(&state, free && !training::winding_down()) {
-                Decision::Start(job) => job,
-                Decision::Cached(job) => {
-                    summary.record(observer, job, Outcome::Cached);
-                    progressed = true;
-                    continue;
-                }
-                Decision::Skip(job, why) => {
-                    summary.record(observer, job, Outcome::Skipped(why));
-                    progressed = true;
-                    continue;
-                }
-                Decision::Wait | Decision::Done => break,
-            };
-            progressed = true;
-            let placement = match place(job, opts, slots, workers.len()) {
-                Ok(p) => p,
-                Err(e) => {
-                    scheduler.failed(&job.key);
-                    summary.record(observer, job, Outcome::Failed(format!("{e:#}")));
-                    continue;
-                }
-            };
-            match placement {
-                Placement::Worker(device) => {
-                    observer.started(job);
-                    workers.push((spawn_worker(opts, &cache, job, device)?, job));
-                }
-                Placement::Here => {
-                    let Some(lock) = cache.try_lock(&job.key)? else {
-                        scheduler.requeue(job); // another process trains it; come back later
-                        progressed = false;
-                        break;
-                    };
-                    if cache.state(&job.key) == RunState::Cached {
-                        summary.record(observer, job, Outcome::Cached);
-                        continue;
-                    }
-                    observer.started(job);
-                    let training = observer.training(job);
-                    let result = run_one(job, &cache, opts, opts.devices[0], stop, &mut data_cache, training.as_ref());
-                    drop(training);
-                    drop(lock);
-                    match result {
-                        Ok(_) => summary.record(observer, job, Outcome::Trained),
-                        Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::Interrupted)) => {
-                            summary.interrupted = true;
-                            observer.end();
-                            return Ok(summary);
-                        }
-                        Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => {
-                            // Like Ctrl-C, the partial run stays and resumes; nothing more starts:
-                            // the runs built on it are drained as not started, not skipped.
-                            summary.record(observer, job, Outcome::WoundDown);
-                        }
-                        Err(e) => {
-                            scheduler.failed(&job.key);
-                            tracing::error!("{} ({}) failed: {e:#}", job.label(), job.short());
-                            summary.record(observer, job, Outcome::Failed(format!("{e:#}")));
-                        }
-                    }
-                }
+        let reaped = reap(&mut ex.workers, &cache, &mut ex.scheduler, &mut ex.summary, observer)?;
+        let progressed = match ex.start_ready()? {
+            Pass::Interrupted => {
+                ex.summary.interrupted = true;
+                observer.end();
+                return Ok(ex.summary);
             }
-        }
+            Pass::Idle => reaped,
+            Pass::Progressed => true,
+            Pass::Blocked => false,
+        };
         if !progressed {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
     observer.end();
-    summary.deadline_reached |= training::winding_down();
-    Ok(summary)
+    ex.summary.deadline_reached |= training::winding_down();
+    Ok(ex.summary)
+}
+
+/// The state of one [`execute`]: the queue, the workers running and what has been recorded.
+struct Execution<'a> {
+    cache: &'a Cache,
+    opts: &'a Options,
+    stop: &'a Arc<AtomicBool>,
+    observer: &'a dyn RunObserver,
+    scheduler: Scheduler<'a>,
+    /// Runs that may train at once (devices x jobs per device).
+    slots: usize,
+    workers: Vec<(std::process::Child, &'a RunNode)>,
+    /// Datasets loaded by runs trained in this process, by identity.
+    data_cache: HashMap<String, Rc<Data>>,
+    summary: Summary,
+}
+
+/// What one pass over the runs ready to start did.
+enum Pass {
+    /// Nothing was ready.
+    Idle,
+    /// Runs were started, trained, found cached or skipped.
+    Progressed,
+    /// A run is locked by another process: it went back to the queue, to be tried again later.
+    Blocked,
+    /// Ctrl-C stopped the run trained here.
+    Interrupted,
+}
+
+impl<'a> Execution<'a> {
+    /// The deadline (or SIGUSR1) has come: start nothing more; the workers running wind down
+    /// themselves.
+    fn drain_not_started(&mut self) {
+        self.summary.deadline_reached = true;
+        for job in self.scheduler.drain() {
+            let outcome =
+                if self.cache.state(&job.key) == RunState::Cached { Outcome::Cached } else { Outcome::NotStarted };
+            self.summary.record(self.observer, job, outcome);
+        }
+    }
+
+    /// Starts (or records) every run the scheduler hands out until it says wait.
+    fn start_ready(&mut self) -> Result<Pass> {
+        let mut pass = Pass::Idle;
+        loop {
+            // One run at a time when there is one slot (a worker at another CPU level included).
+            let free = if self.slots == 1 { self.workers.is_empty() } else { self.workers.len() < self.slots };
+            let cache = self.cache;
+            let job = match self.scheduler.next(&|key: &str| cache.state(key), free && !training::winding_down()) {
+                Decision::Start(job) => job,
+                Decision::Cached(job) => {
+                    self.summary.record(self.observer, job, Outcome::Cached);
+                    pass = Pass::Progressed;
+                    continue;
+                }
+                Decision::Skip(job, why) => {
+                    self.summary.record(self.observer, job, Outcome::Skipped(why));
+                    pass = Pass::Progressed;
+                    continue;
+                }
+                Decision::Wait | Decision::Done => return Ok(pass),
+            };
+            pass = Pass::Progressed;
+            match place(job, self.opts, self.slots, self.workers.len()) {
+                Err(e) => {
+                    self.scheduler.failed(&job.key);
+                    self.summary.record(self.observer, job, Outcome::Failed(format!("{e:#}")));
+                }
+                Ok(Placement::Worker(device)) => {
+                    self.observer.started(job);
+                    self.workers.push((spawn_worker(self.opts, self.cache, job, device)?, job));
+                }
+                Ok(Placement::Here) => match self.train_here(job)? {
+                    Pass::Progressed => {}
+                    other => return Ok(other),
+                },
+            }
+        }
+    }
+
+    /// Trains `job` in this process, holding its lock; `Blocked` when another process holds it.
+    fn train_here(&mut self, job: &'a RunNode) -> Result<Pass> {
+        let Some(lock) = self.cache.try_lock(&job.key)? else {
+            self.scheduler.requeue(job); // another process trains it; come back later
+            return Ok(Pass::Blocked);
+        };
+        if self.cache.state(&job.key) == RunState::Cached {
+            self.summary.record(self.observer, job, Outcome::Cached);
+            return Ok(Pass::Progressed);
+        }
+        self.observer.started(job);
+        let training = self.observer.training(job);
+        let device = self.opts.devices[0];
+        let result = run_one(job, self.cache, self.opts, device, self.stop, &mut self.data_cache, training.as_ref());
+        drop(training);
+        drop(lock);
+        let outcome = match result {
+            Ok(_) => Outcome::Trained,
+            Err(e) => match e.downcast_ref::<TrainError>() {
+                Some(TrainError::Interrupted) => return Ok(Pass::Interrupted),
+                // Like Ctrl-C, the partial run stays and resumes; nothing more starts: the runs
+                // built on it are drained as not started, not skipped.
+                Some(TrainError::WoundDown { .. }) => Outcome::WoundDown,
+                _ => {
+                    self.scheduler.failed(&job.key);
+                    tracing::error!("{} ({}) failed: {e:#}", job.label(), job.short());
+                    Outcome::Failed(format!("{e:#}"))
+                }
+            },
+        };
+        self.summary.record(self.observer, job, outcome);
+        Ok(Pass::Progressed)
+    }
 }
 
 /// Where a started run trains: with several slots always in a worker (round-robin over the

@@ -40,30 +40,10 @@ const TSNE_CACHE_VERSION: u32 = 1;
 
 /// Draw `fig` of manifest `g` into `figures_dir/<manifest>-<id>.{png,svg}`.
 pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_dir: &Path) -> Result<FigureOutcome> {
-    let name = &g.manifest.name;
-    let stem_name = format!("{name}-{}", fig.id);
+    let stem_name = format!("{}-{}", g.manifest.name, fig.id);
     let stem = figures_dir.join(&stem_name);
     let figures_rel = figures_dir.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-    // Which runs the figure needs, per cell: (cell id, planned run of its first seed).
-    let mut runs: Vec<(&str, &PlannedRun)> = Vec::new();
-    let mut missing: Vec<&str> = Vec::new();
-    for id in &fig.cells {
-        let Some(run) = g.figure_run(id) else {
-            bail!("{}: figure `{}` names cell `{id}`, which has no runs", g.path.display(), fig.id)
-        };
-        // Without its data here a run has no key: it waits like a run not trained yet.
-        let needed: Vec<&String> = match &run.keys {
-            Some(keys) if fig.kind != FigureKind::Tsne && fig.stage == 2 => {
-                std::iter::once(&keys.stage1).chain(&keys.stage2).collect()
-            }
-            Some(keys) => vec![&keys.stage1],
-            None => vec![],
-        };
-        if run.keys.is_none() || needed.iter().any(|k| cache.result(k).ok().flatten().is_none()) {
-            missing.push(id);
-        }
-        runs.push((id, run));
-    }
+    let (runs, missing) = figure_runs(g, fig, cache)?;
     if !missing.is_empty() {
         return Ok(FigureOutcome::Waiting(format!(
             "figure `{}` ({}): waiting for runs of {}: `{}`",
@@ -79,61 +59,115 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
         columns.len() > 1
     };
     let labelled: Vec<(String, &PlannedRun)> = runs.iter().map(|(id, r)| (g.label(id, with_column), *r)).collect();
-    let seed_note = {
-        let seeds: Vec<u64> = runs.iter().map(|(_, r)| r.seed).collect();
-        format!("seed {}", seeds[0])
-    };
+    let seed_note = format!("seed {}", runs[0].1.seed);
     let (files, caption) = match fig.kind {
-        FigureKind::Tsne => {
-            let Some(figure) = tsne_figure(fig, &labelled, cache)? else {
+        FigureKind::Tsne => match tsne_panel(fig, &labelled, cache, &stem, &seed_note)? {
+            Some(drawn) => drawn,
+            None => {
                 return Ok(FigureOutcome::Waiting(format!(
                     "figure `{}` ({}): a stage-1 run has no {EMBEDDINGS} (made by an older engine?); re-run it with `gcl-repro run --force`",
                     fig.id, fig.title
-                )));
-            };
-            let opts = tsne_options();
-            let caption = format!(
-                "Stage-1 features (the classifier's input), {seed_note}; at most {} points per split (a fixed-seed subsample{}); \
-                 t-SNE with perplexity {}, early exaggeration {}, {} iterations, PCA initialisation. Legend: classes from head to tail.",
-                fig.max_points,
-                fig.classes.as_ref().map(|c| format!(", classes {c:?}")).unwrap_or_default(),
-                opts.perplexity,
-                opts.early_exaggeration,
-                opts.iterations,
-            );
-            (plot::plot_tsne(&figure, &stem)?, caption)
-        }
-        FigureKind::Curves => {
-            let mut curves = Vec::new();
-            for (label, run) in &labelled {
-                let keys = run_keys(run);
-                let s1 = must(cache, &keys.stage1)?;
-                curves.push(match (&keys.stage2, fig.stage) {
-                    (Some(k2), 2) => CurveRun::from_results(label, Some(&s1), &must(cache, k2)?),
-                    _ => CurveRun::from_results(label, None, &s1),
-                });
+                )))
             }
-            let caption = format!("Stage {} training of each method, {seed_note}: training loss, test (solid) and train (dashed) top-1, learning rate.", fig.stage);
-            (plot::plot_training_curves(&fig.title, &curves, &stem)?, caption)
-        }
-        FigureKind::PerClass => {
-            let mut series = Vec::new();
-            for (label, run) in &labelled {
-                let keys = run_keys(run);
-                let key = if fig.stage == 2 { keys.result() } else { keys.stage1.as_str() };
-                series.push(PerClassSeries::from_result(label, &must(cache, key)?));
-            }
-            let caption = format!(
-                "Final-epoch test accuracy of each class after stage {}, {seed_note}, against its training images; lines: mean per class size.",
-                fig.stage
-            );
-            (plot::plot_per_class_accuracy(&fig.title, &series, &stem)?, caption)
-        }
+        },
+        FigureKind::Curves => curves_panel(fig, &labelled, cache, &stem, &seed_note)?,
+        FigureKind::PerClass => per_class_panel(fig, &labelled, cache, &stem, &seed_note)?,
     };
     let rel = |ext: &str| format!("{figures_rel}/{stem_name}.{ext}");
     let reference =
         FigureRef { title: fig.title.clone(), path: rel("png"), caption: format!("{caption} [SVG]({})", rel("svg")) };
     Ok(FigureOutcome::Made { reference, files })
+}
+
+/// The run each cell of `fig` shows (its first seed's), and the cells whose runs are not all
+/// in the cache yet (a run without its data here has no key: it waits like one not trained).
+type CellRun<'g> = (&'g str, &'g PlannedRun);
+fn figure_runs<'g>(
+    g: &'g GatheredManifest,
+    fig: &'g Figure,
+    cache: &Cache,
+) -> Result<(Vec<CellRun<'g>>, Vec<&'g str>)> {
+    let mut runs = Vec::new();
+    let mut missing = Vec::new();
+    for id in &fig.cells {
+        let Some(run) = g.figure_run(id) else {
+            bail!("{}: figure `{}` names cell `{id}`, which has no runs", g.path.display(), fig.id)
+        };
+        let needed: Vec<&String> = match &run.keys {
+            Some(keys) if fig.kind != FigureKind::Tsne && fig.stage == 2 => {
+                std::iter::once(&keys.stage1).chain(&keys.stage2).collect()
+            }
+            Some(keys) => vec![&keys.stage1],
+            None => vec![],
+        };
+        if run.keys.is_none() || needed.iter().any(|k| cache.result(k).ok().flatten().is_none()) {
+            missing.push(id.as_str());
+        }
+        runs.push((id.as_str(), run));
+    }
+    Ok((runs, missing))
+}
+
+/// A t-SNE figure and its caption; `None` when a run has no stored embeddings.
+fn tsne_panel(
+    fig: &Figure,
+    labelled: &[(String, &PlannedRun)],
+    cache: &Cache,
+    stem: &Path,
+    seed_note: &str,
+) -> Result<Option<(PlotFiles, String)>> {
+    let Some(figure) = tsne_figure(fig, labelled, cache)? else { return Ok(None) };
+    let opts = tsne_options();
+    let caption = format!(
+        "Stage-1 features (the classifier's input), {seed_note}; at most {} points per split (a fixed-seed subsample{}); \
+         t-SNE with perplexity {}, early exaggeration {}, {} iterations, PCA initialisation. Legend: classes from head to tail.",
+        fig.max_points,
+        fig.classes.as_ref().map(|c| format!(", classes {c:?}")).unwrap_or_default(),
+        opts.perplexity,
+        opts.early_exaggeration,
+        opts.iterations,
+    );
+    Ok(Some((plot::plot_tsne(&figure, stem)?, caption)))
+}
+
+fn curves_panel(
+    fig: &Figure,
+    labelled: &[(String, &PlannedRun)],
+    cache: &Cache,
+    stem: &Path,
+    seed_note: &str,
+) -> Result<(PlotFiles, String)> {
+    let mut curves = Vec::new();
+    for (label, run) in labelled {
+        let keys = run_keys(run);
+        let s1 = must(cache, &keys.stage1)?;
+        curves.push(match (&keys.stage2, fig.stage) {
+            (Some(k2), 2) => CurveRun::from_results(label, Some(&s1), &must(cache, k2)?),
+            _ => CurveRun::from_results(label, None, &s1),
+        });
+    }
+    let caption = format!("Stage {} training of each method, {seed_note}: training loss, test (solid) and train (dashed) top-1, learning rate.", fig.stage);
+    Ok((plot::plot_training_curves(&fig.title, &curves, stem)?, caption))
+}
+
+fn per_class_panel(
+    fig: &Figure,
+    labelled: &[(String, &PlannedRun)],
+    cache: &Cache,
+    stem: &Path,
+    seed_note: &str,
+) -> Result<(PlotFiles, String)> {
+    let mut series = Vec::new();
+    for (label, run) in labelled {
+        let keys = run_keys(run);
+        let key = if fig.stage == 2 { keys.result() } else { keys.stage1.as_str() };
+        series.push(PerClassSeries::from_result(label, &must(cache, key)?));
+    }
+    let caption = format!(
+        "Final-epoch test accuracy of each class after stage {}, {seed_note}, against its training images; lines: mean per class size.",
+        fig.stage
+    );
+    Ok((plot::plot_per_class_accuracy(&fig.title, &series, stem)?, caption))
 }
 
 fn must(cache: &Cache, key: &str) -> Result<RunResult> {
