@@ -12,6 +12,12 @@ pub fn mean_std(x: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// `mean ± std` of `x` with `digits` decimals (the sample standard deviation).
+pub fn mean_pm_std(x: &[f64], digits: usize) -> String {
+    let (m, s) = mean_std(x);
+    format!("{m:.digits$} ± {s:.digits$}")
+}
+
 /// Mean of `v` (`None` when empty).
 pub fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -177,6 +183,13 @@ pub fn paired_t(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_pm_std_writes_the_sample_std() {
+        // (1, 3): mean 2, sample variance ((1-2)^2 + (3-2)^2) / 1 = 2.
+        assert_eq!(mean_pm_std(&[1.0, 3.0], 2), "2.00 ± 1.41");
+        assert_eq!(mean_pm_std(&[5.0], 1), "5.0 ± 0.0");
+    }
 
     #[test]
     fn student_t_p_values_match_numeric_integration() {

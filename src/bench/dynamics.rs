@@ -3,7 +3,7 @@
 //! (ours: each run's `log.jsonl` and `model.safetensors`; PyTorch: the script's result JSON and
 //! stage-1 weights). A difference in how the engines train shows here even where top-1 does not.
 use crate::cache::files::{FINAL_MODEL, LOG};
-use crate::stats::{mean_std, paired_t};
+use crate::stats::{mean_pm_std, paired_t};
 use anyhow::{Context as _, Result};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -66,19 +66,19 @@ fn losses(out: &Path, seed: u64, source: &Source) -> Result<Vec<f64>> {
 /// running variance of its BatchNorm (`prefix` is `backbone.` for ours, empty for PyTorch's).
 pub(crate) fn stem(path: &Path, prefix: &str) -> Result<(f64, f64)> {
     let tensors = tch::Tensor::read_safetensors(path).with_context(|| format!("cannot read {}", path.display()))?;
+    stem_of(&tensors, prefix).with_context(|| format!("in {}", path.display()))
+}
+
+/// The stem's scale among named tensors (a weights file's, or a network's `named_variables`).
+pub(crate) fn stem_of(named: &[(String, tch::Tensor)], prefix: &str) -> Result<(f64, f64)> {
     let find = |name: &str| {
-        tensors
+        named
             .iter()
             .find(|(n, _)| n == &format!("{prefix}{name}"))
             .map(|(_, t)| t.to_kind(tch::Kind::Double))
-            .with_context(|| format!("{}: no {prefix}{name}", path.display()))
+            .with_context(|| format!("no {prefix}{name}"))
     };
     Ok((find("conv1.weight")?.norm().double_value(&[]), find("bn1.running_var")?.mean(None).double_value(&[])))
-}
-
-fn pm(values: &[f64]) -> String {
-    let (m, s) = mean_std(values);
-    format!("{m:.3} ± {s:.3}")
 }
 
 /// The Markdown section and its JSON: per-epoch losses (mean ± std over the seeds, then the
@@ -100,7 +100,7 @@ pub fn section(out: &Path, seeds: &[u64], torch_stage1: &str) -> Result<(String,
     );
     let column = |row: usize, e: usize| -> Vec<f64> { all[row].iter().filter_map(|l| l.get(e).copied()).collect() };
     for (i, (label, _)) in ROWS.iter().enumerate() {
-        let cells: String = (0..all[i][0].len()).map(|e| format!(" {} |", pm(&column(i, e)))).collect();
+        let cells: String = (0..all[i][0].len()).map(|e| format!(" {} |", mean_pm_std(&column(i, e), 3))).collect();
         let _ = writeln!(md, "| {label} |{cells}");
     }
     let _ = writeln!(md, "\nPaired: ours − PyTorch per epoch (mean ± std of the per-seed differences, paired t p).\n");
@@ -171,8 +171,8 @@ fn stem_table(stems: &[[(f64, f64); 3]], seeds: &[u64]) -> String {
     let _ = writeln!(
         md,
         "\nPaired ratio ours / PyTorch over the seeds: conv norm {}, BN running var {}.",
-        pm(&ratios(|x| x.0)),
-        pm(&ratios(|x| x.1))
+        mean_pm_std(&ratios(|x| x.0), 3),
+        mean_pm_std(&ratios(|x| x.1), 3)
     );
     md
 }

@@ -11,14 +11,14 @@
 //!   ours from PyTorch's init of the seed (the same stream: our generators, seeded by the seed,
 //!   so the pair differs by the init alone), and the script's own run from its init (same
 //!   weights as the second, its own stream). Per run: the loss of each epoch, top-1, the stem.
-use super::dynamics::stem;
+use super::dynamics::{stem, stem_of};
 use super::fidelity::{recipes, torch_init, torch_run, FidelityOptions, TORCH_STAGE1};
 use crate::data::samplers::{epoch_indices, SamplerSpec};
 use crate::data::Data;
 use crate::losses::Criterion;
 use crate::models::heads::l2_normalize;
 use crate::models::Network;
-use crate::stats::{mean_std, paired_t, welch};
+use crate::stats::{mean_pm_std, paired_t, welch};
 use crate::training::spec::RunSpec;
 use crate::training::{self, batches, Progress, RunEnv};
 use anyhow::{Context as _, Result};
@@ -121,13 +121,7 @@ fn ours(spec: &RunSpec, data: &Data, opts: &FidelityOptions, dir: &Path, label: 
     let observer = Progress::new(format!("ours seed {} {label}", spec.seed), None);
     let env = RunEnv { device: opts.device, dir: dir.to_path_buf(), stop: &stop, observer: &observer };
     let (net, state) = training::stage1::train_stage1(spec, data, &env)?;
-    let named = net.named_variables();
-    let find = |name: &str| {
-        named.iter().find(|(n, _)| n == name).map(|(_, t)| t.to_kind(Kind::Double)).context("no stem in our network")
-    };
-    let stem = (find("backbone.conv1.weight")?.norm().double_value(&[]), {
-        find("backbone.bn1.running_var")?.mean(Kind::Double).double_value(&[])
-    });
+    let stem = stem_of(&net.named_variables(), "backbone.")?;
     let losses = state.records.iter().map(|r| r.train_loss).collect();
     let top1 = state.records.last().map_or(f64::NAN, |r| r.test_top1);
     Ok(Trained { losses, top1, stem })
@@ -158,11 +152,6 @@ fn trained_seed(opts: &InitOptions, data: &Data, seed: u64) -> Result<[Trained; 
     Ok([own, from_torch, torch])
 }
 
-fn pm(v: &[f64], digits: usize) -> String {
-    let (m, s) = mean_std(v);
-    format!("{m:.digits$} ± {s:.digits$}")
-}
-
 /// "mean ± sd (p, k of n above 0)" of the paired differences `a - b`.
 fn paired_text(a: &[f64], b: &[f64], digits: usize) -> String {
     let (m, sd, p) = paired_t(a, b);
@@ -175,7 +164,7 @@ pub fn step0_table(ours: &[Step0], theirs: &[Step0]) -> String {
     let mut md = String::from("| statistic at step 0 | our init | PyTorch's init | Welch p |\n|---|---|---|---|\n");
     for (i, name) in STEP0_NAMES.iter().enumerate() {
         let (a, b): (Vec<f64>, Vec<f64>) = (ours.iter().map(|s| s[i]).collect(), theirs.iter().map(|s| s[i]).collect());
-        let _ = writeln!(md, "| {name} | {} | {} | {:.3} |", pm(&a, 3), pm(&b, 3), welch(&a, &b).2);
+        let _ = writeln!(md, "| {name} | {} | {} | {:.3} |", mean_pm_std(&a, 3), mean_pm_std(&b, 3), welch(&a, &b).2);
     }
     md
 }
@@ -212,7 +201,7 @@ pub fn trained_table(seeds: &[u64], runs: &[[Trained; 3]]) -> String {
          - Stem conv norm ours / PyTorch from the same initial weights: {} (log ratio {}).",
         paired_text(&col(0, &first), &col(1, &first), 3),
         paired_text(&col(1, &first), &col(2, &first), 3),
-        pm(&ratios, 3),
+        mean_pm_std(&ratios, 3),
         paired_text(&col(1, &log_stem), &col(2, &log_stem), 3),
     );
     md
