@@ -60,8 +60,9 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
     };
     let labelled: Vec<(String, &PlannedRun)> = runs.iter().map(|(id, r)| (g.label(id, with_column), *r)).collect();
     let seed_note = format!("seed {}", runs[0].1.seed);
+    let panel = Panel { fig, labelled: &labelled, cache, stem: &stem, seed_note: &seed_note };
     let (files, caption) = match fig.kind {
-        FigureKind::Tsne => match tsne_panel(fig, &labelled, cache, &stem, &seed_note)? {
+        FigureKind::Tsne => match tsne_panel(&panel)? {
             Some(drawn) => drawn,
             None => {
                 return Ok(FigureOutcome::Waiting(format!(
@@ -70,8 +71,8 @@ pub fn make_figure(g: &GatheredManifest, fig: &Figure, cache: &Cache, figures_di
                 )))
             }
         },
-        FigureKind::Curves => curves_panel(fig, &labelled, cache, &stem, &seed_note)?,
-        FigureKind::PerClass => per_class_panel(fig, &labelled, cache, &stem, &seed_note)?,
+        FigureKind::Curves => curves_panel(&panel)?,
+        FigureKind::PerClass => per_class_panel(&panel)?,
     };
     let rel = |ext: &str| format!("{figures_rel}/{stem_name}.{ext}");
     let reference =
@@ -108,14 +109,19 @@ fn figure_runs<'g>(
     Ok((runs, missing))
 }
 
+/// What a figure's drawing needs: the figure, its labelled runs, the cache, the file stem and
+/// the seed it shows.
+struct Panel<'a> {
+    fig: &'a Figure,
+    labelled: &'a [(String, &'a PlannedRun)],
+    cache: &'a Cache,
+    stem: &'a Path,
+    seed_note: &'a str,
+}
+
 /// A t-SNE figure and its caption; `None` when a run has no stored embeddings.
-fn tsne_panel(
-    fig: &Figure,
-    labelled: &[(String, &PlannedRun)],
-    cache: &Cache,
-    stem: &Path,
-    seed_note: &str,
-) -> Result<Option<(PlotFiles, String)>> {
+fn tsne_panel(p: &Panel) -> Result<Option<(PlotFiles, String)>> {
+    let Panel { fig, labelled, cache, stem, seed_note } = *p;
     let Some(figure) = tsne_figure(fig, labelled, cache)? else { return Ok(None) };
     let opts = tsne_options();
     let caption = format!(
@@ -130,13 +136,8 @@ fn tsne_panel(
     Ok(Some((plot::plot_tsne(&figure, stem)?, caption)))
 }
 
-fn curves_panel(
-    fig: &Figure,
-    labelled: &[(String, &PlannedRun)],
-    cache: &Cache,
-    stem: &Path,
-    seed_note: &str,
-) -> Result<(PlotFiles, String)> {
+fn curves_panel(p: &Panel) -> Result<(PlotFiles, String)> {
+    let Panel { fig, labelled, cache, stem, seed_note } = *p;
     let mut curves = Vec::new();
     for (label, run) in labelled {
         let keys = run_keys(run);
@@ -150,13 +151,8 @@ fn curves_panel(
     Ok((plot::plot_training_curves(&fig.title, &curves, stem)?, caption))
 }
 
-fn per_class_panel(
-    fig: &Figure,
-    labelled: &[(String, &PlannedRun)],
-    cache: &Cache,
-    stem: &Path,
-    seed_note: &str,
-) -> Result<(PlotFiles, String)> {
+fn per_class_panel(p: &Panel) -> Result<(PlotFiles, String)> {
+    let Panel { fig, labelled, cache, stem, seed_note } = *p;
     let mut series = Vec::new();
     for (label, run) in labelled {
         let keys = run_keys(run);
