@@ -12,10 +12,11 @@ fn main() {
         println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB={lib}");
         // The C++ shims linked into the binary: `numerics` (src/shim/numerics.cpp, which needs no
         // header of libtorch, only its C++ ABI) and the static step's multi-tensor SGD
-        // (src/shim/step.cpp, against ATen's headers). Both resolve against libtorch_cpu.
+        // (src/shim/step.cpp, against ATen's headers) and bf16 autocast (src/shim/precision.cpp). All resolve against libtorch_cpu.
         let include = Path::new(&lib).join("../include");
         println!("cargo:rerun-if-changed=src/shim/numerics.cpp");
         println!("cargo:rerun-if-changed=src/shim/step.cpp");
+        println!("cargo:rerun-if-changed=src/shim/precision.cpp");
         cc::Build::new()
             .cpp(true)
             .std("c++17")
@@ -24,6 +25,7 @@ fn main() {
             .flag_if_supported("-Wno-unused-parameter")
             .file("src/shim/numerics.cpp")
             .file("src/shim/step.cpp")
+            .file("src/shim/precision.cpp")
             .compile("gcl_shim");
         cuda_graph_library(&lib, &include);
     } else {

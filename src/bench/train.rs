@@ -19,7 +19,7 @@ use crate::data::spec::{DatasetName, DatasetSpec};
 use crate::data::Data;
 use crate::losses::LossSpec;
 use crate::losses::{Ce, Criterion};
-use crate::models::{trainable, Network};
+use crate::models::{trainable, Network, Precision};
 use crate::training::batches::{self, BatchSource, Batches};
 use crate::training::epoch;
 use crate::training::sgd::Sgd;
@@ -49,6 +49,25 @@ pub struct TrainBench {
     pub no_torch: bool,
     /// Also write `bench-train.json` and `bench-train.md` here.
     pub out: Option<PathBuf>,
+    /// `bf16`: our loop is also timed with `model.precision = "bf16"`, beside fp32 in each round.
+    pub precision: Precision,
+}
+
+/// One side of a round: our loop at a precision, or a PyTorch pipeline.
+#[derive(Clone, Copy)]
+enum Side {
+    Ours(Precision),
+    Torch(&'static str),
+}
+
+impl Side {
+    fn label(self) -> String {
+        match self {
+            Side::Ours(Precision::Fp32) => "gcl-repro".into(),
+            Side::Ours(p) => format!("gcl-repro {}", p.name()),
+            Side::Torch(pipeline) => format!("PyTorch {pipeline} pipeline"),
+        }
+    }
 }
 
 /// One side's timing of one round.
@@ -97,6 +116,13 @@ pub fn recipe(data_root: &Path) -> (RunSpec, Images) {
         };
     }
     (spec, images)
+}
+
+/// `spec` with its forward passes at `precision`.
+fn at_precision(spec: &RunSpec, precision: Precision) -> RunSpec {
+    let mut spec = spec.clone();
+    spec.model.precision = precision;
+    spec
 }
 
 fn test_len(data: &Data) -> usize {
@@ -301,24 +327,33 @@ fn header(b: &TrainBench, images: Images, test_images: usize) -> Result<String> 
     Ok(md)
 }
 
-/// Our median rate over each PyTorch side's, as lines of `md` and as JSON.
+/// Our median fp32 rate over each PyTorch side's, and our other precision's over our fp32's,
+/// as lines of `md` and as JSON.
 fn ratios(
     md: &mut String,
     ours: Option<f64>,
+    sides: &[Side],
     rates: &[Vec<f64>],
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut ratios = serde_json::Map::new();
-    for (i, name) in [(1, "released pipeline"), (2, "tensor pipeline")] {
-        if i >= rates.len() {
-            continue;
-        }
-        match (ours, rates[i].is_empty()) {
-            (Some(o), false) => {
-                let r = o / median(rates[i].clone());
-                writeln!(md, "ratio ours/PyTorch ({name}) {r:.2}")?;
-                ratios.insert(name.into(), r.into());
+    for (side, rates) in sides.iter().zip(rates).skip(1) {
+        let (line, name) = match side {
+            Side::Ours(p) => (format!("ratio ours {}/ours fp32", p.name()), p.name().to_string()),
+            Side::Torch(pipeline) => {
+                (format!("ratio ours/PyTorch ({pipeline} pipeline)"), format!("{pipeline} pipeline"))
             }
-            _ => writeln!(md, "ratio ours/PyTorch ({name}) n/a")?,
+        };
+        match (ours, rates.is_empty()) {
+            (Some(o), false) => {
+                let m = median(rates.clone());
+                let r = match side {
+                    Side::Ours(_) => m / o,
+                    Side::Torch(_) => o / m,
+                };
+                writeln!(md, "{line} {r:.2}")?;
+                ratios.insert(name, r.into());
+            }
+            _ => writeln!(md, "{line} n/a")?,
         }
     }
     if let Some(o) = ours {
@@ -335,21 +370,23 @@ pub fn run(b: &TrainBench) -> Result<String> {
     let machine = crate::device::device_name(b.device);
     let mut md = header(b, images, test_len(&data))?;
     md.push_str("| round | side | images/s | training images/s | evaluation s | peak RSS MiB | top-1 after |\n|---|---|---|---|---|---|---|\n");
-    let sides = if b.no_torch {
-        vec!["gcl-repro"]
-    } else {
-        vec!["gcl-repro", "PyTorch released pipeline", "PyTorch tensor pipeline"]
-    };
+    let mut sides = vec![Side::Ours(Precision::Fp32)];
+    if !b.precision.is_fp32() {
+        sides.push(Side::Ours(b.precision));
+    }
+    if !b.no_torch {
+        sides.extend([Side::Torch("released"), Side::Torch("tensor")]);
+    }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
     let mut failures: Vec<String> = Vec::new();
     let mut rows = Vec::new();
     for round in 1..=b.rounds.max(1) {
         for (i, side) in sides.iter().enumerate() {
-            let timing = match i {
-                0 => time_ours(&spec, &data, b.device, b.steps, b.warmup),
-                1 => time_torch(b, "released", images),
-                _ => time_torch(b, "tensor", images),
+            let timing = match *side {
+                Side::Ours(precision) => time_ours(&at_precision(&spec, precision), &data, b.device, b.steps, b.warmup),
+                Side::Torch(pipeline) => time_torch(b, pipeline, images),
             };
+            let side = side.label();
             match timing {
                 Ok(t) => {
                     writeln!(
@@ -373,7 +410,7 @@ pub fn run(b: &TrainBench) -> Result<String> {
     }
     md.push('\n');
     let ours = (!rates[0].is_empty()).then(|| median(rates[0].clone()));
-    let ratios = ratios(&mut md, ours, &rates)?;
+    let ratios = ratios(&mut md, ours, &sides, &rates)?;
     for f in &failures {
         writeln!(md, "\nfailed: {f}")?;
     }
@@ -381,7 +418,7 @@ pub fn run(b: &TrainBench) -> Result<String> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("bench-train.md"), &md)?;
         let json = serde_json::json!({
-            "device": crate::device::device_label(b.device), "machine": machine, "mode": b.mode, "steps": b.steps,
+            "device": crate::device::device_label(b.device), "machine": machine, "mode": b.mode, "precision": b.precision, "steps": b.steps,
             "warmup": b.warmup, "rounds": b.rounds, "images": format!("{images:?}"), "rows": rows, "ratios": ratios, "failures": failures,
         });
         std::fs::write(dir.join("bench-train.json"), serde_json::to_string_pretty(&json)?)?;

@@ -160,6 +160,9 @@ pub struct BenchTrainArgs {
     /// Time our loop only.
     #[arg(long)]
     no_torch: bool,
+    /// `bf16`: also time our loop with bf16 autocast (`model.precision`), beside fp32 in each round.
+    #[arg(long, value_enum, default_value = "fp32")]
+    precision: gcl_repro::models::Precision,
     /// Also write bench-train.md and bench-train.json into this directory.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -236,6 +239,7 @@ pub fn exec(cmd: Command, ctx: &super::Context) -> Result<()> {
                 script: a.script,
                 no_torch: a.no_torch,
                 out: a.out,
+                precision: a.precision,
             };
             print!("{}", gcl_repro::bench::train::run(&b)?);
             Ok(())

@@ -44,6 +44,7 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
     ("model", "freeze"),
     ("model", "drop_blocks"),
     ("model", "added_block"),
+    ("model", "precision"),
     ("stage1", "drw_epoch"),
     ("cpu", "isa"),
     ("cpu", "threads"),

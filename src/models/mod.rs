@@ -9,6 +9,7 @@ pub mod bbn;
 pub mod heads;
 pub mod import;
 pub mod parts;
+pub mod precision;
 pub mod resnet;
 pub mod resnet_cifar;
 pub mod spec;
@@ -22,6 +23,7 @@ use tch::{Device, Tensor};
 
 use heads::{Classifier, LinearInit};
 use parts::Frozen;
+pub use precision::Precision;
 use resnet::{Bottleneck, BottleneckShape, ConvInit, ResNet};
 use resnet_cifar::ResNetCifar;
 pub use spec::{Arch, Head, ModelSpec};
@@ -89,6 +91,9 @@ pub struct Network {
     /// Convolutions in channels-last (NHWC) memory order: on CPU, where oneDNN convolves NHWC
     /// without reordering every input and weight (measured: ResNet-32 step 30% faster here).
     channels_last: bool,
+    /// `model.precision`: the forward passes' numbers (`precision`).
+    precision: Precision,
+    device: Device,
 }
 
 /// `x` (`[B, C, H, W]`) with channels-last strides (the values unchanged); no copy when it has
@@ -175,6 +180,8 @@ impl Network {
             head_name,
             linear_init,
             channels_last,
+            precision: spec.precision,
+            device,
         }
     }
 
@@ -220,6 +227,11 @@ impl Network {
     /// Pooled features `[B, D]` (BBN: both branches on `x`, concatenated, `D` = twice the
     /// backbone's width).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.precision.forward(self.device, || self.features_here(x, train))
+    }
+
+    /// [`Network::features`] at whatever precision the caller set.
+    fn features_here(&self, x: &Tensor, train: bool) -> Tensor {
         let t = self.backbone.trunk(&self.input(x), train, &self.frozen);
         let mut last = self.backbone.last_block(&t, self.frozen.train(self.backbone.last_block_name(), train));
         if let Some(block) = &self.added_block {
@@ -239,15 +251,17 @@ impl Network {
         let rb = self.rb_block.as_ref().expect("bbn_features needs a network built with model.bbn = true");
         // `parts::check` keeps BBN apart from freezing and the added block.
         let none = Frozen::default();
-        let f_c = pool(&self.backbone.last_block(&self.backbone.trunk(&self.input(x_conv), train, &none), train));
-        let f_r = pool(&rb.forward_t(&self.backbone.trunk(&self.input(x_rebal), train, &none), train));
-        bbn::mix_branches(&f_c, &f_r, alpha)
+        self.precision.forward(self.device, || {
+            let f_c = pool(&self.backbone.last_block(&self.backbone.trunk(&self.input(x_conv), train, &none), train));
+            let f_r = pool(&rb.forward_t(&self.backbone.trunk(&self.input(x_rebal), train, &none), train));
+            bbn::mix_branches(&f_c, &f_r, alpha)
+        })
     }
 
     /// Head output: cosine in [-1, 1] for `Head::Normed` (unscaled; the loss applies `scale`),
     /// raw logits for `Head::Linear`.
     pub fn logits(&self, features: &Tensor) -> Tensor {
-        self.head.forward(features)
+        self.precision.forward(self.device, || self.head.forward(features))
     }
 
     pub fn feature_dim(&self) -> i64 {

@@ -66,6 +66,10 @@ pub struct ModelSpec {
     /// released `Block`, GCLLoss `Places-LT/models/resnet_places.py`). Never pretrained.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub added_block: bool,
+    /// The forward passes' numbers: `fp32` (the released recipe) or `bf16` autocast
+    /// (`models::precision`). Left out of the key when `fp32`, so fp32 keys are unchanged.
+    #[serde(skip_serializing_if = "super::Precision::is_fp32")]
+    pub precision: super::Precision,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -84,6 +88,7 @@ impl Default for ModelSpec {
             freeze: Vec::new(),
             drop_blocks: 0,
             added_block: false,
+            precision: super::Precision::Fp32,
         }
     }
 }
