@@ -11,21 +11,31 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         println!("cargo:rustc-env=GCL_BUILD_LIBTORCH_LIB={lib}");
         // The C++ shims linked into the binary: `numerics` (src/shim/numerics.cpp, which needs no
-        // header of libtorch, only its C++ ABI) and the static step's multi-tensor SGD
-        // (src/shim/step.cpp, against ATen's headers) and bf16 autocast (src/shim/precision.cpp). All resolve against libtorch_cpu.
+        // header of libtorch, only its C++ ABI), the static step's multi-tensor SGD
+        // (src/shim/step.cpp), bf16 autocast (src/shim/precision.cpp) and data-parallel training
+        // over c10d's Gloo process group (src/shim/distributed.cpp), against ATen's and c10d's
+        // headers. All resolve against libtorch_cpu. The torch wheel ships c10d's headers but not
+        // the Gloo headers they include: src/shim/third_party/gloo holds those (BSD licence, from
+        // pytorch/gloo at 70dc360272dfc57e3617184c78ff9b06f8cd4757; config.h written for a CPU
+        // build with the TCP transport), declarations only: libtorch_cpu has Gloo's code.
         let include = Path::new(&lib).join("../include");
-        println!("cargo:rerun-if-changed=src/shim/numerics.cpp");
-        println!("cargo:rerun-if-changed=src/shim/step.cpp");
-        println!("cargo:rerun-if-changed=src/shim/precision.cpp");
+        for file in ["numerics", "step", "precision", "distributed"] {
+            println!("cargo:rerun-if-changed=src/shim/{file}.cpp");
+        }
+        println!("cargo:rerun-if-changed=src/shim/third_party");
         cc::Build::new()
             .cpp(true)
             .std("c++17")
             .define("_GLIBCXX_USE_CXX11_ABI", "1")
+            .define("USE_C10D_GLOO", None)
             .include(&include)
+            .include(include.join("torch/csrc/api/include"))
+            .include("src/shim/third_party")
             .flag_if_supported("-Wno-unused-parameter")
             .file("src/shim/numerics.cpp")
             .file("src/shim/step.cpp")
             .file("src/shim/precision.cpp")
+            .file("src/shim/distributed.cpp")
             .compile("gcl_shim");
         cuda_graph_library(&lib, &include);
     } else {

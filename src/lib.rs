@@ -27,6 +27,7 @@ pub mod bench;
 pub mod cache;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod doctor;
 pub mod explain;
 pub mod human;

@@ -19,7 +19,7 @@ fn unknown_keys_and_bad_values_name_line_key_and_allowed() {
         "tests/fixtures/manifests/bad_keys.toml:11:13: invalid value \"cifar11\" for `name` in [columns.c10.dataset]; expected one of cifar10, cifar100, synthetic, imagenet_lt, places_lt, inat2018",
         "tests/fixtures/manifests/bad_keys.toml:15:1: unknown key `sampeler` in [rows.gcl.stage2]; did you mean `sampler`? (allowed: rebalance, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, shift_bn, from_checkpoint)",
         "tests/fixtures/manifests/bad_keys.toml:17:1: invalid value \"cbenn\" for `kind` in [rows.gcl.stage2.sampler]; expected one of ib, cb, en, cben, class_aware, reversed",
-        "tests/fixtures/manifests/bad_keys.toml:20:1: unknown key `labl` in [rows.ce]; did you mean `label`? (allowed: dataset, model, stage1, stage2, seed, cpu, label, quoted, published, published_row, columns, recipe)",
+        "tests/fixtures/manifests/bad_keys.toml:20:1: unknown key `labl` in [rows.ce]; did you mean `label`? (allowed: dataset, model, stage1, stage2, seed, cpu, data_parallel, label, quoted, published, published_row, columns, recipe)",
         "tests/fixtures/manifests/bad_keys.toml:21:1: `stage2` in [rows.ce] must be a table or `false` (no stage 2), not a boolean; allowed keys: rebalance, epochs, batch_size, lr, momentum, weight_decay, schedule, warmup_epochs, milestones, lr_decay, warmup_start, nesterov, loss, sampler, mixup, mixup_alpha, shift_bn, from_checkpoint",
         "tests/fixtures/manifests/bad_keys.toml:22:7: invalid value \"cosine\" for `head` in [rows.ce.model]; expected one of linear, normed",
     ];

@@ -20,8 +20,12 @@ fn spec(precision: Precision) -> RunSpec {
     s
 }
 
+/// libtorch's generator is process-wide: tests that seed it and draw take turns.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The final checkpoint's tensors by name and the per-epoch training losses.
 fn train(spec: &RunSpec) -> (Vec<(String, Tensor)>, Vec<f64>) {
+    let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let data: gcl_repro::data::Data =
         gcl_repro::data::load(&spec.dataset, std::path::Path::new("/nonexistent")).unwrap().into();
     let dir = tempfile::tempdir().unwrap();
@@ -61,6 +65,7 @@ fn bf16_trains_with_fp32_state_and_ends_near_but_not_at_fp32() {
 
 #[test]
 fn both_precisions_start_from_the_same_weights() {
+    let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let weights = |precision| {
         tch::manual_seed(9);
         let s = spec(precision);

@@ -11,17 +11,29 @@ use sha2::{Digest, Sha256};
 
 /// What a key is computed from; stored beside each result as `key.json` for transparency.
 pub fn stage1_material(spec: &RunSpec, data_identity: &str) -> Value {
-    json!({
-        "engine": ENGINE_VERSION,
-        "stage": 1,
-        "dataset": spec.dataset,
-        "data_identity": data_identity,
-        "model": model_material(&spec.model),
-        "stage1": spec.stage1,
-        "seed": spec.seed,
-        "scale": spec.scale,
-        "cpu": spec.cpu,
-    })
+    with_data_parallel(
+        spec,
+        json!({
+            "engine": ENGINE_VERSION,
+            "stage": 1,
+            "dataset": spec.dataset,
+            "data_identity": data_identity,
+            "model": model_material(&spec.model),
+            "stage1": spec.stage1,
+            "seed": spec.seed,
+            "scale": spec.scale,
+            "cpu": spec.cpu,
+        }),
+    )
+}
+
+/// `material` with the run's `data_parallel` settings when it has several ranks; a
+/// single-process run's material is what it was before data parallelism existed.
+fn with_data_parallel(spec: &RunSpec, mut material: Value) -> Value {
+    if !spec.data_parallel.is_single() {
+        material["data_parallel"] = json!(spec.data_parallel);
+    }
+    material
 }
 
 /// The model's settings as hashed: a starting-weights file enters by its content
@@ -36,14 +48,17 @@ fn model_material(model: &ModelSpec) -> Value {
 
 pub fn stage2_material(spec: &RunSpec, stage1_key: &str) -> Option<Value> {
     spec.stage2.as_ref().map(|s2| {
-        json!({
-            "engine": ENGINE_VERSION,
-            "stage": 2,
-            "parent": stage1_key,
-            "stage2": s2,
-            "seed": spec.seed,
-            "cpu": spec.cpu,
-        })
+        with_data_parallel(
+            spec,
+            json!({
+                "engine": ENGINE_VERSION,
+                "stage": 2,
+                "parent": stage1_key,
+                "stage2": s2,
+                "seed": spec.seed,
+                "cpu": spec.cpu,
+            }),
+        )
     })
 }
 

@@ -48,6 +48,8 @@ const OPTIONAL_FIELDS: &[(&str, &str)] = &[
     ("stage1", "drw_epoch"),
     ("cpu", "isa"),
     ("cpu", "threads"),
+    ("data_parallel", "ranks"),
+    ("data_parallel", "batchnorm"),
 ];
 
 /// The keys a manifest may set in a RunSpec fragment. `scale` is excluded: it is chosen by
@@ -69,6 +71,10 @@ pub fn runspec_shape() -> Shape {
         }
     }
     for (table, key) in OPTIONAL_FIELDS {
+        // A table whose fields are all left out of the default (`data_parallel`) is added too.
+        if !items.iter().any(|(k, _)| k == table) {
+            items.push((table.to_string(), Shape::Table(Vec::new())));
+        }
         if let Some((_, Shape::Table(sub))) = items.iter_mut().find(|(k, _)| k == table) {
             if !sub.iter().any(|(k, _)| k == key) {
                 sub.push((key.to_string(), Shape::Leaf));
@@ -276,7 +282,7 @@ mod tests {
     #[test]
     fn shape_has_every_config_key_but_scale() {
         let s = runspec_shape();
-        assert_eq!(s.keys(), vec!["dataset", "model", "stage1", "stage2", "seed", "cpu"]);
+        assert_eq!(s.keys(), vec!["dataset", "model", "stage1", "stage2", "seed", "cpu", "data_parallel"]);
         assert_eq!(s.get("cpu").unwrap().keys(), vec!["isa", "threads"]);
         assert!(s.get("stage1").unwrap().keys().contains(&"drw_epoch"));
         assert!(s.get("dataset").unwrap().keys().contains(&"path_remap"));

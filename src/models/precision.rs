@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn bf16_runs_products_in_bf16_and_hands_back_fp32() {
-        let _ = tch::manual_seed(0);
+        tch::manual_seed(0);
         let a = Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
         let b = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
         let inner = std::cell::Cell::new(Kind::Float);

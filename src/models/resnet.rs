@@ -12,7 +12,7 @@
 //!
 //! Init as torchvision: Kaiming-normal with fan-out for convolutions, BatchNorm scale 1, shift 0.
 use super::parts::Frozen;
-use super::resnet_cifar::batch_norm2d;
+use super::resnet_cifar::{batch_norm2d, BatchNorm2d};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -56,12 +56,12 @@ pub struct BottleneckShape {
 #[derive(Debug)]
 pub struct Bottleneck {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm2d,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: BatchNorm2d,
     conv3: nn::Conv2D,
-    bn3: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn3: BatchNorm2d,
+    downsample: Option<(nn::Conv2D, BatchNorm2d)>,
     shape: BottleneckShape,
 }
 
@@ -110,7 +110,7 @@ impl ModuleT for Bottleneck {
 #[derive(Debug)]
 pub struct ResNet {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm2d,
     blocks: Vec<Bottleneck>,
     /// Var-store name of each block (`layer1.0`, ...), for `model.freeze`.
     block_names: Vec<String>,

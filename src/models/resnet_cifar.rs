@@ -23,10 +23,37 @@ pub(crate) const KAIMING_NORMAL_FAN_IN: nn::Init = nn::Init::Kaiming {
 /// `nn.BatchNorm2d` as PyTorch builds it: scale 1, shift 0 (running mean 0, var 1, momentum 0.1,
 /// eps 1e-5). tch's `BatchNormConfig::default()` starts the scale uniform in [0, 1) instead,
 /// which every model here must not inherit.
-pub(crate) fn batch_norm2d(p: nn::Path, channels: i64) -> nn::BatchNorm {
-    let cfg =
-        nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
-    nn::batch_norm2d(p, channels, cfg)
+pub(crate) fn batch_norm2d(p: nn::Path, channels: i64) -> BatchNorm2d {
+    let cfg = nn::BatchNormConfig {
+        ws_init: nn::Init::Const(1.0),
+        bs_init: nn::Init::Const(0.0),
+        momentum: BatchNorm2d::MOMENTUM,
+        eps: BatchNorm2d::EPS,
+        ..Default::default()
+    };
+    BatchNorm2d(nn::batch_norm2d(p, channels, cfg))
+}
+
+/// tch's BatchNorm, synchronised over the ranks of a data-parallel run that asks for it
+/// (`data_parallel.batchnorm = "sync"`, [`crate::distributed`]) when training; per-rank
+/// statistics otherwise, as every single-process run.
+#[derive(Debug)]
+pub(crate) struct BatchNorm2d(nn::BatchNorm);
+
+impl BatchNorm2d {
+    const MOMENTUM: f64 = 0.1;
+    const EPS: f64 = 1e-5;
+}
+
+impl nn::ModuleT for BatchNorm2d {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match crate::distributed::current() {
+            Some(group) if train && group.syncs_batch_norm() => {
+                group.batch_norm(xs, &self.0, Self::MOMENTUM, Self::EPS)
+            }
+            _ => self.0.forward_t(xs, train),
+        }
+    }
 }
 
 fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
@@ -46,9 +73,9 @@ pub struct BlockShape {
 #[derive(Debug)]
 pub struct BasicBlock {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm2d,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: BatchNorm2d,
     shape: BlockShape,
 }
 
@@ -92,7 +119,7 @@ impl ModuleT for BasicBlock {
 #[derive(Debug)]
 pub struct ResNetCifar {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm2d,
     /// All residual blocks in order (`layer1.0` ... `layer3.{n-1}`).
     blocks: Vec<BasicBlock>,
     /// Var-store name of each block (`layer1.0`, ...), for `model.freeze`.

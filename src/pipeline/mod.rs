@@ -3,6 +3,7 @@
 //! executes it here or in workers (`worker`: the job file a worker or Slurm task receives).
 //! Every command reads the one graph.
 pub mod graph;
+pub mod launch;
 pub mod plan;
 pub mod runner;
 pub mod schedule;

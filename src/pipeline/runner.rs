@@ -458,6 +458,10 @@ fn place(job: &RunNode, opts: &Options, slots: usize, running: usize) -> Result<
         return Ok(Placement::Worker(opts.devices[running % opts.devices.len()]));
     }
     let device = opts.devices[0];
+    if !job.spec.data_parallel.is_single() {
+        // Its ranks are processes of their own (`launch`), this one stays out of the group.
+        return Ok(Placement::Worker(device));
+    }
     if device == Device::Cpu && !crate::numerics::claim(job.spec.cpu.isa)? {
         return Ok(Placement::Worker(device));
     }
@@ -511,10 +515,19 @@ fn reap<'a>(
 /// only input besides where the cache and the data are), then `gcl-repro worker FILE`.
 fn spawn_worker(opts: &Options, cache: &Cache, job: &RunNode, device: Device) -> Result<std::process::Child> {
     let job_file = worker::write_job(cache, job)?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = worker_command(opts, &job_file, device)?;
+    if device.is_cuda() && opts.jobs_per_device > 1 && std::env::var_os(crate::device::MEMORY_SHARE_ENV).is_none() {
+        // Each worker on a shared GPU gets an equal part of its memory (device::memory_share).
+        cmd.env(crate::device::MEMORY_SHARE_ENV, crate::device::memory_share(opts.jobs_per_device).to_string());
+    }
+    cmd.spawn().context("starting a worker process")
+}
+
+/// `gcl-repro worker JOB_FILE` on `device`, with this process's cache, data and deadline.
+fn worker_command(opts: &Options, job_file: &Path, device: Device) -> Result<std::process::Command> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.arg("worker")
-        .arg(&job_file)
+        .arg(job_file)
         .args(["--device", &device_label(device)])
         .arg("--cache-dir")
         .arg(&opts.cache_dir)
@@ -529,11 +542,7 @@ fn spawn_worker(opts: &Options, cache: &Cache, job: &RunNode, device: Device) ->
         .arg("--quiet")
         .env(crate::numerics::CHILD_ENV, "1")
         .stdin(std::process::Stdio::null());
-    if device.is_cuda() && opts.jobs_per_device > 1 && std::env::var_os(crate::device::MEMORY_SHARE_ENV).is_none() {
-        // Each worker on a shared GPU gets an equal part of its memory (device::memory_share).
-        cmd.env(crate::device::MEMORY_SHARE_ENV, crate::device::memory_share(opts.jobs_per_device).to_string());
-    }
-    cmd.spawn().context("starting a worker process")
+    Ok(cmd)
 }
 
 /// `gcl-repro worker FILE`: train the run of a job file in this process (locked, so two workers
@@ -555,6 +564,9 @@ pub fn run_worker(job_file: &Path, opts: &Options, stop: &Arc<AtomicBool>) -> Re
         job_file.display(),
         job.spec.cpu.isa
     );
+    if !job.spec.data_parallel.is_single() {
+        return run_rank(job_file, &job, &cache, opts, stop);
+    }
     let lock = loop {
         if cache.state(&job.key) == RunState::Cached {
             return Ok(Outcome::Cached);
@@ -569,6 +581,10 @@ pub fn run_worker(job_file: &Path, opts: &Options, stop: &Arc<AtomicBool>) -> Re
     }
     let result = run_one(&job, &cache, opts, opts.devices[0], stop, &mut HashMap::new(), &training::Silent);
     drop(lock);
+    outcome_of(result)
+}
+
+fn outcome_of(result: Result<RunResult>) -> Result<Outcome> {
     match result {
         Ok(_) => Ok(Outcome::Trained),
         Err(e) if matches!(e.downcast_ref::<TrainError>(), Some(TrainError::WoundDown { .. })) => {
@@ -576,6 +592,72 @@ pub fn run_worker(job_file: &Path, opts: &Options, stop: &Arc<AtomicBool>) -> Re
         }
         Err(e) => Err(e),
     }
+}
+
+/// One rank of a data-parallel run (`distributed`, `training::ranks`). Without a rendezvous in
+/// its environment this worker is rank 0 of a run on this host and starts the other ranks
+/// (`launch`). Every rank joins the group; rank 0 alone locks the run, decides (cached or to
+/// train) for all, trains and publishes it; the others train beside it and write nothing.
+fn run_rank(job_file: &Path, job: &RunNode, cache: &Cache, opts: &Options, stop: &Arc<AtomicBool>) -> Result<Outcome> {
+    let device = opts.devices[0];
+    let (rendezvous, siblings) = match crate::distributed::Rendezvous::from_env()? {
+        Some(r) => (r, None),
+        None => {
+            let world = job.spec.data_parallel.ranks;
+            let (r, s) = super::launch::start_siblings(world, device, |d| {
+                worker_command(opts, job_file, d).expect("the worker command was built before")
+            })?;
+            (r, Some(s))
+        }
+    };
+    anyhow::ensure!(
+        rendezvous.world == job.spec.data_parallel.ranks,
+        "{}: WORLD_SIZE is {} but the run has data_parallel.ranks = {}",
+        job_file.display(),
+        rendezvous.world,
+        job.spec.data_parallel.ranks
+    );
+    let sync = job.spec.data_parallel.batchnorm == crate::distributed::BatchNormSync::Sync;
+    let trained = crate::distributed::Group::join(&rendezvous, sync)
+        .and_then(crate::distributed::install)
+        .and_then(|group| train_as_rank(job, cache, opts, stop, group));
+    match (trained, siblings) {
+        (Ok(outcome), Some(s)) => s.wait().map(|()| outcome),
+        (Err(e), Some(s)) => {
+            s.kill();
+            Err(e)
+        }
+        (result, None) => result,
+    }
+}
+
+/// Rank 0 decides for every rank whether the run is still to train (another runner may have
+/// finished it); then all train it.
+fn train_as_rank(
+    job: &RunNode,
+    cache: &Cache,
+    opts: &Options,
+    stop: &Arc<AtomicBool>,
+    group: &crate::distributed::Group,
+) -> Result<Outcome> {
+    let mut lock = None;
+    let mut cached = [0.0];
+    if group.rank == 0 {
+        lock = Some(loop {
+            match cache.try_lock(&job.key)? {
+                Some(lock) => break lock,
+                None => std::thread::sleep(Duration::from_millis(500)),
+            }
+        });
+        cached[0] = f64::from(u8::from(cache.state(&job.key) == RunState::Cached));
+    }
+    group.sum(&mut cached)?;
+    if cached[0] > 0.0 {
+        return Ok(Outcome::Cached);
+    }
+    let result = run_one(job, cache, opts, opts.devices[0], stop, &mut HashMap::new(), &training::Silent);
+    drop(lock);
+    outcome_of(result)
 }
 
 /// Train one job in this process and publish it in the cache.
@@ -599,7 +681,11 @@ fn run_one(
         }
     };
     let spec_toml = toml::to_string(&job.spec).context("serialising the resolved spec")?;
-    cache.begin(&job.key, &spec_toml, &job.key_material())?;
+    // A data-parallel run's rank 0 writes the cache; the other ranks only read it (resume).
+    let writes = training::ranks::Ranks::of_process().writes();
+    if writes {
+        cache.begin(&job.key, &spec_toml, &job.key_material())?;
+    }
     let ctx = RunEnv { device, dir: cache.partial_dir(&job.key), stop, observer };
     // `model.pretrained` is a path under the data root (the key holds it as written).
     let mut spec = job.spec.clone();
@@ -613,8 +699,10 @@ fn run_one(
     result.provenance.device = device_label(device);
     result.provenance.device_name = device_name(device);
     result.provenance.cuda = tch::Cuda::is_available().then(|| "available".to_string());
-    let _ = std::fs::remove_file(cache.partial_dir(&job.key).join(worker::JOB_FILE));
-    cache.commit(&job.key, &result, &spec_toml, &job.key_material())?;
+    if writes {
+        let _ = std::fs::remove_file(cache.partial_dir(&job.key).join(worker::JOB_FILE));
+        cache.commit(&job.key, &result, &spec_toml, &job.key_material())?;
+    }
     Ok(result)
 }
 

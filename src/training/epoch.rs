@@ -6,6 +6,7 @@
 //! optimiser step each; evaluate on the test split; append the epoch's record; checkpoint the
 //! stage's tensors, the momentum buffers and the records so far. A run restarted after a kill
 //! resumes after its last complete epoch and, on CPU, ends bit-identical.
+use super::ranks::Ranks;
 use super::sgd::Sgd;
 use super::stage::{Split, Stage, TrainState};
 use super::static_step::{StaticStep, StepMode};
@@ -25,7 +26,11 @@ const DIVERGED_ABOVE: f64 = 1e4;
 
 /// Train `stage` for its epochs (resuming from the run directory's checkpoint if there is one).
 pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, seed: u64) -> Result<TrainState> {
-    std::fs::create_dir_all(&env.dir)?;
+    let ranks = Ranks::of_process();
+    if ranks.writes() {
+        std::fs::create_dir_all(&env.dir)?;
+    }
+    ranks.barrier()?;
     let ck_path = env.dir.join(CHECKPOINT);
     let n = stage.number();
     let mut state = TrainState::default();
@@ -33,37 +38,58 @@ pub fn train(env: &RunEnv, stage: &mut dyn Stage, opt: &mut Sgd, split: &Split, 
         state = checkpointer::resume(env, stage, opt, &ck_path)?;
         env.observer.resumed(n, state.epochs_done);
     }
-    checkpointer::rewrite_log(&env.dir.join(LOG), &state.records)?;
+    ranks.share_start(stage)?;
+    if ranks.writes() {
+        checkpointer::rewrite_log(&env.dir.join(LOG), &state.records)?;
+    }
     let epochs = stage.optim().epochs;
-    let mut steps = Steps { mode: super::step_mode(), fixed: None };
+    let mode = if ranks.is_data_parallel() { StepMode::Eager } else { super::step_mode() };
+    let mut steps = Steps { mode, fixed: None, ranks };
     for epoch in state.epochs_done + 1..=epochs {
         let t0 = Instant::now();
         let (lr, sums) = train_epoch(env, stage, opt, split, &mut steps, Epoch { seed, number: epoch, of: epochs })?;
-        let train_seconds = t0.elapsed().as_secs_f64();
-        let eval = evaluate(&|x| stage.eval_logits(x), split.test, split.counts)?;
-        let record = sums.record(n, epoch, lr, &eval, train_seconds, t0.elapsed().as_secs_f64());
-        env.observer.epoch_finished(&record);
-        if eval.top1 > state.best_top1 || state.best_eval.is_none() {
-            state.best_top1 = eval.top1;
-            state.best_epoch = epoch;
-            state.best_eval = Some(eval.clone());
-            checkpoint::write_atomic(&env.dir.join(BEST_MODEL), &stage.tensors())?;
+        if ranks.writes() {
+            finish_epoch(env, stage, split, &mut state, EpochEnd { number: epoch, lr, sums, t0 })?;
+            checkpointer::save(&ck_path, stage, opt, &mut state)?;
         }
-        checkpointer::append_log(&env.dir.join(LOG), &record)?;
-        state.records.push(record);
-        state.last_eval = Some(eval);
         state.epochs_done = epoch;
-        state.elapsed_seconds += t0.elapsed().as_secs_f64();
-        checkpointer::save(&ck_path, stage, opt, &mut state)?;
-        if epoch < epochs && super::winding_down() {
+        if epoch < epochs && ranks.any(super::winding_down())? {
             env.observer.stopped();
             return Err(TrainError::WoundDown { stage: n, epoch }.into());
         }
     }
-    if epochs == 0 {
+    if epochs == 0 && ranks.writes() {
         evaluate_only(stage, split, &mut state)?;
     }
     Ok(state)
+}
+
+/// An epoch just trained: its number, learning rate, sums and start.
+struct EpochEnd {
+    number: usize,
+    lr: f64,
+    sums: Sums,
+    t0: Instant,
+}
+
+/// Evaluate the epoch's weights, record the epoch (log, best weights) in `state`.
+fn finish_epoch(env: &RunEnv, stage: &dyn Stage, split: &Split, state: &mut TrainState, e: EpochEnd) -> Result<()> {
+    let train_seconds = e.t0.elapsed().as_secs_f64();
+    let eval = evaluate(&|x| stage.eval_logits(x), split.test, split.counts)?;
+    let record = e.sums.record(stage.number(), e.number, e.lr, &eval, train_seconds, e.t0.elapsed().as_secs_f64());
+    env.observer.epoch_finished(&record);
+    if eval.top1 > state.best_top1 || state.best_eval.is_none() {
+        state.best_top1 = eval.top1;
+        state.best_epoch = e.number;
+        state.best_eval = Some(eval.clone());
+        checkpoint::write_atomic(&env.dir.join(BEST_MODEL), &stage.tensors())?;
+    }
+    checkpointer::append_log(&env.dir.join(LOG), &record)?;
+    state.records.push(record);
+    state.last_eval = Some(eval);
+    state.epochs_done = e.number;
+    state.elapsed_seconds += e.t0.elapsed().as_secs_f64();
+    Ok(())
 }
 
 /// Nothing to train (imported weights used as stage 1, tau-norm): the stage's result is one
@@ -86,11 +112,12 @@ struct Epoch {
     of: usize,
 }
 
-/// How the stage's steps run: `mode`, and the static step's tensors, made at the first full
-/// batch and kept for the stage.
+/// How the stage's steps run: `mode`, the static step's tensors (made at the first full batch
+/// and kept for the stage), and this process's part in a data-parallel run.
 struct Steps {
     mode: StepMode,
     fixed: Option<StaticStep>,
+    ranks: Ranks,
 }
 
 /// The running sums of an epoch's training loss, hits and images.
@@ -167,8 +194,9 @@ fn train_epoch(
     );
     let optim = stage.optim();
     let lr = lr_schedule::lr_at(&optim, e.number);
-    let bs = optim.batch_size;
+    let (order, bs) = steps.ranks.epoch_share(order, optim.batch_size);
     let batch_count = order.len().div_ceil(bs);
+    let buffers = steps.ranks.step_buffers(stage);
     env.observer.epoch_started(n, e.number, e.of, batch_count);
     let mut sums = Sums::default();
     for (step, batch) in
@@ -182,9 +210,11 @@ fn train_epoch(
         if static_step(env, stage, opt, steps, Batch { x: &x, y: &y, lr, step }, &mut ctx, &sums)? {
             continue;
         }
+        steps.ranks.before_step(&buffers)?;
         let StepOutcome { loss, hits } = stage.step(&x, &y, &mut ctx)?;
         opt.zero_grad();
         loss.backward();
+        steps.ranks.after_backward(opt)?;
         opt.step(lr);
         let l = loss.double_value(&[]);
         check_loss(env, l, n, e.number, step + 1)?;
@@ -198,7 +228,8 @@ fn train_epoch(
         check_loss(env, device_sums.1 / device_sums.0.max(1) as f64, n, e.number, batch_count)?;
         sums.add_sums(device_sums);
     }
-    Ok((lr, sums))
+    let [loss, hits, seen] = steps.ranks.epoch_sums([sums.loss, sums.hits, sums.seen as f64])?;
+    Ok((lr, Sums { loss, hits, seen: seen as usize }))
 }
 
 /// One batch of an epoch: its images and labels, the epoch's learning rate, its index.

@@ -24,6 +24,7 @@ pub mod evaluate;
 pub mod export;
 pub mod lr_schedule;
 pub mod observer;
+pub mod ranks;
 pub mod rebalance;
 pub mod sgd;
 pub mod spec;
@@ -164,7 +165,7 @@ pub fn check_spec(spec: &RunSpec) -> Result<()> {
             bail!("stage2.batch_size must be at least 1");
         }
     }
-    Ok(())
+    ranks::check(spec)
 }
 
 #[cfg(test)]

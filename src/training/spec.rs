@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::rebalance::Rebalance;
 use crate::data::samplers::{Cben, SamplerSpec};
 use crate::data::spec::DatasetSpec;
+use crate::distributed::DataParallel;
 use crate::losses::{Gcl, LossSpec};
 use crate::models::spec::{Head, ModelSpec};
 use crate::numerics::CpuSpec;
@@ -38,6 +39,9 @@ pub struct RunSpec {
     pub scale: Scale,
     /// The CPU numeric path (kernel level, threads); see `numerics`.
     pub cpu: CpuSpec,
+    /// Several processes training this run together (`distributed`); left out when 1.
+    #[serde(skip_serializing_if = "DataParallel::is_single")]
+    pub data_parallel: DataParallel,
 }
 
 impl Default for RunSpec {
@@ -50,6 +54,7 @@ impl Default for RunSpec {
             seed: 123,
             scale: Scale::Full,
             cpu: CpuSpec::default(),
+            data_parallel: DataParallel::default(),
         }
     }
 }

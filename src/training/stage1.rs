@@ -24,8 +24,11 @@ pub fn run_stage1(spec: &RunSpec, data: &Data, key: &str, env: &RunEnv) -> Resul
     let started = chrono::Utc::now();
     let (train, test) = batches::sources(data, env.device, spec.dataset.color_jitter);
     let (net, state) = train_on(spec, data, env, train.as_ref(), test.as_ref())?;
-    checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
-    export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
+    // In a data-parallel run rank 0 writes the run's files (`ranks`).
+    if super::ranks::Ranks::of_process().writes() {
+        checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &net.named_variables())?;
+        export::embeddings(&net, train.as_ref(), test.as_ref(), &env.dir.join(EMBEDDINGS))?;
+    }
     Ok(export::result(key, 1, None, state, data, started))
 }
 

@@ -129,6 +129,8 @@ pub fn run_stage2(
     // A method that trains nothing (tau-norm) has no epochs: `train` evaluates it once.
     let state = epoch::train(env, &mut stage, &mut opt, &split, spec.seed)?;
     // The final classifier (and the method's own tensors), beside the best-on-test ones.
-    checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &stage.tensors())?;
+    if super::ranks::Ranks::of_process().writes() {
+        checkpoint::write_atomic(&env.dir.join(FINAL_MODEL), &stage.tensors())?;
+    }
     Ok(export::result(key, 2, Some(parent_key.to_string()), state, data, started))
 }
