@@ -235,3 +235,24 @@ fn a_killed_rank_fails_the_run_clearly_and_it_resumes() {
     let after = std::fs::read_to_string(key_dir.join(gcl_repro::training::LOG)).unwrap();
     assert!(after.lines().zip(&before).all(|(a, b)| a == b), "the resumed run rewrote its first epochs");
 }
+
+#[test]
+fn run_data_parallel_trains_every_run_over_the_named_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(dir.path(), "epochs = 1, batch_size = 8, lr = 0.05", (8, 2.0), &[("c", "")]);
+    let cache = dir.path().join("cache");
+    let one = common::text(&common::gcl(&cache).arg("run").arg(&path).arg("--data-parallel").output().unwrap());
+    assert!(one.contains("--devices"), "{one}");
+    let single = common::gcl(&cache).args(["run", "--devices", "cpu", "--data-parallel"]).arg(&path).output().unwrap();
+    assert!(common::text(&single).contains("name two or more"), "{}", common::text(&single));
+    common::ok(
+        common::gcl(&cache).args(["run", "--devices", "cpu,cpu", "--data-parallel"]).arg(&path).output().unwrap(),
+    );
+    let runs = runs(&cache);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].0.data_parallel.ranks, 2, "the run was keyed and trained as two ranks");
+    // The same run as `--set data_parallel.ranks=2`: cached, nothing trained.
+    let again =
+        common::ok(common::gcl(&cache).args(["run", "--set", "data_parallel.ranks=2"]).arg(&path).output().unwrap());
+    assert!(again.contains("0 trained, 1 cached"), "{again}");
+}

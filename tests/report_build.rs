@@ -141,6 +141,7 @@ fn report_from_a_trained_cache() {
         jobs_per_device: 1,
         force: false,
         deadline: None,
+        rank_devices: vec![],
     };
     let summary = runner::execute(&jobs, &opts, &Arc::new(AtomicBool::new(false)), &runner::Quiet).unwrap();
     assert!(summary.ok() && summary.trained.len() == 3, "{summary:?}");

@@ -124,3 +124,59 @@ fn needs_slurm_emitted_arrays_run_with_stage2_after_stage1() {
         (first_stage2 - last_stage1) as f64 / 1e9
     );
 }
+
+/// A data-parallel run (`data_parallel.ranks = 2`) planned for Slurm is one array task of two
+/// Slurm tasks (`srun --ntasks=2`), each a `gcl-repro worker` that finds its rank in
+/// SLURM_PROCID / SLURM_NTASKS: together they train the run and rank 0 writes it into the cache.
+#[test]
+#[ignore = "needs a running Slurm: sinfo shows a node idle, mix or alloc (as root: make slurm-up, or scripts/slurm-local.sh start)"]
+fn needs_slurm_a_data_parallel_run_trains_as_two_tasks() {
+    if let Err(why) = slurm_ready() {
+        panic!("needs a running Slurm: {why}");
+    }
+    let work = tempfile::Builder::new().prefix("gcl-slurm-dp-").tempdir_in("/tmp").unwrap();
+    let (jobs, cache, manifest) = (work.path().join("jobs"), work.path().join("cache"), work.path().join("dp.toml"));
+    std::fs::write(
+        &manifest,
+        "[manifest]\ntitle = \"dp\"\nseeds = [1]\n[defaults]\n\
+         dataset = { name = \"synthetic\", classes = 4, max_per_class = 40, imbalance = 4, test_per_class = 8 }\n\
+         model = { arch = \"resnet_small\", head = \"normed\" }\n\
+         stage1 = { epochs = 2, batch_size = 8, warmup_epochs = 0, milestones = [] }\n\
+         cpu = { threads = 1 }\ndata_parallel = { ranks = 2 }\n[columns.c]\nlabel = \"c\"\n[rows.r]\nlabel = \"r\"\n",
+    )
+    .unwrap();
+    let gcl = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gcl-repro"));
+        c.arg("--cache-dir").arg(&cache).args(["--device", "cpu", "--data-root", "/nonexistent"]);
+        c
+    };
+    let plan = gcl().arg("plan").arg(&manifest).args(["--emit", "slurm"]).arg(&jobs).output().unwrap();
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    let script = std::fs::read_to_string(jobs.join("stage1-ranks2.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --ntasks=2") && script.contains("srun --ntasks=2"), "{script}");
+    let key = std::fs::read_to_string(jobs.join("keys1-ranks2.txt")).unwrap().split('\t').next().unwrap().to_string();
+    let submit = Command::new("bash").arg(jobs.join("submit.sh")).output().unwrap();
+    let said = String::from_utf8_lossy(&submit.stdout).to_string();
+    assert!(submit.status.success(), "{said}\n{}", String::from_utf8_lossy(&submit.stderr));
+    let id = said.lines().find_map(|l| l.split("job ").nth(1)).unwrap().split(' ').next().unwrap().to_string();
+    let start = Instant::now();
+    loop {
+        let q = Command::new("squeue").args(["-h", "-j", &id, "-o", "%i %T %r"]).output().unwrap();
+        if String::from_utf8_lossy(&q.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(240), "the job did not finish in 240 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let logs: String = std::fs::read_dir(jobs.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let run = cache.join("runs").join(&key);
+    assert!(run.join("model.safetensors").is_file(), "the run is not in the cache; task log:\n{logs}");
+    let spec = std::fs::read_to_string(run.join("spec.toml")).unwrap();
+    assert!(spec.contains("ranks = 2"), "{spec}");
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2, "two epochs recorded once (rank 0 writes):\n{log}");
+    assert_eq!(gcl().arg("cache").arg("verify").status().unwrap().code(), Some(0));
+}

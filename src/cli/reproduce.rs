@@ -83,6 +83,7 @@ pub fn exec(args: Args, ctx: &Context) -> Result<()> {
         scale: args.scale,
         jobs: args.jobs,
         devices: vec![],
+        data_parallel: false,
         only: vec![],
         force: false,
         deadline: None,

@@ -17,6 +17,11 @@ pub struct Args {
     /// Several devices, comma-separated (e.g. cuda:0,cuda:1); overrides --device.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<DeviceChoice>,
+    /// Train each run data-parallel over the --devices, one rank per device (`cpu,cpu`: two
+    /// ranks on the CPU): the same as `--set data_parallel.ranks=N` for N devices (pass that to
+    /// `report`), with rank r on the r-th device.
+    #[arg(long, requires = "devices")]
+    pub data_parallel: bool,
     /// Only these runs: a key or a unique key prefix (repeatable). A stage-2 run brings its stage-1 run.
     #[arg(long)]
     pub only: Vec<String>,
@@ -41,7 +46,17 @@ pub fn exec(args: Args, ctx: &Context) -> Result<()> {
 /// Train the runs `args` names under `deadline` (also `reproduce`'s first half); exits 130 when
 /// interrupted, fails naming the failed and skipped runs.
 pub fn train(args: Args, ctx: &Context, deadline: Option<runner::Deadline>) -> Result<()> {
-    let graph = RunGraph::build(&args.manifests, args.scale.scale, &args.overrides.get(), &ctx.data_root)?;
+    let mut overrides = args.overrides.get();
+    let mut rank_devices = Vec::new();
+    if args.data_parallel {
+        if args.devices.len() < 2 {
+            bail!("--data-parallel trains each run over the --devices, one rank per device: name two or more (e.g. --devices cuda:0,cuda:1, or cpu,cpu)");
+        }
+        let ranks = format!("data_parallel.ranks={}", args.devices.len());
+        overrides.set.push(ranks.parse().map_err(|e: String| anyhow::anyhow!(e))?);
+        rank_devices = args.devices.iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
+    }
+    let graph = RunGraph::build(&args.manifests, args.scale.scale, &overrides, &ctx.data_root)?;
     let jobs = graph.select(&args.only)?;
     // Runs whose data is not here are reported as skipped, so the others still run.
     let unavailable: Vec<(String, String)> = if args.only.is_empty() {
@@ -49,8 +64,13 @@ pub fn train(args: Args, ctx: &Context, deadline: Option<runner::Deadline>) -> R
     } else {
         vec![]
     };
+    // A data-parallel run holds every device at once: one run at a time, its ranks placed by
+    // `rank_devices`.
     let devices = if args.devices.is_empty() { vec![ctx.device] } else { args.devices.clone() };
-    let devices = devices.into_iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
+    let mut devices = devices.into_iter().map(|d| d.resolve()).collect::<Result<Vec<_>>>()?;
+    if args.data_parallel {
+        devices.truncate(1);
+    }
     let opts = runner::Options {
         cache_dir: ctx.cache_dir.clone(),
         data_root: ctx.data_root.clone(),
@@ -58,6 +78,7 @@ pub fn train(args: Args, ctx: &Context, deadline: Option<runner::Deadline>) -> R
         jobs_per_device: args.jobs,
         force: args.force,
         deadline,
+        rank_devices,
     };
     let stop = runner::install_stop_handler();
     let t = std::time::Instant::now();

@@ -24,6 +24,7 @@ pub fn exec(args: Args, ctx: &Context) -> Result<()> {
         jobs_per_device: 1,
         force: false,
         deadline,
+        rank_devices: runner::rank_devices_from_env()?,
     };
     let stop = runner::install_stop_handler();
     match runner::run_worker(&args.job, &opts, &stop)? {

@@ -133,8 +133,20 @@ fn cell_settings(m: &Manifest) -> Result<Vec<Value>> {
     cells
         .iter()
         .filter_map(|c| c.runs.first())
-        .map(|r| Value::try_from(&r.spec).context("cannot spell out a cell's settings"))
+        .map(|r| spelled_out(&r.spec))
         .collect()
+}
+
+/// A spec's settings with every table present: `data_parallel` is left out of a
+/// single-process spec's written form (and key), yet every cell has it.
+fn spelled_out(spec: &crate::training::spec::RunSpec) -> Result<Value> {
+    let mut v = Value::try_from(spec).context("cannot spell out a cell's settings")?;
+    if let Some(table) = v.as_table_mut() {
+        if !table.contains_key("data_parallel") {
+            table.insert("data_parallel".into(), Value::try_from(spec.data_parallel)?);
+        }
+    }
+    Ok(v)
 }
 
 /// Whether some cell has the setting `path` (which an override of it then changes). An unset

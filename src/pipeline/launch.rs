@@ -4,7 +4,8 @@
 //! waits for them at the end. Under Slurm every task is a worker started by `srun`, with the
 //! rendezvous in its environment (`plan --emit slurm`), and nothing is launched here.
 //!
-//! Devices: on CPU every rank trains on the CPU; on CUDA rank `r` trains on `cuda:r`.
+//! Devices: those `run --devices ... --data-parallel` names, one per rank; otherwise on CPU
+//! every rank trains on the CPU and on CUDA rank `r` on `cuda:r`.
 use crate::distributed::Rendezvous;
 use anyhow::{bail, Context, Result};
 use std::process::{Child, Command};
@@ -15,11 +16,13 @@ pub struct Siblings {
     children: Vec<(usize, Child)>,
 }
 
-/// The device of rank `rank` when rank 0 trains on `device`.
-pub fn device_of_rank(device: Device, rank: usize) -> Device {
-    match device {
-        Device::Cuda(_) => Device::Cuda(rank),
-        other => other,
+/// The device of rank `rank` when rank 0 trains on `device`: the `rank`-th of `given` (`run
+/// --devices ... --data-parallel`), else the CPU for every rank or `cuda:rank`.
+pub fn device_of_rank(device: Device, given: &[Device], rank: usize) -> Device {
+    match (given.get(rank), device) {
+        (Some(d), _) => *d,
+        (None, Device::Cuda(_)) => Device::Cuda(rank),
+        (None, other) => other,
     }
 }
 
@@ -34,12 +37,13 @@ fn free_port() -> Result<u16> {
 pub fn start_siblings(
     world: usize,
     device: Device,
+    given: &[Device],
     worker: impl Fn(Device) -> Command,
 ) -> Result<(Rendezvous, Siblings)> {
     let r0 = Rendezvous { host: "127.0.0.1".into(), port: free_port()?, rank: 0, world };
     let mut children = Vec::new();
     for rank in 1..world {
-        let mut cmd = worker(device_of_rank(device, rank));
+        let mut cmd = worker(device_of_rank(device, given, rank));
         cmd.env("RANK", rank.to_string())
             .env("WORLD_SIZE", world.to_string())
             .env("MASTER_ADDR", &r0.host)
@@ -78,5 +82,17 @@ impl Siblings {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_take_the_named_devices_else_one_gpu_each() {
+        assert_eq!(device_of_rank(Device::Cpu, &[], 1), Device::Cpu);
+        assert_eq!(device_of_rank(Device::Cuda(0), &[], 3), Device::Cuda(3));
+        assert_eq!(device_of_rank(Device::Cuda(2), &[Device::Cuda(2), Device::Cuda(5)], 1), Device::Cuda(5));
     }
 }

@@ -259,26 +259,40 @@ pub fn emit_slurm(plan: &Plan, opts: &PlanOptions, slurm: &SlurmOptions, dir: &P
     let dir = std::path::absolute(dir)?;
     let name = plan.graph.manifests.iter().map(|m| m.manifest.name.as_str()).collect::<Vec<_>>().join("+");
     let mut written = Vec::new();
-    let mut stages = Vec::new();
+    let mut arrays = Vec::new();
     for stage in [1u8, 2] {
         let todo: Vec<&RunNode> =
             plan.nodes().filter(|(n, s)| n.stage_number() == stage && *s != RunState::Cached).map(|(n, _)| n).collect();
-        let keys_file = write_keys_file(&cache, &todo, &dir, stage)?;
-        written.push(keys_file.clone());
-        let script = format!("stage{stage}.sbatch");
-        if todo.is_empty() {
-            let _ = std::fs::remove_file(dir.join(&script));
-            continue;
+        for (ranks, group) in by_ranks(&todo) {
+            let suffix = if ranks > 1 { format!("-ranks{ranks}") } else { String::new() };
+            let keys_file = write_keys_file(&cache, &group, &dir, &format!("keys{stage}{suffix}.txt"))?;
+            written.push(keys_file.clone());
+            let script = format!("stage{stage}{suffix}.sbatch");
+            if group.is_empty() {
+                let _ = std::fs::remove_file(dir.join(&script));
+                continue;
+            }
+            let array =
+                ArrayJob { name: &name, scale: scale_name(opts.scale), stage, ranks, tasks: group.len(), dir: &dir };
+            let command = task_command(&template, opts, &array)?;
+            std::fs::write(dir.join(&script), array_script(&array, &keys_file, &slurm.sbatch, &command))?;
+            written.push(script.clone());
+            arrays.push((stage, script, group.len()));
         }
-        let array = ArrayJob { name: &name, scale: scale_name(opts.scale), stage, tasks: todo.len(), dir: &dir };
-        let command = task_command(&template, opts, &array)?;
-        std::fs::write(dir.join(&script), array_script(&array, &keys_file, &slurm.sbatch, &command))?;
-        written.push(script);
-        stages.push((stage, todo.len()));
     }
-    std::fs::write(dir.join("submit.sh"), submit_script(&dir, &stages))?;
+    std::fs::write(dir.join("submit.sh"), submit_script(&dir, &arrays))?;
     written.push("submit.sh".into());
     Ok(written)
+}
+
+/// A stage's runs grouped by their number of ranks (one array job each: a data-parallel run's
+/// task is `ranks` Slurm tasks), single-process runs first and always present.
+fn by_ranks<'a>(todo: &[&'a RunNode]) -> Vec<(usize, Vec<&'a RunNode>)> {
+    let mut groups: std::collections::BTreeMap<usize, Vec<&RunNode>> = [(1, Vec::new())].into();
+    for n in todo {
+        groups.entry(n.spec.data_parallel.ranks.max(1)).or_default().push(n);
+    }
+    groups.into_iter().collect()
 }
 
 /// A task command must tell its tasks apart, and one that finds its run by key re-expands its
@@ -305,10 +319,9 @@ fn scale_name(scale: Scale) -> &'static str {
     }
 }
 
-/// `keys{stage}.txt`: one line per task, `KEY<TAB>JOB FILE<TAB>MANIFEST`; writes each run's job
+/// `keys{stage}.txt` (`keys{stage}-ranks{N}.txt` for data-parallel runs): one line per task, `KEY<TAB>JOB FILE<TAB>MANIFEST`; writes each run's job
 /// file into the cache on the way.
-fn write_keys_file(cache: &crate::cache::Cache, todo: &[&RunNode], dir: &Path, stage: u8) -> Result<String> {
-    let keys_file = format!("keys{stage}.txt");
+fn write_keys_file(cache: &crate::cache::Cache, todo: &[&RunNode], dir: &Path, keys_file: &str) -> Result<String> {
     let mut keys = String::new();
     for n in todo {
         let manifest = n.manifest.to_str().context("manifest paths must be UTF-8")?;
@@ -319,8 +332,8 @@ fn write_keys_file(cache: &crate::cache::Cache, todo: &[&RunNode], dir: &Path, s
         }
         let _ = writeln!(keys, "{}\t{job}\t{manifest}", n.key);
     }
-    std::fs::write(dir.join(&keys_file), keys)?;
-    Ok(keys_file)
+    std::fs::write(dir.join(keys_file), keys)?;
+    Ok(keys_file.to_string())
 }
 
 /// One stage's array job.
@@ -329,6 +342,8 @@ struct ArrayJob<'a> {
     name: &'a str,
     scale: &'static str,
     stage: u8,
+    /// Processes per run (`data_parallel.ranks`): Slurm tasks of one array task.
+    ranks: usize,
     tasks: usize,
     /// The (absolute) folder of the scripts, the keys files and the logs.
     dir: &'a Path,
@@ -368,6 +383,9 @@ fn array_script(a: &ArrayJob, keys_file: &str, sbatch: &[String], command: &str)
     let _ = writeln!(s, "#SBATCH --job-name=gcl-{name}-s{stage}");
     let _ = writeln!(s, "#SBATCH --array=0-{}", a.tasks - 1);
     let _ = writeln!(s, "#SBATCH --output={}/logs/stage{stage}-%A_%a.out", a.dir.display());
+    if a.ranks > 1 {
+        let _ = writeln!(s, "#SBATCH --ntasks={}", a.ranks);
+    }
     for opt in sbatch {
         let _ = writeln!(s, "#SBATCH {opt}");
     }
@@ -376,27 +394,44 @@ fn array_script(a: &ArrayJob, keys_file: &str, sbatch: &[String], command: &str)
     let _ = writeln!(s, "LINE=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {keys})");
     let _ = writeln!(s, "IFS=$'\\t' read -r KEY JOB MANIFEST <<< \"$LINE\"");
     let _ = writeln!(s, "echo \"task $SLURM_ARRAY_TASK_ID: stage {stage} run $KEY of $MANIFEST\"");
-    let _ = writeln!(s, "{command}");
+    if a.ranks > 1 {
+        // One Slurm task per rank; each finds its rank in SLURM_PROCID / SLURM_NTASKS and meets
+        // the others at the first node of the allocation (torch's env:// rendezvous).
+        let _ = writeln!(s, "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)");
+        let _ = writeln!(s, "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))");
+        let _ = writeln!(s, "srun --ntasks={} {command}", a.ranks);
+    } else {
+        let _ = writeln!(s, "{command}");
+    }
     s
 }
 
-/// `submit.sh`: submits the stage arrays in order, each after the previous one succeeded.
-fn submit_script(dir: &Path, stages: &[(u8, usize)]) -> String {
+/// `submit.sh`: submits the stage arrays in order, each stage's after every array of the
+/// previous stage succeeded.
+fn submit_script(dir: &Path, arrays: &[(u8, String, usize)]) -> String {
     let mut sub = String::new();
     let _ = writeln!(sub, "#!/bin/bash");
-    let _ = writeln!(sub, "# Submits the stage-1 array, then the stage-2 array, which starts only once every stage-1");
+    let _ =
+        writeln!(sub, "# Submits the stage-1 array(s), then the stage-2 array(s), which start only once every stage-1");
     let _ = writeln!(sub, "# task has succeeded (afterok on an array job waits for all of its tasks).");
     let _ = writeln!(sub, "set -euo pipefail");
     let _ = writeln!(sub, "cd {}", shell_quote(&dir.to_string_lossy()));
     let _ = writeln!(sub, "DEP=()");
-    if stages.is_empty() {
+    let _ = writeln!(sub, "AFTER=afterok");
+    if arrays.is_empty() {
         let _ = writeln!(sub, "echo 'nothing to run: every run is cached'");
     }
-    for (stage, n) in stages {
-        let _ = writeln!(sub, "JOB=$(sbatch --parsable \"${{DEP[@]}}\" stage{stage}.sbatch)");
+    let mut previous = 0;
+    for (stage, script, n) in arrays {
+        if *stage != previous && previous != 0 {
+            let _ = writeln!(sub, "DEP=(--dependency=$AFTER)");
+            let _ = writeln!(sub, "AFTER=afterok");
+        }
+        previous = *stage;
+        let _ = writeln!(sub, "JOB=$(sbatch --parsable \"${{DEP[@]}}\" {script})");
         let _ = writeln!(sub, "JOB=${{JOB%%;*}}");
-        let _ = writeln!(sub, "echo \"stage {stage}: job $JOB ({n} tasks)\"");
-        let _ = writeln!(sub, "DEP=(--dependency=afterok:$JOB)");
+        let _ = writeln!(sub, "echo \"stage {stage}: job $JOB ({n} tasks, {script})\"");
+        let _ = writeln!(sub, "AFTER=$AFTER:$JOB");
     }
     sub
 }

@@ -38,6 +38,24 @@ pub struct Options {
     pub force: bool,
     /// When to wind down (passed on to the workers as an absolute time).
     pub deadline: Option<Deadline>,
+    /// `run --data-parallel`: the device of each rank of a data-parallel run (passed on to its
+    /// workers in [`RANK_DEVICES_ENV`]); empty: `launch::device_of_rank`.
+    pub rank_devices: Vec<Device>,
+}
+
+/// The environment variable that hands a data-parallel worker its ranks' devices
+/// (comma-separated, as `--devices` takes them).
+pub const RANK_DEVICES_ENV: &str = "GCL_RANK_DEVICES";
+
+/// The ranks' devices a parent runner passed on ([`RANK_DEVICES_ENV`]).
+pub fn rank_devices_from_env() -> Result<Vec<Device>> {
+    let Ok(list) = std::env::var(RANK_DEVICES_ENV) else { return Ok(Vec::new()) };
+    list.split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse::<crate::device::DeviceChoice>().map_err(|e| anyhow::anyhow!("{RANK_DEVICES_ENV}: {e}"))?.resolve()
+        })
+        .collect()
 }
 
 /// The hidden flag of the `worker` command that hands a worker its parent's deadline, as
@@ -542,6 +560,9 @@ fn worker_command(opts: &Options, job_file: &Path, device: Device) -> Result<std
         .arg("--quiet")
         .env(crate::numerics::CHILD_ENV, "1")
         .stdin(std::process::Stdio::null());
+    if !opts.rank_devices.is_empty() {
+        cmd.env(RANK_DEVICES_ENV, opts.rank_devices.iter().map(|d| device_label(*d)).collect::<Vec<_>>().join(","));
+    }
     Ok(cmd)
 }
 
@@ -604,7 +625,7 @@ fn run_rank(job_file: &Path, job: &RunNode, cache: &Cache, opts: &Options, stop:
         Some(r) => (r, None),
         None => {
             let world = job.spec.data_parallel.ranks;
-            let (r, s) = super::launch::start_siblings(world, device, |d| {
+            let (r, s) = super::launch::start_siblings(world, device, &opts.rank_devices, |d| {
                 worker_command(opts, job_file, d).expect("the worker command was built before")
             })?;
             (r, Some(s))
