@@ -6,7 +6,8 @@
 # scripts/gpu-pack.sh carried (gpu-payload/, or $GCL_GPU_PAYLOAD), on cuda:0, in under 9 minutes:
 #   01-doctor       doctor (CUDA must be available) and the prepared CIFAR-10-LT found
 #   02-bench-eager  bench train --mode eager   (timings beside the PyTorch reference)
-#   03-bench-graph  bench train --mode graph
+#   03-bench-graph  bench train --mode graph --precision bf16 (fp32 and bf16 autocast, each
+#                   round, beside the PyTorch reference)
 #   04-parity       bench parity: graph-replayed against eager weights after K steps
 #   05-reproduce    reproduce --tables 3-5 (full scale, --jobs 4, --seeds 1) with a --deadline
 #                   computed from the time left, cache in OUTDIR/cache, report in
@@ -244,8 +245,15 @@ eager_torch=()
 step bench-eager "$box_bench" "$bin" --device "$device" --data-root "$data_root" bench train --mode eager \
     --steps "$bench_steps" --rounds "$bench_rounds" --python "$python" "${eager_torch[@]}" --out "$out/bench-eager"
 step bench-graph "$box_bench" "$bin" --device "$device" --data-root "$data_root" bench train --mode graph \
-    --steps "$bench_steps" --rounds "$bench_rounds" --python "$python" --out "$out/bench-graph"
+    --precision bf16 --steps "$bench_steps" --rounds "$bench_rounds" --python "$python" --out "$out/bench-graph"
 step parity "$box_parity" "$bin" --device "$device" bench parity --steps "$parity_steps"
+# A host with two GPUs or more also trains the quick start's runs (smoke scale) data-parallel over
+# cuda:0 and cuda:1 (`run --data-parallel`); their images/s are in dp-cache's run logs. The CPU
+# rehearsal skips it: tests/data_parallel.rs trains two CPU ranks in `make test`.
+if [ "$dry" = 0 ] && [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')" -ge 2 ]; then
+    step data-parallel "$box_bench" "$bin" --data-root "$data_root" --cache-dir "$out/dp-cache" run \
+        "$root/experiments/quickstart.toml" --scale smoke --devices cuda:0,cuda:1 --data-parallel
+fi
 
 # The reproduce step gets what the budget has left but the export and the report; its deadline
 # leaves `margin` of that for the epochs in progress to finish and for its own report.

@@ -14,4 +14,4 @@ pub mod step;
 pub mod train;
 pub mod tsne;
 
-pub use step::{find_python, step_report};
+pub use step::{find_python, step_report, StepBench};

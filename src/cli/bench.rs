@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::Subcommand;
 use gcl_repro::bench::fidelity::FidelityOptions;
+use gcl_repro::models::Arch;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -185,6 +186,10 @@ pub struct BenchParityArgs {
 
 #[derive(clap::Args)]
 pub struct BenchStepArgs {
+    /// `resnet32` (32 x 32 images, beside the released CIFAR net) or `resnet50` (224 x 224,
+    /// beside torchvision's ResNet-50 with the same cosine head).
+    #[arg(long, default_value = "resnet32", value_parser = ["resnet32", "resnet50"])]
+    arch: String,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Timed steps (after --warmup untimed ones).
@@ -255,10 +260,15 @@ pub fn exec(cmd: Command, ctx: &super::Context) -> Result<()> {
         Command::Step(a) => {
             let device = device.resolve()?;
             let python = gcl_repro::bench::find_python(a.python);
-            print!(
-                "{}",
-                gcl_repro::bench::step_report(device, a.batch_size, a.steps, a.warmup, a.repeats, &python, &a.script)?
-            );
+            let arch = if a.arch == "resnet50" { Arch::Resnet50 } else { Arch::Resnet32 };
+            let b = gcl_repro::bench::StepBench {
+                arch,
+                batch: a.batch_size,
+                steps: a.steps,
+                warmup: a.warmup,
+                repeats: a.repeats,
+            };
+            print!("{}", gcl_repro::bench::step_report(device, &b, &python, &a.script)?);
             Ok(())
         }
     }

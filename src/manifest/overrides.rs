@@ -130,11 +130,7 @@ impl Overrides {
 fn cell_settings(m: &Manifest) -> Result<Vec<Value>> {
     let known = &mut |_: &crate::training::spec::RunSpec| Ok(crate::data::DataIdentity::Known(String::new()));
     let cells = super::expand::expand_with(m, crate::training::spec::Scale::Full, known)?;
-    cells
-        .iter()
-        .filter_map(|c| c.runs.first())
-        .map(|r| spelled_out(&r.spec))
-        .collect()
+    cells.iter().filter_map(|c| c.runs.first()).map(|r| spelled_out(&r.spec)).collect()
 }
 
 /// A spec's settings with every table present: `data_parallel` is left out of a
