@@ -9,6 +9,9 @@
 #   03-bench-graph  bench train --mode graph --precision bf16 (fp32 and bf16 autocast, each
 #                   round, beside the PyTorch reference)
 #   04-parity       bench parity: graph-replayed against eager weights after K steps
+#   (GPU only)      bench step --arch resnet50 beside torchvision, and on a host with two GPUs
+#                   or more, the quick start's smoke runs data-parallel over cuda:0 and cuda:1;
+#                   these steps shift the numbers of the steps below
 #   05-reproduce    reproduce --tables 3-5 (full scale, --jobs 4, --seeds 1) with a --deadline
 #                   computed from the time left, cache in OUTDIR/cache, report in
 #                   OUTDIR/reproduce-report
@@ -247,6 +250,12 @@ step bench-eager "$box_bench" "$bin" --device "$device" --data-root "$data_root"
 step bench-graph "$box_bench" "$bin" --device "$device" --data-root "$data_root" bench train --mode graph \
     --precision bf16 --steps "$bench_steps" --rounds "$bench_rounds" --python "$python" --out "$out/bench-graph"
 step parity "$box_parity" "$bin" --device "$device" bench parity --steps "$parity_steps"
+# The ResNet-50 step beside torchvision's (README, Table 2's cost per cell); the CPU rehearsal
+# skips it (a ResNet-50 step on two cores takes seconds; `bench step --arch resnet50` times it there).
+if [ "$dry" = 0 ]; then
+    step bench-resnet50 "$box_bench" "$bin" --device "$device" bench step --arch resnet50 --batch-size 64 \
+        --steps 30 --warmup 5 --repeats 2 --python "$python" --script "$root/scripts/torch_step_reference.py"
+fi
 # A host with two GPUs or more also trains the quick start's runs (smoke scale) data-parallel over
 # cuda:0 and cuda:1 (`run --data-parallel`); their images/s are in dp-cache's run logs. The CPU
 # rehearsal skips it: tests/data_parallel.rs trains two CPU ranks in `make test`.

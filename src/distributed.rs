@@ -115,6 +115,7 @@ mod shim {
             port: i32,
             rank: i32,
             world: i32,
+            join_timeout_s: i32,
             timeout_s: i32,
             err: *mut c_char,
             errlen: i32,
@@ -159,8 +160,12 @@ mod shim {
 /// DistributedDataParallel's default gradient bucket.
 pub const BUCKET_BYTES: i64 = 25 << 20;
 
-/// How long a rank waits for the others (rendezvous and each collective) before failing: long
-/// enough for rank 0's evaluation and checkpoint at an epoch's end on a large test set.
+/// How long a rank waits for every rank to join: a rank that failed to start fails the others
+/// after this.
+pub const JOIN_TIMEOUT_SECONDS: i32 = 300;
+
+/// How long a rank waits for the others in a collective before failing: long enough for rank 0's
+/// evaluation and checkpoint at an epoch's end on a large test set.
 pub const TIMEOUT_SECONDS: i32 = 3600;
 
 /// Run a shim call that writes an error message; `what` names the collective.
@@ -185,7 +190,7 @@ fn handles(tensors: &[Tensor]) -> Vec<*mut torch_sys::C_tensor> {
 
 impl Group {
     /// Join the group `r` describes (blocks until every rank has joined, or fails after
-    /// [`TIMEOUT_SECONDS`]).
+    /// [`JOIN_TIMEOUT_SECONDS`]).
     pub fn join(r: &Rendezvous, sync_batch_norm: bool) -> Result<Group> {
         let host = CString::new(r.host.clone()).context("MASTER_ADDR holds a NUL byte")?;
         let mut err = [0 as c_char; 1024];
@@ -196,6 +201,7 @@ impl Group {
                 r.port as i32,
                 r.rank as i32,
                 r.world as i32,
+                JOIN_TIMEOUT_SECONDS,
                 TIMEOUT_SECONDS,
                 err.as_mut_ptr(),
                 err.len() as i32,

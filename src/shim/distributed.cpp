@@ -138,17 +138,17 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
 }  // namespace
 
 // Join the process group of `world` ranks as `rank`, meeting at `host:port` (rank 0 serves the
-// store there). Waits up to `timeout_s` for every rank; collectives time out likewise. Returns
-// the group, or null with a message in `err`.
-extern "C" void* gcl_dist_new(const char* host, int port, int rank, int world, int timeout_s, char* err,
-                              int errlen) {
+// store there). Waits up to `join_timeout_s` for every rank to join; each collective waits up to
+// `timeout_s` for the others. Returns the group, or null with a message in `err`.
+extern "C" void* gcl_dist_new(const char* host, int port, int rank, int world, int join_timeout_s, int timeout_s,
+                              char* err, int errlen) {
   try {
     auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s) * 1000);
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(port);
     so.isServer = rank == 0;
     so.numWorkers = world;
-    so.timeout = timeout;
+    so.timeout = std::chrono::milliseconds(static_cast<int64_t>(join_timeout_s) * 1000);
     auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), so);
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     const char* iface = std::getenv("GLOO_SOCKET_IFNAME");
