@@ -146,7 +146,9 @@ fn emit_slurm_writes_arrays_chained_by_afterok() {
     let submit = read("submit.sh");
     let i1 = submit.find("stage1.sbatch").unwrap();
     let i2 = submit.find("stage2.sbatch").unwrap();
-    assert!(i1 < i2 && submit.contains("DEP=(--dependency=afterok:$JOB)"), "{submit}");
+    // Stage 2's array waits for every array of stage 1 (here one: afterok:<its job>).
+    let dep = submit.find("DEP=(--dependency=$AFTER)").unwrap();
+    assert!(i1 < dep && dep < i2 && submit.contains("AFTER=$AFTER:$JOB"), "{submit}");
     // The keys file is read by array index in a plain shell, exactly as a task does it.
     let task = Command::new("bash")
         .arg("-c")
