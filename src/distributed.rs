@@ -8,7 +8,6 @@
 //! (`models::resnet_cifar::BatchNorm2d`).
 use anyhow::{bail, Context, Result};
 use std::ffi::{c_char, c_void, CString};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use tch::Tensor;
 
@@ -96,10 +95,7 @@ pub struct Group {
     pub world: usize,
     /// `data_parallel.batchnorm = "sync"`: BatchNorm in training mode normalises with the
     /// statistics of every rank's batch.
-    sync_batch_norm: AtomicBool,
-    /// This rank's part of the current step's global batch (f64 bits): set by the epoch loop
-    /// before each step's forward pass, read by synchronised BatchNorm.
-    share: AtomicU64,
+    sync_batch_norm: bool,
 }
 
 // SAFETY: c10d process groups are thread-safe; the handle is only freed on drop.
@@ -212,13 +208,7 @@ impl Group {
             let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
             bail!("rank {} of {} could not join {}:{}: {}", r.rank, r.world, r.host, r.port, first_line(&msg));
         }
-        Ok(Group {
-            raw,
-            rank: r.rank,
-            world: r.world,
-            sync_batch_norm: AtomicBool::new(sync_batch_norm),
-            share: AtomicU64::new((1.0 / r.world as f64).to_bits()),
-        })
+        Ok(Group { raw, rank: r.rank, world: r.world, sync_batch_norm })
     }
 
     /// Every rank's `tensors` set, in place, to rank 0's.
@@ -245,17 +235,14 @@ impl Group {
         checked("sum", |e, l| unsafe { shim::gcl_dist_sum(self.raw, values.as_mut_ptr(), values.len() as i32, e, l) })
     }
 
-    /// Set this rank's part of the step about to run (read by synchronised BatchNorm).
-    pub fn set_share(&self, share: f64) {
-        self.share.store(share.to_bits(), Ordering::SeqCst);
-    }
-
-    fn share(&self) -> f64 {
-        f64::from_bits(self.share.load(Ordering::SeqCst))
+    /// This rank's part of every step's global batch: `1 / world`, since each rank gets as many
+    /// images as the others (`training::ranks::shard` pads the epoch order).
+    pub fn share(&self) -> f64 {
+        1.0 / self.world as f64
     }
 
     pub fn syncs_batch_norm(&self) -> bool {
-        self.sync_batch_norm.load(Ordering::SeqCst)
+        self.sync_batch_norm
     }
 
     /// Synchronised BatchNorm of `x` in training mode: normalised with the mean and variance

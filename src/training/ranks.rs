@@ -83,7 +83,7 @@ impl Ranks {
     /// After the backward pass: the global batch's gradients on every rank.
     pub fn after_backward(&self, opt: &Sgd) -> Result<()> {
         match self.group {
-            Some(g) => g.allreduce_gradients(opt.params(), 1.0 / g.world as f64),
+            Some(g) => g.allreduce_gradients(opt.params(), g.share()),
             None => Ok(()),
         }
     }
